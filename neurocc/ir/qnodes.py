@@ -1,0 +1,145 @@
+"""Quantized (integer) node kinds: what the emulator, Lava and ONNX-integer backends execute.
+
+A quantized graph has ``graph.numerics`` set to a profile name from :mod:`neurocc.ir.numerics`
+(``loihi``, ``int8``, ``spinnaker``). The arithmetic of each kind under each profile is defined
+once, in ``numerics``; the docstrings below state it. Units: one weight LSB equals one
+threshold-mantissa LSB; state registers (``u``, ``v``) hold 2**6 = 64 LSBs per weight LSB
+(Loihi's MSB alignment), so a weight ``w`` adds ``w << 6`` to ``u``.
+
+Timing: under the ``loihi`` profile every QDense/QConv2d → neuron edge carries ``delay=1``
+(Lava's Dense sends the previous step's accumulation), written explicitly on the edge by the
+quantize pass.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from neurocc.ir.nodes import Conv2d, Node, Shape, _Pool2d
+from neurocc.ir.types import ResetMode
+
+
+@dataclass(frozen=True, eq=False)
+class QDense(Node):
+    """Integer dense synapses (Lava ``Dense``, ``PyDenseModelBitAcc``).
+
+    ``weight`` int32 (out, in). Per step: ``acc = Σ_j W'[:, j] · s[j]`` (binary spikes: any
+    non-zero s counts as 1 unless ``graded``), then ``a = acc << weight_exp`` (or arithmetic
+    ``>> -weight_exp``, floor) on the **sum**, cast to int32. ``W'`` is ``weight`` after the
+    profile's preprocessing (loihi: clip to the sign mode's range and drop the low
+    ``8 - num_weight_bits + mixed`` bits, so mixed-sign 8-bit weights lose their LSB).
+    """
+
+    kind: ClassVar[str] = "QDense"
+    quantized: ClassVar[bool] = True
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int32))
+    weight_exp: int = 0
+    num_weight_bits: int = 8
+    graded: bool = False
+
+    def own_shape(self) -> Shape | None:
+        return (int(self.weight.shape[1]),)
+
+    def out_shape(self, in_shape: Shape) -> Shape:
+        if in_shape != (self.weight.shape[1],):
+            raise ValueError(f"expects input ({self.weight.shape[1]},), got {in_shape}")
+        return (int(self.weight.shape[0]),)
+
+    def check(self) -> list[str]:
+        probs = []
+        if self.weight.ndim != 2:
+            probs.append(f"weight must be 2-D, got {self.weight.shape}")
+        if not np.issubdtype(self.weight.dtype, np.integer):
+            probs.append(f"weight must be integer, got {self.weight.dtype}")
+        return probs
+
+    def n_synapses(self, in_shape: Shape) -> int:
+        return int(self.weight.size)
+
+
+@dataclass(frozen=True, eq=False)
+class QConv2d(Conv2d):
+    """Integer convolution (Lava ``Conv``, fixed_pt): PyTorch conv semantics on integer
+    weights; ``weight_exp`` shifts the sum as in QDense (Lava's Conv ignores it: the quantize
+    pass keeps it 0 for loihi); the result wraps to signed 24 bits under ``loihi``.
+    """
+
+    kind: ClassVar[str] = "QConv2d"
+    quantized: ClassVar[bool] = True
+    weight_exp: int = 0
+    graded: bool = False
+
+    def check(self) -> list[str]:
+        probs = [p for p in super().check() if "bias" not in p]
+        if not np.issubdtype(self.weight.dtype, np.integer):
+            probs.append(f"weight must be integer, got {self.weight.dtype}")
+        return probs
+
+
+@dataclass(frozen=True, eq=False)
+class QSumPool2d(_Pool2d):
+    """Integer sum pooling: y = Σ window (exact int32)."""
+
+    kind: ClassVar[str] = "QSumPool2d"
+    quantized: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, eq=False)
+class _QNeuron(Node):
+    quantized: ClassVar[bool] = True
+
+    def own_shape(self) -> Shape | None:
+        arrays = list(self.arrays().values())
+        return tuple(arrays[0].shape) if arrays else None
+
+    def check(self) -> list[str]:
+        shapes = {k: a.shape for k, a in self.arrays().items()}
+        probs = []
+        if len(set(shapes.values())) > 1:
+            probs.append("all neuron parameters must have one shape, got " + ", ".join(f"{k}{v}" for k, v in shapes.items()))
+        for k, a in self.arrays().items():
+            if not np.issubdtype(a.dtype, np.integer):
+                probs.append(f"{k} must be integer, got {a.dtype}")
+        return probs
+
+
+@dataclass(frozen=True, eq=False)
+class QLIF(_QNeuron):
+    """Integer CUBA LIF (Lava ``LIF``, ``PyLifModelBitAcc``), per neuron, under ``loihi``::
+
+        u ← trunc0(u · (4096 − (du + 1)) / 4096) + (a_in << 6)     wrapped to 24 bits
+        v ← sat24(trunc0(v · (4096 − dv) / 4096) + u + bias)        bias = bias_mant << bias_exp
+        z = v > (vth << 6);   v ← 0 where z                        (``reset=zero``)
+
+    ``du``, ``dv`` 12-bit (0..4095; du = −1 means no current decay), ``vth`` 17-bit mantissa,
+    ``bias_mant`` 13-bit signed, ``bias_exp`` 3-bit. ``reset=subtract`` (v ← v − vth<<6) only
+    where the profile allows it (int8). ``refractory`` steps with v held at 0 (int8 only; Lava
+    has no bit-accurate refractory). States ``u``, ``v``.
+    """
+
+    kind: ClassVar[str] = "QLIF"
+    state_vars: ClassVar[tuple[str, ...]] = ("u", "v")
+    spiking: ClassVar[bool] = True
+    du: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    dv: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    vth: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    bias_mant: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    bias_exp: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    reset: ResetMode = ResetMode.ZERO
+    refractory: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class QLI(_QNeuron):
+    """Integer CUBA leaky integrator: QLIF's u and v updates with no threshold; output v.
+    (netx writes it as a dense layer without a neuron group: vth = 2**17, never spikes.)
+    """
+
+    kind: ClassVar[str] = "QLI"
+    state_vars: ClassVar[tuple[str, ...]] = ("u", "v")
+    du: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    dv: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    bias_mant: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    bias_exp: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
