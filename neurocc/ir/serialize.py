@@ -76,14 +76,18 @@ def _decode(value: Any, arrays: Any) -> Any:
     return value
 
 
-def graph_from_dict(doc: dict[str, Any], arrays: Any, source: str = "<graph>") -> Graph:
-    if doc.get("format") != FORMAT:
+def _check_header(doc: dict[str, Any], source: str) -> None:
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ModelLoadError(f"not a neurocc graph (format is {doc.get('format')!r})", where=source,
                              fix="pass a graph.json written by neurocc, or the model file itself")
     if doc.get("version") != VERSION:
         raise ModelLoadError(f"graph format version {doc.get('version')} is not supported (this neurocc "
                              f"reads version {VERSION})", where=source,
                              fix="recompile the model with this version of neurocc")
+
+
+def graph_from_dict(doc: dict[str, Any], arrays: Any, source: str = "<graph>") -> Graph:
+    _check_header(doc, source)
     nodes = {}
     unknown = [n["kind"] for n in doc["nodes"] if n["kind"] not in NODE_KINDS]
     if unknown:
@@ -125,6 +129,7 @@ def load_graph(path: str | Path) -> Graph:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ModelLoadError(f"corrupt graph JSON ({err})", where=str(jpath),
                              fix="rewrite the graph with neurocc; the file was truncated or edited") from err
+    _check_header(doc, str(jpath))
     try:
         with np.load(npath, allow_pickle=False) as arrays:
             return graph_from_dict(doc, {k: arrays[k] for k in arrays.files}, source=str(jpath))
