@@ -1,18 +1,39 @@
 """Targets: the chips neurocc compiles for, loaded from targets.yaml and validated.
 
 ``targets.yaml`` sits at the repository root and is shipped inside the package as data; a user
-adds a chip by adding an entry, or passes ``--targets my.yaml``. Unknown keys are rejected with
-the file, line and key named. This module is a leaf: compiler, backends and runtime all use it.
+adds a chip by adding an entry, or passes ``--targets my.yaml`` (a file that starts with
+``extends: builtin`` keeps the shipped chips and adds or replaces entries). Every problem in a
+file is reported at once, each with its line, its key and the fix. This module is a leaf:
+compiler, backends and runtime all use it; it imports nothing heavier than PyYAML (lazily).
 
-(The loader and validation below the dataclasses are filled in by the foundation work.)
+Python API: :func:`load_targets`, :func:`get_target`, and the module itself is callable, so
+``neurocc.targets()`` is ``load_targets()``.
 """
 from __future__ import annotations
 
+import sys
+import types
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
+
+from neurocc.errors import TargetsError
 
 Numerics = Literal["loihi", "spinnaker", "int8", "float32"]
 Rule = Literal["exact", "cosine"]
+
+NUMERICS: tuple[str, ...] = ("loihi", "spinnaker", "int8", "float32")
+RULES: tuple[str, ...] = ("exact", "cosine")
+RESET_MODES: tuple[str, ...] = ("zero", "subtract")
+# Backends a target may name (the runnable ones in neurocc.backends.REGISTRY; ``reference`` is
+# the float simulator every artifact has, not a target). A new backend adds its name here too.
+BACKENDS: tuple[str, ...] = ("emulator", "loihi", "spinnaker", "edge-cpu")
+# Reset modes each numerics profile implements (Lava's LIF and sPyNNaker's IF_curr_exp reset
+# to a value only: lava-loihi.md §2.3, spinnaker.md §4).
+NUMERICS_RESETS: dict[str, tuple[str, ...]] = {"loihi": ("zero",), "spinnaker": ("zero",),
+                                               "int8": RESET_MODES, "float32": RESET_MODES}
+BUILTIN = Path(__file__).resolve().parent / "targets.yaml"
+DOCS = "docs/targets.md"
 
 
 @dataclass(frozen=True)
@@ -30,6 +51,15 @@ class Limits:
     max_delay_steps: int | None = None             # longest synaptic delay the chip stores
     weight_bits: int = 8                           # weight mantissa bits (loihi: 1..8)
     bits_per_synapse: int | None = None            # storage per synapse incl. index (memory model)
+    shared_conv_kernels: bool | None = None        # conv kernels stored once per core (not expanded)
+    inputs_use_cores: bool | None = None           # spike sources occupy cores (SpiNNaker sources do)
+
+    @property
+    def neurons_per_chip(self) -> int | None:
+        """``cores_per_chip × neurons_per_core`` (None when either is unlimited)."""
+        if self.cores_per_chip is None or self.neurons_per_core is None:
+            return None
+        return self.cores_per_chip * self.neurons_per_core
 
 
 @dataclass(frozen=True)
@@ -61,3 +91,72 @@ class Target:
     validation: Validation = field(default_factory=Validation)
     reset_modes: tuple[str, ...] = ("zero",)       # reset modes the numerics implements
     supported: tuple[str, ...] = ()                # float node kinds it can compile (empty = all)
+
+    @property
+    def runnable(self) -> bool:
+        """True when a backend can run artifacts for this target (``backend`` is not null)."""
+        return self.backend is not None
+
+    @property
+    def integer(self) -> bool:
+        """True for integer numerics (validated against the emulator), False for float32."""
+        return self.numerics != "float32"
+
+
+# ----- loading ----------------------------------------------------------------------------------
+_CACHE: dict[tuple[str, int, int], dict[str, Target]] = {}
+
+
+def load_targets(path: str | Path | None = None) -> dict[str, Target]:
+    """Load and validate a targets file (default: the shipped ``targets.yaml``).
+
+    Raises :class:`TargetsError` listing every problem (line, key, fix). A file whose top level
+    has ``extends: builtin`` starts from the shipped targets and adds or replaces entries.
+    """
+    file = Path(path).expanduser() if path is not None else BUILTIN
+    try:
+        st = file.stat()
+        key = (str(file.resolve()), st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None
+    if key is not None and key in _CACHE:
+        return dict(_CACHE[key])
+    targets = _load_uncached(file)
+    if key is not None:
+        _CACHE[key] = targets
+    return dict(targets)
+
+
+def _load_uncached(file: Path) -> dict[str, Target]:
+    from neurocc._targets_check import parse_file
+
+    found, extends = parse_file(file)
+    return {**load_targets(None), **found} if extends else found
+
+
+def get_target(name: str, path: str | Path | None = None) -> Target:
+    """The target called ``name``; an unknown name raises TargetsError listing the known ones."""
+    targets = load_targets(path)
+    if name in targets:
+        return targets[name]
+    import difflib
+
+    origin = f" (targets from {Path(path)})" if path is not None else ""
+    close = difflib.get_close_matches(name, list(targets), n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise TargetsError(f"unknown target '{name}'{origin}{hint}",
+                       fix=f"use one of: {', '.join(targets)}; or add '{name}' to a targets file "
+                           f"and pass it with --targets (see {DOCS})")
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``neurocc.targets()`` (the API call) and ``neurocc.targets`` (this module) coexist."""
+
+    def __call__(self, path: str | Path | None = None) -> dict[str, Target]:
+        return load_targets(path)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
+__all__ = ["BACKENDS", "BUILTIN", "Energy", "Limits", "NUMERICS", "RESET_MODES", "RULES",
+           "Target", "TargetsError", "Validation", "get_target", "load_targets"]

@@ -147,13 +147,17 @@ class Graph:
 
     def shapes(self) -> dict[str, Shape]:
         """Output shape of every node, inferred from the Input shapes (GraphError on mismatch)."""
-        from neurocc.ir.verify import infer_shapes
-
-        shapes, problems = infer_shapes(self)
+        shapes, problems = self._shapes
         if problems:
             raise GraphError("shapes do not fit", where=f"graph '{self.name}'", problems=problems,
                              fix="check the layer sizes named above against their inputs")
-        return shapes
+        return dict(shapes)
+
+    @cached_property
+    def _shapes(self) -> tuple[dict[str, Shape], list[str]]:
+        from neurocc.ir.verify import infer_shapes
+
+        return infer_shapes(self)
 
     def in_shape(self, name: str) -> Shape:
         preds = self.predecessors(name)

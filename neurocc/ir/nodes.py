@@ -377,7 +377,11 @@ class Threshold(_Neuron):
 
 @dataclass(frozen=True, eq=False)
 class I(_Neuron):  # noqa: E742 (NIR's name)
-    """Integrator: dv/dt = r · I(t). Output v. State ``v``."""
+    """Integrator: dv/dt = r · I(t). Output v. State ``v``.
+
+    Discrete form (neurocc's convention, as Sinabs and snnTorch, whose exported IF/I graphs
+    are trained that way): v[t] = v[t-1] + r · I[t], once per step, independent of dt.
+    """
 
     kind: ClassVar[str] = "I"
     state_vars: ClassVar[tuple[str, ...]] = ("v",)
@@ -388,6 +392,10 @@ class I(_Neuron):  # noqa: E742 (NIR's name)
 class IF(_Neuron):
     """Integrate-and-fire: dv/dt = r · I(t); z = v > v_threshold; on z: v ← v_reset
     (``reset=zero``) or v ← v − v_threshold (``reset=subtract``). State ``v``; output z.
+
+    Discrete form (neurocc's convention, as Sinabs and snnTorch): v[t] = v[t-1] + r · I[t] once
+    per step, independent of dt (the NIR paper's Sinabs CNN is trained that way; a literal
+    dt · r · I makes it silent).
     """
 
     kind: ClassVar[str] = "IF"

@@ -113,10 +113,14 @@ class QLIF(_QNeuron):
         v ← sat24(trunc0(v · (4096 − dv) / 4096) + u + bias)        bias = bias_mant << bias_exp
         z = v > (vth << 6);   v ← 0 where z                        (``reset=zero``)
 
-    ``du``, ``dv`` 12-bit (0..4095; du = −1 means no current decay), ``vth`` 17-bit mantissa,
-    ``bias_mant`` 13-bit signed, ``bias_exp`` 3-bit. ``reset=subtract`` (v ← v − vth<<6) only
-    where the profile allows it (int8). ``refractory`` steps with v held at 0 (int8 only; Lava
-    has no bit-accurate refractory). States ``u``, ``v``.
+    ``du`` −1..4095 (−1: no current decay), ``dv`` 0..4096 (4096: no memory), ``vth`` 0..2**17
+    (17-bit mantissa; 2**17 never spikes), ``bias_mant`` 13-bit signed, ``bias_exp`` −7..7
+    (negative: floor right shift). ``reset=subtract`` (v ← v − vth<<6) only where the profile
+    allows it (int8). ``refractory`` (int8 only; Lava has no bit-accurate refractory): for that
+    many steps after a spike v is held at its post-reset value and cannot spike, while u keeps
+    integrating; the counter is recorded as ``<node>/ref``. The exact arithmetic per profile
+    (u wrap, v saturation, int32 registers) is in :mod:`neurocc.ir.numerics.profiles`.
+    States ``u``, ``v``.
     """
 
     kind: ClassVar[str] = "QLIF"

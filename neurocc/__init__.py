@@ -1,0 +1,179 @@
+"""neurocc: compile trained neural networks for neuromorphic chips and edge CPUs, and prove that
+what was deployed computes what was trained.
+
+The Python API mirrors the ``neurocc`` command line::
+
+    import neurocc
+    graph = neurocc.load("model.nir")                       # neurocc inspect / export-nir
+    neurocc.targets()                                        # neurocc targets
+    art = neurocc.compile(graph, target="loihi2", out_dir="out/net")   # neurocc compile
+    outputs = neurocc.run(art, backend="emulator", inputs={"input": x})  # neurocc run
+    report = neurocc.validate(art, backends=["emulator", "loihi"])      # neurocc validate
+
+Importing neurocc is cheap: frontends, the compiler, backends and their toolchains (torch, onnx,
+lava, pyNN) are imported only by the function that needs them. A feature whose module is not part
+of this version raises :class:`NotAvailableError` (the CLI exits 2 with its message).
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from neurocc import targets  # the module is callable: neurocc.targets() == load_targets()
+from neurocc.errors import (BackendError, CompileError, GraphError, InputError, ModelLoadError,
+                            NeuroccError, TargetsError)
+from neurocc.targets import Target, get_target, load_targets
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from neurocc.ir import Graph
+
+__version__ = "0.1.0"
+
+LOAD_OPTIONS = ("input_shape", "entry", "weights", "trust_pickle")  # compile/plan pass these to load
+
+
+class NotAvailableError(NeuroccError):
+    """A feature whose module is not part of this version of neurocc (exit status 2)."""
+
+    exit_code = 2
+
+
+def feature(module: str, attr: str, what: str) -> Any:
+    """Import ``module.attr`` lazily; NotAvailableError when a neurocc module is missing."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if err.name and (err.name == "neurocc" or err.name.startswith("neurocc.")):
+            raise NotAvailableError(
+                f"{what} is not available yet in this version of neurocc "
+                f"(module {err.name} is not part of it)",
+                fix="it arrives with a later release; `neurocc quickstart` lists what works now") from err
+        raise
+    try:
+        return getattr(mod, attr)
+    except AttributeError:
+        raise NotAvailableError(
+            f"{what} is not available yet in this version of neurocc ({module}.{attr} is missing)",
+            fix="it arrives with a later release; `neurocc quickstart` lists what works now") from None
+
+
+def _as_graph(model: Any, **load_kw: Any) -> "Graph":
+    from neurocc.ir import Graph
+
+    return model if isinstance(model, Graph) else load(model, **load_kw)
+
+
+def _split(kw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    load_kw = {k: kw.pop(k) for k in LOAD_OPTIONS if k in kw}
+    return load_kw, kw
+
+
+def _target(target: "str | Target", targets_file: str | Path | None) -> Target:
+    return target if isinstance(target, Target) else get_target(target, targets_file)
+
+
+def _arrays(value: "str | Path | dict[str, np.ndarray] | None", what: str) -> "dict[str, np.ndarray] | None":
+    """Arrays given as a dict, or read from an ``.npz`` path (no pickle)."""
+    if value is None or isinstance(value, dict):
+        return value
+    from neurocc._files import read_npz
+
+    return read_npz(Path(value), what)
+
+
+def load(source: Any, *, input_shape: tuple[int, ...] | None = None, entry: str | None = None,
+         weights: str | Path | None = None, trust_pickle: bool = False, **kw: Any) -> "Graph":
+    """A float Graph from a torch module or file, an ONNX file or a NIR file (``neurocc inspect``).
+
+    ``input_shape`` excludes batch and time; ``entry`` names the nn.Module class or factory of a
+    ``.py`` file; ``weights`` is a state_dict file; ``trust_pickle`` allows full pickle loading
+    of a ``.pt`` file (it runs code: only for files you trust). Other keywords go to the
+    frontend (e.g. ``dt`` for torch SNN models).
+    """
+    fn = feature("neurocc.compiler.frontends", "load", "loading models (the frontends)")
+    return fn(source, input_shape=input_shape, entry=entry, weights=weights,
+              trust_pickle=trust_pickle, **kw)
+
+
+def export_nir(model: Any, path: str | Path, **load_kw: Any) -> Path:
+    """Write ``model`` (anything :func:`load` reads, or a Graph) as a NIR file (``neurocc export-nir``)."""
+    graph = _as_graph(model, **load_kw)
+    write_nir = feature("neurocc.compiler.frontends.nir", "write_nir", "writing NIR files")
+    from neurocc._files import atomic_path
+
+    with atomic_path(Path(path)) as tmp:
+        write_nir(graph, tmp)
+    return Path(path)
+
+
+def compile(model: Any, target: "str | Target" = "loihi2", out_dir: str | Path | None = None, *,
+            dt: float | None = None, calibration: Any = None, timesteps: int | None = None,
+            targets_file: str | Path | None = None, **load_kw: Any) -> Any:
+    """Compile ``model`` for ``target`` into the artifact directory ``out_dir`` (``neurocc compile``).
+
+    ``out_dir`` defaults to ``out/<graph name>-<target>``; ``dt`` overrides the target's step;
+    ``calibration`` is sample input (array, or an .npz with ``x``) for quantizing ANN activations.
+    """
+    load_kw, compile_kw = _split(load_kw)  # the rest (e.g. method=) goes to the pipeline
+    graph = _as_graph(model, **load_kw)
+    tgt = _target(target, targets_file)
+    if isinstance(calibration, (str, Path)):
+        calibration = (_arrays(calibration, "--calibration") or {}).get("x")
+    out = Path(out_dir) if out_dir is not None else Path("out") / f"{graph.name}-{tgt.name}"
+    compile_model = feature("neurocc.compiler.pipeline", "compile_model", "compiling (neurocc compile)")
+    return compile_model(graph, tgt, out, dt=dt, calibration=calibration, timesteps=timesteps,
+                         **compile_kw)
+
+
+def run(artifact_dir: str | Path, backend: str = "emulator",
+        inputs: "dict[str, np.ndarray] | str | Path | None" = None, *, steps: int | None = None,
+        record: bool = False) -> "dict[str, np.ndarray]":
+    """Run an artifact on ``backend``; time-major arrays ``(steps, batch, *shape)`` (``neurocc run``)."""
+    run_artifact = feature("neurocc.runtime.run", "run_artifact", "running artifacts (neurocc run)")
+    return run_artifact(Path(artifact_dir), backend, _arrays(inputs, "--input"), steps=steps,
+                        record=record)
+
+
+def validate(artifact_dir: str | Path, backends: list[str] | None = None,
+             inputs: "dict[str, np.ndarray] | str | Path | None" = None, samples: int | None = None,
+             json_path: str | Path | None = None) -> dict[str, Any]:
+    """Compare backends with their reference; the validation.json document (``neurocc validate``)."""
+    validate_artifact = feature("neurocc.runtime.validate", "validate_artifact",
+                                "validation (neurocc validate)")
+    return validate_artifact(Path(artifact_dir), backends=backends, inputs=_arrays(inputs, "--input"),
+                             samples=samples, json_path=None if json_path is None else Path(json_path))
+
+
+def evaluate(artifact_dir: str | Path, data: "dict[str, np.ndarray] | str | Path",
+             backend: str | None = None) -> dict[str, Any]:
+    """Accuracy of an artifact on labelled data ``{x, y}`` (``neurocc evaluate``)."""
+    evaluate_artifact = feature("neurocc.runtime.evaluate", "evaluate_artifact",
+                                "evaluation (neurocc evaluate)")
+    return evaluate_artifact(Path(artifact_dir), _arrays(data, "--data"), backend=backend)
+
+
+def plan(model: Any, targets: "list[str | Target] | None" = None,
+         targets_file: str | Path | None = None, **load_kw: Any) -> Any:
+    """Rows saying how ``model`` fits each target (cores, chips, memory, energy) (``neurocc plan``)."""
+    graph = _as_graph(model, **load_kw)
+    chosen = ([_target(t, targets_file) for t in targets] if targets
+              else list(load_targets(targets_file).values()))
+    plan_fn = feature("neurocc.runtime.plan", "plan", "resource planning (neurocc plan)")
+    return plan_fn(graph, chosen)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Graph":
+        from neurocc.ir import Graph
+
+        return Graph
+    raise AttributeError(f"module 'neurocc' has no attribute '{name}'")
+
+
+__all__ = ["BackendError", "CompileError", "Graph", "GraphError", "InputError", "ModelLoadError",
+           "NeuroccError", "NotAvailableError", "Target", "TargetsError", "__version__", "compile",
+           "evaluate", "export_nir", "feature", "get_target", "load", "load_targets", "plan", "run",
+           "targets", "validate"]

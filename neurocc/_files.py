@@ -1,0 +1,68 @@
+"""Small file helpers shared by the CLI and the Python API: .npz arrays and atomic writes.
+
+Arrays files are read without pickle (``np.load(allow_pickle=False)``); every file neurocc writes
+appears complete or not at all: it is written beside its destination and renamed into place.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from neurocc.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def read_npz(path: Path, what: str) -> "dict[str, np.ndarray]":
+    """Every array of the ``.npz`` at ``path``; InputError naming the file (``what`` = the option)."""
+    import numpy as np
+
+    if not path.is_file():
+        raise InputError("file not found" if not path.exists() else "not a file", where=f"{what} {path}",
+                         fix="check the path; array files are .npz archives written by numpy.savez")
+    if not zipfile.is_zipfile(path):
+        raise InputError("not an .npz array archive", where=f"{what} {path}",
+                         fix="write it with numpy.savez(path, name=array); .npy, CSV or pickle "
+                             "files are not read")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+        raise InputError(f"not a readable .npz array file ({err})", where=f"{what} {path}",
+                         fix="write it with numpy.savez(path, name=array) using numeric arrays "
+                             "(object arrays need pickle, which neurocc does not load)") from None
+
+
+@contextlib.contextmanager
+def atomic_path(dest: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``dest`` (same suffix); rename it to ``dest`` on success."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.stem}.tmp{os.getpid()}{dest.suffix}")
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # temp-file helpers create 0600 files
+        os.replace(tmp, dest)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_npz(dest: Path, arrays: "dict[str, np.ndarray]") -> Path:
+    """Write ``arrays`` (names may contain '/', e.g. ``lif1/v``) to ``dest`` atomically."""
+    import numpy as np
+
+    with atomic_path(dest) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+    return dest

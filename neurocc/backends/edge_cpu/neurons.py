@@ -1,0 +1,205 @@
+"""Stateful node kinds as one ONNX step: ``(x, state) → (output, new state)`` on ``(B, *shape)``.
+
+Float (float32; coefficients from ``decay_factors``, the float reference's discretisation)::
+
+    Cuba*:  u ← α_u·u + g_u·x;   in = u        (others: in = x)
+    all:    v ← α_v·v + g_v·in + b_v
+    spiking: z = v > θ;  v ← v_reset (zero) | v − θ (subtract);  output z (else v)
+
+Integer (QLIF, QLI; the profile's updates of :mod:`neurocc.ir.numerics.profiles`)::
+
+    a = wrap(x, 32)                                               Profile.neuron_input
+    u ← loihi: lava_wrap24(wrap(decay(u, 4096−(du+1)) + wrap(a·64, 32), 32))
+        int8:  wrap(decay(u, 4096−(du+1)) + a·64, 24)             Profile.lif_current
+    v ← saturate([loihi: wrap(·, 32)] decay(v, 4096−dv) + u + bias, ±(2**23−1))   lif_voltage
+    QLIF: z = v > vth<<6 (refractory: v held and no spike while ref > 0);
+          v ← 0 | v − vth<<6;  ref ← refractory where z else max(ref − 1, 0)
+    ``decay(x, f) = Div(x·f, 4096)`` in int64 (ONNX Div truncates: numerics.decay's trunc_shift).
+
+Delay (per-element steps ``k = rint(delay/dt)``): a shift register ``buffer`` of depth max(k)+1.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from neurocc.ir import numerics
+from neurocc.ir.nodes import Delay, Node
+from neurocc.ir.types import ResetMode
+
+from .intops import i32, i64, to_int32, wrap_bits
+
+if TYPE_CHECKING:
+    from .builder import Builder
+    from .lower import Ctx
+
+StateSpec = dict[str, tuple[np.dtype, tuple[int, ...]]]
+
+
+def state_spec(ctx: "Ctx", name: str, node: Node, shape: tuple[int, ...] | None = None) -> StateSpec:
+    """Per state variable: (dtype, shape without batch)."""
+    shape = ctx.shapes[name] if shape is None else shape
+    if isinstance(node, Delay):
+        return {"buffer": (ctx.dtype_of(name), (int(_delay_steps(ctx, node).max(initial=0)) + 1, *shape))}
+    # int8 keeps u, v in int64 (no casts in the recurrence); loihi in int32 (its int32 wraps)
+    dt = np.dtype(np.float32) if not ctx.integer else np.dtype(np.int32 if ctx.profile.name == "loihi" else np.int64)
+    spec = {var: (dt, shape) for var in node.state_vars}
+    if ctx.integer and getattr(node, "refractory", 0):
+        spec["ref"] = (dt, shape)
+    return spec
+
+
+def emit_neuron(b: "Builder", ctx: "Ctx", name: str, node: Node, x: str,
+                state: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """(output, new state) of one step of stateful ``node`` with summed input ``x``:
+    ``post(step(pre(x), state))``."""
+    if isinstance(node, Delay):
+        return _delay(b, ctx, name, node, x, state)
+    raw, new = neuron_step(b, ctx, name, node, neuron_pre(b, ctx, name, node, x), state)
+    return neuron_post(b, ctx, node, raw), new
+
+
+def neuron_pre(b: "Builder", ctx: "Ctx", name: str, node: Node, x: str) -> str:
+    """The part of a neuron update that depends on the input only (element-wise, no state), so
+    a window graph applies it to all steps at once before the Scan:
+    float ``g_u·x`` (Cuba) or ``g_v·x + b_v``; integer ``a·64`` with ``a = wrap(x, 32)``
+    (loihi: the int32 shift ``wrap(a·64, 32)``; int8: exact, in int64)."""
+    if ctx.integer:
+        a = to_int32(b, x, ctx.dtype_of_input(name))                           # neuron_input
+        if ctx.profile.name == "loihi":
+            return b.op("Mul", [a, i32(b, 1 << numerics.STATE_SHIFT)], "a6")
+        return b.op("Mul", [b.cast(a, np.int64), i64(b, 1 << numerics.STATE_SHIFT)], "a6")
+    d = ctx.decays(name)
+    f = lambda a, key: b.const(np.asarray(a, np.float32), f"{name}.{key}")  # noqa: E731
+    if d.alpha_u is not None:
+        return b.op("Mul", [f(d.gain_u, "gain_u"), x], "gx")
+    gx = b.op("Mul", [f(d.gain_v, "gain_v"), x], "gx")
+    return b.op("Add", [gx, f(d.bias_v, "bias_v")], "gx") if np.any(d.bias_v) else gx
+
+
+def raw_dtype(ctx: "Ctx", node: Node) -> np.dtype:
+    """dtype of :func:`neuron_step`'s first result: bool spikes, or v in the state dtype."""
+    return np.dtype(np.bool_) if node.spiking else state_spec(ctx, "", node, ())["v"][0]
+
+
+def neuron_post(b: "Builder", ctx: "Ctx", node: Node, raw: str) -> str:
+    """Spikes (bool) → uint8 (integer) or float32 0/1; leaky integrators output v (int32 for
+    integer graphs, as the emulator stores it)."""
+    if node.spiking:
+        return b.cast(raw, np.uint8 if ctx.integer else np.float32)
+    return b.cast(raw, np.int32) if raw_dtype(ctx, node) == np.int64 else raw
+
+
+def neuron_step(b: "Builder", ctx: "Ctx", name: str, node: Node, xin: str,
+                state: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The state recurrence given ``xin = pre(x)``: (spikes as bool, or v; new state)."""
+    if ctx.integer:
+        return _int_neuron(b, ctx, name, node, xin, state)
+    return _float_neuron(b, ctx, name, node, xin, state)
+
+
+# --------------------------------------------------------------------------------------------
+def _float_neuron(b, ctx, name, node, gx, st):
+    d = ctx.decays(name)
+    f = lambda a, key: b.const(np.asarray(a, np.float32), f"{name}.{key}")  # noqa: E731
+    new: dict[str, str] = {}
+    if d.alpha_u is not None:          # u ← α_u·u + g_u·x;  v ← α_v·v + g_v·u + b_v
+        new["u"] = u = b.op("Add", [b.op("Mul", [f(d.alpha_u, "alpha_u"), st["u"]]), gx], "u")
+        gx = b.op("Mul", [f(d.gain_v, "gain_v"), u], "gu")
+        if np.any(d.bias_v):
+            gx = b.op("Add", [gx, f(d.bias_v, "bias_v")], "gu")
+    v = b.op("Add", [b.op("Mul", [f(d.alpha_v, "alpha_v"), st["v"]]), gx], "v")
+    if not node.spiking:
+        new["v"] = v
+        return v, new
+    th = f(node.v_threshold, "v_threshold")
+    z = b.op("Greater", [v, th], "z")
+    after = b.op("Sub", [v, th]) if node.reset is ResetMode.SUBTRACT else f(node.v_reset, "v_reset")
+    new["v"] = b.op("Where", [z, after, v], "v")
+    return z, new
+
+
+def _int_neuron(b, ctx, name, node, a6, st):
+    p = ctx.profile
+    lava = p.name == "loihi"
+    sdt = np.dtype(np.int32 if lava else np.int64)                              # state dtype
+    fu = i64(b, np.asarray(numerics.current_decay_factor(node.du), np.int64))
+    fv = i64(b, np.asarray(numerics.voltage_decay_factor(node.dv), np.int64))
+    dec_u = _decay(b, st["u"], fu, sdt)                                         # int64
+    if lava:  # lif_current: int32 shift, int32 add, one 24-bit correction
+        u = _lava_wrap24(b, b.op("Add", [b.cast(dec_u, np.int32), a6]))
+    else:     # lif_current: exact sum, true two's-complement 24-bit wrap
+        u = wrap_bits(b, b.op("Add", [dec_u, a6]), p.current.bits, np.dtype(np.int64))
+    bias = p.lif_bias(node.bias_mant, node.bias_exp)
+    s = b.op("Add", [_decay(b, st["v"], fv, sdt), b.cast(u, np.int64) if lava else u])   # lif_voltage
+    if np.any(bias):
+        s = b.op("Add", [s, i64(b, np.asarray(bias, np.int64))])
+    lim = numerics.V24_LIM
+    if lava:
+        v = b.op("Clip", [b.cast(s, np.int32), i32(b, -lim), i32(b, lim)], "v")
+    else:
+        v = b.op("Clip", [s, i64(b, -lim), i64(b, lim)], "v")
+    new = {"u": u}
+    if node.kind == "QLI":
+        new["v"] = v
+        return v, new
+    return _int_spike(b, node, p.lif_threshold(node.vth), v, st, new, sdt)
+
+
+def _int_spike(b, node, vth_value, v, st, new, sdt):
+    k = i32 if sdt == np.int32 else i64
+    vth = k(b, np.asarray(vth_value, np.int64))
+    if node.refractory:
+        hold = b.op("Greater", [st["ref"], k(b, 0)], "hold")
+        v = b.op("Where", [hold, st["v"], v], "v")
+        z = b.op("And", [b.op("Greater", [v, vth]), b.op("Not", [hold])], "z")
+    else:
+        z = b.op("Greater", [v, vth], "z")
+    after = b.op("Sub", [v, vth]) if node.reset is ResetMode.SUBTRACT else k(b, 0)
+    new["v"] = b.op("Where", [z, after, v], "v")
+    if node.refractory:
+        dec = b.op("Max", [b.op("Sub", [st["ref"], k(b, 1)]), k(b, 0)])
+        new["ref"] = b.op("Where", [z, k(b, node.refractory), dec], "ref")
+    return z, new
+
+
+def _decay(b, x: str, factor: str, dtype: np.dtype) -> str:
+    """``numerics.decay(x, factor)`` = trunc0(x·factor / 2**12): int64 Mul, truncating Div."""
+    x64 = x if np.dtype(dtype) == np.int64 else b.cast(x, np.int64)
+    return b.op("Div", [b.op("Mul", [x64, factor]), i64(b, numerics.DECAY_ONE)], "decay")
+
+
+def _lava_wrap24(b, s: str) -> str:
+    """``numerics.lava_wrap24`` on int32: x > 2**23 → x − 2**24; x <= −2**23 → x + 2**24."""
+    m = numerics.U24_MAX
+    hi = b.op("Greater", [s, i32(b, m)])
+    lo = b.op("LessOrEqual", [s, i32(b, -m)])
+    return b.op("Where", [hi, b.op("Sub", [s, i32(b, 2 * m)]),
+                          b.op("Where", [lo, b.op("Add", [s, i32(b, 2 * m)]), s])], "u")
+
+
+# --------------------------------------------------------------------------------------------
+def _delay_steps(ctx: "Ctx", node: Delay) -> np.ndarray:
+    d = np.asarray(node.delay, np.float64)
+    return np.rint(d / ctx.graph.dt).astype(np.int64) if d.size and ctx.graph.dt else np.zeros(d.shape, np.int64)
+
+
+def _delay(b, ctx, name, node, x, st):
+    """Delay (``Kernel Delay``): buffer[:, 0] = x[t], buffer[:, j] = x[t − j]; y = buffer[:, k]
+    per element (state ``buffer`` is (B, depth, *shape))."""
+    k = _delay_steps(ctx, node)
+    depth = int(k.max(initial=0)) + 1
+    ax1 = b.const(np.array([1], np.int64), "ax")
+    xin = x if ctx.dtype_of_input(name) == ctx.dtype_of(name) else b.cast(x, ctx.dtype_of(name))
+    head = b.op("Unsqueeze", [xin, ax1])
+    if depth > 1:
+        old = b.op("Slice", [st["buffer"], b.const(np.array([0], np.int64), "s"),
+                             b.const(np.array([depth - 1], np.int64), "e"), ax1])
+        buf = b.op("Concat", [head, old], "buffer", axis=1)
+    else:
+        buf = head
+    # one-hot over the depth axis: y = Σ_j buf[:, j] · [k == j] (exact: one non-zero term)
+    onehot = (np.arange(depth).reshape(1, depth, *([1] * k.ndim)) == k[None, None]).astype(ctx.dtype_of(name))
+    y = b.op("ReduceSum", [b.op("Mul", [buf, b.const(onehot, f"{name}.onehot")]), ax1], "delayed", keepdims=0)
+    return y, {"buffer": buf}

@@ -1,0 +1,159 @@
+"""Neuron kernels: float (reference semantics) and integer (numerics profiles).
+
+Float kinds (discretised by ``decay_factors`` of the discretize pass: α, g, b per neuron;
+x = the summed input of step t; all float64)::
+
+    I, LI:        v ← α_v·v + g_v·x + b_v                               output v
+    IF, LIF:      v ← α_v·v + g_v·x + b_v;  z = v > θ;  v ← v_reset | v − θ   output z
+    CubaLI:       u ← α_u·u + g_u·x;  v ← α_v·v + g_v·u + b_v           output v
+    CubaLIF:      CubaLI's u, v;  z = v > θ;  reset as LIF              output z
+
+    euler: α = 1 − dt/τ, g_v = r·dt/τ, b_v = v_leak·dt/τ, g_u = w_in·dt/τ_syn
+    exact: α = exp(−dt/τ), g_v = r·(1 − α), b_v = v_leak·(1 − α), g_u = w_in·(1 − α_u)
+    I, IF: α_v = 1, g_v = r, b_v = 0 (integrate once per step, whatever dt)
+
+The input of step t acts in step t (the NIR paper's convention: an input at step 60 is in v at
+step 60). States start at 0; ``v_reset`` applies only after a spike.
+
+Integer kinds (QLIF, QLI) run the profile's updates (:mod:`neurocc.ir.numerics.profiles`)::
+
+    a = int32(Σ inputs);  u ← profile.lif_current(u, a, du);  v ← profile.lif_voltage(v, u, bias, dv)
+    QLIF: z = v > vth<<6;  v ← 0 (zero) | v − vth<<6 (subtract);  refractory (int8): v held
+    QLI: no spike, output v
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from neurocc.backends.emulator.kernels import Kernel
+from neurocc.ir.types import ResetMode
+
+
+def _decays(node, dt: float | None, method):
+    # TODO(layering): decay_factors should live in neurocc.ir (requested); lazy import until then.
+    from neurocc.compiler.passes.discretize import decay_factors
+
+    needs_dt = any(hasattr(node, k) for k in ("tau", "tau_mem", "tau_syn"))
+    if needs_dt and not dt:
+        raise ValueError(f"{node.kind} needs the graph's dt (run the discretize pass or pass --dt)")
+    return decay_factors(node, dt or 1.0, method or "euler")
+
+
+class FloatNeuron(Kernel):
+    """I, IF, LI, LIF, CubaLI, CubaLIF in float64 (see the module docstring)."""
+
+    stateful = True
+
+    def __init__(self, *a, dt=None, method=None, **kw) -> None:
+        super().__init__(*a, **kw)
+        n = self.node
+        d = _decays(n, dt, method)
+        f = lambda x: None if x is None else np.asarray(x, np.float64)  # noqa: E731
+        self.au, self.gu, self.av, self.gv, self.bv = map(f, (d.alpha_u, d.gain_u, d.alpha_v, d.gain_v, d.bias_v))
+        self.cuba = self.au is not None
+        self.spiking = n.spiking
+        if self.spiking:
+            self.th = np.asarray(n.v_threshold, np.float64)
+            self.v_reset = np.asarray(n.v_reset, np.float64)
+            self.subtract = n.reset is ResetMode.SUBTRACT
+        self.has_bias = bool(np.any(self.bv))
+        self.record_vars = n.state_vars
+
+    def reset(self, batch: int) -> None:
+        self.state = {var: np.zeros((batch, *self.out_shape)) for var in self.node.state_vars}
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        st = self.state
+        inp = x
+        if self.cuba:
+            st["u"] = u = self.au * st["u"] + self.gu * x
+            inp = u
+        v = self.av * st["v"] + self.gv * inp
+        if self.has_bias:
+            v += self.bv
+        if not self.spiking:
+            st["v"] = v
+            return v
+        z = v > self.th
+        if z.any():
+            v = np.where(z, v - self.th if self.subtract else self.v_reset, v)
+        st["v"] = v
+        return z.astype(np.float64)
+
+
+class IntNeuron(Kernel):
+    """QLIF / QLI under a loihi or int8 profile (see the module docstring).
+
+    State is held as float64 arrays of integers (every value < 2**53, so exact; the numerics
+    functions accept that representation) because it needs fewer numpy operations per step
+    than int64; recorded traces are int64."""
+
+    stateful = True
+
+    def __init__(self, *a, profile=None, **kw) -> None:
+        super().__init__(*a, **kw)
+        from neurocc.ir.numerics import current_decay_factor, voltage_decay_factor
+
+        n, p = self.node, profile
+        self.profile = p
+        shape = self.out_shape
+        f = lambda x: np.ascontiguousarray(np.broadcast_to(np.asarray(x, np.float64), shape))  # noqa: E731
+        self.fu, self.fv = f(current_decay_factor(n.du)), f(voltage_decay_factor(n.dv))
+        bias = p.lif_bias(n.bias_mant, n.bias_exp)
+        self.bias = f(bias) if np.any(bias) else None
+        self.spiking = n.kind == "QLIF"
+        self.refractory = 0
+        if self.spiking:
+            self.vth = f(p.lif_threshold(n.vth))
+            self.subtract = n.reset is ResetMode.SUBTRACT
+            self.refractory = int(n.refractory)
+            self.out_dtype = np.uint8
+        self.record_vars = n.state_vars + (("ref",) if self.refractory else ())
+
+    def reset(self, batch: int) -> None:
+        shape = (batch, *self.out_shape)
+        self.state = {"u": np.zeros(shape), "v": np.zeros(shape)}
+        if self.refractory:
+            self.state["ref"] = np.zeros(shape)
+
+    def window(self, x: np.ndarray, rec: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        a, n = self.profile.neuron_input(x)   # the int32 sum register, whole window at once
+        self.count("input_wrap", n)
+        a = np.asarray(a, np.float64)
+        out = np.empty(x.shape, self.out_dtype)
+        for t in range(x.shape[0]):
+            self.t = t
+            out[t] = self._update(a[t])
+            if rec is not None:
+                for var, arr in rec.items():
+                    arr[t] = self.state[var]
+        return out
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        a, n = self.profile.neuron_input(x)
+        self.count("input_wrap", n)
+        return self._update(np.asarray(a, np.float64))
+
+    def _update(self, a: np.ndarray) -> np.ndarray:
+        p, st = self.profile, self.state
+        u, nu, n32 = p.lif_current(st["u"], a, self.fu)
+        v, nsat, n32v = p.lif_voltage(st["v"], u, self.bias, self.fv)
+        if nu or nsat or n32 or n32v:
+            self.count("u_wrap", nu)
+            self.count("v_saturate", nsat)
+            self.count("int32_wrap", n32 + n32v)
+        st["u"] = u
+        if not self.spiking:
+            st["v"] = v
+            return v
+        if self.refractory:
+            hold = st["ref"] > 0
+            v = np.where(hold, st["v"], v)
+            z = (v > self.vth) & ~hold
+            st["ref"] = np.where(z, float(self.refractory), np.maximum(st["ref"] - 1, 0))
+        else:
+            z = v > self.vth
+        if z.any():
+            v = np.where(z, v - self.vth if self.subtract else 0.0, v)
+        st["v"] = v
+        return z

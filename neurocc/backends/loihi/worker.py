@@ -1,0 +1,149 @@
+"""The Lava worker: ``python -m neurocc.backends.loihi.worker JOB_DIR``.
+
+This is the only place neurocc imports Lava (under :func:`.shim.import_lava`), because Lava's
+runtime sets the interpreter-wide multiprocessing start method to ``fork``. The parent
+(:mod:`neurocc.backends.loihi`) writes ``JOB_DIR``::
+
+    manifest.json        {"format": "neurocc-lava-job/1", "runs": [{"id", "net", "procs", "steps", "data"}]}
+    <net>.json/.npz      lowered networks (:func:`.plan.save_net`)
+    <run>_in.npz         int32 RingBuffer data per source process, (*lava_shape, steps)
+
+For every run the worker builds the named processes of the net (one connected part), runs them
+``steps`` steps with ``Loihi2SimCfg(select_tag='fixed_pt')`` (the bit-accurate models), and
+writes ``<run>_out.npz`` holding ``"<proc>/<var>"`` → int32 array ``(steps, *lava_shape)``, then
+``<run>_status.json`` (``{"ok": true, "seconds": ...}`` or ``{"ok": false, "error": ...}``).
+Networks are loaded once and Lava is imported once for all runs, which amortises the start-up.
+Exit status: 0 when every run succeeded, 1 otherwise, 2 on a bad job directory.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from neurocc.backends.loihi.plan import LavaNet, LProc, load_net
+
+JOB_FORMAT = "neurocc-lava-job/1"
+
+
+def _make(L: SimpleNamespace, p: LProc, data: dict[str, np.ndarray]) -> Any:
+    """Construct the Lava process for ``p`` (see :mod:`.lower` for the mapping)."""
+    q, a = dict(p.params), p.arrays
+    if p.kind == "source":
+        return L.Source(data=data[p.name].astype(np.int32))
+    if p.kind == "dense":
+        return L.Dense(weights=a["weights"], weight_exp=q["weight_exp"], num_weight_bits=q["num_weight_bits"],
+                       num_message_bits=q["num_message_bits"], name=p.name)
+    if p.kind == "delay_dense":
+        return L.DelayDense(weights=a["weights"], delays=int(q["delays"]), weight_exp=q["weight_exp"],
+                            num_weight_bits=q["num_weight_bits"], num_message_bits=q["num_message_bits"],
+                            name=p.name)
+    if p.kind == "conv":
+        return L.Conv(weight=a["weight"], input_shape=tuple(q["input_shape"]), stride=tuple(q["stride"]),
+                      padding=tuple(q["padding"]), dilation=tuple(q["dilation"]), groups=q["groups"],
+                      num_message_bits=q["num_message_bits"], name=p.name)
+    if p.kind == "lif":
+        per = {k: (a[k] if k in a else q[k]) for k in ("du", "dv", "vth")}
+        return L.LIF(shape=tuple(p.shape), bias_mant=a["bias_mant"], bias_exp=a["bias_exp"], name=p.name, **per)
+    raise ValueError(f"unknown process kind {p.kind!r} for {p.name!r}")
+
+
+def _port(obj: Any, port: str, ops: tuple) -> Any:
+    out = getattr(obj, port)
+    for op, arg in ops:
+        out = out.transpose(list(arg)) if op == "transpose" else out.reshape(tuple(arg))
+    return out
+
+
+def build(L: SimpleNamespace, net: LavaNet, names: list[str], data: dict[str, np.ndarray], steps: int
+          ) -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
+    """Create the processes ``names`` of ``net``, connect them, attach probes; return
+    (processes by name, recorder by (proc, var))."""
+    wanted = set(names)
+    objs = {p.name: _make(L, p, data) for p in net.procs if p.name in wanted}
+    for c in net.conns:
+        if c.src in wanted:
+            _port(objs[c.src], c.src_port, c.ops).connect(getattr(objs[c.dst], c.dst_port))
+    recorders: dict[tuple[str, str], Any] = {}
+    for pr in net.probes:
+        if pr.proc not in wanted:
+            continue
+        target = objs[pr.proc]
+        if pr.var == "s":
+            rec = L.Sink(shape=tuple(net.proc(pr.proc).shape), buffer=steps)
+            target.s_out.connect(rec.a_in)
+        else:
+            rec = L.Monitor()
+            rec.probe(getattr(target, pr.var), steps)
+        recorders[(pr.proc, pr.var)] = rec
+    return objs, recorders
+
+
+def run_one(L: SimpleNamespace, net: LavaNet, names: list[str], data: dict[str, np.ndarray], steps: int
+            ) -> dict[str, np.ndarray]:
+    """Build, run ``steps`` steps in fixed_pt, read every probe (time first), stop the runtime."""
+    objs, recorders = build(L, net, names, data, steps)
+    first = objs[names[0]]
+    first.run(condition=L.RunSteps(num_steps=steps), run_cfg=L.Loihi2SimCfg(select_tag="fixed_pt"))
+    try:
+        out = {}
+        for (proc, var), rec in recorders.items():
+            if var == "s":
+                arr = np.moveaxis(np.asarray(rec.data.get()), -1, 0)
+            else:
+                arr = np.asarray(rec.get_data()[proc][var])
+            out[f"{proc}/{var}"] = np.rint(arr).astype(np.int32) if arr.dtype.kind == "f" else arr.astype(np.int32)
+        return out
+    finally:
+        first.stop()
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, path)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m neurocc.backends.loihi.worker JOB_DIR", file=sys.stderr)
+        return 2
+    job = Path(argv[0])
+    manifest = json.loads((job / "manifest.json").read_text())
+    if manifest.get("format") != JOB_FORMAT:
+        print(f"{job}: not a {JOB_FORMAT} job (format {manifest.get('format')!r})", file=sys.stderr)
+        return 2
+    from neurocc.backends.loihi.shim import import_lava
+
+    t0 = time.perf_counter()
+    L = import_lava()
+    print(f"lava imported in {time.perf_counter() - t0:.2f} s; {len(manifest['runs'])} run(s)", flush=True)
+    nets: dict[str, LavaNet] = {}
+    failed = 0
+    for run in manifest["runs"]:
+        t = time.perf_counter()
+        try:
+            net = nets.get(run["net"]) or nets.setdefault(run["net"], load_net(job, run["net"]))
+            with np.load(job / run["data"]) as z:
+                data = {k: z[k] for k in z.files}
+            out = run_one(L, net, run["procs"], data, int(run["steps"]))
+            np.savez(job / f"{run['id']}_out.npz", **out)
+            status = {"ok": True, "seconds": time.perf_counter() - t}
+        except Exception:  # one failing run must not hide the others; the parent reports it
+            failed += 1
+            status = {"ok": False, "error": traceback.format_exc()}
+            print(f"run {run['id']} failed:\n{status['error']}", file=sys.stderr, flush=True)
+        _write_json(job / f"{run['id']}_status.json", status)
+        print(f"run {run['id']}: {'ok' if status['ok'] else 'FAILED'} in {time.perf_counter() - t:.2f} s", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":  # the parent starts it with OPENBLAS_NUM_THREADS=1 in the environment
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,415 @@
+"""The ``neurocc`` command line (also ``python -m neurocc``); subcommands follow the Contract in
+the architecture notes and call the Python API in :mod:`neurocc`, so both behave alike.
+
+Exit status: 0 success; 1 a user-facing error (a :class:`~neurocc.errors.NeuroccError`: bad
+file, unknown target, failed validation), printed as one paragraph; 2 a usage error or a feature
+not in this version; 3 an internal error (a bug: rerun with ``--debug`` and report it).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import neurocc
+from neurocc import NeuroccError
+from neurocc._files import read_npz, write_npz
+from neurocc.errors import InputError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+# ----- argument types ---------------------------------------------------------------------------
+def _shape(text: str) -> tuple[int, ...]:
+    """``1,28,28`` / ``1x28x28`` / ``(1, 28, 28)`` → (1, 28, 28)."""
+    parts = [p for p in text.strip("()[] ").replace("x", ",").split(",") if p.strip()]
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if not shape or any(s < 1 for s in shape):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a shape; write sizes without batch "
+                                         "and time, e.g. 1,28,28")
+    return shape
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a positive integer")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a positive number of seconds (e.g. 0.001)")
+    return value
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+# ----- helpers ----------------------------------------------------------------------------------
+def _load_kw(args: argparse.Namespace) -> dict[str, Any]:
+    import os
+
+    if os.getcwd() not in sys.path:  # "pkg.module:factory" entries import from here, as with python -m
+        sys.path.insert(0, os.getcwd())
+    return {"input_shape": args.input_shape, "entry": args.entry,
+            "weights": None if args.weights is None else Path(args.weights),
+            "trust_pickle": args.trust_pickle}
+
+
+def _graph(args: argparse.Namespace) -> Any:
+    return neurocc.load(args.model, **_load_kw(args))
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: set[int] = set()) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    fmt = lambda r: "  ".join(c.rjust(w) if i in right else c.ljust(w)  # noqa: E731
+                              for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+    return "\n".join([fmt(cells[0]), fmt(["-" * w for w in widths])] + [fmt(r) for r in cells[1:]])
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _memory(bits: int | None) -> str:
+    if bits is None:
+        return "-"
+    return f"{bits / 8192:g} KiB" if bits % 8192 == 0 else f"{bits:,} b"
+
+
+# ----- commands ---------------------------------------------------------------------------------
+def cmd_targets(args: argparse.Namespace) -> int:
+    if args.name:
+        print(_target_details(neurocc.get_target(args.name, args.targets)))
+        return 0
+    print(format_targets(neurocc.load_targets(args.targets)))
+    print(f"\n(from {args.targets or neurocc.targets.BUILTIN}; '-' = no limit or no published "
+          "figure; `neurocc targets NAME` shows every field)")
+    return 0
+
+
+def format_targets(targets: dict[str, neurocc.Target]) -> str:
+    """The table of ``neurocc targets``: one row per chip with its key limits."""
+    rows = []
+    for t in targets.values():
+        lim, en, val = t.limits, t.energy, t.validation
+        energy = "-" if en.pj_per_synop is None and en.pj_per_neuron_update is None else \
+            f"{_num(en.pj_per_synop)} / {_num(en.pj_per_neuron_update)}"
+        rows.append([t.name, t.backend or "(none)", t.numerics, f"{t.dt * 1e3:g} ms", _num(lim.chips),
+                     _num(lim.cores_per_chip), _num(lim.neurons_per_core),
+                     _memory(lim.synapse_memory_bits_per_core), energy,
+                     "exact" if val.rule == "exact" else f"cosine>={val.min_cosine:g}"])
+    return _table(["target", "backend", "numerics", "dt", "chips", "cores/chip", "neurons/core",
+                   "syn.mem/core", "pJ synop/neuron", "validation"], rows, right={4, 5, 6, 7})
+
+
+def _target_details(t: neurocc.Target) -> str:
+    import dataclasses
+
+    lines = [f"{t.name}: {t.description}",
+             f"  backend      {t.backend or '(none: plan and compile only)'}",
+             f"  numerics     {t.numerics}", f"  dt           {t.dt:g} s",
+             f"  reset modes  {', '.join(t.reset_modes)}",
+             f"  supported    {', '.join(t.supported) or '(all kinds the backend accepts)'}"]
+    for section in ("limits", "energy", "validation"):
+        lines.append(f"  {section}:")
+        for f in dataclasses.fields(getattr(t, section)):
+            lines.append(f"    {f.name:30} {_num(getattr(getattr(t, section), f.name))}")
+    return "\n".join(lines)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    graph = _graph(args)
+    stats = graph.stats()
+    rows = [[i, name, s["kind"], _shape_str(s["in_shape"]), _shape_str(s["out_shape"]),
+             _num(s["params"]), _num(s["neurons"]), _num(s["synapses"])]
+            for i, (name, s) in enumerate(stats.items(), 1)]
+    print(f"graph '{graph.name}'  dt={'-' if graph.dt is None else f'{graph.dt:g} s'}  "
+          f"method={getattr(graph.method, 'value', '-') or '-'}  numerics={graph.numerics or 'float'}")
+    print(_table(["#", "node", "kind", "in shape", "out shape", "params", "neurons", "synapses"],
+                 rows, right={0, 5, 6, 7}))
+    rec = graph.recurrent_edges()
+    print("recurrent edges: " + (", ".join(f"{e.src} -> {e.dst} (delay {e.delay})" for e in rec)
+                                 if rec else "none"))
+    total = {k: sum(int(s[k]) for s in stats.values()) for k in ("params", "neurons", "synapses")}
+    print(f"total: {len(stats)} nodes, {len(graph.edges)} edges, {total['params']:,} parameters, "
+          f"{total['neurons']:,} neurons, {total['synapses']:,} synapses")
+    print(f"inputs: {', '.join(graph.inputs) or '-'}; outputs: {', '.join(graph.outputs) or '-'}")
+    return 0
+
+
+def _shape_str(shape: Any) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+def cmd_export_nir(args: argparse.Namespace) -> int:
+    graph = _graph(args)
+    out = neurocc.export_nir(graph, Path(args.out))
+    print(f"wrote {out} ({len(graph.nodes)} nodes, {len(graph.edges)} edges)")
+    return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    target = neurocc.get_target(args.target, args.targets)
+    graph = _graph(args)
+    calibration = None
+    if args.calibration:
+        data = read_npz(Path(args.calibration), "--calibration")
+        if "x" not in data:
+            raise InputError("the calibration file has no array 'x'", where=f"--calibration {args.calibration}",
+                             fix="save sample inputs as numpy.savez(path, x=samples) with shape "
+                                 "(samples, *input shape)")
+        calibration = data["x"]
+    result = neurocc.compile(graph, target, Path(args.out), dt=args.dt, calibration=calibration,
+                             timesteps=args.timesteps)
+    print(f"compiled '{graph.name}' for {target.name} into {args.out}")
+    if result is not None and hasattr(result, "summary"):
+        print(result.summary())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    inputs = read_npz(Path(args.input), "--input")
+    outputs = neurocc.run(Path(args.artifact), args.backend, inputs, steps=args.steps,
+                          record=args.record)
+    write_npz(Path(args.output), outputs)
+    print(f"wrote {args.output}: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in outputs.items()))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    inputs = read_npz(Path(args.input), "--input") if args.input else None
+    report = neurocc.validate(Path(args.artifact), backends=args.backends, inputs=inputs,
+                              samples=args.samples, json_path=args.json)
+    results = report.get("results", [])
+    fmt = _formatter("neurocc.runtime.validate", "format_validation")
+    print(fmt(report) if fmt else _validation_table(results))
+    print(f"report: {args.json or Path(args.artifact) / 'validation.json'}")
+    failed = [r.get("backend") for r in results if not r.get("passed")]
+    if failed:
+        print(f"validation failed for: {', '.join(map(str, failed))}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _formatter(module: str, name: str) -> Callable[[Any], str] | None:
+    """The runtime's own text formatter when its module provides one (it is imported by then)."""
+    return getattr(sys.modules.get(module), name, None)
+
+
+def _validation_table(results: list[dict[str, Any]]) -> str:
+    rows = [[r.get("backend"), r.get("reference"), r.get("exact"), _num(r.get("compared")),
+             _num(r.get("mismatches")), "-" if r.get("cosine") is None else f"{r['cosine']:.6f}",
+             "PASS" if r.get("passed") else "FAIL"] for r in results]
+    lines = [_table(["backend", "reference", "exact", "compared", "mismatches", "cosine", "result"],
+                    rows, right={3, 4, 5})]
+    for r in results:
+        d = r.get("first_divergence")
+        if d:
+            lines.append(f"{r.get('backend')}: first divergence at node {d.get('node')} step "
+                         f"{d.get('step')} index {d.get('index')} var {d.get('var')}: expected "
+                         f"{d.get('expected')}, got {d.get('got')}")
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    data = read_npz(Path(args.data), "--data")
+    missing = [k for k in ("x", "y") if k not in data]
+    if missing:
+        raise InputError(f"the data file lacks array(s) {', '.join(missing)}", where=f"--data {args.data}",
+                         fix="save it as numpy.savez(path, x=samples, y=integer_labels)")
+    result = neurocc.evaluate(Path(args.artifact), data, backend=args.backend)
+    fmt = _formatter("neurocc.runtime.evaluate", "format_evaluation")
+    print(fmt(result) if fmt else f"accuracy: {result['accuracy']:.4f}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    graph = _graph(args)
+    rows = neurocc.plan(graph, targets=args.target, targets_file=args.targets)
+    format_plan = neurocc.feature("neurocc.runtime.plan", "format_plan", "resource planning (neurocc plan)")
+    print(format_plan(rows))
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    deploy = neurocc.feature("neurocc.runtime.deploy", "deploy_artifact", "deployment bundles (neurocc deploy)")
+    out = deploy(Path(args.artifact), Path(args.out))
+    print(f"wrote deployment bundle {out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    fmt = neurocc.feature("neurocc.runtime.report", "format_report", "reports (neurocc report)")
+    print(fmt(Path(args.artifact)))
+    return 0
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from neurocc.quickstart import quickstart
+
+    print(quickstart(args.targets))
+    return 0
+
+
+# ----- parser -----------------------------------------------------------------------------------
+def _common(sub: bool) -> argparse.ArgumentParser:
+    """--targets/--debug, accepted before or after the subcommand."""
+    p = argparse.ArgumentParser(add_help=False)
+    default: dict[str, Any] = {"default": argparse.SUPPRESS} if sub else {}
+    p.add_argument("--targets", metavar="FILE", help="another targets.yaml (default: the shipped one)",
+                   **({"default": None} | default))
+    p.add_argument("--debug", action="store_true", help="show the Python traceback of any error",
+                   **default)
+    return p
+
+
+def _model_options() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("model", metavar="MODEL",
+                   help="a .nir, .onnx, .pt2 or .pt/.pth file, or pkg.module:factory (with --weights)")
+    p.add_argument("--input-shape", type=_shape, metavar="SHAPE",
+                   help="input shape without batch and time, e.g. 1,28,28 (torch models need it)")
+    p.add_argument("--entry", metavar="PKG.MODULE:FACTORY",
+                   help="the function or class that builds the nn.Module whose state_dict MODEL (.pt) holds; "
+                        "importable from the current directory")
+    p.add_argument("--weights", metavar="FILE", help="a state_dict (.pt) to load into the module")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow full pickle loading of a .pt file (runs code in it: only for files you trust)")
+    return p
+
+
+COMMANDS: list[tuple[str, Handler, str, bool]] = [  # name, handler, help, takes a MODEL
+    ("targets", cmd_targets, "list the chips neurocc knows (targets.yaml)", False),
+    ("inspect", cmd_inspect, "print a model's graph: nodes, shapes, parameters, neurons, synapses", True),
+    ("export-nir", cmd_export_nir, "convert a model to a NIR file", True),
+    ("compile", cmd_compile, "compile a model for a target into an artifact directory", True),
+    ("run", cmd_run, "run an artifact on a backend", False),
+    ("validate", cmd_validate, "compare backends with their reference; write validation.json", False),
+    ("evaluate", cmd_evaluate, "accuracy of an artifact on labelled data", False),
+    ("plan", cmd_plan, "how a model fits each target (cores, chips, memory, energy)", True),
+    ("deploy", cmd_deploy, "bundle an edge-cpu artifact for another machine", False),
+    ("report", cmd_report, "summarise an artifact and its validation", False),
+    ("quickstart", cmd_quickstart, "show what this installation can do, and how to start", False),
+]
+
+
+def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
+    artifact = lambda: p.add_argument("artifact", metavar="DIR", help="an artifact directory (from compile)")  # noqa: E731
+    if name == "targets":
+        p.add_argument("name", nargs="?", metavar="NAME", help="show every field of one target")
+    elif name == "export-nir":
+        p.add_argument("out", metavar="OUT.nir", help="the NIR file to write")
+    elif name == "compile":
+        p.add_argument("--target", required=True, metavar="T", help="a target name (see `neurocc targets`)")
+        p.add_argument("-o", "--out", required=True, metavar="DIR", help="the artifact directory to write")
+        p.add_argument("--dt", type=_positive_float, metavar="SECONDS",
+                       help="seconds per step (overrides the target's; NIR files carry no dt)")
+        p.add_argument("--calibration", metavar="FILE.npz", help="sample inputs (array 'x') for quantization")
+        p.add_argument("--timesteps", type=_positive_int, metavar="N", help="steps per sample (ANN conversion)")
+    elif name == "run":
+        artifact()
+        p.add_argument("--backend", required=True, metavar="B",
+                       help="emulator, reference, loihi, spinnaker or edge-cpu")
+        p.add_argument("--input", required=True, metavar="X.npz", help="one array (steps, batch, *shape) per input")
+        p.add_argument("--output", required=True, metavar="Y.npz", help="where to write the outputs")
+        p.add_argument("--steps", type=_positive_int, metavar="N", help="steps to run (default: the input's)")
+        p.add_argument("--record", action="store_true", help="also write every state variable as <node>/<var>")
+    elif name == "validate":
+        artifact()
+        p.add_argument("--backends", type=_names, metavar="a,b,c",
+                       help="backends to check (default: every one that can run the artifact)")
+        src = p.add_mutually_exclusive_group()
+        src.add_argument("--input", metavar="X.npz", help="inputs to compare on")
+        src.add_argument("--samples", type=_positive_int, metavar="N", help="N generated input samples")
+        p.add_argument("--json", metavar="REPORT.json", help="where to write the report (default DIR/validation.json)")
+    elif name == "evaluate":
+        artifact()
+        p.add_argument("--data", required=True, metavar="TEST.npz", help="arrays x (samples, *shape) and y (labels)")
+        p.add_argument("--backend", metavar="B", help="backend to evaluate on (default: the target's)")
+    elif name == "plan":
+        p.add_argument("--target", type=_names, metavar="a,b", help="targets to plan for (default: all)")
+    elif name == "deploy":
+        artifact()
+        p.add_argument("-o", "--out", required=True, metavar="BUNDLE", help="the bundle directory to write")
+    elif name == "report":
+        artifact()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neurocc", parents=[_common(sub=False)],
+        description="Compile trained neural networks for neuromorphic chips and edge CPUs, and "
+                    "check that the result computes what was trained.",
+        epilog="Start with `neurocc quickstart`. Docs: docs/user-guide.md")
+    parser.add_argument("--version", action="version", version=f"neurocc {neurocc.__version__}")
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, handler, help_text, takes_model in COMMANDS:
+        parents = [_common(sub=True)] + ([_model_options()] if takes_model else [])
+        p = subs.add_parser(name, parents=parents, help=help_text, description=help_text)
+        _add_arguments(name, p)
+        p.set_defaults(func=handler)
+    return parser
+
+
+# ----- entry point ------------------------------------------------------------------------------
+INTERNAL = ("internal error in neurocc: {kind}: {msg}\nThis is a bug in neurocc, not in your input. "
+            "Rerun the same command with --debug for the traceback and report it.")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (see the module docstring)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except NeuroccError as err:
+        if args.debug:
+            raise
+        print(f"neurocc {args.command}: {err}", file=sys.stderr)
+        return err.exit_code
+    except ModuleNotFoundError as err:
+        if args.debug:
+            raise
+        name = err.name or "?"
+        if name == "neurocc" or name.startswith("neurocc."):
+            print(f"neurocc {args.command}: this command is not available yet in this version of "
+                  f"neurocc (module {name} is not part of it).\nFix: it arrives with a later "
+                  "release; `neurocc quickstart` lists what works now.", file=sys.stderr)
+            return 2
+        print(f"neurocc {args.command}: the Python package '{name}' is not installed, and this "
+              "command needs it.\nFix: run the set-up (`make demo` or scripts/setup.sh) or install "
+              "it into this environment.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001  (the one place that turns bugs into a short message)
+        if args.debug:
+            raise
+        print(INTERNAL.format(kind=type(err).__name__, msg=err), file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,407 @@
+"""Quantize: a discretised float SNN graph → the integer graph of a numerics profile.
+
+Profile ``loihi`` (Lava's bit-accurate models; units in :mod:`neurocc.ir.qnodes`). A *layer* is
+one neuron node together with every synapse node (Affine/Linear → QDense, Conv2d → QConv2d)
+that feeds it; all of them share one scale ``s`` = threshold-mantissa LSBs (= weight LSBs) per
+float unit of membrane, so the state registers hold ``64 · s`` LSBs per float unit. With the
+per-step coefficients of :func:`~neurocc.compiler.passes.discretize.decay_factors` and the layer
+gain ``g = g_v`` (``g_u · g_v`` for Cuba kinds, 1 for Threshold):
+
+    effective weight   W_eff = q · 2^e ≈ s · g · f_in · W       q: the integer mantissa
+    threshold          vth   = rint(s · θ)                      17-bit, 1..131071 (0 iff θ = 0)
+    current decay      du    = rint(4096 · (1 − α_u)) − 1       Lava decays u by du + 1;
+                                                                4095 = no memory (LIF, IF, LI, I)
+    voltage decay      dv    = rint(4096 · (1 − α_v))           0 = no leak (IF, I); 4096 = no
+                                                                memory (Threshold, as netx writes it)
+    bias (state LSBs)  bias_mant << bias_exp ≈ 64 · s · (b_v + g · b_affine)
+                       13-bit signed mantissa, exponent 0..7 chosen per neuron
+
+``f_in`` is the float value of one integer unit of the synapse's input (1 for spikes and sum
+pools, 1/(kH·kW) after an average pool, 1/(64 · s_prev) after a leaky-integrator layer).
+Default scaling (no calibration): ``s`` maps the largest |g · f_in · W| of the layer to the
+largest mantissa (127 for mixed-sign 8-bit weights, 255 for single-sign; 127 for Conv); then
+the shared exponent ``e`` is lowered below 0 if the largest threshold would exceed 131071, or
+raised (dense layers only, up to 7) until the smallest positive threshold has at least
+``VTH_MIN`` = 16 LSBs of resolution. Conv layers keep ``e = 0`` (Lava's Conv ignores
+``weight_exp``). Optional per-layer statistics (``stats``, from calibration) can fix ``s``.
+
+Emission so that Lava's Dense preprocessing (clip, then drop the low ``8 − b + mixed`` bits) is
+the identity: ``weight = q << (8 − b + mixed)``, ``weight_exp = e − (8 − b + mixed)``,
+``num_weight_bits = b`` (netx's convention: int8 mixed weights become ``2q`` with exponent −1).
+Every synapse → neuron edge carries Lava's one-step Dense delay (a recurrent edge that already
+delays one step hands its delay to the Dense, so a loop still takes one step). Parameters are
+rounded half to even (``rint``); the chip arithmetic itself lives in ``neurocc.ir.numerics``.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from neurocc.compiler.passes.discretize import NEURON_TYPES, decay_factors
+from neurocc.errors import CompileError
+from neurocc.ir.graph import Edge, Graph
+from neurocc.ir.nodes import (Affine, AvgPool2d, Conv1d, Conv2d, CubaLI, CubaLIF, Flatten, Input,
+                              Linear, Node, Output, SumPool2d)
+from neurocc.ir.qnodes import QConv2d, QDense, QLI, QLIF, QSumPool2d
+from neurocc.ir.numerics.core import lava_sign_mode, lava_weight_drop_bits, mantissa_exponent, round_to_int
+from neurocc.ir.numerics.profiles import Profile, get_profile
+from neurocc.ir.types import ResetMode, Rounding
+from neurocc.targets import Target
+
+STATE_SHIFT = 6            # state LSBs per weight LSB: 2**6 (Loihi MSB alignment)
+VTH_MAX = (1 << 17) - 1    # 17-bit threshold mantissa
+VTH_MIN = 16               # default scaling aims for at least this many threshold LSBs
+BIAS_MANT_MAX = (1 << 12) - 1  # 13-bit signed mantissa: -4096..4095
+BIAS_EXP_MAX = 7           # 3-bit exponent
+EXP_MAX = 7                # largest layer exponent e the default scaling picks
+DECAY_ONE = 4096           # decays are 12-bit fractions of 4096
+U_LIMIT = 1 << 23          # u wraps at 24 bits
+
+SYNAPSES = (Affine, Linear, Conv2d)
+PROFILES = ("loihi", "int8")
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """Optional statistics of one layer (keyed by neuron node name), e.g. from calibration.
+
+    ``scale`` fixes ``s`` (threshold LSBs per float unit of membrane) instead of the default
+    weight-range rule; for an Input node it makes the input graded, fed as
+    ``rint(x · scale)`` integers (spikes otherwise). ``v_absmax`` and ``rate`` are recorded in the report (used by later
+    calibration policies; the default scaling does not need them).
+    """
+
+    scale: float | None = None
+    v_absmax: float | None = None
+    rate: float | None = None
+
+
+def _rint(x: np.ndarray | float) -> np.ndarray:
+    return round_to_int(x, Rounding.NEAREST_EVEN)
+
+
+def _weight_shift(q: np.ndarray, bits: int, profile: Profile) -> int:
+    """Low bits the chip drops from an emitted weight (loihi: 8 − bits + mixed; int8: none)."""
+    return lava_weight_drop_bits(lava_sign_mode(q), bits) if profile.name == "loihi" else 0
+
+
+def quantize(graph: Graph, profile: str, target: Target, *,
+             stats: Mapping[str, LayerStats] | None = None) -> Graph:
+    """The integer graph of ``graph`` for ``profile`` (see the module docstring)."""
+    return quantize_with_report(graph, profile, target, stats=stats)[0]
+
+
+def quantize_with_report(graph: Graph, profile: str, target: Target, *,
+                         stats: Mapping[str, LayerStats] | None = None) -> tuple[Graph, dict[str, Any]]:
+    """(integer graph, quantization report). The report is a JSON-ready dict, see
+    docs/artifact-format.md ("quantization.json")."""
+    if profile not in PROFILES:
+        raise CompileError(f"numerics profile '{profile}' cannot be compiled yet", where=f"target '{target.name}'",
+                           fix=f"use a target with numerics {', '.join(PROFILES)} (e.g. emulator, loihi2)")
+    if graph.dt is None or graph.method is None:
+        raise CompileError(f"graph '{graph.name}' has no dt/method", where="quantize",
+                           fix="run the discretize pass first (compile does this)")
+    prof = get_profile(profile)
+    problems = structure_problems(graph, target, prof)
+    if problems:
+        raise CompileError(f"graph '{graph.name}' cannot be quantized for target '{target.name}'",
+                           where="quantize", problems=problems,
+                           fix="see each problem; every one names its node and what to change")
+    return _Quantizer(graph, target, prof, dict(stats or {})).run()
+
+
+def structure_problems(graph: Graph, target: Target, profile: Profile) -> list[str]:
+    """Every node or edge the quantizer cannot map for ``profile``, all at once."""
+    found = []
+    for name, node in graph.nodes.items():
+        where = f"node '{name}' ({node.kind})"
+        succ = [graph.nodes[s] for s in graph.successors(name)]
+        if isinstance(node, Conv1d):
+            found.append(f"{where}: 1-D convolutions are not supported by the loihi numerics; fix: reshape "
+                         "to Conv2d with a kernel of height 1")
+        elif isinstance(node, SYNAPSES):
+            if len(succ) != 1 or not isinstance(succ[0], NEURON_TYPES):
+                found.append(f"{where}: a weight layer must feed exactly one neuron node, it feeds "
+                             f"{[s.kind for s in succ]}; fix: add a neuron layer (LI for a readout) after it")
+        elif isinstance(node, NEURON_TYPES):
+            found.extend(_neuron_problems(graph, name, node, target, profile))
+        elif not isinstance(node, (Input, Output, Flatten, SumPool2d, AvgPool2d)):
+            found.append(f"{where}: not supported by the loihi quantizer; fix: "
+                         + ("run the normalize/convert passes (ANN op)" if node.ann_only else
+                            "fold it into a neighbouring weight layer (Scale) or remove it (Delay)"))
+    return found
+
+
+def _neuron_problems(graph: Graph, name: str, node: Node, target: Target, profile: Profile) -> list[str]:
+    where, found = f"node '{name}' ({node.kind})", []
+    for src in graph.predecessors(name):
+        if not isinstance(graph.nodes[src], SYNAPSES) or isinstance(graph.nodes[src], Conv1d):
+            found.append(f"{where}: input from '{src}' ({graph.nodes[src].kind}) has no weight layer; "
+                         "fix: put an Affine/Linear/Conv2d (identity weights if needed) in front")
+    reset = getattr(node, "reset", None)
+    modes = [m for m in target.reset_modes if m in profile.reset_modes]
+    if reset is not None and reset.value not in modes:
+        found.append(f"{where}: reset '{reset.value}' is not available on target '{target.name}' (it resets "
+                     f"{'/'.join(modes)}); fix: use the edge-cpu target or retrain with reset zero")
+    v_reset = getattr(node, "v_reset", None)
+    if v_reset is not None and v_reset.size and np.any(v_reset != 0) and reset is ResetMode.ZERO:
+        found.append(f"{where}: v_reset = {float(np.max(np.abs(v_reset))):.4g} but {profile.name} resets v to 0; fix: "
+                     "retrain with v_reset 0 or shift v_leak and v_threshold by -v_reset")
+    theta = getattr(node, "v_threshold", getattr(node, "threshold", None))
+    if theta is not None and np.any(theta < 0):
+        found.append(f"{where}: negative threshold {float(np.min(theta)):.4g} is not representable "
+                     "(17-bit unsigned mantissa); fix: retrain with thresholds >= 0")
+    return found
+
+
+class _Quantizer:
+    """One quantization run: walks the graph in step order, one layer per neuron node."""
+
+    def __init__(self, graph: Graph, target: Target, profile: Profile, stats: dict[str, LayerStats]) -> None:
+        self.g, self.target, self.prof, self.stats = graph, target, profile, stats
+        self.lava = profile.name == "loihi"
+        self.bits = min(int(target.limits.weight_bits), 8)
+        self.shapes = graph.shapes()
+        self.new: dict[str, Node | None] = {n: None for n in graph.nodes}
+        self.unit: dict[str, float] = {}    # float value of one integer unit of each node's output
+        self.binary: dict[str, bool] = {}   # output is 0/1 spikes
+        self.layers: dict[str, dict[str, Any]] = {}
+        self.outputs: dict[str, dict[str, Any]] = {}
+        self.input_scales: dict[str, float] = {}
+
+    def run(self) -> tuple[Graph, dict[str, Any]]:
+        for name, node in self.g.nodes.items():  # spikes are 0/1 whatever the layer's scale
+            if node.spiking:
+                self.unit[name], self.binary[name] = 1.0, True
+        for name in self.g.order():
+            node = self.g.nodes[name]
+            if isinstance(node, NEURON_TYPES):
+                self._layer(name, node)
+            elif not isinstance(node, SYNAPSES):
+                self._passive(name, node)
+        edges = self._edges()
+        out = Graph({n: q for n, q in self.new.items()}, edges, dt=self.g.dt, method=self.g.method,  # type: ignore[misc]
+                    numerics=self.prof.name, name=self.g.name)
+        report = {"profile": self.prof.name, "weight_bits": self.bits, "rounding": "nearest_even",
+                  "registers": _registers(self.prof), "layers": self.layers, "outputs": self.outputs,
+                  "input_scales": self.input_scales}
+        return out, report
+
+    def _src_unit(self, name: str) -> tuple[float, bool]:
+        srcs = self.g.predecessors(name)
+        missing = [s for s in srcs if s not in self.unit]
+        if missing:
+            raise CompileError(f"node '{name}' reads '{missing[0]}' before its scale is known", where="quantize",
+                               fix="recurrence through a non-spiking layer (LI/I) is not supported on loihi")
+        units = {self.unit[s] for s in srcs}
+        if len(units) > 1:
+            raise CompileError(f"node '{name}' sums inputs of different scales {sorted(units)}", where="quantize",
+                               fix="feed it from layers of one kind (all spiking)")
+        return units.pop(), all(self.binary[s] for s in srcs)
+
+    def _passive(self, name: str, node: Node) -> None:
+        if isinstance(node, Input):
+            scale = self.stats.get(name, LayerStats()).scale  # graded input: integer units per float unit
+            self.new[name], self.unit[name], self.binary[name] = node, 1.0 / scale if scale else 1.0, not scale
+            if scale:
+                self.input_scales[name] = float(scale)
+            return
+        unit, binary = self._src_unit(name)
+        if isinstance(node, (SumPool2d, AvgPool2d)):
+            self.new[name] = QSumPool2d(kernel_size=node.kernel_size, stride=node.stride, padding=node.padding)
+            if isinstance(node, AvgPool2d):
+                unit /= float(np.prod(node.kernel_size))
+            binary = False
+        else:
+            self.new[name] = node
+        if isinstance(node, Output):
+            src = self.g.predecessors(name)[0]
+            self.outputs[name] = ({"values": "spikes"} if binary else
+                                  {"values": "state", "source": src, "float_per_lsb": unit})
+        self.unit[name], self.binary[name] = unit, binary
+
+    # ---- one layer -------------------------------------------------------------------------
+    def _layer(self, name: str, node: Node) -> None:
+        shape = self.shapes[name]
+        dec = decay_factors(node, self.g.dt, self.g.method)  # type: ignore[arg-type]
+        cuba = isinstance(node, (CubaLI, CubaLIF))
+        gain = (np.ones(shape) if dec.gain_v is None else
+                np.broadcast_to(dec.gain_v * (dec.gain_u if cuba else 1.0), shape).astype(np.float64))
+        syns = self.g.predecessors(name)
+        wf = {s: self._float_weight(s, gain) for s in syns}
+        s0, e = self._scale(name, node, wf)
+        rep: dict[str, Any] = {"kind": node.kind, "scale": s0 * 2.0 ** e, "state_scale": 64 * s0 * 2.0 ** e,
+                               "exp": e, "synapses": {}}
+        for s in syns:
+            self.new[s], rep["synapses"][s] = self._synapse(s, wf[s], s0, e)
+        self.new[name] = self._neuron(name, node, dec, gain, s0 * 2.0 ** e, rep)
+        self.layers[name] = rep
+        self.binary[name] = bool(node.spiking)
+        self.unit[name] = 1.0 if node.spiking else 1.0 / (64 * s0 * 2.0 ** e)
+
+    def _float_weight(self, syn: str, gain: np.ndarray) -> np.ndarray:
+        """s-free effective float weight g · f_in · W of synapse ``syn`` (rows = output neurons)."""
+        node = self.g.nodes[syn]
+        unit, binary = self._src_unit(syn)
+        self.binary[syn], self.unit[syn] = binary, unit
+        w = np.asarray(node.weight, np.float64) * unit
+        if isinstance(node, Conv2d):
+            per_ch = gain.reshape(gain.shape[0], -1)
+            if not np.allclose(per_ch, per_ch[:, :1]):
+                raise CompileError(f"neuron gains after convolution '{syn}' vary within a channel", where="quantize",
+                                   fix="use one r/tau per output channel")
+            return w * per_ch[:, 0].reshape(-1, *([1] * (w.ndim - 1)))
+        return w * gain.reshape(-1)[:, None]
+
+    def _mant_max(self, syn: str, w: np.ndarray) -> int:
+        """Largest mantissa: signed for conv, mixed-sign weights and int8; else unsigned (Lava's sign modes)."""
+        if not self.lava or isinstance(self.g.nodes[syn], Conv2d) or (w.min(initial=0) < 0 < w.max(initial=0)):
+            return (1 << (self.bits - 1)) - 1
+        return (1 << self.bits) - 1
+
+    def _scale(self, name: str, node: Node, wf: dict[str, np.ndarray]) -> tuple[float, int]:
+        """(s0, e): weights use their mantissa at s0; the layer's scale is s0 · 2^e."""
+        ratios = [self._mant_max(k, w) / np.abs(w).max() for k, w in wf.items() if np.abs(w).max() > 0]
+        fixed = self.stats.get(name, LayerStats()).scale
+        s0 = float(fixed) if fixed else (min(ratios) if ratios else 1.0)
+        theta = _threshold(node)
+        if theta is None or not np.any(theta > 0) or fixed:
+            return s0, 0
+        hi, lo = float(theta.max()) * s0, float(theta[theta > 0].min()) * s0
+        if hi > VTH_MAX:
+            return s0, -math.ceil(math.log2(hi / VTH_MAX))
+        if lo < VTH_MIN and not (self.lava and any(isinstance(self.g.nodes[k], Conv2d) for k in wf)):
+            room = math.floor(math.log2(VTH_MAX / hi))
+            return s0, max(0, min(EXP_MAX, room, math.ceil(math.log2(VTH_MIN / lo))))
+        return s0, 0
+
+    def _synapse(self, syn: str, wf: np.ndarray, s0: float, e: int) -> tuple[Node, dict[str, Any]]:
+        node = self.g.nodes[syn]
+        conv = isinstance(node, Conv2d)
+        e_node = 0 if conv and self.lava else e
+        q = _rint(wf * s0 * 2.0 ** (e - e_node))
+        rep = _weight_report(wf, q)
+        if conv:
+            new: Node = QConv2d(weight=q.astype(np.int32), bias=np.zeros(q.shape[0], np.int32), stride=node.stride,
+                                padding=node.padding, dilation=node.dilation, groups=node.groups,
+                                input_shape=node.input_shape, weight_exp=e_node, graded=not self.binary[syn])
+            rep.update(weight_exp=e_node)
+        else:
+            shift = _weight_shift(q, self.bits, self.prof)
+            new = QDense(weight=(q << shift).astype(np.int32), weight_exp=e_node - shift, num_weight_bits=self.bits,
+                         graded=not self.binary[syn])
+            rep.update(weight_exp=e_node - shift, num_weight_bits=self.bits,
+                       sign_mode=lava_sign_mode(q))
+        rep["graded_input"] = not self.binary[syn]
+        rep["max_abs_u"] = int(_row_abs_sum(q, conv)) << (STATE_SHIFT + max(e_node, 0))
+        rep["u_may_wrap"] = bool(self.binary[syn] and rep["max_abs_u"] >= U_LIMIT)
+        return new, rep
+
+    def _neuron(self, name: str, node: Node, dec: Any, gain: np.ndarray, s: float, rep: dict[str, Any]) -> Node:
+        shape = self.shapes[name]
+        full = lambda a: np.broadcast_to(np.asarray(a, np.int64), shape).astype(np.int32)  # noqa: E731
+        du = full(DECAY_ONE - 1) if dec.alpha_u is None else full(np.clip(_rint(DECAY_ONE * (1 - dec.alpha_u)) - 1, -1, 4095))
+        dv = full(DECAY_ONE) if dec.alpha_v is None else full(np.clip(_rint(DECAY_ONE * (1 - dec.alpha_v)), 0, DECAY_ONE))
+        bias_mant, bias_exp = self._bias(name, node, dec, gain, s, rep.setdefault("notes", []))
+        rep.update(du=_uniq(du), dv=_uniq(dv), bias_mant=[int(bias_mant.min()), int(bias_mant.max())],
+                   bias_exp=_uniq(bias_exp))
+        if not node.spiking:
+            return QLI(du=du, dv=dv, bias_mant=bias_mant, bias_exp=bias_exp)
+        theta = np.broadcast_to(_threshold(node), shape)
+        vth = _rint(theta * s)
+        bad = (vth > VTH_MAX) | ((vth == 0) & (theta > 0))
+        if np.any(bad):
+            i = int(np.flatnonzero(bad.ravel())[0])
+            raise CompileError(
+                f"threshold {theta.ravel()[i]:.6g} × scale {s:.6g} = {theta.ravel()[i] * s:.6g} does not fit the "
+                f"17-bit threshold mantissa (1..{VTH_MAX})", where=f"node '{name}' ({node.kind})",
+                fix="rescale the layer's weights against its threshold (weights and thresholds differ by more "
+                    "than 2^17), or calibrate the layer's scale")
+        rep.update(vth=[int(vth.min()), int(vth.max())])
+        return QLIF(du=du, dv=dv, vth=vth.astype(np.int32), bias_mant=bias_mant, bias_exp=bias_exp,
+                    reset=getattr(node, "reset", ResetMode.ZERO))
+
+    def _bias(self, name: str, node: Node, dec: Any, gain: np.ndarray, s: float,
+              notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Per-neuron bias in state LSBs, as (mantissa, exponent): 64 · s · (b_v + g · b_affine)."""
+        shape = self.shapes[name]
+        drive = np.zeros(shape) if dec.bias_v is None else np.broadcast_to(dec.bias_v, shape).astype(np.float64)
+        cuba_gain = 1.0
+        if isinstance(node, (CubaLI, CubaLIF)):
+            # Loihi adds bias to v, NIR's Cuba adds the Affine bias to u: use u's steady state.
+            if np.any(dec.alpha_u >= 1):
+                cuba_gain = np.inf
+            else:
+                cuba_gain = 1.0 / (1.0 - dec.alpha_u)
+        for syn in self.g.predecessors(name):
+            b = getattr(self.g.nodes[syn], "bias", None)
+            if b is None or not np.any(b):
+                continue
+            if isinstance(self.g.nodes[syn], Conv2d):
+                b = np.asarray(b, np.float64).reshape(-1, *([1] * (len(shape) - 1)))
+            if not np.all(np.isfinite(cuba_gain)):
+                raise CompileError(f"Affine bias into '{name}' whose current never decays (tau_syn = inf)",
+                                   where=f"node '{syn}'", fix="remove the bias or give the current a finite tau_syn")
+            drive = drive + gain * np.broadcast_to(b, shape) * cuba_gain
+            if isinstance(node, (CubaLI, CubaLIF)):
+                notes.append(f"bias of '{syn}' moved from the current to the membrane at its steady state "
+                             "g_v·g_u·b/(1 − α_u): exact after the current settles, differs during the transient")
+        state = drive * 64 * s
+        mant, exp = mantissa_exponent(state, 13, 0, BIAS_EXP_MAX)
+        if np.any(np.abs(state) > (BIAS_MANT_MAX + 0.5) * 2 ** BIAS_EXP_MAX):
+            raise CompileError(f"bias {float(np.abs(state).max()):.6g} state LSBs exceeds the largest bias "
+                               f"{BIAS_MANT_MAX} << {BIAS_EXP_MAX}", where=f"node '{name}' ({node.kind})",
+                               fix="reduce v_leak/Affine bias relative to the weights, or calibrate the scale")
+        return mant.astype(np.int32), exp.astype(np.int32)
+
+    # ---- edges -------------------------------------------------------------------------------
+    def _edges(self) -> tuple[Edge, ...]:
+        """Synapse → neuron edges get Lava's one-step Dense delay; a synapse whose every input
+        edge already waits >= 1 step takes one step from each of them (loops keep their length)."""
+        step = self.prof.synapse_delay
+        absorb = {n for n, node in self.g.nodes.items() if step and isinstance(node, SYNAPSES)
+                  and self.g.in_edges(n) and all(e.delay >= 1 for e in self.g.in_edges(n))}
+        out = []
+        for e in self.g.edges:
+            d = e.delay
+            if e.dst in absorb:
+                d -= 1
+            if isinstance(self.g.nodes[e.src], SYNAPSES):
+                d += step
+            out.append(Edge(e.src, e.dst, d))
+        return tuple(out)
+
+
+def _registers(prof: Profile) -> dict[str, Any]:
+    """The integer format of every register the layers use (for the report and outside tools)."""
+    fmt = lambda f: {"bits": f.bits, "signed": f.signed, "rounding": f.rounding.value,  # noqa: E731
+                     "overflow": f.overflow.value}
+    return {"weight": fmt(prof.weight), "accumulator": fmt(prof.accumulator), "u": fmt(prof.current),
+            "v": fmt(prof.voltage), "du": {"range": [-1, DECAY_ONE - 1]}, "dv": {"range": [0, DECAY_ONE]},
+            "vth": {"range": [0, VTH_MAX]}, "bias_mant": {"range": [-BIAS_MANT_MAX - 1, BIAS_MANT_MAX]},
+            "bias_exp": {"range": [0, BIAS_EXP_MAX]}}
+
+
+def _threshold(node: Node) -> np.ndarray | None:
+    t = getattr(node, "v_threshold", getattr(node, "threshold", None))
+    return None if t is None else np.asarray(t, np.float64)
+
+
+def _weight_report(wf: np.ndarray, q: np.ndarray) -> dict[str, Any]:
+    nonzero = wf != 0
+    return {"q_min": int(q.min(initial=0)), "q_max": int(q.max(initial=0)),
+            "zero_fraction": float(np.mean(q[nonzero] == 0)) if nonzero.any() else 0.0,
+            "float_absmax": float(np.abs(wf).max(initial=0))}
+
+
+def _row_abs_sum(q: np.ndarray, conv: bool) -> int:
+    return int(np.abs(q).reshape(q.shape[0], -1).sum(axis=1).max(initial=0))
+
+
+def _uniq(a: np.ndarray) -> list[int]:
+    u = np.unique(a)
+    return [int(x) for x in u] if u.size <= 4 else [int(u.min()), int(u.max())]

@@ -1,0 +1,286 @@
+"""The compiled artifact: one directory holding everything needed to run and check a model.
+
+Layout (every file and field is documented in docs/artifact-format.md)::
+
+    DIR/manifest.json           what the directory holds: format, versions, target, digests, files
+    DIR/graph.json, graph.npz   the network the backends execute (integer for integer numerics)
+    DIR/float_graph.json, .npz  the discretised float graph (the ``reference`` backend runs it)
+    DIR/quantization.json       the quantization report (absent for float32 targets)
+    DIR/<backend files>         e.g. network.net (Loihi/netx), model.onnx (edge-cpu)
+
+Directories are written atomically (:func:`atomic_directory`): built in a temporary sibling and
+renamed into place only after every file is written, so a failed compile leaves the previous
+artifact (or nothing) and never a half-written directory. The same inputs give the same bytes:
+the manifest holds no time stamps and JSON keys are written in a fixed order.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import shutil
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from neurocc.errors import ModelLoadError, NeuroccError
+from neurocc.ir.graph import Graph
+from neurocc.ir.serialize import load_graph, save_graph
+
+FORMAT = "neurocc-artifact"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+GRAPH_STEM = "graph"
+FLOAT_STEM = "float_graph"
+QUANT_REPORT = "quantization.json"
+
+
+class ArtifactError(ModelLoadError):
+    """An artifact directory is missing, corrupt, modified, or from another format version."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A loaded artifact. ``graph`` is what backends execute (integer unless the target's numerics
+    is float32); ``float_graph`` is the discretised float graph for the ``reference`` backend."""
+
+    path: Path
+    manifest: Mapping[str, Any]
+    graph: Graph
+    float_graph: Graph
+    target: str
+    quantization: Mapping[str, Any] | None = None
+    files: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def target_settings(self) -> Mapping[str, Any]:
+        """The target's settings as resolved at compile time (limits, validation rule, ...)."""
+        return self.manifest["target"]["settings"]
+
+    @property
+    def inputs(self) -> list[dict[str, Any]]:
+        return list(self.manifest["inputs"])
+
+    @property
+    def outputs(self) -> list[dict[str, Any]]:
+        return list(self.manifest["outputs"])
+
+
+def neurocc_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("neurocc")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def dumps(doc: Any) -> str:
+    """Deterministic JSON text (sorted keys, 1-space indent, trailing newline)."""
+    return json.dumps(doc, indent=1, sort_keys=True, allow_nan=False) + "\n"
+
+
+# ---- atomic directories ---------------------------------------------------------------------------
+def _replaceable(path: Path) -> bool:
+    """An existing ``path`` may be replaced only when it is empty or is itself an artifact."""
+    if not path.is_dir():
+        return False
+    if not any(path.iterdir()):
+        return True
+    try:
+        return json.loads((path / MANIFEST).read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+@contextlib.contextmanager
+def atomic_directory(out_dir: str | Path) -> Iterator[Path]:
+    """Yield a fresh temporary directory beside ``out_dir``; on success it replaces ``out_dir``.
+
+    On any exception the temporary directory is removed and ``out_dir`` is left as it was. An
+    existing ``out_dir`` that is neither empty nor an artifact is never replaced.
+    """
+    out = Path(out_dir).absolute()
+    if out.exists() and not _replaceable(out):
+        raise NeuroccError("the output path exists and is not a neurocc artifact, so it is not replaced",
+                           where=str(out), fix="choose a new -o directory, or remove this one yourself")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tag = uuid.uuid4().hex[:8]
+    tmp = out.parent / f".{out.name}.tmp-{tag}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = out.parent / f".{out.name}.old-{tag}"
+        if out.exists():
+            os.replace(out, old)
+        try:
+            os.replace(tmp, out)
+        except BaseException:
+            if old.exists():
+                os.replace(old, out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---- writing --------------------------------------------------------------------------------------
+def io_spec(graph: Graph, outputs_report: Mapping[str, Any] | None = None,
+            input_scales: Mapping[str, float] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Manifest ``inputs``/``outputs`` entries: name, shape, and how values are to be read."""
+    shapes = graph.shapes()
+    scales = dict(input_scales or {})
+    inputs = [{"name": n, "shape": list(shapes[n]),
+               "values": "graded" if n in scales else "spikes", "int_per_float": scales.get(n)}
+              for n in graph.inputs]
+    outputs = []
+    for n in graph.outputs:
+        extra = dict((outputs_report or {}).get(n, {"values": "spikes" if _spiking_source(graph, n) else "state"}))
+        outputs.append({"name": n, "shape": list(shapes[n]), **extra})
+    return inputs, outputs
+
+
+def _spiking_source(graph: Graph, name: str) -> bool:
+    srcs = graph.predecessors(name)
+    return bool(srcs) and all(graph.nodes[s].spiking for s in srcs)
+
+
+def write_artifact(out_dir: str | Path, *, graph: Graph, float_graph: Graph, target: Any,
+                   quantization: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None,
+                   extra_files: Mapping[str, bytes] | None = None,
+                   emit: Callable[[Path], None] | None = None) -> Artifact:
+    """Write an artifact directory atomically and return it loaded.
+
+    ``target`` is a :class:`neurocc.targets.Target`; ``extra`` adds manifest keys (e.g.
+    ``timesteps``, ``encoding``, ``calibration``); ``extra_files`` maps file names to bytes;
+    ``emit(tmp_dir)`` may write backend files into the directory before the manifest is made.
+    """
+    with atomic_directory(out_dir) as tmp:
+        save_graph(graph, tmp, GRAPH_STEM)
+        save_graph(float_graph, tmp, FLOAT_STEM)
+        if quantization is not None:
+            (tmp / QUANT_REPORT).write_text(dumps(quantization))
+        for name, data in (extra_files or {}).items():
+            if Path(name).name != name or name == MANIFEST:
+                raise NeuroccError(f"invalid artifact file name {name!r}", where="write_artifact",
+                                   fix="use a plain file name other than manifest.json")
+            (tmp / name).write_bytes(data)
+        if emit is not None:
+            emit(tmp)
+        manifest = build_manifest(tmp, graph, float_graph, target, quantization, extra or {})
+        (tmp / MANIFEST).write_text(dumps(manifest))
+    return load_artifact(out_dir)
+
+
+def build_manifest(directory: Path, graph: Graph, float_graph: Graph, target: Any,
+                   quantization: Mapping[str, Any] | None, extra: Mapping[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    inputs, outputs = io_spec(graph, (quantization or {}).get("outputs"), (quantization or {}).get("input_scales"))
+    files = {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+             for p in sorted(directory.iterdir()) if p.is_file() and p.name != MANIFEST}
+    doc: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "neurocc_version": neurocc_version(),
+        "versions": {"python": platform.python_version(), "numpy": np.__version__},
+        "target": {"name": target.name, "settings": _jsonable(dataclasses.asdict(target))},
+        "numerics": graph.numerics,
+        "dt": float_graph.dt,
+        "method": getattr(float_graph.method, "value", float_graph.method),
+        "graphs": {
+            "executed": {"file": f"{GRAPH_STEM}.json", "arrays": f"{GRAPH_STEM}.npz", "digest": graph.digest()},
+            "float": {"file": f"{FLOAT_STEM}.json", "arrays": f"{FLOAT_STEM}.npz", "digest": float_graph.digest()},
+        },
+        "quantization": QUANT_REPORT if quantization is not None else None,
+        "inputs": inputs,
+        "outputs": outputs,
+        "encoding": None,
+        "timesteps": None,
+        "files": files,
+    }
+    doc.update(_jsonable(dict(extra)))
+    return doc
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if hasattr(x, "item") and not isinstance(x, (str, bytes)):
+        return x.item()
+    return x
+
+
+# ---- reading --------------------------------------------------------------------------------------
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """The manifest of the artifact at ``path`` (ArtifactError naming the problem and the fix)."""
+    root = Path(path)
+    if not root.is_dir():
+        raise ArtifactError("artifact directory not found" if not root.exists() else "not a directory",
+                            where=str(root), fix="pass the directory written by `neurocc compile -o DIR`")
+    mpath = root / MANIFEST
+    try:
+        doc = json.loads(mpath.read_text())
+    except FileNotFoundError:
+        raise ArtifactError("manifest.json is missing, so this is not a complete artifact", where=str(root),
+                            fix="recompile the model with `neurocc compile ... -o DIR`") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ArtifactError(f"manifest.json is corrupt ({err})", where=str(mpath),
+                            fix="recompile the model; the file was truncated or edited") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ArtifactError(f"manifest.json is not a neurocc artifact manifest (format "
+                            f"{doc.get('format') if isinstance(doc, dict) else type(doc).__name__!r})",
+                            where=str(mpath), fix="pass the directory written by `neurocc compile -o DIR`")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"artifact format version {doc.get('format_version')!r} (written by neurocc "
+                            f"{doc.get('neurocc_version', '?')}) is not the version this neurocc reads "
+                            f"({FORMAT_VERSION})", where=str(mpath),
+                            fix="recompile the model with this version of neurocc")
+    return doc
+
+
+def check_files(root: Path, manifest: Mapping[str, Any], names: list[str]) -> None:
+    """Every named file exists and matches its sha256 in the manifest."""
+    problems = []
+    for name in names:
+        entry = manifest.get("files", {}).get(name)
+        p = root / name
+        if entry is None:
+            problems.append(f"{name}: not listed in manifest.json")
+        elif not p.is_file():
+            problems.append(f"{name}: missing")
+        elif sha256_file(p) != entry.get("sha256"):
+            problems.append(f"{name}: contents changed since compile (sha256 differs)")
+    if problems:
+        raise ArtifactError("artifact files are missing or modified", where=str(root), problems=problems,
+                            fix="recompile the model; do not edit files inside an artifact")
+
+
+def load_artifact(path: str | Path) -> Artifact:
+    """Read and check an artifact directory (ArtifactError on any problem)."""
+    root = Path(path)
+    manifest = read_manifest(root)
+    names = [f"{GRAPH_STEM}.json", f"{GRAPH_STEM}.npz", f"{FLOAT_STEM}.json", f"{FLOAT_STEM}.npz"]
+    if manifest.get("quantization"):
+        names.append(manifest["quantization"])
+    check_files(root, manifest, names)
+    graph, float_graph = load_graph(root / f"{GRAPH_STEM}.json"), load_graph(root / f"{FLOAT_STEM}.json")
+    quant = json.loads((root / manifest["quantization"]).read_text()) if manifest.get("quantization") else None
+    extra = tuple(n for n in manifest.get("files", {}) if n not in names)
+    return Artifact(path=root, manifest=manifest, graph=graph, float_graph=float_graph,
+                    target=manifest["target"]["name"], quantization=quant, files=extra)

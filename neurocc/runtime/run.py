@@ -1,0 +1,130 @@
+"""Run a compiled artifact on a backend: ``neurocc run DIR --backend B --input X.npz --output Y.npz``.
+
+Inputs are checked against the artifact's manifest before any backend starts: every graph input
+present (no unknown keys), time-major ``(steps, batch, *shape)`` with the input's shape, one
+``steps`` and ``batch`` for all inputs, numeric and finite, and 0/1 where the input carries
+spikes. Graded inputs of an integer artifact are converted to integers here, once, as
+``rint(x · int_per_float)`` (``manifest.inputs[i].int_per_float``); the ``reference`` backend
+gets the float values. Backends come from :func:`neurocc.backends.get_backend`: ``emulator``
+executes the artifact's integer graph, ``reference`` its discretised float graph.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neurocc.errors import BackendError, InputError
+from neurocc.ir.artifact import Artifact, load_artifact
+
+FLOAT_BACKENDS = ("reference",)  # backends that execute the float graph
+
+
+def as_artifact(artifact: Artifact | str | Path) -> Artifact:
+    return artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
+
+
+def load_inputs(path: str | Path) -> dict[str, np.ndarray]:
+    """Arrays of an ``X.npz`` file (no pickle); InputError naming the file when unreadable."""
+    p = Path(path)
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise InputError("input file not found", where=str(p), fix="check the --input path") from None
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise InputError(f"cannot read the input file ({err})", where=str(p),
+                         fix="write it with numpy.savez(path, **{name: array}) (time-major arrays)") from None
+
+
+def save_outputs(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
+    """Write ``arrays`` to ``path`` (.npz) atomically: a temporary file in the same folder, renamed."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+def check_inputs(artifact: Artifact, inputs: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], int, int]:
+    """Checked inputs, and their (steps, batch). InputError lists every problem at once."""
+    spec = {i["name"]: i for i in artifact.inputs}
+    problems = [f"input '{k}' is missing: expected an array (steps, batch, {', '.join(map(str, v['shape']))})"
+                for k, v in spec.items() if k not in inputs]
+    problems += [f"unknown input '{k}' (the graph's inputs are: {', '.join(spec)})" for k in inputs if k not in spec]
+    out: dict[str, np.ndarray] = {}
+    dims: dict[str, tuple[int, int]] = {}
+    for name, entry in spec.items():
+        if name not in inputs:
+            continue
+        x = np.asarray(inputs[name])
+        shape = tuple(entry["shape"])
+        if x.dtype.kind not in "biuf":
+            problems.append(f"input '{name}' has dtype {x.dtype}; expected numbers (0/1 spikes or floats)")
+        elif x.ndim != 2 + len(shape) or tuple(x.shape[2:]) != shape:
+            problems.append(f"input '{name}' has shape {tuple(x.shape)}; expected (steps, batch, "
+                            f"{', '.join(map(str, shape))}) (time-major)")
+        elif x.shape[0] < 1 or x.shape[1] < 1:
+            problems.append(f"input '{name}' has no steps or no batch items: shape {tuple(x.shape)}")
+        elif x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+            problems.append(f"input '{name}' contains NaN or infinite values")
+        elif entry.get("values", "spikes") == "spikes" and not np.all((x == 0) | (x == 1)):
+            bad = np.unique(x[(x != 0) & (x != 1)])[:3]
+            problems.append(f"input '{name}' carries spikes but holds values other than 0 and 1 (e.g. {bad.tolist()})")
+        else:
+            out[name] = x
+            dims[name] = (int(x.shape[0]), int(x.shape[1]))
+    if len(set(dims.values())) > 1:
+        problems.append("inputs disagree on (steps, batch): " + ", ".join(f"'{k}' {v}" for k, v in dims.items()))
+    if problems:
+        raise InputError("the inputs do not fit the artifact", where=str(artifact.path), problems=problems,
+                         fix="give one time-major array per graph input: (steps, batch, *shape)")
+    steps, batch = next(iter(dims.values()))
+    return out, steps, batch
+
+
+def prepare_inputs(artifact: Artifact, inputs: Mapping[str, np.ndarray], backend: str) -> dict[str, np.ndarray]:
+    """What ``backend`` receives: integer-graph backends get graded inputs as integers."""
+    from neurocc.ir.numerics.core import round_to_int
+
+    if backend in FLOAT_BACKENDS or artifact.graph.numerics is None:
+        return dict(inputs)
+    scales = {i["name"]: i.get("int_per_float") for i in artifact.inputs}
+    return {k: (round_to_int(np.asarray(v, np.float64) * scales[k]).astype(np.int32) if scales.get(k) else v)
+            for k, v in inputs.items()}
+
+
+def run_artifact(artifact_dir: Artifact | str | Path, backend: str, inputs: Mapping[str, Any],
+                 steps: int | None = None, record: bool = False) -> dict[str, np.ndarray]:
+    """Run the artifact on ``backend``; outputs (and, with ``record``, ``<node>/<var>`` traces)."""
+    from neurocc.backends import get_backend
+
+    art = as_artifact(artifact_dir)
+    if steps is not None and (not isinstance(steps, (int, np.integer)) or steps < 1):
+        raise InputError(f"steps must be a positive integer, got {steps!r}", where="--steps",
+                         fix="pass --steps N with N >= 1, or leave it out to run as many steps as the input has")
+    checked, _, _ = check_inputs(art, inputs)
+    module = get_backend(backend)
+    if backend not in ("emulator", "reference") and art.target_settings.get("backend") is None:
+        raise BackendError(f"target '{art.target}' has no runtime yet (plan and compile only)",
+                           where=f"--backend {backend}", fix="run it with --backend emulator or reference")
+    result = module.run(art, prepare_inputs(art, checked, backend), steps=steps, record=record)
+    outputs = dict(getattr(result, "outputs", result))
+    if record and hasattr(result, "traces"):
+        outputs.update(result.traces)
+    missing = [o["name"] for o in art.outputs if o["name"] not in outputs]
+    if missing:
+        raise BackendError(f"backend '{backend}' returned no array for output(s) {missing}", where=str(art.path),
+                           fix="this is a bug in the backend; please report it")
+    return {k: np.asarray(v) for k, v in outputs.items()}

@@ -1,0 +1,38 @@
+"""`plan`: every target in targets.yaml, synaptic ops / energy / latency from stated figures."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from neurocc.runtime.plan import format_plan, plan
+from neurocc.targets import Energy
+from test_partition import dense_chain, target
+
+
+def test_plan_counts_and_energy_by_hand():
+    g = dense_chain(20, 30, 10)          # synapses: 20*30 + 30*10 = 900; neurons 40
+    t = dataclasses.replace(target("chip", neurons_per_core=16, cores_per_chip=8, chips=1),
+                            energy=Energy(pj_per_synop=2.0, pj_per_neuron_update=5.0, step_time_s=1e-3))
+    (row,) = plan(g, {"chip": t}, rate=0.5, steps=10)
+    assert row.fits and row.cores == 2 + 1 and row.chips == 1
+    assert row.synops == 0.5 * 10 * 900
+    assert row.neuron_updates == 10 * 40
+    assert row.energy_j == pytest.approx((4500 * 2.0 + 400 * 5.0) * 1e-12)
+    assert row.latency_s == pytest.approx(10 * 1e-3)
+
+
+def test_plan_over_targets_yaml():
+    from neurocc.targets import load_targets
+
+    targets = load_targets()
+    g = dense_chain(5000, 300, 10)        # fan-in 5000: over loihi1's 4096 input axons
+    rows = plan(g, targets)
+    by = {r.target: r for r in rows}
+    assert set(by) == set(targets)
+    assert not by["loihi1"].fits and "fan_in_axons" in by["loihi1"].limit
+    assert by["loihi2"].fits
+    text = format_plan(rows)
+    assert "assumed activity 0.1 spikes" in text and "loihi1" in text and "NO" in text
+    assert by["loihi2"].energy_j is None and "n/a" in text      # loihi2 publishes no pJ figures
+    assert by["loihi1"].energy_j is not None
