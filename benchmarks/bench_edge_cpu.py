@@ -57,7 +57,7 @@ def torch_loop(graph) -> Callable[[np.ndarray], np.ndarray]:
     """A float32 torch eager step loop of the float graph (the edge baseline)."""
     import torch
 
-    from neurocc.compiler.passes.discretize import decay_factors
+    from neurocc.ir.discrete import decay_factors
 
     torch.set_num_threads(1)
     layers = []

@@ -4,7 +4,7 @@ Each module advances one time step: ``forward(x, state=None) -> (z, state)``, wh
 ``(batch, *shape)``, ``z`` the binary spikes and ``state`` a tuple of tensors (zeros when
 ``None``). The update is the IR node's forward-Euler step at ``dt`` (``graph.method = euler``)
 written term for term as neurocc's discretisation computes it
-(:func:`neurocc.compiler.passes.discretize.decay_factors`): ``v ← α·v + g·x + b`` with
+(:func:`neurocc.ir.discrete.decay_factors`): ``v ← α·v + g·x + b`` with
 ``h = dt/τ``, ``α = 1 − h``, ``g = r·h``, ``b = v_leak·h``. Run in float64 (``model.double()``),
 the torch forward and the float reference simulation of the imported graph give the same
 spikes; in float32 (training) they agree to rounding.

@@ -90,15 +90,17 @@ def test_weights_are_rescaled_by_the_hand_computed_lambdas(per_channel):
     json.dumps(rep.to_dict())  # the report is JSON-able
 
 
-def test_zero_reset_doubles_the_thresholds_by_default_and_input_is_untouched():
+@pytest.mark.parametrize("timesteps,factor", [(8, 1.0), (64, 2.0), (256, 3.0)])
+def test_zero_reset_raises_thresholds_by_sqrt_t_over_16_and_input_is_untouched(timesteps, factor):
     g = _hand_graph()
     before = g.text()
     x = np.array([[k, k] for k in range(1, 5)], float)
-    sub, rep_s = convert(g, x, timesteps=8, reset="subtract", percentile=100, sweep=(8,))
-    zero, rep_z = convert(g, x, timesteps=8, reset="zero", percentile=100, sweep=(8,))
+    sub, rep_s = convert(g, x, timesteps=timesteps, reset="subtract", percentile=100, sweep=(8,))
+    zero, rep_z = convert(g, x, timesteps=timesteps, reset="zero", percentile=100, sweep=(8,))
     assert g.text() == before
     assert sub.nodes["relu1"].reset.value == "subtract" and zero.nodes["relu1"].reset.value == "zero"
-    assert rep_z.layers[0].lam[0] == 2 * rep_s.layers[0].lam[0]
+    # clip(sqrt(T / 16), 1, 3): 8 → 1, 64 → 2, 256 → 3 (clipped from 4)
+    assert rep_z.layers[0].lam[0] == factor * rep_s.layers[0].lam[0] == factor * 8.0
     assert rep_z.layers[1].lam == rep_s.layers[1].lam  # the integrator readout has no threshold
 
 

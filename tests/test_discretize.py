@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from neurocc.compiler.frontends import load
-from neurocc.compiler.passes.discretize import decay_factors, discretize
+from neurocc.compiler.passes.discretize import discretize
+from neurocc.ir.discrete import decay_factors
 from neurocc.errors import CompileError
 from neurocc.ir.graph import Graph
 from neurocc.ir.nodes import IF, LIF, CubaLIF, Input, Linear, Output

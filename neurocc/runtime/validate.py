@@ -5,7 +5,8 @@
 
     {"artifact": DIR, "target": NAME, "inputs": {"source", "steps", "batch"}, "results": [
        {"backend", "reference", "rule", "min_cosine", "exact", "compared", "mismatches",
-        "cosine", "cosine_per_layer", "first_divergence", "passed",
+        "cosine", "cosine_per_layer", "first_divergence", "first_divergence_class",
+        "first_divergence_explanation", "passed",
         "rate_per_layer", "spike_count_error", "class_agreement", "lag", "error"}]}
 
 Who is judged against whom:
@@ -153,13 +154,27 @@ def compare_runs(art: Artifact, expected: Mapping[str, np.ndarray], got: Mapping
     compared, mismatches = sum(d["compared"] for d in diffs), sum(d["mismatches"] for d in diffs)
     cos = (float(np.mean(list(per_layer.values()))) if per_layer else
            float(np.mean([compare.activity_cosine(*p) for p in pairs.values()])) if pairs else None)
-    first = compare.first_divergence(comp_e, comp_g, graph.order())
+    first, cls, why = _first_divergence(graph, comp_e, comp_g, float_vs_int)
     o0 = next(iter(pairs.values()), None)
     return {"exact": mismatches == 0 and compared > 0, "compared": compared, "mismatches": mismatches,
             "cosine": cos, "cosine_per_layer": per_layer, "rate_per_layer": rates, "first_divergence": first,
+            "first_divergence_class": cls, "first_divergence_explanation": why,
             "spike_count_error": compare.spike_count_error(*o0) if o0 else None,
             "class_agreement": compare.class_agreement(*o0) if o0 else None,
             "lag": {k: v for k, v in lags.items() if v and k in set(outs) | set(per_layer)}}
+
+
+def _first_divergence(graph: Graph, expected: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray],
+                      float_vs_int: bool) -> tuple[dict[str, Any] | None, str | None, str | None]:
+    """(first_divergence, its class, explanation). Runs of one graph go through the localiser
+    (:mod:`neurocc.runtime.divergence`); float-versus-integer runs differ by design (quantization),
+    so there only the first differing spike is named, without a class."""
+    if float_vs_int:
+        return compare.first_divergence(expected, got, graph.order()), None, None
+    from neurocc.runtime.divergence import localise
+
+    d = localise(expected, got, graph)
+    return (None, None, None) if d is None else (d.contract(), d.cls, d.explanation)
 
 
 def _result(art: Artifact, backend: str, runs: dict[str, Any]) -> dict[str, Any]:
@@ -169,7 +184,8 @@ def _result(art: Artifact, backend: str, runs: dict[str, Any]) -> dict[str, Any]
     for name, r in ((backend, got), (ref, expected)):
         if isinstance(r, NeuroccError):
             res.update(exact=False, compared=0, mismatches=0, cosine=None, cosine_per_layer={},
-                       first_divergence=None, passed=False, error=f"backend '{name}' failed: {r}")
+                       first_divergence=None, first_divergence_class=None,
+                       first_divergence_explanation=None, passed=False, error=f"backend '{name}' failed: {r}")
             return res
     float_vs_int = art.graph.numerics is not None and (ref == "reference") != (backend == "reference")
     res.update(compare_runs(art, expected, got, float_vs_int))
@@ -245,6 +261,8 @@ def format_validation(result: Mapping[str, Any]) -> str:
         if fd and (r["rule"] == "exact" or not r["passed"]):
             lines.append(f"  first divergence ({r['backend']} vs {r['reference']}): node '{fd['node']}' var "
                          f"{fd['var']} step {fd['step']} index {fd['index']}: expected {fd['expected']}, got {fd['got']}")
+            if r.get("first_divergence_class"):
+                lines.append(f"    likely cause [{r['first_divergence_class']}]: {r.get('first_divergence_explanation')}")
         if r.get("class_agreement") is not None and r["backend"] == "emulator":
             sce = r.get("spike_count_error") or {}
             lines.append(f"  quantization: class agreement {r['class_agreement']:.3f}, output spike-count error "

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from neurocc.ir.discrete import decay_factors
 from neurocc.ir.graph import Graph
 from neurocc.ir.nodes import Delay, Input, Node
 
@@ -46,9 +47,6 @@ class Ctx:
         return self.shapes[preds[0]] if preds else self.shapes[name]
 
     def decays(self, name: str) -> Any:
-        # TODO(layering): decay_factors belongs in neurocc.ir (the emulator imports it the same way).
-        from neurocc.compiler.passes.discretize import decay_factors
-
         node = self.graph.nodes[name]
         needs_dt = any(hasattr(node, k) for k in ("tau", "tau_mem", "tau_syn"))
         return decay_factors(node, self.graph.dt if needs_dt else (self.graph.dt or 1.0), self.graph.method or "euler")

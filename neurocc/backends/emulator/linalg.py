@@ -13,8 +13,9 @@ picks, per call, the cheaper of two paths:
   otherwise an int64 product is used (slow, exact).
 
 The choice uses a rough cost model (constants measured on a 2-core x86 machine, single BLAS
-thread): per-row overhead ``C_ROW``, per gathered element ``C_GATHER``, per GEMM multiply-add
-``C_GEMM``. The results are identical whichever path runs; only speed differs.
+thread): per gathered row ``C_ROW``, per selected weight row ``C_SEL``, per gathered element
+``C_GATHER``, per GEMM multiply-add ``C_GEMM``. The results are identical whichever path runs;
+only speed differs.
 """
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 C_ROW = 4e-6       # seconds of Python/numpy overhead per gathered row
-C_GATHER = 1.2e-10  # seconds per gathered weight element
-C_GEMM = 2.5e-11    # seconds per GEMM multiply-add
+C_SEL = 2.3e-7     # seconds per selected weight row (fancy-index bookkeeping)
+C_GATHER = 4.3e-11  # seconds per gathered weight element
+C_GEMM = 1.6e-11    # seconds per GEMM multiply-add
 F32_EXACT = float(1 << 24)
 F64_EXACT = float(1 << 53)
 I32_EXACT = float(1 << 31)
@@ -129,6 +131,6 @@ def rows_matmul(x: np.ndarray, W: Weights, binary: bool) -> np.ndarray:
         x = x != 0
     R = x.shape[0]
     nnz = int(np.count_nonzero(x))
-    gather = R * C_ROW + nnz * W.n_out * C_GATHER
+    gather = R * C_ROW + nnz * (C_SEL + W.n_out * C_GATHER)
     gemm = R * W.n_in * W.n_out * C_GEMM + 2e-5
     return _gather_rows(x, W, binary) if gather < gemm else _gemm(x, W, binary)

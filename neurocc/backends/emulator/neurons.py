@@ -1,6 +1,6 @@
 """Neuron kernels: float (reference semantics) and integer (numerics profiles).
 
-Float kinds (discretised by ``decay_factors`` of the discretize pass: α, g, b per neuron;
+Float kinds (discretised by ``decay_factors`` of ``neurocc.ir.discrete``: α, g, b per neuron;
 x = the summed input of step t; all float64)::
 
     I, LI:        v ← α_v·v + g_v·x + b_v                               output v
@@ -26,13 +26,11 @@ from __future__ import annotations
 import numpy as np
 
 from neurocc.backends.emulator.kernels import Kernel
+from neurocc.ir.discrete import decay_factors
 from neurocc.ir.types import ResetMode
 
 
 def _decays(node, dt: float | None, method):
-    # TODO(layering): decay_factors should live in neurocc.ir (requested); lazy import until then.
-    from neurocc.compiler.passes.discretize import decay_factors
-
     needs_dt = any(hasattr(node, k) for k in ("tau", "tau_mem", "tau_syn"))
     if needs_dt and not dt:
         raise ValueError(f"{node.kind} needs the graph's dt (run the discretize pass or pass --dt)")

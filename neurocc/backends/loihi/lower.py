@@ -190,8 +190,9 @@ class _Lowering:
             self.problem(name, "bias_mant << bias_exp overflows Lava's int32 bias")
 
     # ----- synapses -----------------------------------------------------------------------------
-    def _synapse(self, syn: str, dst: str, d_out: int) -> str | None:
-        """Create (once) the Lava connection process for ``syn`` feeding neuron ``dst``."""
+    def _synapse_inputs(self, syn: str) -> tuple[list[_Path], int] | None:
+        """The paths into synapse ``syn`` and their common delay; None (and problems) when Lava
+        cannot feed it: every input must be spikes of a QLIF or an Input, all equally delayed."""
         node = self.g.nodes[syn]
         paths = self._paths_into(syn)
         bad = [p for p in paths if not isinstance(self.g.nodes[p.root], (Input, QLIF))]
@@ -209,16 +210,23 @@ class _Lowering:
         if len(delays) > 1:
             self.problem(syn, f"its inputs arrive with different delays {sorted(delays)}; Lava delays a "
                               "synapse's output only")
-        if bad or len(delays) != 1:
+        return None if bad or len(delays) != 1 else (paths, delays.pop())
+
+    def _synapse(self, syn: str, dst: str, d_out: int) -> str | None:
+        """Create (once) the Lava connection process for ``syn`` feeding neuron ``dst``: total
+        delay D = delay into ``syn`` + ``d_out``; D − 1 extra steps go to a DelayDense, or to the
+        RingBuffer shift when every input of ``syn`` is a graph Input."""
+        found = self._synapse_inputs(syn)
+        if found is None:
             return None
-        total = delays.pop() + d_out
+        paths, d_in = found
+        total, extra = d_in + d_out, d_in + d_out - 1
         from_inputs = all(isinstance(self.g.nodes[p.root], Input) for p in paths)
-        extra = total - 1
         if total < 1:
             self.problem(dst, f"reads synapse '{syn}' with total delay {total}; Lava's synapses always "
                               "deliver one step later (the loihi quantize pass writes delay=1)")
             return None
-        if extra and not from_inputs and (not isinstance(node, QDense) or extra > MAX_DELAY):
+        if extra and not from_inputs and (not isinstance(self.g.nodes[syn], QDense) or extra > MAX_DELAY):
             self.problem(syn, f"delay {total} to '{dst}' cannot be built: Lava delays only Dense synapses, "
                               f"by at most {MAX_DELAY + 1} steps")
             return None

@@ -44,6 +44,19 @@ class LavaJob:
     record: bool = False
 
 
+def _check_input(name: str, a: np.ndarray, want: tuple[int, ...]) -> str | None:
+    """The problem with input array ``a`` for an Input of shape ``want``, or None."""
+    if a.ndim != 2 + len(want) or tuple(a.shape[2:]) != want:
+        return f"input '{name}' has shape {a.shape}, expected (steps, batch, {', '.join(map(str, want))})"
+    if a.dtype.kind not in "biuf":
+        return f"input '{name}' has dtype {a.dtype}; give integers (spikes 0/1 or integer values)"
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a) & (a == np.trunc(a))):
+        return f"input '{name}' holds non-integer values; Lava's RingBuffer sends int32"
+    if a.size and (a.min() < -2**31 or a.max() >= 2**31):
+        return f"input '{name}' does not fit int32"
+    return None
+
+
 def prepare_inputs(graph: Graph, inputs: Mapping[str, np.ndarray], steps: int | None
                    ) -> tuple[int, int, dict[str, np.ndarray]]:
     """Check names, shapes and values; return (steps, batch, int32 arrays of exactly ``steps`` rows).
@@ -58,23 +71,10 @@ def prepare_inputs(graph: Graph, inputs: Mapping[str, np.ndarray], steps: int | 
         raise InputError("the inputs do not match the graph's Input nodes", where=f"graph '{graph.name}'",
                          problems=[f"missing input '{n}'" for n in missing] + [f"unknown input '{n}'" for n in extra],
                          fix=f"give exactly one array per Input: {', '.join(names)}")
-    found, arrays, batches, lengths = [], {}, set(), set()
-    for n in names:
-        a = np.asarray(inputs[n])
-        want = tuple(graph.nodes[n].shape)
-        if a.ndim != 2 + len(want) or tuple(a.shape[2:]) != want:
-            found.append(f"input '{n}' has shape {a.shape}, expected (steps, batch, {', '.join(map(str, want))})")
-            continue
-        if a.dtype.kind == "f" and not np.all(np.isfinite(a) & (a == np.trunc(a))):
-            found.append(f"input '{n}' holds non-integer values; Lava's RingBuffer sends int32")
-            continue
-        if a.dtype.kind not in "biuf" or (a.size and (a.min() < -2**31 or a.max() >= 2**31)):
-            found.append(f"input '{n}' does not fit int32")
-            continue
-        arrays[n] = a.astype(np.int64)
-        batches.add(a.shape[1])
-        lengths.add(a.shape[0])
-    if len(batches) > 1 or len(lengths) > 1:
+    arrays = {n: np.asarray(inputs[n]) for n in names}
+    found = [p for n, a in arrays.items() if (p := _check_input(n, a, tuple(graph.nodes[n].shape)))]
+    lengths, batches = {a.shape[0] for a in arrays.values() if a.ndim >= 2}, {a.shape[1] for a in arrays.values() if a.ndim >= 2}
+    if not found and (len(batches) > 1 or len(lengths) > 1):
         found.append(f"inputs disagree on steps {sorted(lengths)} or batch {sorted(batches)}")
     if found:
         raise InputError("bad inputs for the loihi backend", where=f"graph '{graph.name}'", problems=found,

@@ -25,10 +25,12 @@ is ``argmax`` of ``v`` at the last step. ``readout="spikes"`` makes it an IF who
 the scores (ties and negative logits make it less accurate at short T; see docs/conversion.md).
 
 Reset to zero (Loihi): a neuron loses its overshoot ``v − 1 ∈ (0, I]`` at every spike, so its rate
-is ``1/(floor(1/I) + 1) ≈ I/(1 + I/2)`` instead of ``I``. The distortion shrinks with the
-per-step current, so for ``reset="zero"`` the default ``threshold_scale`` is 2 (currents at
-most 1/2 per step, a bounded compression) at the cost of half the rate, i.e. twice the steps.
-The measured trade-off table in the :class:`ConversionReport` shows the effect.
+is ``1/(floor(1/I) + 1) ≈ I/(1 + I/2)`` instead of ``I``: a bias that grows with the per-step
+current. Raising the thresholds by ``s = threshold_scale`` caps the current at ``1/s`` (bias
+``∝ 1/s``) but lowers every rate by ``s``, so the count resolution over T steps worsens (``∝ s/T``);
+the sum is smallest for ``s ∝ √T``. The default for ``reset="zero"`` is therefore
+``s = clip(√(T/16), 1, 3)`` (1 at T ≤ 16, 2 at T = 64, 3 from T = 144), fitted on digits
+(docs/conversion.md has the measured table); ``subtract`` has no such bias and uses ``s = 1``.
 """
 from __future__ import annotations
 
@@ -68,7 +70,7 @@ class TradeoffRow:
     """Converted float SNN at ``timesteps``: agreement with the ANN's class, accuracy if labelled."""
 
     timesteps: int
-    agreement: float
+    agreement: float | None
     accuracy: float | None
 
 
@@ -105,13 +107,21 @@ class ConversionReport:
         lines.append(f"  timesteps  agreement-with-ANN  accuracy   ({self.n_calibration} samples{acc})")
         for row in self.tradeoff:
             a = f"{row.accuracy:.4f}" if row.accuracy is not None else "-"
-            lines.append(f"  {row.timesteps:>9}  {row.agreement:>18.4f}  {a:>8}")
+            g = f"{row.agreement:.4f}" if row.agreement is not None else "-"
+            lines.append(f"  {row.timesteps:>9}  {g:>18}  {a:>8}")
         return "\n".join(lines)
 
 
 def reset_for_target(target: Any) -> ResetMode:
     """``subtract`` where the target implements it (soft reset is the accurate one), else ``zero``."""
     return ResetMode.SUBTRACT if "subtract" in tuple(target.reset_modes) else ResetMode.ZERO
+
+
+def default_threshold_scale(reset: ResetMode | str, timesteps: int) -> float:
+    """1 for ``subtract``; ``clip(√(T/16), 1, 3)`` for ``zero`` (see the module docstring)."""
+    if ResetMode(reset) is ResetMode.SUBTRACT:
+        return 1.0
+    return float(np.clip(np.sqrt(timesteps / 16.0), 1.0, 3.0))
 
 
 # ----- checks and calibration ------------------------------------------------------------------
@@ -125,6 +135,8 @@ def _check_ann(graph: Graph) -> None:
                             "Linear/Conv2d/AvgPool2d/Flatten/Add layers can)")
     problems += [f"edge {e.src} -> {e.dst} has delay {e.delay} (recurrent ANNs are not converted)"
                  for e in graph.edges if e.delay]
+    if len(graph.inputs) != 1:
+        problems.append(f"the graph has {len(graph.inputs)} inputs; conversion handles one")
     if not problems and not any(isinstance(n, ReLU) for n in graph.nodes.values()):
         problems.append("the graph has no ReLU: it is not an ANN to convert")
     if problems:
@@ -343,13 +355,13 @@ def convert(graph: Graph, calibration_x: np.ndarray, *, timesteps: int = 64,
     float SNN is then simulated at each of ``sweep`` (and ``timesteps``) steps on up to
     ``sweep_samples`` calibration samples, giving the report's accuracy/latency table (agreement
     with the ANN's argmax; accuracy too when ``calibration_y`` is given). ``threshold_scale``
-    defaults to 1 for ``subtract`` and 2 for ``zero`` reset. Returns (SNN graph, report).
+    defaults to :func:`default_threshold_scale`. Returns (SNN graph, report).
     """
     reset = ResetMode(reset)
     enc = encoding or Encoding("constant", timesteps=timesteps)
     if enc.timesteps != timesteps:
         enc = Encoding(enc.kind, timesteps, enc.scale, enc.seed)
-    scale = threshold_scale if threshold_scale is not None else (2.0 if reset is ResetMode.ZERO else 1.0)
+    scale = threshold_scale if threshold_scale is not None else default_threshold_scale(reset, timesteps)
     if readout not in ("integrator", "spikes") or not 0 < percentile <= 100 or scale <= 0:
         raise CompileError(f"bad conversion option (readout={readout!r}, percentile={percentile}, "
                            f"threshold_scale={scale})", where="convert",
@@ -385,8 +397,8 @@ def measure_tradeoff(snn: Graph, x: np.ndarray, *, encoding: Encoding, steps: tu
 
     One reference simulation of max(steps) steps; each shorter T is read from the same run
     (constant inputs, and Poisson draws fill time first, so a prefix is the T-step run).
-    ``agreement`` compares with the ANN ``ann``'s argmax (1.0 where no ANN is given is not
-    claimed: it is NaN). Returns (rows, ANN accuracy or None).
+    ``agreement`` is the fraction of samples classified as the ANN ``ann`` classifies them (None
+    without ``ann``); ``accuracy`` needs labels ``y``. Returns (rows, ANN accuracy or None).
     """
     from neurocc.backends.emulator import simulate
     from neurocc.ir.encoding import decode
@@ -408,7 +420,7 @@ def measure_tradeoff(snn: Graph, x: np.ndarray, *, encoding: Encoding, steps: tu
     rows = []
     for t in steps:
         p = np.concatenate(preds[t])
-        agree = float(np.mean(p == ann_pred)) if ann_pred is not None else float("nan")
+        agree = float(np.mean(p == ann_pred)) if ann_pred is not None else None
         rows.append(TradeoffRow(t, agree, None if y is None else float(np.mean(p == np.asarray(y)))))
     ann_acc = None if (y is None or ann_pred is None) else float(np.mean(ann_pred == np.asarray(y)))
     return tuple(rows), ann_acc

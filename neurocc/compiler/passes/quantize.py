@@ -4,7 +4,7 @@ Profile ``loihi`` (Lava's bit-accurate models; units in :mod:`neurocc.ir.qnodes`
 one neuron node together with every synapse node (Affine/Linear → QDense, Conv2d → QConv2d)
 that feeds it; all of them share one scale ``s`` = threshold-mantissa LSBs (= weight LSBs) per
 float unit of membrane, so the state registers hold ``64 · s`` LSBs per float unit. With the
-per-step coefficients of :func:`~neurocc.compiler.passes.discretize.decay_factors` and the layer
+per-step coefficients of :func:`~neurocc.ir.discrete.decay_factors` and the layer
 gain ``g = g_v`` (``g_u · g_v`` for Cuba kinds, 1 for Threshold):
 
     effective weight   W_eff = q · 2^e ≈ s · g · f_in · W       q: the integer mantissa
@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from neurocc.compiler.passes.discretize import NEURON_TYPES, decay_factors
+from neurocc.ir.discrete import NEURON_TYPES, decay_factors
 from neurocc.errors import CompileError
 from neurocc.ir.graph import Edge, Graph
 from neurocc.ir.nodes import (Affine, AvgPool2d, Conv1d, Conv2d, CubaLI, CubaLIF, Flatten, Input,

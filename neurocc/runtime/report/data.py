@@ -1,0 +1,190 @@
+"""What a report shows, gathered once: validation, mapping, and recorded runs of one input batch.
+
+* validation: ``DIR/validation.json`` when present; otherwise :func:`validate_artifact` runs on
+  :data:`VALIDATION_SAMPLES` seeded random samples for the backends available here (it writes
+  ``DIR/validation.json``, as ``neurocc validate`` does).
+* mapping: :func:`neurocc.compiler.mapping.mapping_report` of the executed graph for the target
+  the artifact was compiled for (its settings are read back from the manifest).
+* runs: every shown backend on the same inputs (seeded random spikes, or the caller's) with
+  ``record=True``; rasters use one batch item, firing rates average the whole batch.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from neurocc.errors import NeuroccError
+from neurocc.ir.artifact import Artifact
+from neurocc.ir.graph import Graph
+
+VALIDATION_SAMPLES = 2   # samples validated when DIR/validation.json is missing
+RATE_SAMPLES = 4         # batch run for rasters and firing rates (at least sample + 1)
+SEED = 0
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A spiking layer of the executed graph, in step order."""
+
+    name: str
+    kind: str
+    neurons: int
+    lag: int          # steps the executed graph runs behind the float graph at this layer
+
+
+@dataclass(frozen=True, eq=False)
+class ReportData:
+    art: Artifact
+    sample: int
+    input_source: str
+    steps: int
+    batch: int
+    validation: Mapping[str, Any] | None
+    validation_error: str | None
+    mapping: Any                                 # MappingReport or None
+    mapping_error: str | None
+    layers: tuple[Layer, ...]
+    spikes: Mapping[str, Mapping[str, np.ndarray]]   # backend -> layer -> (steps, batch, neurons) 0/1
+    run_errors: Mapping[str, str] = field(default_factory=dict)
+
+
+def available_backends(art: Artifact) -> list[str]:
+    """``reference``, ``emulator`` (integer artifacts) and the target's backend when it can run here."""
+    names = ["reference"] + (["emulator"] if art.graph.numerics is not None else [])
+    b = art.target_settings.get("backend")
+    if b and b not in names and _runnable(b):
+        names.append(b)
+    return names
+
+
+def _runnable(backend: str) -> bool:
+    from neurocc.backends import REGISTRY
+
+    if backend not in REGISTRY or importlib.util.find_spec(REGISTRY[backend]) is None:
+        return False
+    if backend == "loihi":
+        from neurocc.backends.loihi import lava_available
+
+        return lava_available()
+    if backend == "edge-cpu":
+        return importlib.util.find_spec("onnxruntime") is not None
+    return True
+
+
+def collect(art: Artifact, *, sample: int = 0, backends: Sequence[str] | None = None,
+            inputs: Mapping[str, np.ndarray] | None = None) -> ReportData:
+    """Gather everything the report shows (see the module docstring)."""
+    from neurocc.runtime.run import check_inputs
+    from neurocc.runtime.validate import random_inputs
+
+    names = list(backends) if backends else available_backends(art)
+    source = "your inputs"
+    if inputs is None:
+        inputs = random_inputs(art, max(RATE_SAMPLES, sample + 1), seed=SEED)
+        source = f"seeded random spikes (seed {SEED}, rate 0.1)"
+    checked, steps, batch = check_inputs(art, inputs)
+    if not 0 <= sample < batch:
+        from neurocc.errors import InputError
+
+        raise InputError(f"sample {sample} does not exist: the inputs hold {batch} sample(s)", where="sample",
+                         fix=f"pick a sample from 0 to {batch - 1}")
+    validation, verr = _validation(art, [b for b in names if b != "reference"])
+    mapping, merr = _mapping(art)
+    spikes, errors = _runs(art, names, checked)
+    return ReportData(art, sample, source, steps, batch, validation, verr, mapping, merr,
+                      tuple(spiking_layers(art)), spikes, errors)
+
+
+def _validation(art: Artifact, backends: list[str]) -> tuple[Mapping[str, Any] | None, str | None]:
+    from neurocc.runtime.validate import VALIDATION_FILE, validate_artifact
+
+    path = art.path / VALIDATION_FILE
+    if path.is_file():
+        try:
+            return json.loads(path.read_text()), None
+        except (OSError, ValueError) as err:
+            return None, f"{path} is unreadable ({err}); rerun `neurocc validate {art.path}`"
+    try:
+        return validate_artifact(art, backends=backends or None, samples=VALIDATION_SAMPLES), None
+    except NeuroccError as err:
+        return None, str(err)
+
+
+def target_of(art: Artifact) -> Any:
+    """The Target as compiled (rebuilt from the manifest's settings)."""
+    from neurocc.targets import Energy, Limits, Target, Validation
+
+    s = dict(art.target_settings)
+    return Target(**{**s, "limits": Limits(**s.get("limits", {})), "energy": Energy(**s.get("energy", {})),
+                     "validation": Validation(**s.get("validation", {})),
+                     "reset_modes": tuple(s.get("reset_modes", ("zero",))),
+                     "supported": tuple(s.get("supported", ()))})
+
+
+def _mapping(art: Artifact) -> tuple[Any, str | None]:
+    from neurocc.compiler.mapping import mapping_report
+
+    try:
+        return mapping_report(art.graph, target_of(art)), None
+    except (NeuroccError, TypeError, KeyError) as err:
+        return None, f"the mapping report could not be made: {err}"
+
+
+def spiking_layers(art: Artifact) -> list[Layer]:
+    from neurocc.runtime.validate import latency
+
+    g, shapes = art.graph, art.graph.shapes()
+    li, lf = latency(g), latency(art.float_graph)
+    return [Layer(n, g.nodes[n].kind, int(np.prod(shapes[n])), li.get(n, 0) - lf.get(n, 0))
+            for n in g.order() if g.nodes[n].spiking]
+
+
+def _runs(art: Artifact, names: list[str], inputs: Mapping[str, np.ndarray]
+          ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str]]:
+    from neurocc.runtime.run import run_artifact
+
+    spikes: dict[str, dict[str, np.ndarray]] = {}
+    errors: dict[str, str] = {}
+    for b in names:
+        try:
+            run = run_artifact(art, b, inputs, record=True)
+        except NeuroccError as err:
+            errors[b] = str(err).splitlines()[0]
+            continue
+        graph = art.float_graph if b == "reference" else art.graph
+        spikes[b] = layer_spikes(graph, run)
+    return spikes, errors
+
+
+def layer_spikes(graph: Graph, run: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per spiking node, its spikes ``(steps, batch, neurons)`` from ``<node>/out`` or from an
+    Output fed only by that node (backends such as Lava record only outputs and u, v)."""
+    out: dict[str, np.ndarray] = {}
+    for n, node in graph.nodes.items():
+        if node.spiking and f"{n}/out" in run:
+            out[n] = _flat(run[f"{n}/out"])
+    for o in graph.outputs:
+        srcs = graph.predecessors(o)
+        if len(srcs) == 1 and srcs[0] not in out and graph.nodes[srcs[0]].spiking and o in run:
+            out[srcs[0]] = _flat(run[o])
+    return out
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a)
+    return (a.reshape(a.shape[0], a.shape[1], -1) != 0).astype(np.uint8)
+
+
+def rates(data: ReportData) -> dict[str, dict[str, float]]:
+    """backend -> layer -> mean spikes per neuron per step over the whole batch."""
+    return {b: {n: float(z.mean()) if z.size else 0.0 for n, z in layers.items()}
+            for b, layers in data.spikes.items()}
+
+
+__all__ = ["Layer", "ReportData", "available_backends", "collect", "layer_spikes", "rates", "spiking_layers",
+           "target_of"]
