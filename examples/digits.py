@@ -38,7 +38,7 @@ def load_digits_split(seed: int = 0, test_size: float = 0.25, image: bool = Fals
 
 
 def _build(arch: str, hidden: tuple[int, ...]) -> Any:
-    import torch.nn as nn
+    from torch import nn
 
     if arch == "mlp":
         layers: list[Any] = []

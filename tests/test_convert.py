@@ -23,7 +23,7 @@ import pytest
 from neurocc.compiler.passes.convert import convert, measure_tradeoff, robust_max
 from neurocc.errors import CompileError, InputError
 from neurocc.ir.encoding import Encoding
-from neurocc.ir.graph import Edge, Graph
+from neurocc.ir.graph import Graph
 from neurocc.ir.nodes import Affine, Input, Output, ReLU
 
 torch = pytest.importorskip("torch", reason="torch trains the digits models and is the ANN oracle")
@@ -122,7 +122,7 @@ def test_cnn_with_batchnorm_and_avgpool_converts(digits):
     from neurocc.compiler.frontends import load
 
     model = digits.train_digits_ann(0, arch="cnn", hidden=(4, 8), epochs=8)
-    x_tr, y_tr, x_te, y_te = digits.load_digits_split(0, image=True)
+    x_tr, _, x_te, y_te = digits.load_digits_split(0, image=True)
     ann_acc = digits.ann_accuracy(model, x_te, y_te)
     graph = load(model, input_shape=(1, 8, 8))
     snn, _ = convert(graph, x_tr[:500], timesteps=64, sweep=(64,), sweep_samples=100)

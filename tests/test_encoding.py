@@ -8,7 +8,12 @@ from neurocc.errors import InputError
 from neurocc.ir.encoding import Encoding, decode, encode
 from neurocc.ir.graph import Edge, Graph
 from neurocc.ir.nodes import IF, Affine, Input, Output
-from neurocc.runtime.evaluate import artifact_encoding, format_evaluation, latency, load_test_data
+from neurocc.runtime.evaluate import (
+    artifact_encoding,
+    format_evaluation,
+    latency,
+    load_test_data,
+)
 
 
 def test_constant_encoding_repeats_the_scaled_input_every_step():

@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 
 from neurocc.backends.loihi import check, lower, run_lava, unavailable_reason
-from neurocc.backends.loihi.plan import LavaNet, LProc, load_net, save_net
+from neurocc.backends.loihi.plan import JOB_FORMAT, LavaNet, LProc, load_net, save_net
 from neurocc.backends.loihi.runner import invoke_worker, prepare_inputs
 from neurocc.backends.loihi.shim import INSTALL_HINT, lava_available
-from neurocc.backends.loihi.worker import JOB_FORMAT
 from neurocc.errors import BackendError, InputError
 from neurocc.ir.graph import Edge, Graph
 from neurocc.ir.nodes import Flatten, Input, Output

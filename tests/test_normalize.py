@@ -12,7 +12,17 @@ import pytest
 from neurocc.compiler.passes.normalize import normalize
 from neurocc.errors import CompileError
 from neurocc.ir.graph import Edge, Graph
-from neurocc.ir.nodes import Add, Affine, BatchNorm, Conv2d, Input, Linear, Output, ReLU, Scale
+from neurocc.ir.nodes import (
+    Add,
+    Affine,
+    BatchNorm,
+    Conv2d,
+    Input,
+    Linear,
+    Output,
+    ReLU,
+    Scale,
+)
 
 torch = pytest.importorskip("torch", reason="torch is the independent oracle for BatchNorm folding")
 
@@ -25,7 +35,7 @@ def _forward(graph: Graph, x: np.ndarray) -> np.ndarray:
     return np.asarray(simulate(graph, {graph.inputs[0]: x[None]}, steps=1).outputs[out][0])
 
 
-def _bn_cnn(seed: int = 0) -> "torch.nn.Module":
+def _bn_cnn(seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     model = torch.nn.Sequential(
         torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
@@ -42,7 +52,7 @@ def _bn_cnn(seed: int = 0) -> "torch.nn.Module":
 
 
 @pytest.fixture(scope="module")
-def bn_graph() -> tuple[Graph, "torch.nn.Module"]:
+def bn_graph() -> tuple[Graph, torch.nn.Module]:
     from neurocc.compiler.frontends import load
 
     model = _bn_cnn()

@@ -19,15 +19,13 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import os
 import platform
-import shutil
-import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from neurocc._files import atomic_directory as _atomic_directory
 from neurocc.errors import ModelLoadError, NeuroccError
 from neurocc.ir.graph import Graph
 from neurocc.ir.serialize import load_graph, save_graph
@@ -94,47 +92,12 @@ def dumps(doc: Any) -> str:
 
 
 # ---- atomic directories ---------------------------------------------------------------------------
-def _replaceable(path: Path) -> bool:
-    """An existing ``path`` may be replaced only when it is empty or is itself an artifact."""
-    if not path.is_dir():
-        return False
-    if not any(path.iterdir()):
-        return True
-    try:
-        return json.loads((path / MANIFEST).read_text()).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
+def atomic_directory(out_dir: str | Path) -> contextlib.AbstractContextManager[Path]:
+    """A temporary directory beside ``out_dir`` that replaces it on success (see ``_files``).
 
-
-@contextlib.contextmanager
-def atomic_directory(out_dir: str | Path) -> Iterator[Path]:
-    """Yield a fresh temporary directory beside ``out_dir``; on success it replaces ``out_dir``.
-
-    On any exception the temporary directory is removed and ``out_dir`` is left as it was. An
-    existing ``out_dir`` that is neither empty nor an artifact is never replaced.
+    An existing ``out_dir`` that is neither empty nor an artifact is never replaced.
     """
-    out = Path(out_dir).absolute()
-    if out.exists() and not _replaceable(out):
-        raise NeuroccError("the output path exists and is not a neurocc artifact, so it is not replaced",
-                           where=str(out), fix="choose a new -o directory, or remove this one yourself")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tag = uuid.uuid4().hex[:8]
-    tmp = out.parent / f".{out.name}.tmp-{tag}"
-    tmp.mkdir()
-    try:
-        yield tmp
-        old = out.parent / f".{out.name}.old-{tag}"
-        if out.exists():
-            os.replace(out, old)
-        try:
-            os.replace(tmp, out)
-        except BaseException:
-            if old.exists():
-                os.replace(old, out)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return _atomic_directory(out_dir, manifest=MANIFEST, formats=(FORMAT,), what="neurocc artifact")
 
 
 # ---- writing --------------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ class Encoding:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> "Encoding":
+    def from_dict(cls, doc: dict[str, Any]) -> Encoding:
         unknown = set(doc) - {"kind", "timesteps", "scale", "seed"}
         if unknown:
             raise InputError(f"unknown encoding keys {sorted(unknown)}", where="encoding",
@@ -81,7 +81,7 @@ def encode(x_static: np.ndarray, encoding: Encoding, timesteps: int | None = Non
         raise InputError(f"timesteps must be >= 1, got {steps}", where="encode",
                          fix="pass a positive number of steps")
     if x.ndim < 1:
-        raise InputError(f"expected a batch of inputs (batch, *shape), got a scalar", where="encode",
+        raise InputError("expected a batch of inputs (batch, *shape), got a scalar", where="encode",
                          fix="add a leading batch axis")
     scaled = encoding.scale * x
     if encoding.kind == "constant":

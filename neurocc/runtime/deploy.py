@@ -26,16 +26,14 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import shutil
-import uuid
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from neurocc._files import atomic_directory
 from neurocc.errors import NeuroccError
 from neurocc.ir.artifact import Artifact, check_files, dumps, load_artifact, neurocc_version
 from neurocc.runtime import bundle_runner as br
@@ -323,38 +321,10 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def _is_bundle(path: Path) -> bool:
-    try:
-        return json.loads((path / br.MANIFEST).read_text()).get("format") == br.FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-@contextlib.contextmanager
-def bundle_directory(out_dir: str | Path) -> Iterator[Path]:
+def bundle_directory(out_dir: str | Path) -> contextlib.AbstractContextManager[Path]:
     """A temporary sibling of ``out_dir`` that replaces it on success (removed on failure).
 
-    An existing ``out_dir`` is replaced only when it is empty or a bundle. (The same scheme as
-    :func:`neurocc.ir.artifact.atomic_directory`, which accepts only artifacts.)
+    An existing ``out_dir`` is replaced only when it is empty or a bundle.
     """
-    out = Path(out_dir).absolute()
-    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or _is_bundle(out))):
-        raise DeployError("the output path exists and is not a neurocc bundle, so it is not replaced",
-                          where=str(out), fix="choose a new -o directory, or remove this one yourself")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tag = uuid.uuid4().hex[:8]
-    tmp, old = out.parent / f".{out.name}.tmp-{tag}", out.parent / f".{out.name}.old-{tag}"
-    tmp.mkdir()
-    try:
-        yield tmp
-        if out.exists():
-            os.replace(out, old)
-        try:
-            os.replace(tmp, out)
-        except BaseException:
-            if old.exists():
-                os.replace(old, out)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return atomic_directory(out_dir, manifest=br.MANIFEST, formats=(br.FORMAT,), what="neurocc bundle",
+                            error=DeployError)

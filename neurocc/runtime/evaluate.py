@@ -127,7 +127,7 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
     pred = np.concatenate(preds)
     per_class = {int(c): {"n": int(np.sum(y == c)), "accuracy": float(np.mean(pred[y == c] == c))}
                  for c in np.unique(y)}
-    return {"accuracy": float(np.mean(pred == y)), "n": int(len(y)), "backend": backend,
+    return {"accuracy": float(np.mean(pred == y)), "n": len(y), "backend": backend,
             "per_class": per_class, "timesteps": enc.timesteps, "latency_steps": lag,
             "encoding": enc.to_dict()}
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+JOB_FORMAT = "neurocc-lava-job/1"  # the worker's job directory (see .worker)
 PortOp = tuple[str, tuple[int, ...]]  # ("transpose", axes) | ("reshape", shape)
 KINDS = ("source", "dense", "delay_dense", "conv", "lif")
 

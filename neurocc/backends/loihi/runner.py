@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +29,7 @@ from neurocc.errors import BackendError, InputError
 from neurocc.ir.graph import Graph
 
 from .lower import lower
-from .plan import LavaNet, from_lava, save_net, to_lava
-from .worker import JOB_FORMAT
+from .plan import JOB_FORMAT, LavaNet, from_lava, save_net, to_lava
 
 LOG_TAIL_LINES = 40
 
@@ -173,6 +173,30 @@ def _tail(path: Path) -> list[str]:
     return lines[-LOG_TAIL_LINES:] or ["(the worker wrote nothing)"]
 
 
+def _stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """End the worker's process group: SIGTERM first (Lava's processes exit and the
+    multiprocessing resource tracker, which ignores SIGTERM, then unlinks their shared memory),
+    SIGKILL whatever is left after ``grace_s``."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        proc.poll()
+        time.sleep(0.1)
+    else:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
 def invoke_worker(job_dir: Path, timeout_s: float, command: Sequence[str] | None = None) -> None:
     """Run the worker on ``job_dir`` in its own process group; BackendError with the log tail when
     it fails, any run failed, or it outlives ``timeout_s`` (then the whole group is killed)."""
@@ -185,8 +209,7 @@ def invoke_worker(job_dir: Path, timeout_s: float, command: Sequence[str] | None
         try:
             rc = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            _stop_group(proc)
             raise BackendError(f"the Lava worker did not finish within {timeout_s:.0f} s and was stopped",
                                where=f"job {job_dir}", problems=_tail(log),
                                fix="run fewer steps or smaller networks, or pass a larger timeout_s") from None

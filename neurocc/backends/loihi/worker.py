@@ -28,9 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from neurocc.backends.loihi.plan import LavaNet, LProc, load_net
-
-JOB_FORMAT = "neurocc-lava-job/1"
+from neurocc.backends.loihi.plan import JOB_FORMAT, LavaNet, LProc, load_net
 
 
 def _make(L: SimpleNamespace, p: LProc, data: dict[str, np.ndarray]) -> Any:

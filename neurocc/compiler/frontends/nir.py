@@ -30,14 +30,13 @@ inputs). Only edges that the reader would mark as recurrent may carry a delay (1
 from __future__ import annotations
 
 import heapq
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from neurocc._files import atomic_path
 from neurocc.compiler.frontends import Builder, NodeFactory, bypass
 from neurocc.errors import GraphError, ModelLoadError
 from neurocc.ir import nodes as ir
@@ -326,15 +325,8 @@ def write_nir(graph: Graph, path: str | Path) -> None:
         metadata[METHOD_KEY] = graph.method.value
     out = nir.NIRGraph(nodes=nir_nodes, edges=[(e.src, e.dst) for e in edges], metadata=metadata,
                        type_check=False)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        nir.write(tmp, out)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(Path(path)) as tmp:
+        nir.write(str(tmp), out)
 
 
 def _check_writable(graph: Graph) -> None:

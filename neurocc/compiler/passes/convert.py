@@ -44,8 +44,8 @@ from neurocc.compiler.passes.normalize import normalize
 from neurocc.errors import CompileError, InputError
 from neurocc.ir.encoding import Encoding, encode
 from neurocc.ir.graph import Edge, Graph
-from neurocc.ir.nodes import (IF, Add, Affine, AvgPool2d, Conv2d, Flatten, I, Input, Linear, MaxPool2d,
-                              Node, Output, ReLU, Scale, SumPool2d)
+from neurocc.ir.nodes import (IF, Add, Affine, AvgPool2d, Conv2d, Flatten, I, Input, Linear, MaxPool2d, Node,
+                              Output, ReLU, Scale, SumPool2d)
 from neurocc.ir.types import ResetMode
 
 Readout = Literal["integrator", "spikes"]
@@ -97,9 +97,9 @@ class ConversionReport:
         return json.dumps(self.to_dict(), indent=2)
 
     def text(self) -> str:
-        lines = [f"ANN→SNN conversion: reset={self.reset}, readout={self.readout}, "
-                 f"p{self.percentile:g} per {'channel' if self.per_channel else 'layer'}, "
-                 f"threshold scale {self.threshold_scale:g}, T={self.timesteps}"]
+        lines = [(f"ANN→SNN conversion: reset={self.reset}, readout={self.readout}, "
+                  f"p{self.percentile:g} per {'channel' if self.per_channel else 'layer'}, "
+                  f"threshold scale {self.threshold_scale:g}, T={self.timesteps}")]
         for lay in self.layers:
             lam = f"{lay.lam[0]:.4g}" if len(lay.lam) == 1 else f"{min(lay.lam):.4g}..{max(lay.lam):.4g}"
             lines.append(f"  {lay.node:<24} {lay.kind:<10} λ={lam} (max {lay.max_activation:.4g})")
@@ -403,7 +403,7 @@ def measure_tradeoff(snn: Graph, x: np.ndarray, *, encoding: Encoding, steps: tu
     from neurocc.backends.emulator import simulate
     from neurocc.ir.encoding import decode
 
-    steps = tuple(sorted(set(int(t) for t in steps)))
+    steps = tuple(sorted({int(t) for t in steps}))
     out = snn.outputs[0]
     ann_pred = None
     if ann is not None:

@@ -34,9 +34,10 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
-    """``rows`` cells are HTML already; the first ``left`` columns are left-aligned."""
-    th = "".join(f'<th class="{"l" if i < left else ""}">{_e(h)}</th>' for i, h in enumerate(head))
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1, left_head: Sequence[str] = ()) -> str:
+    """``rows`` cells are HTML already; the first ``left`` columns are left-aligned (and the
+    headers named in ``left_head``)."""
+    th = "".join(f'<th class="{"l" if i < left or h in left_head else ""}">{_e(h)}</th>' for i, h in enumerate(head))
     body = "".join("<tr>" + "".join(c if c.startswith("<td") else f'<td class="{"l" if i < left else ""}">{c}</td>'
                                     for i, c in enumerate(r)) + "</tr>" for r in rows)
     return f"<table><tr>{th}</tr>{body}</table>"
@@ -58,14 +59,14 @@ def validation_section(data: ReportData) -> str:
         if r.get("first_divergence_explanation"):
             notes.append(f'<p class="note"><b>{_e(r["backend"])}</b> vs {_e(r["reference"])}: '
                          f'{_e(r["first_divergence_explanation"])}</p>')
-    return _table(head, rows, left=3) + "".join(notes)
+    return _table(head, rows, left=3, left_head=head[-2:]) + "".join(notes)
 
 
 def _validation_row(r: Mapping[str, Any]) -> list[str]:
     rule = "exact" if r.get("rule") == "exact" else f"cosine &ge; {r.get('min_cosine') or 0:.2f}"
     cos = "-" if r.get("cosine") is None else f"{r['cosine']:.4f}"
     ok = '<td class="pass">PASS</td>' if r.get("passed") else '<td class="fail">FAIL</td>'
-    fd = r.get("first_divergence")
+    fd = r.get("first_divergence") if (r.get("rule") == "exact" or not r.get("passed")) else None
     first = "-" if not fd else _e(f"{fd['node']}/{fd['var']} step {fd['step']} index {fd['index']}: "
                                   f"{fd['expected']} vs {fd['got']}")
     return [_e(r.get("backend")), _e(r.get("reference")), rule, "yes" if r.get("exact") else "no",
