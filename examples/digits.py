@@ -1,130 +1,51 @@
-"""Train a small ANN on scikit-learn's bundled digits (8×8 images, no download) in seconds.
+"""Worked example: a digits ANN (scikit-learn's bundled 8×8 images, no download) compiled for Loihi 2.
 
-Used by the conversion tests and by ``neurocc quickstart``::
+    python examples/digits.py                    # MLP: train, convert, compile for loihi2, evaluate
+    python examples/digits.py --arch cnn         # the CNN (conv-BN-ReLU-avgpool ×2)
+    python examples/digits.py --files build/digits   # only write mlp.pt2, cal.npz, test.npz for the CLI
+    python examples/digits.py --table            # the float SNN's accuracy per reset/readout/timesteps
 
-    x_tr, y_tr, x_te, y_te = load_digits_split(seed=0)
-    model = train_digits_ann(seed=0)                 # MLP 64 → 64 → 32 → 10
-    cnn = train_digits_ann(seed=0, arch="cnn")       # conv → BN → ReLU → AvgPool ×2 → Linear
+The same with the command line (see README, "Worked example: digits on Loihi 2")::
 
-Inputs are pixel intensities scaled to [0, 1] (the model's own input scale): shape (64,) for the
-MLP and (1, 8, 8) for the CNN. Training is deterministic for a seed on CPU with one thread.
+    python examples/digits.py --files build/digits
+    neurocc compile build/digits/mlp.pt2 --target loihi2 -o build/digits-loihi2 \\
+        --calibration build/digits/cal.npz --timesteps 64
+    neurocc evaluate build/digits-loihi2 --data build/digits/test.npz
 
-Run ``python examples/digits.py`` to print the ANN and converted-SNN accuracies.
+The helpers live in :mod:`neurocc.zoo` (importable from an installed neurocc); they are
+re-exported here for scripts and tests that load this file.
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+import argparse
 
-import numpy as np
-
-
-def load_digits_split(seed: int = 0, test_size: float = 0.25, image: bool = False
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x_train, y_train, x_test, y_test): float32 pixels in [0, 1], int64 labels.
-
-    ``image=False`` gives x of shape (n, 64); ``image=True`` gives (n, 1, 8, 8). The split is
-    stratified and fixed by ``seed``.
-    """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    data = load_digits()
-    x = (data.data / 16.0).astype(np.float32)
-    y = data.target.astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_size, random_state=seed, stratify=y)
-    if image:
-        x_tr, x_te = x_tr.reshape(-1, 1, 8, 8), x_te.reshape(-1, 1, 8, 8)
-    return x_tr, y_tr, x_te, y_te
-
-
-def _build(arch: str, hidden: tuple[int, ...]) -> Any:
-    from torch import nn
-
-    if arch == "mlp":
-        layers: list[Any] = []
-        width = 64
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            width = h
-        return nn.Sequential(*layers, nn.Linear(width, 10))
-    if arch == "cnn":
-        c1, c2 = hidden[:2]
-        return nn.Sequential(
-            nn.Conv2d(1, c1, 3, padding=1), nn.BatchNorm2d(c1), nn.ReLU(), nn.AvgPool2d(2),
-            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
-            nn.Flatten(), nn.Linear(c2 * 4, 10))
-    raise ValueError(f"arch must be 'mlp' or 'cnn', got {arch!r}")
-
-
-def train_digits_ann(seed: int = 0, hidden: tuple[int, ...] = (64, 32), *,
-                     arch: Literal["mlp", "cnn"] = "mlp", epochs: int = 40, lr: float = 1e-2,
-                     batch_size: int = 64) -> Any:
-    """Train and return a ``torch.nn.Module`` in eval mode (deterministic for ``seed``).
-
-    ``hidden`` are the MLP's hidden widths, or the CNN's two channel counts (default 8, 16 when
-    ``hidden`` is the MLP default). Adam, cross-entropy, mini-batches shuffled by a seeded
-    generator; one torch thread so results repeat exactly.
-    """
-    import torch
-
-    torch.set_num_threads(1)
-    torch.manual_seed(seed)
-    if arch == "cnn" and hidden == (64, 32):
-        hidden = (8, 16)
-    x_tr, y_tr, _, _ = load_digits_split(seed, image=(arch == "cnn"))
-    model = _build(arch, hidden)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    xt, yt = torch.from_numpy(x_tr), torch.from_numpy(y_tr)
-    gen = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in range(epochs):
-        perm = torch.randperm(len(xt), generator=gen)
-        for i in range(0, len(xt), batch_size):
-            idx = perm[i:i + batch_size]
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx])
-            loss.backward()
-            opt.step()
-    return model.eval()
-
-
-def ann_accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
-    """Top-1 accuracy of a torch model on (x, y)."""
-    import torch
-
-    with torch.no_grad():
-        pred = model(torch.from_numpy(np.asarray(x, np.float32))).argmax(1).numpy()
-    return float((pred == y).mean())
-
-
-def snn_accuracy_table(arch: Literal["mlp", "cnn"] = "mlp", seed: int = 0,
-                       steps: tuple[int, ...] = (8, 16, 32, 64, 128, 256)) -> dict[str, Any]:
-    """Test accuracy of the ANN and of its converted float SNN (reference simulator) per reset
-    mode, readout and number of timesteps: ``{"ann": acc, "snn": {(reset, readout): [(T, acc)]}}``."""
-    from neurocc.compiler.frontends import load
-    from neurocc.compiler.passes.convert import convert, measure_tradeoff
-    from neurocc.ir.encoding import Encoding
-
-    image = arch == "cnn"
-    x_tr, _, x_te, y_te = load_digits_split(seed, image=image)
-    model = train_digits_ann(seed, arch=arch)
-    graph = load(model, input_shape=(1, 8, 8) if image else (64,))
-    table: dict[str, Any] = {"ann": ann_accuracy(model, x_te, y_te), "snn": {}}
-    for reset in ("subtract", "zero"):
-        for readout in ("integrator", "spikes"):
-            snn, _ = convert(graph, x_tr, timesteps=64, reset=reset, readout=readout,  # type: ignore[arg-type]
-                             sweep=(64,), sweep_samples=10)
-            rows, _ = measure_tradeoff(snn, x_te, encoding=Encoding(timesteps=64), steps=steps, y=y_te, ann=graph)
-            table["snn"][(reset, readout)] = [(r.timesteps, r.accuracy, r.agreement) for r in rows]
-    return table
+from neurocc.zoo import (ann_accuracy, compile_digits, load_digits_split, snn_accuracy_table,  # noqa: F401
+                         train_digits_ann, write_digits_files)
 
 
 def main() -> None:  # pragma: no cover - a demo printout
-    for arch in ("mlp", "cnn"):
-        table = snn_accuracy_table(arch)  # type: ignore[arg-type]
-        print(f"{arch}: ANN test accuracy {table['ann']:.4f}; converted float SNN (accuracy / agreement):")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--arch", choices=("mlp", "cnn"), default="mlp")
+    p.add_argument("--target", default="loihi2")
+    p.add_argument("--timesteps", type=int, default=64)
+    p.add_argument("--out", default="build/digits-example", help="artifact directory")
+    p.add_argument("--files", metavar="DIR", help="only write the model and the data files into DIR")
+    p.add_argument("--table", action="store_true", help="print the converted float SNN's accuracy table")
+    args = p.parse_args()
+    if args.files:
+        for name, path in write_digits_files(args.files, arch=args.arch).items():
+            print(f"{name:12} {path}")
+        return
+    if args.table:
+        table = snn_accuracy_table(args.arch)
+        print(f"{args.arch}: ANN test accuracy {table['ann']:.4f}; converted float SNN (accuracy / agreement):")
         for (reset, readout), rows in table["snn"].items():
             print(f"  {reset:<8} {readout:<10} " + "  ".join(f"T={t}: {a:.4f}/{g:.4f}" for t, a, g in rows))
+        return
+    r = compile_digits(args.out, target=args.target, arch=args.arch, timesteps=args.timesteps)
+    print(f"{args.arch} on {args.target} (T={r['timesteps']}): ANN test accuracy {100 * r['ann_accuracy']:.2f}%, "
+          f"emulator test accuracy {100 * r['emulator_accuracy']:.2f}% "
+          f"({100 * (r['emulator_accuracy'] - r['ann_accuracy']):+.2f} points); artifact {r['artifact']}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -108,21 +108,27 @@ def export_nir(model: Any, path: str | Path, **load_kw: Any) -> Path:
 
 def compile(model: Any, target: "str | Target" = "loihi2", out_dir: str | Path | None = None, *,
             dt: float | None = None, calibration: Any = None, timesteps: int | None = None,
-            targets_file: str | Path | None = None, **load_kw: Any) -> Any:
+            accuracy_budget: float | None = None, targets_file: str | Path | None = None,
+            **load_kw: Any) -> Any:
     """Compile ``model`` for ``target`` into the artifact directory ``out_dir`` (``neurocc compile``).
 
-    ``out_dir`` defaults to ``out/<graph name>-<target>``; ``dt`` overrides the target's step;
-    ``calibration`` is sample input (array, or an .npz with ``x``) for quantizing ANN activations.
+    ``out_dir`` defaults to ``out/<graph name>-<target>``; ``dt`` overrides the target's step.
+    ``calibration``: sample inputs, as an .npz path or a mapping with ``x`` (and optional labels
+    ``y``), an ``(x, y)`` pair or the ``x`` array: static ``(samples, *shape)`` for an ANN (which
+    needs it: it is converted to a spiking network), time-major ``(steps, samples, *shape)`` for
+    a spiking model. ``timesteps``: steps per sample (ANN default 64). ``accuracy_budget``:
+    points of calibration accuracy the emulator may lose against the float model; per-layer
+    weight bits and timesteps are searched to stay within it. Other keywords: ``per_channel``,
+    ``method``, ``encoding``, ``stats`` (to the pipeline) and the :func:`load` options.
+    Returns the artifact directory.
     """
     load_kw, compile_kw = _split(load_kw)  # the rest (e.g. method=) goes to the pipeline
     graph = _as_graph(model, **load_kw)
     tgt = _target(target, targets_file)
-    if isinstance(calibration, (str, Path)):
-        calibration = (_arrays(calibration, "--calibration") or {}).get("x")
     out = Path(out_dir) if out_dir is not None else Path("out") / f"{graph.name}-{tgt.name}"
     compile_model = feature("neurocc.compiler.pipeline", "compile_model", "compiling (neurocc compile)")
     return compile_model(graph, tgt, out, dt=dt, calibration=calibration, timesteps=timesteps,
-                         **compile_kw)
+                         accuracy_budget=accuracy_budget, targets_file=targets_file, **compile_kw)
 
 
 def run(artifact_dir: str | Path, backend: str = "emulator",

@@ -112,20 +112,31 @@ def test_load_errors_say_what_and_how_to_fix(tmp_path):
         load_artifact(out)
 
 
-def test_ann_models_are_refused_until_conversion_is_wired(tmp_path):
+def test_ann_without_calibration_is_refused_naming_the_flag(tmp_path):
     g = Graph.chain(("in", Input(shape=(4,))), ("fc", Linear(weight=np.ones((3, 4)))), ("relu", ReLU()),
                     ("out", Output(shape=(3,)))).verify()
     with pytest.raises(CompileError, match="'relu' \\(ReLU\\)") as err:
         compile_model(g, "emulator", tmp_path / "a")
-    assert "calibration" in str(err.value)
+    assert "--calibration" in str(err.value) and "needs calibration data" in str(err.value)
     assert not (tmp_path / "a").exists()
 
 
-def test_calibration_is_recorded_as_unused(tmp_path):
-    with pytest.warns(UserWarning, match="default scaling"):
-        out = compile_model(_net(), "emulator", tmp_path / "a", calibration="cal.npz", timesteps=50)
-    m = load_artifact(out).manifest
-    assert m["calibration"]["used"] is False and m["timesteps"] == 50
+def test_snn_calibration_is_used_and_recorded(tmp_path):
+    """Time-major spike calibration of a spiking model: float statistics per layer, the
+    emulator-in-the-loop diagnostics, and the mapping report all land in the artifact."""
+    x = (np.random.default_rng(0).random((50, 8, 4)) < 0.3).astype(np.float32)
+    out = compile_model(_net(), "emulator", tmp_path / "a", calibration={"x": x})
+    art = load_artifact(out)
+    m = art.manifest
+    assert m["calibration"]["used"] is True and m["calibration"]["samples"] == 8 and m["timesteps"] == 50
+    assert m["calibration"]["inputs"] == {"in": {"values": "spikes"}}
+    assert set(art.quantization["calibration"]["layers"]) == {"lif"}
+    assert art.quantization["layers"]["lif"]["calibrated"]["u_absmax"] > 0
+    diag = art.quantization["diagnostics"]
+    assert [d["layer"] for d in diag["layers"]] == ["lif"] and diag["samples"] == 8
+    assert m["mapping"]["fits"] is True and (out / "mapping.json").is_file()
+    with pytest.raises(NeuroccError, match="expected \\(steps, samples, 4\\)"):
+        compile_model(_net(), "emulator", tmp_path / "b", calibration={"x": x[0]})
 
 
 def test_float32_target_keeps_the_float_graph(tmp_path):

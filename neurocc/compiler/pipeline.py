@@ -1,32 +1,49 @@
 """The compile pipeline: the ordered passes, a verify after each, and the artifact writer.
 
-    normalize → discretize → [fuse_pools: loihi] → quantize → (partition → place: later) → write
+    [ANN: normalize → convert (calibration data)] → normalize → discretize → [fuse_pools: loihi]
+        → [calibration: float statistics, input scale] → quantize → [calibration: diagnostics]
+        → mapping (partition + place; must fit) → write
+
+An ANN (ReLU, BatchNorm, ...) is converted first (:mod:`neurocc.compiler.passes.convert`): it
+needs calibration data (static ``x``, optional labels ``y``); the reset mode comes from the
+target (:func:`~neurocc.compiler.passes.convert.reset_for_target`), timesteps default to
+:data:`DEFAULT_TIMESTEPS`, inputs are a constant current (:mod:`neurocc.ir.encoding`).
+With calibration data (ANN or SNN), the float reference runs on it to measure each layer's
+activity (:mod:`neurocc.compiler.calibrate`), the graded input's scale is chosen from those
+measurements, quantize keeps the measured activity within the registers, and the emulator is
+run against the float reference (:mod:`neurocc.compiler.diagnostics`): a layer that
+quantization silences fails the compile, naming the cause.
 
 The artifact keeps the float graph as discretised (the trained model, for the ``reference``
-backend); ``fuse_pools`` (defined here until it moves to ``passes/fuse.py``) rewrites only the
-graph that is quantized: Lava's synapses take spikes from neurons, so a pool between a neuron
-and a conv/dense is folded into that synapse's weights (exact; the function is unchanged).
-
-Each pass is a pure ``Graph -> Graph`` function listed in :data:`PASSES` (functions, not name
-strings); :func:`run_passes` calls ``graph.verify()`` after every one and names the pass when a
-result is malformed. ANN graphs (ReLU, BatchNorm, ...) need the ``convert`` pass, which needs
-calibration data: until it is wired here, compile refuses them with a message saying so.
+backend); :func:`~neurocc.compiler.passes.fuse.fuse_pools` rewrites only the graph that is
+quantized (Lava's synapses take spikes from neurons; exact). Each pass is a pure
+``Graph -> Graph`` function listed in :data:`PASSES`; :func:`run_passes` calls
+``graph.verify()`` after every one and names the pass when a result is malformed.
 """
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from neurocc.compiler.passes.discretize import discretize
+from neurocc.compiler.passes.fuse import fuse_pools
 from neurocc.compiler.passes.quantize import LayerStats, quantize_with_report
 from neurocc.errors import CompileError, GraphError
 from neurocc.ir.artifact import Artifact, write_artifact
 from neurocc.ir.graph import Graph
 from neurocc.ir.types import Method
 from neurocc.targets import Target
+
+DEFAULT_TIMESTEPS = 64      # steps per sample of a converted ANN
+STATS_SAMPLES = 256         # calibration samples the float statistics use
+DIAG_SAMPLES = 512          # calibration samples the emulator-in-the-loop diagnostics use
+SWEEP_SAMPLES = 256         # calibration samples of the conversion's accuracy/latency table
+
+__all__ = ["PASSES", "Compiled", "Options", "compile_graph", "compile_model", "fuse_pools", "run_passes"]
 
 
 @dataclass(frozen=True)
@@ -41,11 +58,31 @@ class Options:
 
 @dataclass(frozen=True)
 class Compiled:
-    """In-memory result of the passes: the float graph, the executed graph and the report."""
+    """In-memory result of the passes: the float graph, the executed graph and the reports."""
 
     float_graph: Graph
     graph: Graph
     quantization: dict[str, Any] | None
+    conversion: dict[str, Any] | None = None
+    diagnostics: Any = None                 # QuantDiagnostics (with calibration data)
+    encoding: dict[str, Any] | None = None
+    timesteps: int | None = None
+    calibration: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The float side of a compile (reused by the accuracy-budget search)."""
+
+    target: Target
+    float_graph: Graph
+    to_quantize: Graph
+    cal: Any = None                         # calibrate.Calibration
+    encoding: Any = None                    # ir.encoding.Encoding (ANN)
+    timesteps: int | None = None
+    conversion: dict[str, Any] | None = None
+    reference_pred: np.ndarray | None = None
+    float_stats: dict[str, dict[str, float]] | None = None
 
 
 def _normalize(graph: Graph, opts: Options) -> Graph:
@@ -57,10 +94,11 @@ def _normalize(graph: Graph, opts: Options) -> Graph:
 def _refuse_ann(graph: Graph, opts: Options) -> Graph:
     ann = [f"node '{n}' ({node.kind})" for n, node in graph.nodes.items() if node.ann_only]
     if ann:
-        raise CompileError("the model is an ANN (it has ANN-only layers), which needs ANN→SNN conversion",
-                           where=f"graph '{graph.name}'", problems=ann,
-                           fix="convert it first with calibration data (`neurocc compile --calibration X.npz`, "
-                               "issue 'Compile a trained model'), or compile a spiking model")
+        raise CompileError("the model is an ANN (it has ANN-only layers): converting it to a spiking network "
+                           "needs calibration data", where=f"graph '{graph.name}'", problems=ann,
+                           fix="pass sample inputs: `neurocc compile MODEL --target T -o DIR --calibration "
+                               "cal.npz` with cal.npz holding x (samples, *input shape), e.g. a few hundred "
+                               "training inputs (Python: neurocc.compile(..., calibration=x))")
     return graph
 
 
@@ -75,117 +113,154 @@ PASSES: tuple[tuple[str, Callable[[Graph, Options], Graph]], ...] = (
 )
 
 
-def _pool_params(node: Any) -> tuple[int, int, float] | None:
-    """(k, s, factor) of a square, unpadded SumPool2d/AvgPool2d; None when it cannot be fused."""
-    from neurocc.ir.nodes import AvgPool2d, SumPool2d
-
-    if not isinstance(node, (SumPool2d, AvgPool2d)) or any(node.padding):
-        return None
-    (kh, kw), (sh, sw) = node.kernel_size, node.stride
-    if kh != kw or sh != sw:
-        return None
-    return kh, sh, 1.0 / (kh * kw) if isinstance(node, AvgPool2d) else 1.0
-
-
-def _fused_conv(conv: Any, k: int, s: int, f: float, in_hw: tuple[int, ...]) -> Any:
-    """pool(k, s) then ``conv`` as one conv on the pool's input (exact: each conv tap becomes a
-    k×k block of taps s apart), or None when borders would differ."""
-    import numpy as np
-
-    from neurocc.ir.nodes import Conv1d
-
-    if isinstance(conv, Conv1d) or any(d != 1 for d in conv.dilation):
-        return None
-    if any(p and not (k == s and n % s == 0) for p, n in zip(conv.padding, in_hw)):
-        return None
-    co, ci, kh, kw = conv.weight.shape
-    w = np.zeros((co, ci, s * (kh - 1) + k, s * (kw - 1) + k))
-    for i in range(kh):
-        for j in range(kw):
-            w[:, :, s * i:s * i + k, s * j:s * j + k] += f * conv.weight[:, :, i, j][..., None, None]
-    return conv.replace(weight=w, stride=tuple(s * t for t in conv.stride),
-                        padding=tuple(s * p for p in conv.padding), input_shape=tuple(in_hw))
-
-
-def _fused_dense(dense: Any, k: int, s: int, f: float, in_chw: tuple[int, ...], pooled: tuple[int, ...]) -> Any:
-    """pool(k, s) → Flatten → ``dense`` as Flatten → one dense on the unpooled input (exact)."""
-    import numpy as np
-
-    c, h, w_ = in_chw
-    _, hp, wp = pooled
-    w4 = np.asarray(dense.weight, np.float64).reshape(-1, c, hp, wp)
-    out = np.zeros((w4.shape[0], c, h, w_))
-    for a in range(hp):
-        for b in range(wp):
-            out[:, :, s * a:s * a + k, s * b:s * b + k] += f * w4[:, :, a, b][..., None, None]
-    return dense.replace(weight=out.reshape(w4.shape[0], -1))
-
-
-def fuse_pools(graph: Graph, opts: Options | None = None) -> Graph:
-    """Fold every sum/average pool that feeds a Conv2d (or a Flatten → Affine/Linear) into that
-    synapse's weights, for numerics whose chips cannot run a pool between two synapses (loihi:
-    Lava's synapses take spikes from neurons only). Exact in float; the function is unchanged.
-    (A pass of its own; it lives here until it moves to passes/, see the module docstring.)"""
-    from neurocc.ir.graph import Edge
-    from neurocc.ir.nodes import Affine, Conv2d, Flatten, Linear
-
-    shapes = graph.shapes()
-    for name, node in graph.nodes.items():
-        pp = _pool_params(node)
-        succ, pred = graph.successors(name), graph.predecessors(name)
-        if pp is None or len(succ) != 1 or len(pred) != 1:
-            continue
-        nxt = graph.nodes[succ[0]]
-        in_shape, nodes = shapes[pred[0]], dict(graph.nodes)
-        if isinstance(nxt, Conv2d):
-            new = _fused_conv(nxt, *pp, in_shape[1:])
-            target = succ[0]
-        elif isinstance(nxt, Flatten) and len(shapes[succ[0]]) == 1 and len(graph.successors(succ[0])) == 1 \
-                and isinstance(graph.nodes[graph.successors(succ[0])[0]], (Affine, Linear)):
-            target = graph.successors(succ[0])[0]
-            new = _fused_dense(graph.nodes[target], *pp, in_shape, shapes[name])
-        else:
-            continue
-        if new is None:
-            continue
-        nodes[target] = new
-        del nodes[name]
-        (e_in,), (e_out,) = graph.in_edges(name), graph.out_edges(name)
-        edges = [e for e in graph.edges if name not in (e.src, e.dst)]
-        edges.append(Edge(e_in.src, e_out.dst, e_in.delay + e_out.delay))
-        return fuse_pools(graph.replace(nodes=nodes, edges=tuple(edges)).verify(), opts)
-    return graph
-
-
 def run_passes(graph: Graph, opts: Options) -> Graph:
     """Apply :data:`PASSES` in order, verifying after each (GraphError names the pass)."""
     for name, fn in PASSES:
         graph = fn(graph, opts)
-        try:
-            graph.verify()
-        except GraphError as err:
-            raise GraphError(f"pass '{name}' produced a malformed graph: {err.what}", where=err.where,
-                             problems=err.problems, fix="this is a neurocc bug; please report it with the model") from err
+        _verified(graph, name)
     return graph
+
+
+def _verified(graph: Graph, name: str) -> Graph:
+    try:
+        return graph.verify()
+    except GraphError as err:
+        raise GraphError(f"pass '{name}' produced a malformed graph: {err.what}", where=err.where,
+                         problems=err.problems, fix="this is a neurocc bug; please report it with the model") from err
+
+
+def _no_neurons(graph: Graph) -> None:
+    from neurocc.ir.discrete import NEURON_TYPES
+    from neurocc.ir.nodes import ReLU
+
+    if not any(isinstance(n, (*NEURON_TYPES, ReLU)) for n in graph.nodes.values()):
+        kinds = sorted({n.kind for n in graph.nodes.values()})
+        raise CompileError(f"the model has no neurons ({len(graph.nodes)} nodes of kinds {', '.join(kinds)})",
+                           where=f"graph '{graph.name}'",
+                           fix="compile a spiking model (LIF/IF/... layers) or an ANN with ReLU activations")
+
+
+def prepare(graph: Graph, tgt: Target, *, dt: float | None = None, method: Method | str = Method.EULER,
+            calibration: Any = None, timesteps: int | None = None, encoding: Any = None) -> Prepared:
+    """Convert (ANNs), run the float passes and, with calibration data, measure the float stats."""
+    from neurocc.compiler import calibrate
+
+    graph = graph.verify()
+    _no_neurons(graph)
+    opts = Options(tgt, float(dt if dt is not None else tgt.dt), Method(method))
+    ann = any(n.ann_only for n in graph.nodes.values())
+    conv, ref_pred, cal, enc, steps = None, None, None, None, timesteps
+    if ann and calibration is not None:
+        graph, conv, ref_pred, cal, enc, steps = _convert(graph, tgt, calibration, timesteps, encoding)
+    elif calibration is not None:
+        cal = calibrate.read_calibration(calibration, graph, static=False)
+        steps = timesteps or cal.steps
+    float_graph = run_passes(graph, opts)
+    to_q = fuse_pools(float_graph) if tgt.numerics == "loihi" else float_graph
+    stats = None
+    if cal is not None and tgt.numerics != "float32":
+        stats = calibrate.layer_stats(to_q, cal.subset(STATS_SAMPLES), enc, int(steps))
+    return Prepared(tgt, float_graph, to_q, cal, enc, steps, conv, ref_pred, stats)
+
+
+def _convert(graph: Graph, tgt: Target, calibration: Any, timesteps: int | None, encoding: Any) -> tuple:
+    from neurocc.compiler import calibrate
+    from neurocc.compiler.passes.convert import ann_forward, convert, reset_for_target
+    from neurocc.compiler.passes.normalize import normalize
+    from neurocc.ir.encoding import Encoding
+
+    norm = normalize(graph)
+    cal = calibrate.read_calibration(calibration, norm, static=True)
+    steps = int(timesteps or (encoding.timesteps if encoding is not None else DEFAULT_TIMESTEPS))
+    enc = Encoding("constant", steps) if encoding is None else replace(encoding, timesteps=steps)
+    (x,) = cal.x.values()
+    snn, report = convert(graph, x, timesteps=steps, reset=reset_for_target(tgt), encoding=enc,
+                          calibration_y=cal.y, sweep_samples=SWEEP_SAMPLES)
+    out = norm.outputs[0]
+    pred = ann_forward(norm, x[:DIAG_SAMPLES], [out])[out].reshape(min(len(x), DIAG_SAMPLES), -1).argmax(1)
+    return snn, report.to_dict(), pred, cal, enc, steps
+
+
+def quantize_prepared(prep: Prepared, *, stats: dict[str, LayerStats] | None = None, per_channel: bool = False,
+                      weight_bits: dict[str, int] | None = None, check: bool = True) -> Compiled:
+    """Quantize a :class:`Prepared` (calibrated when it holds data), then run the diagnostics.
+
+    ``stats`` (user-given) override the calibrated ones; ``weight_bits`` sets per-layer weight
+    bits; ``check`` raises when quantization silences a layer that fires in float."""
+    from neurocc.compiler import calibrate
+
+    tgt = prep.target
+    enc = None if prep.encoding is None else prep.encoding.to_dict()
+    if tgt.numerics == "float32":
+        return Compiled(prep.float_graph, prep.float_graph, None, prep.conversion, None, enc, prep.timesteps,
+                        None if prep.cal is None else prep.cal.summary())
+    merged: dict[str, LayerStats] = {}
+    cal_doc: dict[str, Any] | None = None
+    if prep.float_stats is not None:
+        merged = calibrate.to_layer_stats(prep.float_stats, weight_bits)
+        cal_doc = {**prep.cal.summary(), "used": True, "stats_samples": min(prep.cal.samples, STATS_SAMPLES),
+                   "layers": prep.float_stats, "inputs": _input_scales(prep, merged, per_channel, stats or {})}
+    elif weight_bits:
+        merged = {n: LayerStats(weight_bits=b) for n, b in weight_bits.items()}
+    merged.update(stats or {})
+    qgraph, report = quantize_with_report(prep.to_quantize, tgt.numerics, tgt, stats=merged, per_channel=per_channel)
+    _verified(qgraph, "quantize")
+    diag = None
+    if prep.cal is not None:
+        diag = _diagnose(prep, qgraph, report)
+        report["diagnostics"] = diag.to_dict()
+        if check and diag.failures:
+            raise CompileError(f"quantization silenced {len(diag.failures)} layer(s) that fire in the float "
+                               "model", where=f"graph '{prep.float_graph.name}', target '{tgt.name}'",
+                               problems=list(diag.failures),
+                               fix="see each cause: raise the layer's weight bits or lower its threshold scale, "
+                                   "calibrate with data that drives the layer, or let `--accuracy-budget POINTS` "
+                                   "search the scales")
+    if cal_doc is not None:
+        report["calibration"] = cal_doc
+    return Compiled(prep.float_graph, qgraph, report, prep.conversion, diag, enc, prep.timesteps, cal_doc)
+
+
+def _input_scales(prep: Prepared, stats: dict[str, LayerStats], per_channel: bool,
+                  given: dict[str, LayerStats]) -> dict[str, Any]:
+    """Choose the scale of each graded input (adds it to ``stats``); the choice per input."""
+    from neurocc.compiler import calibrate
+
+    if prep.cal.static:
+        is_graded = {n: prep.encoding.kind == "constant" for n in prep.cal.x}
+    else:
+        is_graded = calibrate.graded(prep.cal.x)
+    out: dict[str, Any] = {}
+    for name, g in is_graded.items():
+        if not g:
+            out[name] = {"values": "spikes"}
+        elif name in given:
+            out[name] = {"values": "graded", "scale": given[name].scale, "chosen_by": "user"}
+        else:
+            scale, why = calibrate.choose_input_scale(prep.to_quantize, prep.target, stats, name, per_channel)
+            stats[name] = LayerStats(scale=scale)
+            out[name] = {"values": "graded", **why}
+    return out
+
+
+def _diagnose(prep: Prepared, qgraph: Graph, report: dict[str, Any]) -> Any:
+    from neurocc.compiler.diagnostics import diagnose
+
+    return diagnose(prep.float_graph, qgraph, prep.cal.subset(DIAG_SAMPLES), encoding=prep.encoding,
+                    timesteps=int(prep.timesteps or 1), input_scales=report.get("input_scales"),
+                    quantization=report, reference_pred=prep.reference_pred)
 
 
 def compile_graph(graph: Graph, target: Target | str, *, dt: float | None = None,
                   method: Method | str = Method.EULER, stats: dict[str, LayerStats] | None = None,
-                  targets_file: str | Path | None = None) -> Compiled:
-    """Run the passes without writing anything: (float graph, executed graph, report)."""
+                  targets_file: str | Path | None = None, calibration: Any = None, timesteps: int | None = None,
+                  encoding: Any = None, per_channel: bool = False,
+                  weight_bits: dict[str, int] | None = None) -> Compiled:
+    """Run the passes without writing anything (see the module docstring)."""
     tgt = resolve_target(target, targets_file)
-    opts = Options(tgt, float(dt if dt is not None else tgt.dt), Method(method), dict(stats or {}))
-    float_graph = run_passes(graph.verify(), opts)
-    if tgt.numerics == "float32":
-        return Compiled(float_graph, float_graph, None)
-    to_quantize = fuse_pools(float_graph) if tgt.numerics == "loihi" else float_graph
-    qgraph, report = quantize_with_report(to_quantize, tgt.numerics, tgt, stats=opts.stats)
-    try:
-        qgraph.verify()
-    except GraphError as err:
-        raise GraphError(f"pass 'quantize' produced a malformed graph: {err.what}", where=err.where,
-                         problems=err.problems, fix="this is a neurocc bug; please report it with the model") from err
-    return Compiled(float_graph, qgraph, report)
+    prep = prepare(graph, tgt, dt=dt, method=method, calibration=calibration, timesteps=timesteps,
+                   encoding=encoding)
+    return quantize_prepared(prep, stats=stats, per_channel=per_channel, weight_bits=weight_bits)
 
 
 def resolve_target(target: Target | str, targets_file: str | Path | None = None) -> Target:
@@ -197,35 +272,77 @@ def resolve_target(target: Target | str, targets_file: str | Path | None = None)
 
 
 def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt: float | None = None,
-                  calibration: str | Path | Any = None, timesteps: int | None = None,
-                  method: Method | str = Method.EULER, targets_file: str | Path | None = None) -> Path:
+                  calibration: Any = None, timesteps: int | None = None,
+                  method: Method | str = Method.EULER, targets_file: str | Path | None = None,
+                  accuracy_budget: float | None = None, per_channel: bool = False, encoding: Any = None,
+                  stats: dict[str, LayerStats] | None = None) -> Path:
     """Compile ``graph`` for ``target`` into the artifact directory ``out_dir`` (written atomically).
 
-    ``dt`` (seconds) overrides the target's step (NIR files carry none). ``calibration`` (a path or
-    an array of samples) is not used yet for spiking models: default scaling applies, a
-    UserWarning says so and the manifest records it.
+    ``dt`` (seconds) overrides the target's step (NIR files carry none). ``calibration``: a path
+    to an .npz, a mapping ``{x, y}``, an ``(x, y)`` pair or the ``x`` array (layouts in
+    :mod:`neurocc.compiler.calibrate`); ANNs need it. ``timesteps``: steps per sample (ANN:
+    default 64). ``accuracy_budget``: accuracy points the emulator may lose on the calibration
+    data against the float model; per-layer weight bits, timesteps and scales are searched
+    (:mod:`neurocc.compiler.budget`). The mapping (partition + place) must fit the target.
     """
     tgt = resolve_target(target, targets_file)
-    compiled = compile_graph(graph, tgt, dt=dt, method=method)
-    extra: dict[str, Any] = {"timesteps": timesteps, "source_graph": graph.name, "calibration": None}
-    if calibration is not None:
-        note = ("calibration data is not used for spiking models yet: default scaling was applied "
-                "(per-layer calibration arrives with the issue 'Compile a trained model')")
-        warnings.warn(note, stacklevel=2)
-        is_path = isinstance(calibration, (str, Path))
-        extra["calibration"] = {"file": str(calibration) if is_path else None,
-                                "samples": None if is_path else int(len(calibration)), "used": False, "note": note}
+    budget_doc = None
+    if accuracy_budget is not None:
+        from neurocc.compiler.budget import search
+
+        compiled, budget_doc = search(graph, tgt, float(accuracy_budget), dt=dt, method=method,
+                                      calibration=calibration, timesteps=timesteps, encoding=encoding,
+                                      per_channel=per_channel, stats=stats)
+    else:
+        compiled = compile_graph(graph, tgt, dt=dt, method=method, calibration=calibration, timesteps=timesteps,
+                                 encoding=encoding, per_channel=per_channel, stats=stats)
+    mapping = _mapping(compiled.graph, tgt, targets_file)
+    extra = _manifest_extra(graph, compiled, mapping, budget_doc, calibration, timesteps)
     write_artifact(out_dir, graph=compiled.graph, float_graph=compiled.float_graph, target=tgt,
-                   quantization=compiled.quantization, extra=extra, emit=_backend_emitter(tgt, compiled))
+                   quantization=compiled.quantization, extra=extra,
+                   extra_files={MAPPING_FILE: (mapping.to_json() + "\n").encode()},
+                   emit=_backend_emitter(tgt, compiled))
     return Path(out_dir)
+
+
+MAPPING_FILE = "mapping.json"
+
+
+def _mapping(graph: Graph, tgt: Target, targets_file: str | Path | None) -> Any:
+    """The mapping report; MappingError (naming the binding constraint) when it does not fit."""
+    from neurocc.compiler.mapping import mapping_report, require_fit
+    from neurocc.targets import load_targets
+
+    others = {n: t for n, t in load_targets(targets_file).items() if n != tgt.name}
+    return require_fit(mapping_report(graph, tgt, targets=others))
+
+
+def _manifest_extra(graph: Graph, c: Compiled, mapping: Any, budget: dict[str, Any] | None, calibration: Any,
+                    timesteps: int | None) -> dict[str, Any]:
+    diag = None
+    if c.diagnostics is not None:
+        d = c.diagnostics
+        points, metric = d.loss_points()
+        diag = {"samples": d.samples, "agreement": d.agreement, "output_cosine": d.output_cosine,
+                "accuracy_float": d.accuracy_float, "accuracy_quant": d.accuracy_quant,
+                "reference_accuracy": d.reference_accuracy, "reference_agreement": d.reference_agreement,
+                "loss_points": points, "loss_metric": metric, "failures": list(d.failures)}
+    cal = c.calibration
+    if cal is None and calibration is not None:
+        cal = {"file": str(calibration) if isinstance(calibration, (str, Path)) else None, "used": False}
+    return {"timesteps": c.timesteps if c.timesteps is not None else timesteps, "encoding": c.encoding,
+            "source_graph": graph.name, "calibration": cal, "conversion": c.conversion, "diagnostics": diag,
+            "accuracy_budget": budget,
+            "mapping": {"file": MAPPING_FILE, "fits": mapping.fits, "cores": mapping.cores, "chips": mapping.chips}}
 
 
 def _backend_emitter(tgt: Target, compiled: Compiled) -> Callable[[Path], None] | None:
     """The backend's ``emit_files(directory, graph, float_graph, target)``, if it defines one."""
     if tgt.backend in (None, "emulator"):
         return None
-    from neurocc.backends import REGISTRY
     import importlib
+
+    from neurocc.backends import REGISTRY
 
     try:
         module = importlib.import_module(REGISTRY[tgt.backend])

@@ -48,6 +48,7 @@ from neurocc.ir.graph import Graph
 
 MAX_SHIFT = 8          # largest timing shift (steps) the timing class looks for
 MAX_SCALE_EXP = 16     # largest |k| the scaling/overflow classes try for a 2^k factor
+REGISTER_PROFILES = ("loihi", "int8")   # profiles whose registers the checks know (others: skipped)
 CLASSES = ("timing", "overflow", "reset", "rounding", "scaling", "arithmetic", "shape")
 
 
@@ -94,7 +95,8 @@ def localise(expected: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray], 
              profile: Any = None) -> Divergence | None:
     """The first divergence between two recorded runs (see the module docstring), or None when
     every array both runs hold is equal. ``profile``: a numerics Profile or its name (default:
-    ``graph.numerics``; None for float graphs, which skips the register checks)."""
+    ``graph.numerics``). The register checks know the ``loihi`` and ``int8`` profiles; for float
+    graphs and other profiles they are skipped and the other classes still apply."""
     site = _first_site(expected, got, graph)
     if site is None:
         return None
@@ -176,7 +178,7 @@ def classify(site: _Site, expected: Mapping[str, np.ndarray], got: Mapping[str, 
     spiked = _spiked(site, expected, got)
     if node is not None and node.spiking and site.var == "v" and spiked:
         return "reset", _reset_text(site, node, profile, spiked)
-    rnd = _rounding(site, node, e, g)
+    rnd = _rounding(site, node, e, g, _dense_sum(site, node, expected, graph, profile))
     if rnd:
         return "rounding", rnd
     k = _pow2_ratio(e, g)
@@ -291,7 +293,27 @@ def _reset_mode(v: float, th: float | None) -> str:
     return "neither zero nor below the threshold"
 
 
-def _rounding(site: _Site, node: Any, e: Any, g: Any) -> str | None:
+def _dense_sum(site: _Site, node: Any, run: Mapping[str, np.ndarray], graph: Graph, profile: Any) -> int | None:
+    """QDense only: the exact sum ``acc = W' · s`` of output ``index`` at the divergence step,
+    recomputed from the recorded inputs of ``run`` (None when they are not recorded)."""
+    if profile is None or getattr(node, "kind", None) != "QDense" or site.var != "out":
+        return None
+    s = None
+    for edge in graph.in_edges(site.node):
+        src = run.get(f"{edge.src}/out")
+        if src is None:
+            return None
+        t = site.step - edge.delay
+        part = np.asarray(src[t, site.index[0]], np.int64).ravel() if t >= 0 else 0
+        s = part if s is None else s + part
+    if s is None:
+        return None
+    w = profile.dense_weights(node.weight, node.num_weight_bits)[site.index[1]]
+    x = np.asarray(s, np.int64) if node.graded else (np.asarray(s) != 0).astype(np.int64)
+    return int(np.dot(w, x))
+
+
+def _rounding(site: _Site, node: Any, e: Any, g: Any, acc: int | None = None) -> str | None:
     if not (_is_int(e) and _is_int(g)):
         a, b = float(e), float(g)
         if np.isfinite(a) and np.isfinite(b) and abs(a - b) <= 1e-9 * max(abs(a), abs(b), 1e-300):
@@ -304,9 +326,16 @@ def _rounding(site: _Site, node: Any, e: Any, g: Any) -> str | None:
         sign = " (negative: floor and toward-zero rounding differ here)" if int(prev) < 0 else ""
         return (f"one LSB apart in the decay of {site.var} (previous {site.var} = {int(prev)}{sign}): the decay "
                 f"product {site.var}·factor/2^12 is rounded differently or its factor (du/dv) is one LSB off")
-    if site.var == "out" and int(getattr(node, "weight_exp", 0) or 0) < 0:
-        return (f"one LSB apart after the right shift by weight_exp = {int(node.weight_exp)}: floor versus "
-                "toward-zero rounding of the synapse sum")
+    k = -int(getattr(node, "weight_exp", 0) or 0)
+    if site.var != "out" or k <= 0:
+        return None
+    if acc is None:
+        return (f"one LSB apart after the right shift by weight_exp = {-k} (likely floor versus toward-zero "
+                "rounding of the synapse sum; its inputs are not recorded, so this is not checked)")
+    ways = {int(np.floor(acc / 2 ** k)), int(np.trunc(acc / 2 ** k))}
+    if {int(e), int(g)} == ways:
+        return (f"the synapse sum {acc} shifted right by {k} is {min(ways)} rounded down (floor) and {max(ways)} "
+                "rounded toward zero: the runs round the weight_exp shift differently")
     return None
 
 
@@ -345,9 +374,9 @@ def _unrecorded_note(node: str, expected: Mapping[str, np.ndarray], got: Mapping
 # ----- helpers ----------------------------------------------------------------------------------
 def _resolve_profile(profile: Any, graph: Graph) -> Any:
     if profile is not None and not isinstance(profile, str):
-        return profile
+        return profile if getattr(profile, "name", None) in REGISTER_PROFILES else None
     name = profile if isinstance(profile, str) else graph.numerics
-    if name is None:
+    if name not in REGISTER_PROFILES:
         return None
     from neurocc.ir.numerics import get_profile
 
@@ -374,4 +403,4 @@ def _kind(node: Any) -> str:
     return getattr(node, "kind", "unknown")
 
 
-__all__ = ["CLASSES", "Divergence", "MAX_SHIFT", "Register", "classify", "localise", "register"]
+__all__ = ["CLASSES", "MAX_SHIFT", "Divergence", "Register", "classify", "localise", "register"]

@@ -6,6 +6,15 @@ lowering (:mod:`.lower`, :mod:`.plan`) turns a graph into a plain description of
 results back. Results are keyed and indexed exactly like the emulator's: time-major
 ``(steps, batch, *shape)`` per Output node, and with ``record=True`` also ``"<node>/u"`` and
 ``"<node>/v"`` per QLIF/QLI (the state after the step, after the reset). See docs/backends/loihi.md.
+
+Hardware export: :func:`emit_files` (the compile hook) writes ``network.net``, a lava-dl netx HDF5
+file (:mod:`.netx` plans it, :mod:`.netx_file` writes it), whenever netx can express the graph
+exactly, and always ``loihi.json`` (per-layer netx status, what netx cannot express and why, the
+placement). :func:`run_netx` / :func:`run_netx_many` load such files with netx in the worker.
+
+Limits: for a target whose backend is ``loihi`` (loihi1, loihi2), :func:`check` includes the
+mapping report's binding constraint when the graph does not fit, and :func:`run` refuses such a
+graph with the report before any Lava process starts.
 """
 from __future__ import annotations
 
@@ -18,11 +27,16 @@ import numpy as np
 from neurocc.errors import BackendError
 from neurocc.ir.graph import Graph
 
+from .limits import fit_problems, refuse_unfit, target_from_settings
 from .lower import lower, problems
+from .netx import NetxPlan, plan_netx
+from .netx_file import NET_FILE, SIDECAR
+from .netx_run import NetxJob, artifact_net, run_netx_many
 from .runner import LavaJob, run_jobs
 from .shim import lava_available, unavailable_reason
 
-__all__ = ["LavaJob", "check", "lava_available", "lower", "run", "run_lava", "run_lava_many",
+__all__ = ["LavaJob", "NET_FILE", "NetxJob", "NetxPlan", "SIDECAR", "check", "emit_files", "lava_available",
+           "lower", "plan_netx", "run", "run_lava", "run_lava_many", "run_netx", "run_netx_many",
            "unavailable_reason"]
 
 
@@ -44,24 +58,53 @@ def run_lava_many(jobs: Sequence[LavaJob | Mapping[str, Any]], *, timeout_s: flo
 
 def check(graph: Graph, target: Any = None) -> list[str]:
     """Every reason this backend cannot run ``graph`` (empty when it can). ``target`` (a
-    :class:`neurocc.targets.Target`) must use the ``loihi`` numerics when given."""
+    :class:`neurocc.targets.Target`) must use the ``loihi`` numerics when given; for a target whose
+    backend is ``loihi`` the graph must also fit its limits (the mapping report's binding constraint
+    and fixes are listed when it does not)."""
     found = []
     numerics = getattr(target, "numerics", None)
     if target is not None and numerics != "loihi":
         found.append(f"target '{getattr(target, 'name', target)}' uses numerics {numerics!r}; the loihi "
                      "backend runs only 'loihi' numerics")
-    return found + problems(graph)
+    found += problems(graph)
+    return found + (fit_problems(graph, target) if target is not None and not found else [])
 
 
 def run(artifact: Any, inputs: Mapping[str, np.ndarray], steps: int | None = None,
         record: bool = False) -> dict[str, np.ndarray]:
-    """Backend contract: ``artifact`` is an artifact directory, a loaded Artifact, or a Graph."""
-    return run_lava(_graph_of(artifact), inputs, steps, record)
+    """Backend contract: ``artifact`` is an artifact directory, a loaded Artifact, or a Graph.
+    An artifact compiled for a loihi target that does not fit its limits is refused (BackendError
+    with the mapping report) before Lava starts."""
+    graph, target, _ = _resolve(artifact)
+    if target is not None:
+        refuse_unfit(graph, target)
+    return run_lava(graph, inputs, steps, record)
 
 
-def _graph_of(artifact: Any) -> Graph:
+def run_netx(artifact: Any, inputs: Mapping[str, np.ndarray], steps: int | None = None,
+             record: bool = False, *, timeout_s: float | None = None) -> dict[str, np.ndarray]:
+    """Load the artifact's ``network.net`` with lava-dl netx in the worker and run it (results as
+    :func:`run`); a Graph is written to a temporary netx file first."""
+    graph, _, directory = _resolve(artifact)
+    net_file = artifact_net(directory, graph) if directory is not None else None
+    return run_netx_many([NetxJob(graph, inputs, steps, record, net_file)], timeout_s=timeout_s)[0]
+
+
+def emit_files(directory: Path, graph: Graph, float_graph: Graph, target: Any) -> None:
+    """Compile hook: ``network.net`` when netx expresses the graph exactly, and ``loihi.json``.
+
+    What netx cannot express is listed per node in ``loihi.json`` and in a UserWarning (which the
+    CLI prints); the Lava-process path (``neurocc run --backend loihi``) still runs those graphs.
+    """
+    from .emit import emit
+
+    emit(Path(directory), graph, target)
+
+
+def _resolve(artifact: Any) -> tuple[Graph, Any, Path | None]:
+    """(graph, the artifact's target rebuilt from its manifest or None, artifact directory or None)."""
     if isinstance(artifact, Graph):
-        return artifact
+        return artifact, None, None
     if isinstance(artifact, (str, Path)):
         from neurocc.ir.artifact import load_artifact
 
@@ -70,4 +113,6 @@ def _graph_of(artifact: Any) -> Graph:
     if not isinstance(graph, Graph):
         raise BackendError(f"cannot run {artifact!r}: not an artifact directory or a graph",
                            where="backend 'loihi'", fix="pass the directory written by `neurocc compile`")
-    return graph
+    settings = getattr(artifact, "target_settings", None)
+    path = getattr(artifact, "path", None)
+    return graph, target_from_settings(settings), Path(path) if path is not None else None

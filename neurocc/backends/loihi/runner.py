@@ -29,7 +29,8 @@ from neurocc.errors import BackendError, InputError
 from neurocc.ir.graph import Graph
 
 from .lower import lower
-from .plan import JOB_FORMAT, LavaNet, from_lava, save_net, to_lava
+from .plan import JOB_FORMAT, LAVA_MISSING, LavaNet, from_lava, save_net, to_lava
+from .shim import INSTALL_HINT
 
 LOG_TAIL_LINES = 40
 
@@ -213,6 +214,9 @@ def invoke_worker(job_dir: Path, timeout_s: float, command: Sequence[str] | None
             raise BackendError(f"the Lava worker did not finish within {timeout_s:.0f} s and was stopped",
                                where=f"job {job_dir}", problems=_tail(log),
                                fix="run fewer steps or smaller networks, or pass a larger timeout_s") from None
+    if rc == LAVA_MISSING:
+        raise BackendError(f"Lava is not installed for {sys.executable}", where="backend 'loihi'",
+                           problems=_tail(log), fix=INSTALL_HINT)
     if rc != 0:
         raise BackendError(f"the Lava worker failed (exit status {rc}); its log ends with the lines below",
                            where=f"job {job_dir}", problems=_tail(log),

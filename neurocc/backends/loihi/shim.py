@@ -20,6 +20,7 @@ import copy
 import dataclasses
 import functools
 import importlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -84,6 +85,42 @@ def import_lava() -> types.SimpleNamespace:
                            where="backend 'loihi'", fix=INSTALL_HINT) from err
     return types.SimpleNamespace(RunSteps=RunSteps, Loihi2SimCfg=Loihi2SimCfg, Conv=Conv, Dense=Dense,
                                  DelayDense=DelayDense, Sink=Sink, Source=Source, LIF=LIF, Monitor=Monitor)
+
+
+_SLAYER_STUBS = ("lava.lib.dl.slayer", "lava.lib.dl.slayer.neuron", "lava.lib.dl.slayer.neuron.rf")
+
+
+def _no_rf(*_: Any, **__: Any) -> Any:
+    raise BackendError("netx RF neurons need lava-dl's slayer (torch, torchvision), which neurocc does not use",
+                       where="backend 'loihi' (netx)", fix="write CUBA layers only (neurocc does)")
+
+
+def import_netx() -> types.ModuleType:
+    """Import ``lava.lib.dl.netx.hdf5`` without torch or slayer (research note §5.1); worker only.
+
+    netx imports three slayer modules (only for RF neurons) and, through its package
+    ``__init__``, ``sequential_modules`` (``import torch``). Plain modules stand in for them; the
+    ``sequential_modules`` stand-in has ``__file__`` set to the real path, because Lava's compiler
+    calls ``inspect.getfile`` on every module of the netx package. Returns the ``hdf5`` module.
+    """
+    import_lava()
+    for name in _SLAYER_STUBS:
+        sys.modules.setdefault(name, types.ModuleType(name))
+    sys.modules["lava.lib.dl.slayer.neuron.rf"].neuron_params = _no_rf  # type: ignore[attr-defined]
+    seq = "lava.lib.dl.netx.sequential_modules"
+    if seq not in sys.modules:
+        spec = importlib.util.find_spec("lava.lib.dl")
+        if spec is None or not spec.submodule_search_locations:
+            raise BackendError("lava-dl (netx) is not installed", where="backend 'loihi' (netx)", fix=INSTALL_HINT)
+        stub = types.ModuleType(seq)
+        stub.__file__ = os.path.join(list(spec.submodule_search_locations)[0], "netx", "sequential_modules.py")
+        sys.modules[seq] = stub
+    try:
+        from lava.lib.dl.netx import hdf5
+    except ModuleNotFoundError as err:
+        raise BackendError(f"lava-dl's netx cannot be imported (missing module '{err.name}')",
+                           where="backend 'loihi' (netx)", fix=INSTALL_HINT) from err
+    return hdf5
 
 
 _PROBE = ("import neurocc.backends.loihi.shim as s; s.import_lava(); "

@@ -13,7 +13,16 @@ For every run the worker builds the named processes of the net (one connected pa
 writes ``<run>_out.npz`` holding ``"<proc>/<var>"`` → int32 array ``(steps, *lava_shape)``, then
 ``<run>_status.json`` (``{"ok": true, "seconds": ...}`` or ``{"ok": false, "error": ...}``).
 Networks are loaded once and Lava is imported once for all runs, which amortises the start-up.
-Exit status: 0 when every run succeeded, 1 otherwise, 2 on a bad job directory.
+
+A run with ``"kind": "netx"`` instead loads a lava-dl netx HDF5 file (``"file"``) with
+``lava.lib.dl.netx.hdf5.Network`` (imported without torch: :func:`.shim.import_netx`), feeds the
+RingBuffer data (key ``"input"``) to block 0's ``neuron.a_in`` or ``synapse.s_in`` (``"feed"``),
+probes ``[block, var]`` pairs on the blocks' neurons (``"probes"``; leaf ports: a sink on
+``neuron.s_out``, a Monitor on ``neuron.u``/``neuron.v``), runs with
+``Loihi2SimCfg(select_tag='fixed_pt', select_sub_proc_model=True)`` and writes
+``"<block>/<var>"`` arrays the same way.
+Exit status: 0 when every run succeeded, 1 otherwise, 2 on a bad job directory, 3 (``LAVA_MISSING``)
+when Lava cannot be imported.
 """
 from __future__ import annotations
 
@@ -28,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from neurocc.backends.loihi.plan import JOB_FORMAT, LavaNet, LProc, load_net
+from neurocc.backends.loihi.plan import JOB_FORMAT, LAVA_MISSING, LavaNet, LProc, load_net
 
 
 def _make(L: SimpleNamespace, p: LProc, data: dict[str, np.ndarray]) -> Any:
@@ -103,6 +112,52 @@ def run_one(L: SimpleNamespace, net: LavaNet, names: list[str], data: dict[str, 
         first.stop()
 
 
+def run_netx(L: SimpleNamespace, hdf5: Any, job: Path, run: dict, data: dict[str, np.ndarray]
+             ) -> dict[str, np.ndarray]:
+    """Load ``run["file"]`` with netx, drive block 0, record the probes, run in fixed_pt."""
+    steps = int(run["steps"])
+    net = hdf5.Network(net_config=str(job / run["file"]), input_message_bits=int(run["input_message_bits"]))
+    first = net.layers[0]
+    src = L.Source(data=data["input"].astype(np.int32))
+    src.s_out.connect(first.neuron.a_in if run["feed"] == "neuron" else first.synapse.s_in)
+    recorders = {}
+    for block, var in run["probes"]:
+        neuron = net.layers[int(block)].neuron
+        if var == "s":
+            rec = L.Sink(shape=tuple(neuron.s_out.shape), buffer=steps)
+            neuron.s_out.connect(rec.a_in)
+        else:
+            rec = L.Monitor()
+            rec.probe(getattr(neuron, var), steps)
+        recorders[(int(block), var)] = (rec, neuron)
+    cfg = L.Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=True)
+    net.run(condition=L.RunSteps(num_steps=steps), run_cfg=cfg)
+    try:
+        out = {}
+        for (block, var), (rec, neuron) in recorders.items():
+            if var == "s":
+                arr = np.moveaxis(np.asarray(rec.data.get()), -1, 0)
+            else:
+                arr = np.asarray(rec.get_data()[neuron.name][var])
+            out[f"{block}/{var}"] = np.rint(arr).astype(np.int32) if arr.dtype.kind == "f" else arr.astype(np.int32)
+        return out
+    finally:
+        net.stop()
+
+
+def _one(L: SimpleNamespace, job: Path, run: dict, nets: dict[str, LavaNet], netx: list) -> dict[str, np.ndarray]:
+    with np.load(job / run["data"]) as z:
+        data = {k: z[k] for k in z.files}
+    if run.get("kind") == "netx":
+        if not netx:
+            from neurocc.backends.loihi.shim import import_netx
+
+            netx.append(import_netx())
+        return run_netx(L, netx[0], job, run, data)
+    net = nets.get(run["net"]) or nets.setdefault(run["net"], load_net(job, run["net"]))
+    return run_one(L, net, run["procs"], data, int(run["steps"]))
+
+
 def _write_json(path: Path, doc: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc))
@@ -119,19 +174,22 @@ def main(argv: list[str]) -> int:
         print(f"{job}: not a {JOB_FORMAT} job (format {manifest.get('format')!r})", file=sys.stderr)
         return 2
     from neurocc.backends.loihi.shim import import_lava
+    from neurocc.errors import BackendError
 
     t0 = time.perf_counter()
-    L = import_lava()
+    try:
+        L = import_lava()
+    except BackendError as err:
+        print(str(err), file=sys.stderr, flush=True)
+        return LAVA_MISSING
     print(f"lava imported in {time.perf_counter() - t0:.2f} s; {len(manifest['runs'])} run(s)", flush=True)
     nets: dict[str, LavaNet] = {}
+    netx: list = []
     failed = 0
     for run in manifest["runs"]:
         t = time.perf_counter()
         try:
-            net = nets.get(run["net"]) or nets.setdefault(run["net"], load_net(job, run["net"]))
-            with np.load(job / run["data"]) as z:
-                data = {k: z[k] for k in z.files}
-            out = run_one(L, net, run["procs"], data, int(run["steps"]))
+            out = _one(L, job, run, nets, netx)
             np.savez(job / f"{run['id']}_out.npz", **out)
             status = {"ok": True, "seconds": time.perf_counter() - t}
         except Exception:  # one failing run must not hide the others; the parent reports it

@@ -34,13 +34,15 @@ rounded half to even (``rint``); the chip arithmetic itself lives in ``neurocc.i
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from neurocc.compiler.passes.qscale import (headroom_exp, per_neuron, per_row, threshold_exp,
+                                            weight_scale)
+from neurocc.compiler.passes.qscale import jsonable_scale as _jsonable_scale
 from neurocc.ir.discrete import NEURON_TYPES, decay_factors
 from neurocc.errors import CompileError
 from neurocc.ir.graph import Edge, Graph
@@ -60,6 +62,8 @@ BIAS_EXP_MAX = 7           # 3-bit exponent
 EXP_MAX = 7                # largest layer exponent e the default scaling picks
 DECAY_ONE = 4096           # decays are 12-bit fractions of 4096
 U_LIMIT = 1 << 23          # u wraps at 24 bits
+V_LIMIT = (1 << 23) - 1    # v saturates at ±(2^23 − 1)
+HEADROOM = 0.5             # calibrated scaling uses at most this fraction of u's and v's range
 
 SYNAPSES = (Affine, Linear, Conv2d)
 PROFILES = ("loihi", "int8")
@@ -71,13 +75,22 @@ class LayerStats:
 
     ``scale`` fixes ``s`` (threshold LSBs per float unit of membrane) instead of the default
     weight-range rule; for an Input node it makes the input graded, fed as
-    ``rint(x · scale)`` integers (spikes otherwise). ``v_absmax`` and ``rate`` are recorded in the report (used by later
-    calibration policies; the default scaling does not need them).
+    ``rint(x · scale)`` integers (spikes otherwise).
+
+    Calibrated scaling (:mod:`neurocc.compiler.calibrate` measures these on the float
+    reference): ``u_absmax`` is the largest |synaptic input per step| and ``v_absmax`` the
+    largest |membrane|, both in float membrane units. When given, the layer exponent ``e`` is
+    lowered until ``64 · s · u_absmax`` (and, for non-spiking layers such as an integrator
+    readout, ``64 · s · v_absmax``) uses at most ``HEADROOM`` of the 24-bit registers, and until
+    the largest bias fits ``4095 << 7``. ``weight_bits`` overrides the target's weight mantissa
+    bits for this layer (the accuracy-budget search lowers it). ``rate`` is recorded only.
     """
 
     scale: float | None = None
     v_absmax: float | None = None
     rate: float | None = None
+    u_absmax: float | None = None
+    weight_bits: int | None = None
 
 
 def _rint(x: np.ndarray | float) -> np.ndarray:
@@ -90,15 +103,25 @@ def _weight_shift(q: np.ndarray, bits: int, profile: Profile) -> int:
 
 
 def quantize(graph: Graph, profile: str, target: Target, *,
-             stats: Mapping[str, LayerStats] | None = None) -> Graph:
+             stats: Mapping[str, LayerStats] | None = None, per_channel: bool = False) -> Graph:
     """The integer graph of ``graph`` for ``profile`` (see the module docstring)."""
-    return quantize_with_report(graph, profile, target, stats=stats)[0]
+    return quantize_with_report(graph, profile, target, stats=stats, per_channel=per_channel)[0]
 
 
 def quantize_with_report(graph: Graph, profile: str, target: Target, *,
-                         stats: Mapping[str, LayerStats] | None = None) -> tuple[Graph, dict[str, Any]]:
+                         stats: Mapping[str, LayerStats] | None = None,
+                         per_channel: bool = False) -> tuple[Graph, dict[str, Any]]:
     """(integer graph, quantization report). The report is a JSON-ready dict, see
-    docs/artifact-format.md ("quantization.json")."""
+    docs/artifact-format.md ("quantization.json").
+
+    ``per_channel``: every spiking layer gets one scale per output neuron row (Dense) or output
+    channel (Conv2d), so each row's largest weight uses the full mantissa; its thresholds and
+    biases follow per neuron (both profiles store ``vth`` per neuron). Non-spiking readouts
+    keep one scale (their membrane is read as one float unit)."""
+    if profile == "spinnaker":  # its own pass: the PyNN lowering + sPyNNaker's arithmetic
+        from neurocc.compiler.passes.quantize_spinnaker import quantize_spinnaker
+
+        return quantize_spinnaker(graph, target, stats=stats)
     if profile not in PROFILES:
         raise CompileError(f"numerics profile '{profile}' cannot be compiled yet", where=f"target '{target.name}'",
                            fix=f"use a target with numerics {', '.join(PROFILES)} (e.g. emulator, loihi2)")
@@ -111,7 +134,7 @@ def quantize_with_report(graph: Graph, profile: str, target: Target, *,
         raise CompileError(f"graph '{graph.name}' cannot be quantized for target '{target.name}'",
                            where="quantize", problems=problems,
                            fix="see each problem; every one names its node and what to change")
-    return _Quantizer(graph, target, prof, dict(stats or {})).run()
+    return _Quantizer(graph, target, prof, dict(stats or {}), per_channel).run()
 
 
 def structure_problems(graph: Graph, target: Target, profile: Profile) -> list[str]:
@@ -161,8 +184,10 @@ def _neuron_problems(graph: Graph, name: str, node: Node, target: Target, profil
 class _Quantizer:
     """One quantization run: walks the graph in step order, one layer per neuron node."""
 
-    def __init__(self, graph: Graph, target: Target, profile: Profile, stats: dict[str, LayerStats]) -> None:
+    def __init__(self, graph: Graph, target: Target, profile: Profile, stats: dict[str, LayerStats],
+                 per_channel: bool = False) -> None:
         self.g, self.target, self.prof, self.stats = graph, target, profile, stats
+        self.per_channel = per_channel
         self.lava = profile.name == "loihi"
         self.bits = min(int(target.limits.weight_bits), 8)
         self.shapes = graph.shapes()
@@ -233,15 +258,34 @@ class _Quantizer:
                 np.broadcast_to(dec.gain_v * (dec.gain_u if cuba else 1.0), shape).astype(np.float64))
         syns = self.g.predecessors(name)
         wf = {s: self._float_weight(s, gain) for s in syns}
-        s0, e = self._scale(name, node, wf)
-        rep: dict[str, Any] = {"kind": node.kind, "scale": s0 * 2.0 ** e, "state_scale": 64 * s0 * 2.0 ** e,
-                               "exp": e, "synapses": {}}
-        for s in syns:
-            self.new[s], rep["synapses"][s] = self._synapse(s, wf[s], s0, e)
-        self.new[name] = self._neuron(name, node, dec, gain, s0 * 2.0 ** e, rep)
+        bits = self._bits(name)
+        notes: list[str] = []
+        drive = self._drive(name, node, dec, gain, notes)
+        s0, e, why = self._scale(name, node, wf, bits, drive)
+        s = s0 * 2.0 ** e
+        rep: dict[str, Any] = {"kind": node.kind, "scale": _jsonable_scale(s), "state_scale": _jsonable_scale(64 * s),
+                               "exp": e, "weight_bits": bits, "synapses": {}}
+        if np.ndim(s0):
+            rep["per_channel"] = True
+        if why:
+            rep["calibrated"] = why
+        for k in syns:
+            self.new[k], rep["synapses"][k] = self._synapse(k, wf[k], s0, e, bits)
+        rep["notes"] = notes
+        self.new[name] = self._neuron(name, node, dec, drive, per_neuron(s, shape), rep)
         self.layers[name] = rep
         self.binary[name] = bool(node.spiking)
-        self.unit[name] = 1.0 if node.spiking else 1.0 / (64 * s0 * 2.0 ** e)
+        self.unit[name] = 1.0 if node.spiking else 1.0 / (64 * float(s))
+
+    def _bits(self, name: str) -> int:
+        """Weight mantissa bits of the layer: the target's (at most 8), or the layer's override."""
+        bits = self.stats.get(name, LayerStats()).weight_bits
+        if bits is None:
+            return self.bits
+        if not 2 <= int(bits) <= 8:
+            raise CompileError(f"weight_bits {bits} for layer '{name}' is outside 2..8", where="quantize",
+                               fix="choose 2..8 weight bits")
+        return int(bits)
 
     def _float_weight(self, syn: str, gain: np.ndarray) -> np.ndarray:
         """s-free effective float weight g · f_in · W of synapse ``syn`` (rows = output neurons)."""
@@ -257,33 +301,39 @@ class _Quantizer:
             return w * per_ch[:, 0].reshape(-1, *([1] * (w.ndim - 1)))
         return w * gain.reshape(-1)[:, None]
 
-    def _mant_max(self, syn: str, w: np.ndarray) -> int:
+    def _mant_max(self, syn: str, w: np.ndarray, bits: int) -> int:
         """Largest mantissa: signed for conv, mixed-sign weights and int8; else unsigned (Lava's sign modes)."""
         if not self.lava or isinstance(self.g.nodes[syn], Conv2d) or (w.min(initial=0) < 0 < w.max(initial=0)):
-            return (1 << (self.bits - 1)) - 1
-        return (1 << self.bits) - 1
+            return (1 << (bits - 1)) - 1
+        return (1 << bits) - 1
 
-    def _scale(self, name: str, node: Node, wf: dict[str, np.ndarray]) -> tuple[float, int]:
-        """(s0, e): weights use their mantissa at s0; the layer's scale is s0 · 2^e."""
-        ratios = [self._mant_max(k, w) / np.abs(w).max() for k, w in wf.items() if np.abs(w).max() > 0]
-        fixed = self.stats.get(name, LayerStats()).scale
-        s0 = float(fixed) if fixed else (min(ratios) if ratios else 1.0)
-        theta = _threshold(node)
-        if theta is None or not np.any(theta > 0) or fixed:
-            return s0, 0
-        hi, lo = float(theta.max()) * s0, float(theta[theta > 0].min()) * s0
-        if hi > VTH_MAX:
-            return s0, -math.ceil(math.log2(hi / VTH_MAX))
-        if lo < VTH_MIN and not (self.lava and any(isinstance(self.g.nodes[k], Conv2d) for k in wf)):
-            room = math.floor(math.log2(VTH_MAX / hi))
-            return s0, max(0, min(EXP_MAX, room, math.ceil(math.log2(VTH_MIN / lo))))
-        return s0, 0
+    def _scale(self, name: str, node: Node, wf: dict[str, np.ndarray], bits: int,
+               drive: np.ndarray) -> tuple[float | np.ndarray, int, dict[str, Any] | None]:
+        """(s0, e, calibration note): weights use their mantissa at s0 (one value, or one per
+        output row with ``per_channel``); the layer's scale is s0 · 2^e."""
+        st = self.stats.get(name, LayerStats())
+        if st.scale:
+            return float(st.scale), 0, None
+        per_row = self.per_channel and node.spiking
+        s0 = weight_scale({k: (w, self._mant_max(k, w, bits)) for k, w in wf.items()}, per_row)
+        conv_lava = self.lava and any(isinstance(self.g.nodes[k], Conv2d) for k in wf)
+        e = threshold_exp(_threshold(node), per_neuron(s0, self.shapes[name]), allow_raise=not conv_lava,
+                          vth_max=VTH_MAX, vth_min=VTH_MIN, exp_max=EXP_MAX)
+        if st.u_absmax is None and st.v_absmax is None:
+            return s0, e, None
+        e_fit, limits = headroom_exp(float(np.max(s0)), st, bool(node.spiking), float(np.abs(drive).max(initial=0)),
+                                     u_limit=U_LIMIT, v_limit=V_LIMIT, headroom=HEADROOM,
+                                     bias_max=(BIAS_MANT_MAX + 0.5) * 2 ** BIAS_EXP_MAX)
+        note = {"u_absmax": st.u_absmax, "v_absmax": st.v_absmax, "rate": st.rate, "default_exp": e,
+                "headroom_exp": e_fit, "limits": limits}
+        return s0, min(e, e_fit), note
 
-    def _synapse(self, syn: str, wf: np.ndarray, s0: float, e: int) -> tuple[Node, dict[str, Any]]:
+    def _synapse(self, syn: str, wf: np.ndarray, s0: float | np.ndarray, e: int,
+                 bits: int) -> tuple[Node, dict[str, Any]]:
         node = self.g.nodes[syn]
         conv = isinstance(node, Conv2d)
         e_node = 0 if conv and self.lava else e
-        q = _rint(wf * s0 * 2.0 ** (e - e_node))
+        q = _rint(wf * per_row(s0, wf.ndim) * 2.0 ** (e - e_node))
         rep = _weight_report(wf, q)
         if conv:
             new: Node = QConv2d(weight=q.astype(np.int32), bias=np.zeros(q.shape[0], np.int32), stride=node.stride,
@@ -291,22 +341,24 @@ class _Quantizer:
                                 input_shape=node.input_shape, weight_exp=e_node, graded=not self.binary[syn])
             rep.update(weight_exp=e_node)
         else:
-            shift = _weight_shift(q, self.bits, self.prof)
-            new = QDense(weight=(q << shift).astype(np.int32), weight_exp=e_node - shift, num_weight_bits=self.bits,
+            shift = _weight_shift(q, bits, self.prof)
+            new = QDense(weight=(q << shift).astype(np.int32), weight_exp=e_node - shift, num_weight_bits=bits,
                          graded=not self.binary[syn])
-            rep.update(weight_exp=e_node - shift, num_weight_bits=self.bits,
+            rep.update(weight_exp=e_node - shift, num_weight_bits=bits,
                        sign_mode=lava_sign_mode(q))
         rep["graded_input"] = not self.binary[syn]
         rep["max_abs_u"] = int(_row_abs_sum(q, conv)) << (STATE_SHIFT + max(e_node, 0))
         rep["u_may_wrap"] = bool(self.binary[syn] and rep["max_abs_u"] >= U_LIMIT)
         return new, rep
 
-    def _neuron(self, name: str, node: Node, dec: Any, gain: np.ndarray, s: float, rep: dict[str, Any]) -> Node:
+    def _neuron(self, name: str, node: Node, dec: Any, drive: np.ndarray, s: np.ndarray,
+                rep: dict[str, Any]) -> Node:
+        """The integer neuron; ``s`` is the scale per neuron (the node's shape)."""
         shape = self.shapes[name]
         full = lambda a: np.broadcast_to(np.asarray(a, np.int64), shape).astype(np.int32)  # noqa: E731
         du = full(DECAY_ONE - 1) if dec.alpha_u is None else full(np.clip(_rint(DECAY_ONE * (1 - dec.alpha_u)) - 1, -1, 4095))
         dv = full(DECAY_ONE) if dec.alpha_v is None else full(np.clip(_rint(DECAY_ONE * (1 - dec.alpha_v)), 0, DECAY_ONE))
-        bias_mant, bias_exp = self._bias(name, node, dec, gain, s, rep.setdefault("notes", []))
+        bias_mant, bias_exp = self._bias(name, node, drive, s)
         rep.update(du=_uniq(du), dv=_uniq(dv), bias_mant=[int(bias_mant.min()), int(bias_mant.max())],
                    bias_exp=_uniq(bias_exp))
         if not node.spiking:
@@ -316,8 +368,9 @@ class _Quantizer:
         bad = (vth > VTH_MAX) | ((vth == 0) & (theta > 0))
         if np.any(bad):
             i = int(np.flatnonzero(bad.ravel())[0])
+            t, si = float(theta.ravel()[i]), float(s.ravel()[i])
             raise CompileError(
-                f"threshold {theta.ravel()[i]:.6g} × scale {s:.6g} = {theta.ravel()[i] * s:.6g} does not fit the "
+                f"threshold {t:.6g} × scale {si:.6g} = {t * si:.6g} does not fit the "
                 f"17-bit threshold mantissa (1..{VTH_MAX})", where=f"node '{name}' ({node.kind})",
                 fix="rescale the layer's weights against its threshold (weights and thresholds differ by more "
                     "than 2^17), or calibrate the layer's scale")
@@ -325,9 +378,8 @@ class _Quantizer:
         return QLIF(du=du, dv=dv, vth=vth.astype(np.int32), bias_mant=bias_mant, bias_exp=bias_exp,
                     reset=getattr(node, "reset", ResetMode.ZERO))
 
-    def _bias(self, name: str, node: Node, dec: Any, gain: np.ndarray, s: float,
-              notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Per-neuron bias in state LSBs, as (mantissa, exponent): 64 · s · (b_v + g · b_affine)."""
+    def _drive(self, name: str, node: Node, dec: Any, gain: np.ndarray, notes: list[str]) -> np.ndarray:
+        """Per-neuron constant drive of the membrane in float units per step: b_v + g · b_affine."""
         shape = self.shapes[name]
         drive = np.zeros(shape) if dec.bias_v is None else np.broadcast_to(dec.bias_v, shape).astype(np.float64)
         cuba_gain = 1.0
@@ -350,12 +402,17 @@ class _Quantizer:
             if isinstance(node, (CubaLI, CubaLIF)):
                 notes.append(f"bias of '{syn}' moved from the current to the membrane at its steady state "
                              "g_v·g_u·b/(1 − α_u): exact after the current settles, differs during the transient")
+        return drive
+
+    def _bias(self, name: str, node: Node, drive: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-neuron bias in state LSBs, as (mantissa, exponent): 64 · s · (b_v + g · b_affine)."""
         state = drive * 64 * s
         mant, exp = mantissa_exponent(state, 13, 0, BIAS_EXP_MAX)
         if np.any(np.abs(state) > (BIAS_MANT_MAX + 0.5) * 2 ** BIAS_EXP_MAX):
             raise CompileError(f"bias {float(np.abs(state).max()):.6g} state LSBs exceeds the largest bias "
                                f"{BIAS_MANT_MAX} << {BIAS_EXP_MAX}", where=f"node '{name}' ({node.kind})",
-                               fix="reduce v_leak/Affine bias relative to the weights, or calibrate the scale")
+                               fix="reduce v_leak/Affine bias relative to the weights, or calibrate the scale "
+                                   "(`--calibration`: the scale is then lowered until the bias fits)")
         return mant.astype(np.int32), exp.astype(np.int32)
 
     # ---- edges -------------------------------------------------------------------------------

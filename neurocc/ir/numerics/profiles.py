@@ -32,8 +32,8 @@ with MatMulInteger/ConvInteger → int32, int64 Mul + Div, Where/Clip/Mod):
   period: for ``refractory`` steps after a spike ``v`` is held (no update, no spike) while ``u``
   keeps integrating.
 
-``spinnaker`` — planned (SpiNNaker-1 IF_curr_exp in s16.15, spinnaker.md §3): not implemented
-yet; :func:`get_profile` says so.
+``spinnaker`` — SpiNNaker-1 ``IF_curr_exp`` in s16.15 as sPyNNaker 7.4.1 computes it: see
+:mod:`neurocc.ir.numerics.spinnaker` (registered at the end of this module).
 """
 from __future__ import annotations
 
@@ -175,7 +175,7 @@ INT8 = Profile(
 
 
 PROFILES: dict[str, Profile] = {"loihi": LOIHI, "int8": INT8}
-PLANNED = ("spinnaker",)  # documented in docs/numerics.md; no integer emulation yet
+PLANNED: tuple[str, ...] = ()  # profiles documented but not emulated (none now)
 
 
 def get_profile(name: str) -> Profile:
@@ -188,3 +188,8 @@ def get_profile(name: str) -> Profile:
         raise TargetsError(f"unknown numerics profile {name!r}", where="numerics",
                            fix=f"use one of: {', '.join(PROFILES)}")
     return PROFILES[name]
+
+
+from neurocc.ir.numerics.spinnaker import SPINNAKER  # noqa: E402  (the spinnaker profile lives in its own module)
+
+PROFILES["spinnaker"] = SPINNAKER

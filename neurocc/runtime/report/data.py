@@ -51,6 +51,7 @@ class ReportData:
     layers: tuple[Layer, ...]
     spikes: Mapping[str, Mapping[str, np.ndarray]]   # backend -> layer -> (steps, batch, neurons) 0/1
     run_errors: Mapping[str, str] = field(default_factory=dict)
+    derived: frozenset[tuple[str, str]] = frozenset()  # (backend, layer) spikes derived from u, v
 
 
 def available_backends(art: Artifact) -> list[str]:
@@ -95,9 +96,9 @@ def collect(art: Artifact, *, sample: int = 0, backends: Sequence[str] | None = 
                          fix=f"pick a sample from 0 to {batch - 1}")
     validation, verr = _validation(art, [b for b in names if b != "reference"])
     mapping, merr = _mapping(art)
-    spikes, errors = _runs(art, names, checked)
+    spikes, errors, derived = _runs(art, names, checked)
     return ReportData(art, sample, source, steps, batch, validation, verr, mapping, merr,
-                      tuple(spiking_layers(art)), spikes, errors)
+                      tuple(spiking_layers(art)), spikes, errors, frozenset(derived))
 
 
 def _validation(art: Artifact, backends: list[str]) -> tuple[Mapping[str, Any] | None, str | None]:
@@ -145,11 +146,12 @@ def spiking_layers(art: Artifact) -> list[Layer]:
 
 
 def _runs(art: Artifact, names: list[str], inputs: Mapping[str, np.ndarray]
-          ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str]]:
+          ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str], set[tuple[str, str]]]:
     from neurocc.runtime.run import run_artifact
 
     spikes: dict[str, dict[str, np.ndarray]] = {}
     errors: dict[str, str] = {}
+    derived: set[tuple[str, str]] = set()
     for b in names:
         try:
             run = run_artifact(art, b, inputs, record=True)
@@ -158,12 +160,15 @@ def _runs(art: Artifact, names: list[str], inputs: Mapping[str, np.ndarray]
             continue
         graph = art.float_graph if b == "reference" else art.graph
         spikes[b] = layer_spikes(graph, run)
-    return spikes, errors
+        for n, z in spikes_from_state(graph, run, exclude=spikes[b]).items():
+            spikes[b][n] = z
+            derived.add((b, n))
+    return spikes, errors, derived
 
 
 def layer_spikes(graph: Graph, run: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per spiking node, its spikes ``(steps, batch, neurons)`` from ``<node>/out`` or from an
-    Output fed only by that node (backends such as Lava record only outputs and u, v)."""
+    Output fed only by that node."""
     out: dict[str, np.ndarray] = {}
     for n, node in graph.nodes.items():
         if node.spiking and f"{n}/out" in run:
@@ -172,6 +177,32 @@ def layer_spikes(graph: Graph, run: Mapping[str, np.ndarray]) -> dict[str, np.nd
         srcs = graph.predecessors(o)
         if len(srcs) == 1 and srcs[0] not in out and graph.nodes[srcs[0]].spiking and o in run:
             out[srcs[0]] = _flat(run[o])
+    return out
+
+
+def spikes_from_state(graph: Graph, run: Mapping[str, np.ndarray], exclude: Mapping[str, Any] = {}
+                      ) -> dict[str, np.ndarray]:
+    """Spikes of QLIF nodes (without refractory) whose ``u`` and post-reset ``v`` are recorded but
+    whose spikes are not (Lava records only u and v), recomputed with the graph's numerics::
+
+        v_pre[t] = profile.lif_voltage(v[t−1], u[t], bias, 4096 − dv)   (v[−1] = 0)
+        z[t] = v_pre[t] > vth << 6
+
+    This is the neuron's own spike test applied to the backend's own recorded state."""
+    if graph.numerics not in ("loihi", "int8"):   # the QLIF equations below are these profiles'
+        return {}
+    from neurocc.ir.numerics import get_profile, voltage_decay_factor
+
+    p = get_profile(graph.numerics)
+    out: dict[str, np.ndarray] = {}
+    for n, node in graph.nodes.items():
+        if node.kind != "QLIF" or n in exclude or node.refractory or not {f"{n}/u", f"{n}/v"} <= set(run):
+            continue
+        u, v = np.asarray(run[f"{n}/u"], np.int64), np.asarray(run[f"{n}/v"], np.int64)
+        v_prev = np.concatenate([np.zeros_like(v[:1]), v[:-1]])
+        v_pre, _, _ = p.lif_voltage(v_prev, u, p.lif_bias(node.bias_mant, node.bias_exp),
+                                    voltage_decay_factor(node.dv))
+        out[n] = _flat(v_pre > p.lif_threshold(node.vth))
     return out
 
 

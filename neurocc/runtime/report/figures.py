@@ -44,19 +44,20 @@ def rasters_png(data: ReportData) -> bytes:
     """Spike rasters of sample ``data.sample``: rows = layers, columns = backends."""
     layers = data.layers[:MAX_LAYERS]
     backends = list(data.spikes) or ["(no run)"]
-    fig = _figure(3.6 * len(backends) + 1.2, 1.7 * max(len(layers), 1) + 0.9)
+    fig = _figure(4.4 * len(backends) + 1.2, 1.7 * max(len(layers), 1) + 0.9)
     axes = fig.subplots(max(len(layers), 1), len(backends), squeeze=False, sharex=True)
     for j, b in enumerate(backends):
-        axes[0, j].set_title(b, fontsize=11, fontweight="bold")
+        axes[0, j].set_title(b, fontsize=11, fontweight="bold", pad=16)
         for i, layer in enumerate(layers):
             ax = axes[i, j]
             z = data.spikes.get(b, {}).get(layer.name)
             _raster(ax, z, data.sample, data.steps, layer.neurons, COLOURS[j % len(COLOURS)])
             if j == 0:
                 ax.set_ylabel(f"{layer.name}\n{layer.kind}, {layer.neurons} n", fontsize=9)
-            if b != "reference" and layer.lag:
-                ax.text(0.99, 1.02, f"+{layer.lag} step lag", transform=ax.transAxes, ha="right",
-                        va="bottom", fontsize=7, color="#555")
+            notes = [f"+{layer.lag} step lag"] if b != "reference" and layer.lag else []
+            notes += ["spikes from u, v"] if (b, layer.name) in data.derived else []
+            ax.text(1.0, 1.02, ", ".join(notes), transform=ax.transAxes, ha="right", va="bottom", fontsize=7,
+                    color="#555")
     for ax in axes[-1]:
         ax.set_xlabel("step")
     fig.suptitle(f"spike rasters, sample {data.sample} (y: neuron index)", fontsize=12)
@@ -84,8 +85,7 @@ def _raster(ax: Any, z: np.ndarray | None, sample: int, steps: int, neurons: int
               cmap=ListedColormap(["white", colour]), extent=(-0.5, steps - 0.5, -0.5, neurons - 0.5))
     pooled = f", {gn} neurons/row" if gn > 1 else ""
     pooled += f", {gt} steps/col" if gt > 1 else ""
-    ax.text(0.01, 0.97, f"{total} spikes{pooled}", transform=ax.transAxes, ha="left", va="top", fontsize=7,
-            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1})
+    ax.text(0.0, 1.02, f"{total} spikes{pooled}", transform=ax.transAxes, ha="left", va="bottom", fontsize=7)
 
 
 def _pool(img: np.ndarray, limit: int, axis: int) -> tuple[np.ndarray, int]:
@@ -122,7 +122,7 @@ def rates_png(data: ReportData) -> bytes:
                  fontsize=11)
     ax.margins(y=0.15)
     if backends:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=len(backends), frameon=False)
     fig.tight_layout()
     return _png(fig)
 
@@ -155,6 +155,7 @@ def _chips(ax: Any, report: Any, target: Any) -> None:
     else:
         ax.bar_label(ax.containers[0], labels=[str(u) for u in used], fontsize=8)
     ax.set_xticks(x, [f"chip {c.chip}" for c in chips])
+    ax.set_xlim(-0.75, max(len(chips), 4) - 0.25)
     ax.set_ylabel("cores")
     ax.set_title("cores used per chip" + ("" if budget else " (the target sets no per-chip limit)"), fontsize=10)
     ax.legend(fontsize=8, loc="upper right")
@@ -179,12 +180,18 @@ def _cores(ax: Any, report: Any, target: Any) -> None:
     ax.legend(handles=handles, title="layer", fontsize=7, title_fontsize=8, loc="upper right", ncol=min(len(handles), 6))
     ax.set_xlabel("core (chip by chip, in placement order)")
     ax.set_ylabel("% of neurons per core" if budget else "neurons")
+    ax.set_ylim(0, max(max(heights, default=0) * 1.3, 1.0))
+    ax.xaxis.set_major_locator(_integer_locator())
     if budget:
-        ax.set_ylim(0, max(110.0, max(heights, default=0) * 1.1))
-        ax.axhline(100, color="#c44e52", linestyle="--", linewidth=1)
+        ax.axhline(100, color="#c44e52", linestyle="--", linewidth=1)     # visible once a core is near full
     ax.set_title("neurons on each core" + (f" (budget {budget} per core)" if budget else
                                              " (the target sets no per-core limit)"), fontsize=10)
-    ax.margins(y=0.2)
+
+
+def _integer_locator() -> Any:
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
 
 
 def _patch(colour: str, label: str) -> Any:

@@ -51,8 +51,8 @@ def validation_section(data: ReportData) -> str:
     rows = [_validation_row(r) for r in doc.get("results", [])]
     head = ["backend", "reference", "rule", "exact", "mismatches / compared", "cosine", "result",
             "first divergence", "likely cause"]
-    notes = [f'<p class="note">{inp.get("batch", "?")} sample(s) x {inp.get("steps", "?")} steps, '
-             f'{_e(inp.get("source", ""))}; from <code>validation.json</code>.</p>']
+    notes = [(f'<p class="note">{inp.get("batch", "?")} sample(s) x {inp.get("steps", "?")} steps, '
+              f'{_e(inp.get("source", ""))}; from <code>validation.json</code>.</p>')]
     for r in doc.get("results", []):
         if r.get("error"):
             notes.append(f'<p class="err">{_e(r["backend"])}: {_e(r["error"])}</p>')
@@ -91,9 +91,9 @@ def mapping_section(data: ReportData) -> str:
     head = ["layer", "kind", "neurons", "cores", *(h for _, h in _RESOURCES)]
     status = '<span class="pass">fits</span>' if rep.fits else '<span class="fail">DOES NOT FIT</span>'
     util = f", neuron utilisation {100 * rep.utilisation:.0f}%" if rep.utilisation is not None else ""
-    lines = [f"<p>target {_e(rep.target)}: {status}: {rep.cores} cores on {rep.chips} chip(s){util}, "
-             f"inter-chip traffic {rep.inter_chip_traffic:,.0f} axons. Per layer: the largest slice's use of "
-             "its core (used / budget).</p>"]
+    lines = [(f"<p>target {_e(rep.target)}: {status}: {rep.cores} cores on {rep.chips} chip(s){util}, "
+              f"inter-chip traffic {rep.inter_chip_traffic:,.0f} axons. Per layer: the largest slice's use of "
+              "its core (used / budget).</p>")]
     if rep.binding is not None:
         label = "binding constraint" if not rep.fits else "tightest resource"
         lines.append(f'<p class="note">{label}: {_e(rep.binding.text("needs" if not rep.fits else "uses"))}</p>')
@@ -117,8 +117,8 @@ def header(data: ReportData) -> str:
     facts = [("artifact", art.path), ("target", f"{art.target}: {s.get('description', '')}"),
              ("numerics", art.graph.numerics or "float32"), ("dt", f"{m.get('dt')} s"),
              ("graph", f"{art.graph.name} ({len(art.graph.nodes)} nodes, digest {art.graph.digest()[:12]})"),
-             ("runs shown", f"{data.batch} sample(s) x {data.steps} steps of {data.input_source}; rasters: "
-                            f"sample {data.sample}")]
+             ("runs shown", (f"{data.batch} sample(s) x {data.steps} steps of {data.input_source}; "
+                             f"rasters: sample {data.sample}"))]
     return "".join(f'<div class="meta"><b>{_e(k)}</b>: {_e(v)}</div>' for k, v in facts)
 
 

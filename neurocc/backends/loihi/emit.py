@@ -1,0 +1,53 @@
+"""The compile hook's work: ``network.net`` (when netx expresses the graph exactly) and ``loihi.json``.
+
+``loihi.json`` always lists, per graph node, whether it is in the written file, expressible, or
+not (and why), the netx layer table, how to load and drive the file, the timing note, what the
+Lava-process path cannot run (``lava.problems``) and the placement (per chip, core-ordered
+``[layer, box]`` slices: the hardware grouping; the CPU simulation runs one Lava process per
+population, see docs/backends/loihi.md).
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+from neurocc.errors import NeuroccError
+from neurocc.ir.graph import Graph
+
+from .lower import problems as lava_problems
+from .netx import plan_netx
+from .netx_file import NET_FILE, SIDECAR, sidecar, write_json, write_net
+
+
+def placement_summary(graph: Graph, target: Any) -> dict[str, Any] | None:
+    """Target, fit, cores, chips and the per-chip slice grouping (None without limits to map on)."""
+    if target is None or getattr(target, "backend", None) != "loihi":
+        return None
+    from neurocc.compiler.mapping import mapping_report
+
+    try:
+        report = mapping_report(graph, target, with_fixes=False)
+    except NeuroccError as err:
+        return {"target": target.name, "error": str(err)}
+    groups = report.placement.groups()
+    return {"target": target.name, "fits": report.fits, "cores": report.cores, "chips": report.chips,
+            "binding": report.binding.text() if report.binding else None,
+            "groups": {str(chip): [[layer, [list(r) for r in box]] for layer, box in items]
+                       for chip, items in groups.items()}}
+
+
+def emit(directory: Path, graph: Graph, target: Any) -> list[Path]:
+    """Write the loihi backend's files into ``directory``; return their paths."""
+    plan = plan_netx(graph)
+    written = []
+    if plan.expressible:
+        written.append(write_net(plan, directory / NET_FILE))
+    else:
+        shown = "; ".join(plan.problems[:4]) + (f"; ... ({len(plan.problems)} in all)" if len(plan.problems) > 4 else "")
+        warnings.warn(f"network.net (lava-dl netx) not written for '{graph.name}': netx cannot express it "
+                      f"exactly: {shown}. The Lava-process backend (neurocc run --backend loihi) still runs "
+                      f"it; details in {SIDECAR}", UserWarning, stacklevel=3)
+    doc = sidecar(graph, plan, bool(written), lava_problems(graph), placement_summary(graph, target))
+    written.append(write_json(directory / SIDECAR, doc))
+    return written

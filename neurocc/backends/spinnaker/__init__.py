@@ -1,0 +1,1 @@
+"""SpiNNaker backend (placeholder while building)."""

@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""A PyNN network emitted by neurocc: runs unchanged on pyNN.spiNNaker, pyNN.nest and pyNN.brian2.
+
+This file is copied verbatim into the artifact next to ``network.json`` and ``network.npz``
+(the populations, parameters and connection lists). It needs numpy and PyNN only::
+
+    python pynn_network.py --simulator spiNNaker --input X.npz --output Y.npz [--steps N]
+
+``X.npz`` holds one array of 0/1 spikes per graph input, time-major ``(steps, batch, *shape)``;
+``Y.npz`` gets one array per graph output in the same layout, on the SpiNNaker timeline (the
+one ``neurocc run --backend emulator`` uses): step ``t`` of an input is a spike at
+``(t + t0)·dt``; a population spike at tick ``τ`` is step ``τ − t0``. Batch items are
+independent copies of the network inside one run.
+
+Per simulator (measured, docs/backends/spinnaker.md):
+* spiNNaker: each population gets ``max_expected_summed_weight`` (so neurocc knows the ring-buffer
+  shifts) and neurocc's neurons per core; the ``spinnaker`` parameter overrides apply.
+* nest and brian2 integrate exactly: incoming weights are multiplied by ``float/<post>/psc_scale``
+  so that a spike's response equals SpiNNaker's per-tick one.
+* nest: ``spike_precision="on_grid"``; every projection arrives one step later than on SpiNNaker
+  (NEST adds an arriving spike to the current after the step's V update), which the read-back
+  removes (``extra_lags``).
+* brian2: numpy code generation, ``defaultclock.dt = dt``; ``tau_refrac + dt`` (its refractory
+  period is one step shorter); same latency as nest.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+SIMULATORS = ("spiNNaker", "nest", "brian2")
+V_SHIFT = {"spiNNaker": 1, "nest": 0, "brian2": 1}   # sample index of V after tick τ is τ + shift
+
+
+def load_network(directory):
+    """(meta, arrays) of network.json / network.npz in ``directory``."""
+    d = Path(directory)
+    meta = json.loads((d / "network.json").read_text())
+    with np.load(d / "network.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    return meta, arrays
+
+
+def import_simulator(name):
+    if name == "spiNNaker":
+        import pyNN.spiNNaker as sim
+    elif name == "nest":
+        import pyNN.nest as sim
+    elif name == "brian2":
+        import brian2
+        brian2.prefs.codegen.target = os.environ.get("NEUROCC_BRIAN2_TARGET", "numpy")
+        import pyNN.brian2 as sim
+    else:
+        raise SystemExit(f"unknown simulator {name!r}; use one of {SIMULATORS}")
+    return sim
+
+
+def setup(sim, name, dt_ms, **extra):
+    if name == "nest":
+        sim.setup(timestep=dt_ms, min_delay=dt_ms, spike_precision="on_grid", **extra)
+    else:
+        sim.setup(timestep=dt_ms, min_delay=dt_ms, **extra)
+    if name == "brian2":
+        import brian2
+        brian2.defaultclock.dt = dt_ms * brian2.ms
+
+
+def _params(meta_pop, arrays, name, batch):
+    p = {k[len(f"pop/{meta_pop['name']}/"):]: v for k, v in arrays.items() if k.startswith(f"pop/{meta_pop['name']}/")}
+    if name == "spiNNaker":
+        pre = f"spinnaker/{meta_pop['name']}/"
+        p.update({k[len(pre):]: v for k, v in arrays.items() if k.startswith(pre)})
+    return {k: np.tile(np.asarray(v, np.float64), batch) for k, v in p.items()}
+
+
+def spike_times(x, t0, dt_ms):
+    """Per neuron (batch-major: b·n + i) the spike times in ms of a (steps, batch, *shape) array."""
+    x = np.asarray(x).reshape(x.shape[0], x.shape[1], -1)
+    steps, batch, n = x.shape
+    out = []
+    for b in range(batch):
+        for i in range(n):
+            out.append((np.flatnonzero(x[:, b, i]) + t0) * dt_ms)
+    return out
+
+
+def build(sim, name, meta, arrays, inputs, batch):
+    """Populations and projections (dicts by name); ``inputs`` maps input names to spike arrays."""
+    from pyNN.parameters import Sequence
+
+    dt, t0 = meta["dt_ms"], meta["t0"]
+    pops, projs = {}, {}
+    for mp in meta["populations"]:
+        n = int(np.prod(mp["shape"])) * batch
+        if mp["kind"] == "source":
+            times = [Sequence(t) for t in spike_times(inputs[mp["name"]], t0, dt)]
+            if name == "brian2" and n == 1:
+                times.append(Sequence([]))  # pyNN.brian2 cannot build a 1-neuron SpikeSourceArray
+            pops[mp["name"]] = sim.Population(len(times), sim.SpikeSourceArray(spike_times=times), label=mp["name"])
+            continue
+        p = _params(mp, arrays, name, batch)
+        if name == "brian2":
+            p["tau_refrac"] = np.where(p["tau_refrac"] > 0, p["tau_refrac"] + dt, 0.0)
+        kw = {"label": mp["name"]}
+        if name == "spiNNaker":
+            kw["additional_parameters"] = {"max_expected_summed_weight": list(mp["max_summed_weight"])}
+        pop = sim.Population(n, sim.IF_curr_exp(**p), **kw)
+        if name == "spiNNaker":
+            pop.set_max_atoms_per_core(int(mp["max_atoms_per_core"]))
+        pop.initialize(v=0.0)
+        pop.record(["spikes"] if mp["spiking"] else ["spikes", "v"])
+        pops[mp["name"]] = pop
+    for mj in meta["projections"]:
+        pre, post = (int(np.prod(_pop(meta, k)["shape"])) for k in (mj["pre"], mj["post"]))
+        i, j = arrays[f"proj/{mj['name']}/pre"], arrays[f"proj/{mj['name']}/post"]
+        w = arrays[f"proj/{mj['name']}/weight"]
+        scale = arrays.get(f"float/{mj['post']}/psc_scale")
+        if name != "spiNNaker" and scale is not None:
+            w = w * scale[j]
+        rows = np.concatenate([np.column_stack([i + b * pre, j + b * post, w, np.full(w.shape, mj["delay"] * dt)])
+                               for b in range(batch)])
+        projs[mj["name"]] = sim.Projection(pops[mj["pre"]], pops[mj["post"]], sim.FromListConnector(rows),
+                                           receptor_type=mj["receptor"], label=mj["name"])
+    return pops, projs
+
+
+def _pop(meta, name):
+    return next(p for p in meta["populations"] if p["name"] == name)
+
+
+def extra_lags(meta, name):
+    """Steps by which each population trails SpiNNaker on ``name`` (0 on spiNNaker; nest and
+    brian2: +1 per feed-forward projection: a spike lands in the current after that tick's V update)."""
+    lag = {p["name"]: 0 for p in meta["populations"]}
+    if name == "spiNNaker":
+        return lag
+    for _ in range(len(lag) + 1):
+        for p in meta["populations"]:
+            inc = [j for j in meta["projections"] if j["post"] == p["name"]]
+            ff = [j for j in inc if j["ir_delay"] == 0] or inc
+            if ff:
+                lag[p["name"]] = max(lag[j["pre"]] + 1 for j in ff)
+    return lag
+
+
+def run_steps(meta, name, steps):
+    """Simulated ticks: input steps + t0 + the largest lag (SpiNNaker's plus the simulator's) + 1."""
+    extra = extra_lags(meta, name)
+    return steps + meta["t0"] + max((p["lag"] + extra[p["name"]] for p in meta["populations"]), default=0) + 2
+
+
+def collect(pops, meta, name, steps, batch, aligned=True):
+    """Per neuron population: ``spikes`` (steps, batch, *shape) uint8 (and ``v`` in IR units for
+    non-spiking ones) on the SpiNNaker timeline (``aligned``) or the simulator's own ticks."""
+    dt, t0 = meta["dt_ms"], meta["t0"]
+    extra = extra_lags(meta, name)
+    out = {}
+    for mp in meta["populations"]:
+        if mp["kind"] == "source":
+            continue
+        n = int(np.prod(mp["shape"]))
+        shift = t0 + (extra[mp["name"]] if aligned else 0)
+        seg = pops[mp["name"]].get_data().segments[0]
+        z = np.zeros((steps, batch * n), np.uint8)
+        for st in seg.spiketrains:
+            idx = int(st.annotations.get("source_index", 0))
+            ticks = np.rint(np.asarray(st.magnitude, np.float64) / dt).astype(np.int64) - shift
+            ok = (ticks >= 0) & (ticks < steps) & (idx < batch * n)
+            z[ticks[ok], idx] = 1
+        out[f"{mp['name']}/spikes"] = z.reshape(steps, batch, *mp["shape"])
+        if not mp["spiking"]:
+            sig = seg.filter(name="v")
+            v = np.zeros((steps, batch * n))
+            if sig:
+                a = np.asarray(sig[0].magnitude, np.float64)
+                ch = np.asarray(sig[0].array_annotations.get("channel_index", np.arange(a.shape[1])))
+                start = shift + V_SHIFT[name]
+                seg_v = a[start:start + steps]
+                v[:len(seg_v), ch] = seg_v
+            out[f"{mp['name']}/v"] = (v / mp["v_scale"]).reshape(steps, batch, *mp["shape"])
+    return out
+
+
+def outputs(meta, collected):
+    """Y arrays keyed by graph output name (spikes, or the membrane of a non-spiking readout)."""
+    y = {}
+    for o, spec in meta["outputs"].items():
+        key = f"{spec['population']}/{'spikes' if spec['values'] == 'spikes' else 'v'}"
+        if key in collected:
+            y[o] = collected[key]
+    return y
+
+
+def run(directory, name, inputs, steps=None, setup_kwargs=None):
+    """Build, run and read back; returns ``collected`` plus the graph outputs."""
+    meta, arrays = load_network(directory)
+    first = next(iter(inputs.values()))
+    steps = int(steps or first.shape[0])
+    batch = int(first.shape[1])
+    sim = import_simulator(name)
+    setup(sim, name, meta["dt_ms"], **(setup_kwargs or {}))
+    pops, _ = build(sim, name, meta, arrays, inputs, batch)
+    sim.run(run_steps(meta, name, steps) * meta["dt_ms"])
+    got = collect(pops, meta, name, steps, batch)
+    sim.end()
+    got.update(outputs(meta, got))
+    return got
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--simulator", default="spiNNaker", choices=SIMULATORS)
+    ap.add_argument("--input", required=True, help="X.npz: one (steps, batch, *shape) 0/1 array per input")
+    ap.add_argument("--output", default="Y.npz")
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--network", default=str(Path(__file__).resolve().parent), help="folder of network.json/.npz")
+    args = ap.parse_args(argv)
+    with np.load(args.input, allow_pickle=False) as z:
+        inputs = {k: z[k] for k in z.files}
+    got = run(args.network, args.simulator, inputs, args.steps)
+    np.savez(args.output, **got)
+    print(f"wrote {args.output}: " + ", ".join(f"{k} {v.shape}" for k, v in got.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
