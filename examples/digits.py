@@ -19,8 +19,14 @@ from __future__ import annotations
 
 import argparse
 
-from neurocc.zoo import (ann_accuracy, compile_digits, load_digits_split, snn_accuracy_table,  # noqa: F401
-                         train_digits_ann, write_digits_files)
+from neurocc.zoo import (  # noqa: F401
+    ann_accuracy,
+    compile_digits,
+    load_digits_split,
+    snn_accuracy_table,
+    train_digits_ann,
+    write_digits_files,
+)
 
 
 def main() -> None:  # pragma: no cover - a demo printout

@@ -55,6 +55,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _points(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of percentage points in 0..100 (e.g. 1)")
+    return value
+
+
 def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
@@ -173,19 +183,11 @@ def cmd_export_nir(args: argparse.Namespace) -> int:
 def cmd_compile(args: argparse.Namespace) -> int:
     target = neurocc.get_target(args.target, args.targets)
     graph = _graph(args)
-    calibration = None
-    if args.calibration:
-        data = read_npz(Path(args.calibration), "--calibration")
-        if "x" not in data:
-            raise InputError("the calibration file has no array 'x'", where=f"--calibration {args.calibration}",
-                             fix="save sample inputs as numpy.savez(path, x=samples) with shape "
-                                 "(samples, *input shape)")
-        calibration = data["x"]
-    result = neurocc.compile(graph, target, Path(args.out), dt=args.dt, calibration=calibration,
-                             timesteps=args.timesteps)
-    print(f"compiled '{graph.name}' for {target.name} into {args.out}")
-    if result is not None and hasattr(result, "summary"):
-        print(result.summary())
+    calibration = Path(args.calibration) if args.calibration else None  # x (and y) are checked by the pipeline
+    out = neurocc.compile(graph, target, Path(args.out), dt=args.dt, calibration=calibration,
+                          timesteps=args.timesteps, accuracy_budget=args.accuracy_budget,
+                          targets_file=args.targets, per_channel=args.per_channel, echo=print)
+    print(f"compiled '{graph.name}' for {target.name} into {out}")
     return 0
 
 
@@ -242,6 +244,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = neurocc.evaluate(Path(args.artifact), data, backend=args.backend)
     fmt = _formatter("neurocc.runtime.evaluate", "format_evaluation")
     print(fmt(result) if fmt else f"accuracy: {result['accuracy']:.4f}")
+    if args.json:
+        import json
+
+        from neurocc._files import atomic_path
+
+        doc = {"artifact": str(args.artifact), "data": str(args.data), **result}
+        with atomic_path(Path(args.json)) as tmp:
+            tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -270,8 +281,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from neurocc.quickstart import quickstart
 
-    print(quickstart(args.targets))
-    return 0
+    result = quickstart(args.targets, args.out, fast=args.fast, only=args.only)
+    print(result.text())
+    return result.exit_status
 
 
 # ----- parser -----------------------------------------------------------------------------------
@@ -312,7 +324,8 @@ COMMANDS: list[tuple[str, Handler, str, bool]] = [  # name, handler, help, takes
     ("plan", cmd_plan, "how a model fits each target (cores, chips, memory, energy)", True),
     ("deploy", cmd_deploy, "bundle an edge-cpu artifact for another machine", False),
     ("report", cmd_report, "summarise an artifact and its validation", False),
-    ("quickstart", cmd_quickstart, "show what this installation can do, and how to start", False),
+    ("quickstart", cmd_quickstart, "train a digits network, compile it for every target, run and validate "
+                                   "every backend, print the accuracy table and write a report", False),
 ]
 
 
@@ -320,6 +333,12 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     artifact = lambda: p.add_argument("artifact", metavar="DIR", help="an artifact directory (from compile)")  # noqa: E731
     if name == "targets":
         p.add_argument("name", nargs="?", metavar="NAME", help="show every field of one target")
+    elif name == "quickstart":
+        p.add_argument("--out", default="neurocc-quickstart", metavar="DIR",
+                       help="the folder for the model, artifacts, table and report (default: neurocc-quickstart)")
+        p.add_argument("--fast", action="store_true",
+                       help="fewer timesteps and samples (a smoke test, as the tests run it; not the real figures)")
+        p.add_argument("--only", type=_names, metavar="T,T", help="only these targets (default: every target)")
     elif name == "export-nir":
         p.add_argument("out", metavar="OUT.nir", help="the NIR file to write")
     elif name == "compile":
@@ -327,8 +346,16 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("-o", "--out", required=True, metavar="DIR", help="the artifact directory to write")
         p.add_argument("--dt", type=_positive_float, metavar="SECONDS",
                        help="seconds per step (overrides the target's; NIR files carry no dt)")
-        p.add_argument("--calibration", metavar="FILE.npz", help="sample inputs (array 'x') for quantization")
-        p.add_argument("--timesteps", type=_positive_int, metavar="N", help="steps per sample (ANN conversion)")
+        p.add_argument("--calibration", metavar="FILE.npz",
+                       help="sample inputs x (ANN: (samples, *shape), static; spiking model: time-major (steps, "
+                            "samples, *shape)) and optional labels y: needed for ANNs, scales every model")
+        p.add_argument("--timesteps", type=_positive_int, metavar="N",
+                       help="steps per sample (ANN conversion; default 64)")
+        p.add_argument("--accuracy-budget", type=_points, metavar="POINTS",
+                       help="accuracy points the emulator may lose on the calibration data against the float "
+                            "model; searches per-layer weight bits and timesteps (needs --calibration)")
+        p.add_argument("--per-channel", action="store_true",
+                       help="one weight scale per output channel (thresholds per neuron follow)")
     elif name == "run":
         artifact()
         p.add_argument("--backend", required=True, metavar="B",
@@ -348,7 +375,8 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     elif name == "evaluate":
         artifact()
         p.add_argument("--data", required=True, metavar="TEST.npz", help="arrays x (samples, *shape) and y (labels)")
-        p.add_argument("--backend", metavar="B", help="backend to evaluate on (default: the target's)")
+        p.add_argument("--backend", metavar="B", help="backend to evaluate on (default: emulator)")
+        p.add_argument("--json", metavar="RESULT.json", help="also write the result as JSON")
     elif name == "plan":
         p.add_argument("--target", type=_names, metavar="a,b", help="targets to plan for (default: all)")
     elif name == "deploy":

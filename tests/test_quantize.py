@@ -216,8 +216,8 @@ def test_undiscretised_graph_and_unknown_profile_are_refused():
     g = _dense_net(np.eye(2))
     with pytest.raises(CompileError, match="discretize"):
         quantize(g, "loihi", EMU)
-    with pytest.raises(CompileError, match="spinnaker"):
-        quantize(discretize(g, 1e-3), "spinnaker", get_target("spinnaker"))
+    with pytest.raises(CompileError, match="posit"):
+        quantize(discretize(g, 1e-3), "posit", get_target("spinnaker"))
 
 
 def test_li_readout_reports_its_float_scale():

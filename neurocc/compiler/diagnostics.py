@@ -302,9 +302,10 @@ def format_diagnostics(diag: QuantDiagnostics | Mapping[str, Any]) -> str:
                      str(x["silent"]) if x["spiking"] else "-", str(x["saturated"]) if x["spiking"] else "-",
                      f"{x['cosine']:.4f}", ev])
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
-    lines = [f"quantization diagnostics: emulator vs float reference on {d['samples']} calibration samples, "
-             f"T={d['timesteps']} (latency compensated)", fmt(head), fmt(["-" * w for w in widths])]
+    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+    title = (f"quantization diagnostics: emulator vs float reference on {d['samples']} calibration samples, "
+             f"T={d['timesteps']} (latency compensated)")
+    lines = [title, fmt(head), fmt(["-" * w for w in widths])]
     lines += [fmt(r) for r in rows]
     lines.append(f"outputs: class agreement {100 * d['agreement']:.2f}%, output cosine {d['output_cosine']:.4f}"
                  + _acc_text(d))

@@ -42,6 +42,7 @@ DEFAULT_TIMESTEPS = 64      # steps per sample of a converted ANN
 STATS_SAMPLES = 256         # calibration samples the float statistics use
 DIAG_SAMPLES = 512          # calibration samples the emulator-in-the-loop diagnostics use
 SWEEP_SAMPLES = 256         # calibration samples of the conversion's accuracy/latency table
+MAPPING_FILE = "mapping.json"
 
 __all__ = ["PASSES", "Compiled", "Options", "compile_graph", "compile_model", "fuse_pools", "run_passes"]
 
@@ -68,6 +69,7 @@ class Compiled:
     encoding: dict[str, Any] | None = None
     timesteps: int | None = None
     calibration: dict[str, Any] | None = None
+    graded_inputs: tuple[str, ...] = ()    # float32 artifacts: inputs fed as graded values
 
 
 @dataclass(frozen=True)
@@ -193,7 +195,7 @@ def quantize_prepared(prep: Prepared, *, stats: dict[str, LayerStats] | None = N
     enc = None if prep.encoding is None else prep.encoding.to_dict()
     if tgt.numerics == "float32":
         return Compiled(prep.float_graph, prep.float_graph, None, prep.conversion, None, enc, prep.timesteps,
-                        None if prep.cal is None else prep.cal.summary())
+                        None if prep.cal is None else prep.cal.summary(), _graded(prep))
     merged: dict[str, LayerStats] = {}
     cal_doc: dict[str, Any] | None = None
     if prep.float_stats is not None:
@@ -221,21 +223,31 @@ def quantize_prepared(prep: Prepared, *, stats: dict[str, LayerStats] | None = N
     return Compiled(prep.float_graph, qgraph, report, prep.conversion, diag, enc, prep.timesteps, cal_doc)
 
 
+def _graded(prep: Prepared) -> tuple[str, ...]:
+    """Inputs that carry graded values: a constant encoding, or non-0/1 time-major calibration."""
+    from neurocc.compiler import calibrate
+
+    if prep.cal is None:
+        return ()
+    if prep.cal.static:
+        return tuple(prep.cal.x) if prep.encoding.kind == "constant" else ()
+    return tuple(n for n, g in calibrate.graded(prep.cal.x).items() if g)
+
+
 def _input_scales(prep: Prepared, stats: dict[str, LayerStats], per_channel: bool,
                   given: dict[str, LayerStats]) -> dict[str, Any]:
     """Choose the scale of each graded input (adds it to ``stats``); the choice per input."""
     from neurocc.compiler import calibrate
 
-    if prep.cal.static:
-        is_graded = {n: prep.encoding.kind == "constant" for n in prep.cal.x}
-    else:
-        is_graded = calibrate.graded(prep.cal.x)
+    graded = _graded(prep)
     out: dict[str, Any] = {}
-    for name, g in is_graded.items():
-        if not g:
+    for name in prep.cal.x:
+        if name not in graded:
             out[name] = {"values": "spikes"}
         elif name in given:
             out[name] = {"values": "graded", "scale": given[name].scale, "chosen_by": "user"}
+        elif prep.target.numerics not in ("loihi", "int8"):
+            out[name] = {"values": "graded", "chosen_by": f"the {prep.target.numerics} quantizer"}
         else:
             scale, why = calibrate.choose_input_scale(prep.to_quantize, prep.target, stats, name, per_channel)
             stats[name] = LayerStats(scale=scale)
@@ -275,7 +287,7 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
                   calibration: Any = None, timesteps: int | None = None,
                   method: Method | str = Method.EULER, targets_file: str | Path | None = None,
                   accuracy_budget: float | None = None, per_channel: bool = False, encoding: Any = None,
-                  stats: dict[str, LayerStats] | None = None) -> Path:
+                  stats: dict[str, LayerStats] | None = None, echo: Callable[[str], None] | None = None) -> Path:
     """Compile ``graph`` for ``target`` into the artifact directory ``out_dir`` (written atomically).
 
     ``dt`` (seconds) overrides the target's step (NIR files carry none). ``calibration``: a path
@@ -284,6 +296,8 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     default 64). ``accuracy_budget``: accuracy points the emulator may lose on the calibration
     data against the float model; per-layer weight bits, timesteps and scales are searched
     (:mod:`neurocc.compiler.budget`). The mapping (partition + place) must fit the target.
+    ``echo`` (e.g. ``print``) receives the compile tables: conversion, quantization,
+    diagnostics, budget trials (:mod:`neurocc.compiler.summary`) and the mapping table.
     """
     tgt = resolve_target(target, targets_file)
     budget_doc = None
@@ -298,14 +312,16 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
                                  encoding=encoding, per_channel=per_channel, stats=stats)
     mapping = _mapping(compiled.graph, tgt, targets_file)
     extra = _manifest_extra(graph, compiled, mapping, budget_doc, calibration, timesteps)
+    if echo is not None:
+        from neurocc.compiler.summary import format_compile
+
+        echo(format_compile(extra, compiled.quantization))
+        echo(mapping.format_table())
     write_artifact(out_dir, graph=compiled.graph, float_graph=compiled.float_graph, target=tgt,
                    quantization=compiled.quantization, extra=extra,
                    extra_files={MAPPING_FILE: (mapping.to_json() + "\n").encode()},
                    emit=_backend_emitter(tgt, compiled))
     return Path(out_dir)
-
-
-MAPPING_FILE = "mapping.json"
 
 
 def _mapping(graph: Graph, tgt: Target, targets_file: str | Path | None) -> Any:
@@ -330,7 +346,13 @@ def _manifest_extra(graph: Graph, c: Compiled, mapping: Any, budget: dict[str, A
     cal = c.calibration
     if cal is None and calibration is not None:
         cal = {"file": str(calibration) if isinstance(calibration, (str, Path)) else None, "used": False}
-    return {"timesteps": c.timesteps if c.timesteps is not None else timesteps, "encoding": c.encoding,
+    extra: dict[str, Any] = {}
+    if c.graded_inputs:
+        from neurocc.ir.artifact import io_spec
+
+        extra["inputs"] = [{**i, "values": "graded"} if i["name"] in c.graded_inputs else i
+                           for i in io_spec(c.graph)[0]]
+    return {**extra, "timesteps": c.timesteps if c.timesteps is not None else timesteps, "encoding": c.encoding,
             "source_graph": graph.name, "calibration": cal, "conversion": c.conversion, "diagnostics": diag,
             "accuracy_budget": budget,
             "mapping": {"file": MAPPING_FILE, "fits": mapping.fits, "cores": mapping.cores, "chips": mapping.chips}}

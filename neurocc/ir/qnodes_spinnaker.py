@@ -14,22 +14,25 @@ from typing import ClassVar
 import numpy as np
 
 from neurocc.ir.nodes import Node, Shape
+from neurocc.ir.qnodes import QDense
 
 
 @dataclass(frozen=True, eq=False)
-class QSpiNNakerDense(Node):
+class QSpiNNakerDense(QDense):
     """Synaptic rows of one projection pair, as the ring buffers receive them.
 
     ``weight`` int32 (n_post, n_pre): the uint16 magnitude ``w_int`` with the receptor as sign
     (> 0 excitatory, < 0 inhibitory, 0 no synapse). Input: the source's spikes (any shape with
     n_pre elements; non-zero = spike). Output ``(2, *post_shape)`` int64 per step:
     ``[Σ_j max(w,0)·s_j, Σ_j max(−w,0)·s_j]``, the sums added to this tick's ring-buffer slots
-    (the neuron saturates them at 0xFFFF).
+    (the neuron saturates them at 0xFFFF). A subclass of QDense (``num_weight_bits`` 16) so the
+    mapper counts it as the dense connection it is; ``weight_exp`` and ``graded`` are unused (0, False).
     """
 
     kind: ClassVar[str] = "QSpiNNakerDense"
     quantized: ClassVar[bool] = True
     weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int32))
+    num_weight_bits: int = 16
     in_shape: tuple[int, ...] = ()
     post_shape: tuple[int, ...] = ()
 
@@ -62,7 +65,8 @@ class QSpiNNakerLIF(Node):
     Per neuron (int32/int64 arrays of the node's shape): ``v_rest``, ``v_reset``, ``v_thresh``,
     ``i_offset``, ``r_m``, ``exp_tc`` (s16.15 bits), ``t_refract`` (ticks); per receptor
     ``decay_exc``/``decay_inh``, ``init_exc``/``init_inh`` (u0.32 bits); per population
-    ``shift_exc``/``shift_inh`` (ring-buffer left shifts). Input ``(2, *shape)``: this tick's
+    ``shift_exc``/``shift_inh`` (ring-buffer left shifts), ``atoms_per_core`` (neurocc's partition:
+    the script sets it with ``set_max_atoms_per_core``). Input ``(2, *shape)``: this tick's
     ring-buffer sums. Per tick see :func:`neurocc.ir.numerics.spinnaker.lif_tick`. ``spiking``
     False makes a readout that outputs V (s16.15 bits) instead of spikes. States ``u_exc``,
     ``u_inh`` (isyn), ``v``, ``ref`` (refractory countdown).
@@ -85,6 +89,7 @@ class QSpiNNakerLIF(Node):
     shift_exc: int = 0
     shift_inh: int = 0
     is_spiking: bool = True
+    atoms_per_core: int = 256
 
     @property
     def spiking(self) -> bool:  # type: ignore[override]
@@ -109,6 +114,8 @@ class QSpiNNakerLIF(Node):
         for k in ("shift_exc", "shift_inh"):
             if not 0 <= getattr(self, k) <= 16:
                 probs.append(f"{k} = {getattr(self, k)} is outside 0..16")
+        if not 1 <= self.atoms_per_core <= 256:
+            probs.append(f"atoms_per_core = {self.atoms_per_core} is outside 1..256 (sPyNNaker's IF_curr_exp limit)")
         return probs
 
     def n_neurons(self, shape: Shape) -> int:

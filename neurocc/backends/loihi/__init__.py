@@ -35,9 +35,24 @@ from .netx_run import NetxJob, artifact_net, run_netx_many
 from .runner import LavaJob, run_jobs
 from .shim import lava_available, unavailable_reason
 
-__all__ = ["LavaJob", "NET_FILE", "NetxJob", "NetxPlan", "SIDECAR", "check", "emit_files", "lava_available",
-           "lower", "plan_netx", "run", "run_lava", "run_lava_many", "run_netx", "run_netx_many",
-           "unavailable_reason"]
+__all__ = [
+    "NET_FILE",
+    "SIDECAR",
+    "LavaJob",
+    "NetxJob",
+    "NetxPlan",
+    "check",
+    "emit_files",
+    "lava_available",
+    "lower",
+    "plan_netx",
+    "run",
+    "run_lava",
+    "run_lava_many",
+    "run_netx",
+    "run_netx_many",
+    "unavailable_reason",
+]
 
 
 def run_lava(graph: Graph, inputs: Mapping[str, np.ndarray], steps: int | None = None,
@@ -99,6 +114,11 @@ def emit_files(directory: Path, graph: Graph, float_graph: Graph, target: Any) -
     from .emit import emit
 
     emit(Path(directory), graph, target)
+
+
+def _graph_of(artifact: Any) -> Graph:
+    """The graph of an artifact directory, a loaded Artifact, or a Graph."""
+    return _resolve(artifact)[0]
 
 
 def _resolve(artifact: Any) -> tuple[Graph, Any, Path | None]:

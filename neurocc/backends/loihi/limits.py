@@ -51,8 +51,8 @@ def fit_problems(graph: Graph, target: Any) -> list[str]:
         return []
     b = report.binding
     fixes = "; ".join(f"{f.action} ({f.effect})" for f in report.fixes[:3]) or "see `neurocc plan`"
-    return [f"graph '{graph.name}' does not fit target '{target.name}': "
-            f"{b.text() if b else 'a limit is exceeded'}; fixes: {fixes}"]
+    binding = b.text() if b else "a limit is exceeded"
+    return [f"graph '{graph.name}' does not fit target '{target.name}': {binding}; fixes: {fixes}"]
 
 
 def refuse_unfit(graph: Graph, target: Any) -> None:

@@ -113,7 +113,7 @@ def import_netx() -> types.ModuleType:
         if spec is None or not spec.submodule_search_locations:
             raise BackendError("lava-dl (netx) is not installed", where="backend 'loihi' (netx)", fix=INSTALL_HINT)
         stub = types.ModuleType(seq)
-        stub.__file__ = os.path.join(list(spec.submodule_search_locations)[0], "netx", "sequential_modules.py")
+        stub.__file__ = os.path.join(next(iter(spec.submodule_search_locations)), "netx", "sequential_modules.py")
         sys.modules[seq] = stub
     try:
         from lava.lib.dl.netx import hdf5

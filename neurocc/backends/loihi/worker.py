@@ -37,7 +37,13 @@ from typing import Any
 
 import numpy as np
 
-from neurocc.backends.loihi.plan import JOB_FORMAT, LAVA_MISSING, LavaNet, LProc, load_net
+from neurocc.backends.loihi.plan import (
+    JOB_FORMAT,
+    LAVA_MISSING,
+    LavaNet,
+    LProc,
+    load_net,
+)
 
 
 def _make(L: SimpleNamespace, p: LProc, data: dict[str, np.ndarray]) -> Any:

@@ -32,8 +32,24 @@ import numpy as np
 
 from neurocc.ir.discrete import decay_factors
 from neurocc.ir.graph import Graph
-from neurocc.ir.nodes import (Affine, AvgPool2d, Conv2d, CubaLI, CubaLIF, Flatten, I, IF, Input, LI, LIF, Node,
-                              Output, Scale, SumPool2d, _Dense)
+from neurocc.ir.nodes import (
+    IF,
+    LI,
+    LIF,
+    Affine,
+    AvgPool2d,
+    Conv2d,
+    CubaLI,
+    CubaLIF,
+    Flatten,
+    I,
+    Input,
+    Node,
+    Output,
+    Scale,
+    SumPool2d,
+    _Dense,
+)
 from neurocc.ir.types import Method, ResetMode
 
 from .network import Network, Population, Projection
@@ -280,7 +296,10 @@ def _split(src: str, dst: str, d: int, w: np.ndarray, delay: int) -> list[Projec
     out = []
     base = f"{src}->{dst}" + (f"@{d}" if d else "")
     for receptor, mask in (("excitatory", w > 0), ("inhibitory", w < 0)):
-        post, pre = np.nonzero(mask)
+        # sorted by (pre, post): sPyNNaker 7.4.1's FromListConnector row-length estimate
+        # (``__numpy_group``) splits the *unsorted* list at split points of the sorted one, so an
+        # unsorted list over-counts synapses per row and fails with SynapseRowTooBigException
+        pre, post = np.nonzero(mask.T)
         if post.size:
             out.append(Projection(f"{base}:{receptor[:3]}", src, dst, receptor, pre.astype(np.int32),
                                   post.astype(np.int32), w[post, pre].astype(np.float64), delay, d))

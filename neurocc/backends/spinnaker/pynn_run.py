@@ -48,7 +48,7 @@ def run_network(net: Network, inputs: Mapping[str, np.ndarray], simulator: str =
         work = job / "cwd"
         work.mkdir()
         try:
-            proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True,
+            proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, check=False,
                                   timeout=timeout_s or DEFAULT_TIMEOUT_S)
         except subprocess.TimeoutExpired as err:
             raise BackendError(f"pyNN.{simulator} did not finish in {err.timeout:.0f} s", where=f"network '{net.name}'",

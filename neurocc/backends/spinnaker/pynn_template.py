@@ -81,7 +81,7 @@ def _params(meta_pop, arrays, name, batch):
 def spike_times(x, t0, dt_ms):
     """Per neuron (batch-major: b·n + i) the spike times in ms of a (steps, batch, *shape) array."""
     x = np.asarray(x).reshape(x.shape[0], x.shape[1], -1)
-    steps, batch, n = x.shape
+    _, batch, n = x.shape
     out = []
     for b in range(batch):
         for i in range(n):
@@ -98,7 +98,9 @@ def build(sim, name, meta, arrays, inputs, batch):
     for mp in meta["populations"]:
         n = int(np.prod(mp["shape"])) * batch
         if mp["kind"] == "source":
-            times = [Sequence(t) for t in spike_times(inputs[mp["name"]], t0, dt)]
+            times = spike_times(inputs[mp["name"]], t0, dt)
+            # sPyNNaker wants plain lists of ms; pyNN.nest/brian2 want Sequence objects
+            times = [[float(v) for v in t] for t in times] if name == "spiNNaker" else [Sequence(t) for t in times]
             if name == "brian2" and n == 1:
                 times.append(Sequence([]))  # pyNN.brian2 cannot build a 1-neuron SpikeSourceArray
             pops[mp["name"]] = sim.Population(len(times), sim.SpikeSourceArray(spike_times=times), label=mp["name"])

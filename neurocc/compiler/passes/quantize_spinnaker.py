@@ -26,7 +26,7 @@ import numpy as np
 
 from neurocc.errors import CompileError, NeuroccError
 from neurocc.ir.graph import Edge, Graph
-from neurocc.ir.nodes import Flatten, Output
+from neurocc.ir.nodes import Flatten
 from neurocc.ir.numerics import spinnaker as S
 from neurocc.ir.qnodes_spinnaker import QSpiNNakerDense, QSpiNNakerLIF
 from neurocc.targets import Target
@@ -95,9 +95,14 @@ def from_network(net, graph: Graph, shifts: Mapping[str, tuple[int, int]] | None
             w[j.post_idx, j.pre_idx] += q if k == 0 else -q
             report["layers"][post]["synapses"][j.name] = {"n": j.n_synapses, "zero": int(np.count_nonzero(q == 0)),
                                                           "w_int_max": int(q.max(initial=0))}
-        nodes[name] = QSpiNNakerDense(weight=w.astype(np.int32), in_shape=net.population(pre).shape,
+        src = pre
+        if len(net.population(pre).shape) > 1:  # the mapper reads a dense input as a flat vector
+            src = f"{name}.flat"
+            nodes[src] = Flatten(start_dim=0, end_dim=-1)
+            edges.append(Edge(pre, src, 0))
+        nodes[name] = QSpiNNakerDense(weight=w.astype(np.int32), in_shape=(net.population(pre).size,),
                                       post_shape=net.population(post).shape)
-        edges += [Edge(pre, name, 0), Edge(name, post, projs[0].delay)]
+        edges += [Edge(src, name, 0), Edge(name, post, projs[0].delay)]
     _copy_outputs(graph, nodes, edges, report, net)
     out = Graph(nodes, tuple(edges), dt=graph.dt, method=graph.method, numerics="spinnaker", name=graph.name)
     return out, report
@@ -107,16 +112,17 @@ def neuron_node(pop, dt_ms: float, shift: tuple[int, int]) -> QSpiNNakerLIF:
     """The chip's integer constants of one population (host encoding + on-chip initialisation)."""
     p = {**pop.params, **pop.spinnaker}
     shape = pop.shape
-    enc = lambda k: S.encode_s1615(p[k]).reshape(shape)  # noqa: E731
+    enc = lambda k: S.encode_s1615(p[k]).reshape(shape)
     r_m, exp_tc, t_ref = S.per_neuron(lambda a, b, c: S.lif_constants(a, b, c, dt_ms), p["tau_m"], p["cm"],
                                       p["tau_refrac"])
     de, ie = S.per_neuron(lambda t: S.synapse_constants(t, dt_ms), p["tau_syn_E"])
     di, ii = S.per_neuron(lambda t: S.synapse_constants(t, dt_ms), p["tau_syn_I"])
-    rs = lambda a: np.asarray(a, np.int64).reshape(shape)  # noqa: E731
+    rs = lambda a: np.asarray(a, np.int64).reshape(shape)
     return QSpiNNakerLIF(v_rest=enc("v_rest"), v_reset=enc("v_reset"), v_thresh=enc("v_thresh"),
                          i_offset=enc("i_offset"), r_m=rs(r_m), exp_tc=rs(exp_tc), t_refract=rs(t_ref),
                          decay_exc=rs(de), decay_inh=rs(di), init_exc=rs(ie), init_inh=rs(ii),
-                         shift_exc=int(shift[0]), shift_inh=int(shift[1]), is_spiking=pop.spiking)
+                         shift_exc=int(shift[0]), shift_inh=int(shift[1]), is_spiking=pop.spiking,
+                         atoms_per_core=int(pop.max_atoms_per_core))
 
 
 def _pairs(net) -> dict[tuple[str, str, int], list]:
