@@ -14,10 +14,10 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import time  # noqa: E402
+import argparse
+import time
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def chain(n: int, seed: int = 0):
@@ -26,7 +26,10 @@ def chain(n: int, seed: int = 0):
     from neurocc.ir.qnodes import QLIF, QDense
 
     rng = np.random.default_rng(seed)
-    one = lambda v: np.full(n, v, np.int32)  # noqa: E731
+
+    def one(v: int) -> np.ndarray:
+        return np.full(n, v, np.int32)
+
     nodes = {"x": Input(shape=(n,)), "o": Output()}
     edges, prev = [], "x"
     for i in range(3):
@@ -41,47 +44,59 @@ def chain(n: int, seed: int = 0):
 REPS = 3
 
 
-def timed(fn) -> tuple[float, dict]:
-    """Best of REPS wall times (the 2-core machine is shared) and the last result."""
+def timed(fn, xs: np.ndarray) -> tuple[float, dict]:
+    """Best of REPS wall times of ``fn(xs)`` (the 2-core machine is shared) and the last result."""
     best = float("inf")
     for _ in range(REPS):
         t = time.perf_counter()
-        out = fn()
+        out = fn(xs)
         best = min(best, time.perf_counter() - t)
     return best, out
 
 
+def measure(n: int, t1: int, t2: int) -> None:
+    """Print one row per path for the N-neuron chain."""
+    from neurocc.backends.emulator import simulate
+    from neurocc.backends.loihi import NetxJob, plan_netx, run_lava, run_netx_many
+
+    g = chain(n)
+    assert plan_netx(g).expressible
+
+    def emulator(xs: np.ndarray) -> dict:
+        return simulate(g, {"x": xs}).outputs
+
+    def lava(xs: np.ndarray) -> dict:
+        return run_lava(g, {"x": xs})
+
+    def netx(xs: np.ndarray) -> dict:
+        return run_netx_many([NetxJob(g, {"x": xs})])[0]
+
+    x = (np.random.default_rng(1).random((t2, 1, n)) < 0.1).astype(np.int32)
+    te1, _ = timed(emulator, x[:t1])
+    te2, ref = timed(emulator, x)
+    emu_step = (te2 - te1) / (t2 - t1)
+    rate = float(np.mean(ref["o"]))
+    for name, fn in (("lava", lava), ("netx", netx)):
+        a, _ = timed(fn, x[:t1])
+        b, out = timed(fn, x)
+        step = (b - a) / (t2 - t1)
+        print(f"{n:>5} {name:<8} {1e3 * step:>9.2f} {a - t1 * step:>11.2f} {step / emu_step:>10.1f}x "
+              f"{rate:>11.3f}  {np.array_equal(out['o'], ref['o'])}")
+    print(f"{n:>5} {'emulator':<8} {1e3 * emu_step:>9.3f} {te1 - t1 * emu_step:>11.3f} {1.0:>10.1f}x {rate:>11.3f}")
+
+
 def main() -> None:
+    global REPS
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="100,400")
     ap.add_argument("--t1", type=int, default=20)
     ap.add_argument("--t2", type=int, default=420)
     ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
-    global REPS
     REPS = args.reps
-    from neurocc.backends.emulator import simulate
-    from neurocc.backends.loihi import NetxJob, plan_netx, run_lava, run_netx_many
-
     print(f"{'N':>5} {'path':<8} {'ms/step':>9} {'start-up s':>11} {'x emulator':>11} {'spike rate':>11}  identical")
     for n in (int(s) for s in args.sizes.split(",")):
-        g = chain(n)
-        assert plan_netx(g).expressible
-        x = (np.random.default_rng(1).random((args.t2, 1, n)) < 0.1).astype(np.int32)
-        te1, _ = timed(lambda: simulate(g, {"x": x[: args.t1]}))
-        te2, ref = timed(lambda: simulate(g, {"x": x}))
-        emu_step = (te2 - te1) / (args.t2 - args.t1)
-        rate = float(np.mean(ref.outputs["o"]))
-        paths = {"lava": lambda xs: run_lava(g, {"x": xs}),
-                 "netx": lambda xs: run_netx_many([NetxJob(g, {"x": xs})])[0]}
-        for name, run in paths.items():
-            t1, _ = timed(lambda: run(x[: args.t1]))
-            t2, out = timed(lambda: run(x))
-            step = (t2 - t1) / (args.t2 - args.t1)
-            same = np.array_equal(out["o"], ref.outputs["o"])
-            print(f"{n:>5} {name:<8} {1e3 * step:>9.2f} {t1 - args.t1 * step:>11.2f} {step / emu_step:>10.1f}x "
-                  f"{rate:>11.3f}  {same}")
-        print(f"{n:>5} {'emulator':<8} {1e3 * emu_step:>9.3f} {te1 - args.t1 * emu_step:>11.3f} {1.0:>10.1f}x {rate:>11.3f}")
+        measure(n, args.t1, args.t2)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,12 @@ import pytest
 
 from neurocc.backends.loihi import NetxJob, plan_netx, run_netx_many, unavailable_reason
 from neurocc.backends.loihi.emit import emit
-from neurocc.backends.loihi.netx import netx_dense_effect, netx_weight_bits, same_values
 from neurocc.backends.loihi.netx_file import NET_FILE, SIDECAR, write_net
+from neurocc.backends.loihi.netx_weights import (
+    netx_dense_effect,
+    netx_weight_bits,
+    same_values,
+)
 from neurocc.ir.graph import Edge, Graph
 from neurocc.ir.nodes import Flatten, Input, Output
 from neurocc.ir.qnodes import QLI, QLIF, QConv2d, QDense, QSumPool2d
@@ -298,7 +302,7 @@ def _nir_jobs(nir_paper: Path, tmp: Path) -> list[NetxJob]:
             warnings.simplefilter("ignore")
             out = compile_model(load(nir_paper / name), "loihi2", tmp / name, dt=dt)
         g = load_artifact(out).graph
-        x = {i: (rng.random((14, 1, *g.nodes[i].shape)) < 0.3).astype(np.int32) for i in g.inputs}
+        x = {i: (rng.random((30, 1, *g.nodes[i].shape)) < 0.4).astype(np.int32) for i in g.inputs}
         jobs.append(NetxJob(g, x, None, True, artifact_net(out, g)))
     return jobs
 

@@ -162,7 +162,8 @@ def graded(inputs: Mapping[str, np.ndarray]) -> dict[str, bool]:
     return {n: bool(np.any((a != 0) & (a != 1))) for n, a in inputs.items()}
 
 
-def _chunk(graph: Graph, steps: int) -> int:
+def chunk_samples(graph: Graph, steps: int) -> int:
+    """Samples per simulation chunk so that recorded traces stay near STATS_BYTES."""
     shapes = graph.shapes()
     per = sum(int(np.prod(s)) * (1 + len(graph.nodes[n].state_vars)) for n, s in shapes.items()) * 8 * steps
     return max(1, STATS_BYTES // max(per, 1))
@@ -178,7 +179,7 @@ def layer_stats(graph: Graph, cal: Calibration, encoding: Any | None, steps: int
              if isinstance(node, NEURON_TYPES)}
     acc: dict[str, dict[str, float]] = {n: {"u_absmax": 0.0, "v_absmax": 0.0, "spikes": 0.0, "count": 0.0}
                                         for n in gains}
-    size = _chunk(graph, steps)
+    size = chunk_samples(graph, steps)
     for i in range(0, cal.samples, size):
         res = simulate(graph, float_inputs(cal, encoding, steps, i, size), steps=steps, record=True, program=prog)
         for n, dec in gains.items():

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from neurocc.compiler.calibrate import Calibration, _chunk, float_inputs
+from neurocc.compiler.calibrate import Calibration, chunk_samples, float_inputs
 from neurocc.ir.discrete import NEURON_TYPES
 from neurocc.ir.graph import Graph
 
@@ -96,11 +96,16 @@ class QuantDiagnostics:
 def delays(graph: Graph) -> dict[str, int]:
     """Longest total edge delay from an Input to each node (recurrent edges excluded)."""
     recurrent = set(graph.recurrent_edges())
+    edges = [e for e in graph.edges if e not in recurrent]
     best = {n: 0 for n in graph.inputs}
-    for n in graph.order():
-        for e in graph.in_edges(n):
-            if e not in recurrent and e.src in best:
-                best[n] = max(best.get(n, 0), best[e.src] + e.delay)
+    for _ in range(len(graph.nodes)):       # longest paths in a DAG: relax until nothing changes
+        changed = False
+        for e in edges:
+            if e.src in best and best[e.src] + e.delay > best.get(e.dst, -1):
+                best[e.dst] = best[e.src] + e.delay
+                changed = True
+        if not changed:
+            break
     return best
 
 
@@ -142,7 +147,7 @@ def diagnose(float_graph: Graph, qgraph: Graph, cal: Calibration, *, encoding: A
     T, L = int(timesteps), max(lag.get(o, 0) for o in qgraph.outputs)
     fprog, qprog = prepare(float_graph), prepare(qgraph)
     acc = _Acc(float_graph, qgraph)
-    size = min(_chunk(float_graph, T + L), _chunk(qgraph, T + L))
+    size = min(chunk_samples(float_graph, T + L), chunk_samples(qgraph, T + L))
     for i in range(0, cal.samples, size):
         xs = float_inputs(cal, encoding, T + L, i, size)
         fr = simulate(float_graph, {k: v[:T] for k, v in xs.items()}, steps=T, record=True, program=fprog)

@@ -315,8 +315,9 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     if echo is not None:
         from neurocc.compiler.summary import format_compile
 
-        echo(format_compile(extra, compiled.quantization))
-        echo(mapping.format_table())
+        tables = format_compile(extra, compiled.quantization)
+        echo(f"{tables}\n" if tables else "")
+        echo(f"{mapping.format_table()}\n")
     write_artifact(out_dir, graph=compiled.graph, float_graph=compiled.float_graph, target=tgt,
                    quantization=compiled.quantization, extra=extra,
                    extra_files={MAPPING_FILE: (mapping.to_json() + "\n").encode()},

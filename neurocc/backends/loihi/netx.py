@@ -22,7 +22,7 @@ Exactness (nothing is written that computes something else):
 
 * **Dense weights**: netx re-quantizes them (``optimize_weight_bits``: pre-clip, scale by
   2**scale_bits, choose ``num_weight_bits`` and ``weight_exp = −scale_bits``) and Lava's Dense then
-  clips and drops low bits by its own sign mode (§2.2, §5.3). :func:`netx_dense_effect` restates
+  clips and drops low bits by its own sign mode (§2.2, §5.3). :func:`.netx_weights.netx_dense_effect` restates
   both; a layer is written only when that chain gives, per synapse, exactly the graph's value
   ``W'·2**weight_exp`` (``W'``: the graph's weights after Lava's preprocessing). So a negative
   ``weight_exp`` needs ``W'`` divisible by 2**−weight_exp (mixed 8-bit weights are even, so
@@ -49,10 +49,11 @@ import numpy as np
 
 from neurocc.ir.graph import Graph
 from neurocc.ir.nodes import Flatten, Input, Output
-from neurocc.ir.numerics.core import bias_value, lava_dense_weights
+from neurocc.ir.numerics.core import bias_value
 from neurocc.ir.qnodes import QLI, QLIF, QConv2d, QDense
 from neurocc.ir.types import ResetMode
 
+from .netx_weights import graph_dense_values, netx_dense_effect, same_values
 from .plan import Feed, Readout, lava_shape
 
 NEURONS = (QLIF, QLI)
@@ -107,72 +108,6 @@ class NetxPlan:
         return out
 
 
-# ----- netx + Lava weight arithmetic (lava-dl 0.6 optimize_weight_bits, Lava 0.10 Dense) ------------
-def netx_weight_bits(w: np.ndarray) -> tuple[np.ndarray, int, int] | None:
-    """(weights, num_weight_bits, weight_exp) as netx's ``optimize_weight_bits`` makes them from
-    the integer matrix ``w`` of the file; None where netx crashes (all-zero matrix: 255/0)::
-
-        clip to [−256, 254] if (max > 254 and min < 0) or (min < −256 and max > 0)
-        mode: INH if max < 0, EXC if min >= 0, else MIXED (s = 1)
-        scale = min(127/max, −128/min) | −256/min | 255/max;  sb = floor(log2 scale) + s
-        n = largest n ≤ 8 with 2**n | every weight (0 if none), minus s
-        num_weight_bits = 8 − sb − n; weight_exp = −sb; weights = w << sb (0 for sb < 0)
-    """
-    w = np.asarray(w, np.int64)
-    mx, mn = int(w.max()), int(w.min())
-    if (mx > 254 and mn < 0) or (mn < -256 and mx > 0):
-        w = np.clip(w, -256, 254)
-        mx, mn = int(w.max()), int(w.min())
-    if mx == 0 and mn == 0:
-        return None
-    signed = int(not (mx < 0 or mn >= 0))
-    if signed:
-        scale = min(127 / mx if mx else np.inf, -128 / mn)
-    else:
-        scale = -256 / mn if mx < 0 else 255 / mx
-    sb = int(np.floor(np.log2(scale))) + signed
-    n = 8
-    while n > 0 and np.any(w % (1 << n)):
-        n -= 1
-    n -= signed
-    shifted = w << sb if sb >= 0 else np.zeros_like(w)
-    return shifted, 8 - sb - n, -sb
-
-
-def netx_dense_effect(w: np.ndarray, w_rec: np.ndarray | None = None
-                      ) -> tuple[np.ndarray, np.ndarray | None, int] | None:
-    """What Lava computes from a netx ``dense`` (or ``dense_rec``) layer's file weights: per
-    matrix the weights Lava's Dense really uses, and the shared exponent applied to the sum.
-    ``dense_rec`` optimises ``hstack(w, w_rec)`` once; Lava re-derives each matrix's sign mode."""
-    both = w if w_rec is None else np.hstack([w, w_rec])
-    opt = netx_weight_bits(both)
-    if opt is None:
-        return None
-    shifted, nwb, exp = opt
-    eff = lava_dense_weights(shifted[:, : w.shape[1]], nwb)
-    eff_rec = None if w_rec is None else lava_dense_weights(shifted[:, w.shape[1]:], nwb)
-    return eff, eff_rec, exp
-
-
-def same_values(eff: np.ndarray, exp: int, want: np.ndarray) -> bool:
-    """``eff · 2**exp == want`` element-wise, exactly (``want`` integer)."""
-    if exp >= 0:
-        return bool(np.array_equal(eff.astype(np.int64) << exp, want))
-    return bool(np.array_equal(eff.astype(np.int64), want.astype(np.int64) << -exp))
-
-
-def graph_dense_values(node: QDense) -> tuple[np.ndarray | None, str]:
-    """The integer per-synapse values ``W'·2**weight_exp`` the graph computes, or (None, why)."""
-    eff = lava_dense_weights(node.weight, node.num_weight_bits)
-    e = int(node.weight_exp)
-    if e >= 0:
-        return eff << e, ""
-    if np.any(eff % (1 << -e)):
-        return None, (f"weight_exp={e} with effective weights that are not multiples of {1 << -e}: "
-                      "netx re-quantizes weights to integers (no fractional weights)")
-    return eff >> -e, ""
-
-
 # ----- the plan ---------------------------------------------------------------------------------------
 def plan_netx(graph: Graph) -> NetxPlan:
     """Walk the graph as netx's chain; collect layers, readouts and every problem at once."""
@@ -204,9 +139,12 @@ class _Planner:
         if len(inputs) != 1:
             self.problem(None, f"graph '{g.name}' has {len(inputs)} inputs; a netx network has exactly one")
             return self._plan(inputs[0] if inputs else "")
-        self._chain(inputs[0])
-        for name, node in g.nodes.items():
-            if name not in self.seen and not isinstance(node, Output):
+        broken = self._chain(inputs[0])
+        rest = [n for n, node in g.nodes.items() if n not in self.seen and not isinstance(node, Output)]
+        if broken and rest:
+            self.problem(None, f"the chain stops at '{broken}', so {', '.join(rest)} cannot be written either")
+        else:
+            for name in rest:
                 self.problem(name, "is not on the single chain of layers netx describes (netx has no "
                                    "branches, merges, skips, pool or concat layers)")
         return self._plan(inputs[0])
@@ -224,7 +162,8 @@ class _Planner:
         return next(e.delay for e in self.g.edges if e.src == src and e.dst == dst)
 
     # ----- walking the chain --------------------------------------------------------------------
-    def _chain(self, inp: str) -> None:
+    def _chain(self, inp: str) -> str | None:
+        """Walk from the input; the node where a problem stopped the walk, or None."""
         self.seen.add(inp)
         shape = tuple(self.shapes[inp])
         nxt = self._fwd(inp)
@@ -239,13 +178,13 @@ class _Planner:
         while True:
             nxt = [d for d in self._fwd(cur) if d not in self._recurrent(cur)]
             if not nxt:
-                return
+                return None
             if len(nxt) > 1:
                 self.problem(cur, f"feeds {len(nxt)} layers ({', '.join(nxt)}); netx is a chain")
-                return
+                return None
             step = self._step(cur, nxt[0])
             if step is None:
-                return
+                return nxt[0]
             cur = step
 
     def _step(self, cur: str, nxt: str) -> str | None:
@@ -257,6 +196,7 @@ class _Planner:
             return self._flatten(cur, nxt)
         if isinstance(node, (QDense, QConv2d)):
             return self._synapse_layer(cur, nxt)
+        self.seen.add(nxt)
         what = {"QSumPool2d": "pool"}.get(node.kind, node.kind)
         self.problem(nxt, f"netx has no '{what}' layer (lava-dl 0.6 rejects pool, convT, unpool, average, "
                           "concat); the Lava-process path runs it")
@@ -289,13 +229,17 @@ class _Planner:
         for name, node in self.g.nodes.items():
             if not isinstance(node, Output):
                 continue
-            (e,) = self.g.in_edges(name) or (None,)
-            root, delay = (e.src, e.delay) if e else ("", 0)
+            ins = self.g.in_edges(name)
+            if len(ins) != 1:
+                self.problem(name, f"has {len(ins)} inputs; a netx readout is one layer's neurons")
+                continue
+            root, delay = ins[0].src, ins[0].delay
             while root and isinstance(self.g.nodes[root], Flatten) and len(self.g.in_edges(root)) == 1:
                 e2 = self.g.in_edges(root)[0]
                 root, delay = e2.src, delay + e2.delay
             if root not in blocks:
-                self.problem(name, f"reads '{root}', which is not a netx layer's neuron")
+                if root in self.seen and self.layers:   # not a node the chain already reported
+                    self.problem(name, f"reads '{root}', which is not a netx layer's neuron")
                 continue
             var = "s" if isinstance(self.g.nodes[root], QLIF) else "v"
             out.append(Readout(name, str(blocks[root]), var, tuple(self.shapes[name]), delay))

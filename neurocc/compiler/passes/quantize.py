@@ -40,17 +40,38 @@ from typing import Any
 
 import numpy as np
 
-from neurocc.compiler.passes.qscale import (headroom_exp, per_neuron, per_row, threshold_exp,
-                                            weight_scale)
+from neurocc.compiler.passes.qscale import (
+    headroom_exp,
+    per_neuron,
+    per_row,
+    threshold_exp,
+    weight_scale,
+)
 from neurocc.compiler.passes.qscale import jsonable_scale as _jsonable_scale
-from neurocc.ir.discrete import NEURON_TYPES, decay_factors
+from neurocc.compiler.passes.quantize_checks import structure_problems
 from neurocc.errors import CompileError
+from neurocc.ir.discrete import NEURON_TYPES, decay_factors
 from neurocc.ir.graph import Edge, Graph
-from neurocc.ir.nodes import (Affine, AvgPool2d, Conv1d, Conv2d, CubaLI, CubaLIF, Flatten, Input,
-                              Linear, Node, Output, SumPool2d)
-from neurocc.ir.qnodes import QConv2d, QDense, QLI, QLIF, QSumPool2d
-from neurocc.ir.numerics.core import lava_sign_mode, lava_weight_drop_bits, mantissa_exponent, round_to_int
+from neurocc.ir.nodes import (
+    Affine,
+    AvgPool2d,
+    Conv2d,
+    CubaLI,
+    CubaLIF,
+    Input,
+    Linear,
+    Node,
+    Output,
+    SumPool2d,
+)
+from neurocc.ir.numerics.core import (
+    lava_sign_mode,
+    lava_weight_drop_bits,
+    mantissa_exponent,
+    round_to_int,
+)
 from neurocc.ir.numerics.profiles import Profile, get_profile
+from neurocc.ir.qnodes import QLI, QLIF, QConv2d, QDense, QSumPool2d
 from neurocc.ir.types import ResetMode, Rounding
 from neurocc.targets import Target
 
@@ -135,50 +156,6 @@ def quantize_with_report(graph: Graph, profile: str, target: Target, *,
                            where="quantize", problems=problems,
                            fix="see each problem; every one names its node and what to change")
     return _Quantizer(graph, target, prof, dict(stats or {}), per_channel).run()
-
-
-def structure_problems(graph: Graph, target: Target, profile: Profile) -> list[str]:
-    """Every node or edge the quantizer cannot map for ``profile``, all at once."""
-    found = []
-    for name, node in graph.nodes.items():
-        where = f"node '{name}' ({node.kind})"
-        succ = [graph.nodes[s] for s in graph.successors(name)]
-        if isinstance(node, Conv1d):
-            found.append(f"{where}: 1-D convolutions are not supported by the loihi numerics; fix: reshape "
-                         "to Conv2d with a kernel of height 1")
-        elif isinstance(node, SYNAPSES):
-            if len(succ) != 1 or not isinstance(succ[0], NEURON_TYPES):
-                found.append(f"{where}: a weight layer must feed exactly one neuron node, it feeds "
-                             f"{[s.kind for s in succ]}; fix: add a neuron layer (LI for a readout) after it")
-        elif isinstance(node, NEURON_TYPES):
-            found.extend(_neuron_problems(graph, name, node, target, profile))
-        elif not isinstance(node, (Input, Output, Flatten, SumPool2d, AvgPool2d)):
-            found.append(f"{where}: not supported by the loihi quantizer; fix: "
-                         + ("run the normalize/convert passes (ANN op)" if node.ann_only else
-                            "fold it into a neighbouring weight layer (Scale) or remove it (Delay)"))
-    return found
-
-
-def _neuron_problems(graph: Graph, name: str, node: Node, target: Target, profile: Profile) -> list[str]:
-    where, found = f"node '{name}' ({node.kind})", []
-    for src in graph.predecessors(name):
-        if not isinstance(graph.nodes[src], SYNAPSES) or isinstance(graph.nodes[src], Conv1d):
-            found.append(f"{where}: input from '{src}' ({graph.nodes[src].kind}) has no weight layer; "
-                         "fix: put an Affine/Linear/Conv2d (identity weights if needed) in front")
-    reset = getattr(node, "reset", None)
-    modes = [m for m in target.reset_modes if m in profile.reset_modes]
-    if reset is not None and reset.value not in modes:
-        found.append(f"{where}: reset '{reset.value}' is not available on target '{target.name}' (it resets "
-                     f"{'/'.join(modes)}); fix: use the edge-cpu target or retrain with reset zero")
-    v_reset = getattr(node, "v_reset", None)
-    if v_reset is not None and v_reset.size and np.any(v_reset != 0) and reset is ResetMode.ZERO:
-        found.append(f"{where}: v_reset = {float(np.max(np.abs(v_reset))):.4g} but {profile.name} resets v to 0; fix: "
-                     "retrain with v_reset 0 or shift v_leak and v_threshold by -v_reset")
-    theta = getattr(node, "v_threshold", getattr(node, "threshold", None))
-    if theta is not None and np.any(theta < 0):
-        found.append(f"{where}: negative threshold {float(np.min(theta)):.4g} is not representable "
-                     "(17-bit unsigned mantissa); fix: retrain with thresholds >= 0")
-    return found
 
 
 class _Quantizer:
@@ -355,7 +332,7 @@ class _Quantizer:
                 rep: dict[str, Any]) -> Node:
         """The integer neuron; ``s`` is the scale per neuron (the node's shape)."""
         shape = self.shapes[name]
-        full = lambda a: np.broadcast_to(np.asarray(a, np.int64), shape).astype(np.int32)  # noqa: E731
+        full = lambda a: np.broadcast_to(np.asarray(a, np.int64), shape).astype(np.int32)
         du = full(DECAY_ONE - 1) if dec.alpha_u is None else full(np.clip(_rint(DECAY_ONE * (1 - dec.alpha_u)) - 1, -1, 4095))
         dv = full(DECAY_ONE) if dec.alpha_v is None else full(np.clip(_rint(DECAY_ONE * (1 - dec.alpha_v)), 0, DECAY_ONE))
         bias_mant, bias_exp = self._bias(name, node, drive, s)
@@ -435,7 +412,7 @@ class _Quantizer:
 
 def _registers(prof: Profile) -> dict[str, Any]:
     """The integer format of every register the layers use (for the report and outside tools)."""
-    fmt = lambda f: {"bits": f.bits, "signed": f.signed, "rounding": f.rounding.value,  # noqa: E731
+    fmt = lambda f: {"bits": f.bits, "signed": f.signed, "rounding": f.rounding.value,
                      "overflow": f.overflow.value}
     return {"weight": fmt(prof.weight), "accumulator": fmt(prof.accumulator), "u": fmt(prof.current),
             "v": fmt(prof.voltage), "du": {"range": [-1, DECAY_ONE - 1]}, "dv": {"range": [0, DECAY_ONE]},
