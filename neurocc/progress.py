@@ -26,7 +26,7 @@ REFRESH_S = 0.1          # seconds between redraws on a terminal
 BAR_WIDTH = 20           # characters of the bar
 SPINNER = "|/-\\"
 
-__all__ = ["Step", "REFRESH_S"]
+__all__ = ["REFRESH_S", "Step"]
 
 
 class Step:
@@ -77,7 +77,7 @@ class Step:
         return time.monotonic() - self.start
 
     # ----- context manager ----------------------------------------------------------------------
-    def __enter__(self) -> "Step":
+    def __enter__(self) -> Step:
         self.start = time.monotonic()
         if self.live:
             self._thread = threading.Thread(target=self._loop, name=f"progress {self.label}", daemon=True)

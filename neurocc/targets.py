@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import sys
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from neurocc.errors import TargetsError
 
@@ -91,6 +92,15 @@ class Target:
     validation: Validation = field(default_factory=Validation)
     reset_modes: tuple[str, ...] = ("zero",)       # reset modes the numerics implements
     supported: tuple[str, ...] = ()                # float node kinds it can compile (empty = all)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Target":
+        """The inverse of ``dataclasses.asdict(target)`` (how an artifact's manifest stores it)."""
+        s = dict(d)
+        return cls(**{**s, "limits": Limits(**s.get("limits") or {}), "energy": Energy(**s.get("energy") or {}),
+                      "validation": Validation(**s.get("validation") or {}),
+                      "reset_modes": tuple(s.get("reset_modes", ("zero",))),
+                      "supported": tuple(s.get("supported", ()))})
 
     @property
     def runnable(self) -> bool:

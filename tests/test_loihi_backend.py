@@ -135,13 +135,23 @@ def wide_graph(n_in: int = 5000) -> Graph:
     return Graph(nodes, (Edge("x", "d"), Edge("d", "l", 1), Edge("l", "o")), numerics="loihi", name="wide").verify()
 
 
-def test_check_reports_the_binding_limit():
+def test_runtime_refuses_an_artifact_beyond_the_targets_limits(tmp_path):
+    """The fit is checked by the runtime (the mapping report) before any backend starts; the
+    backend's own check is about what Lava can express."""
+    from neurocc.errors import BackendError
+    from neurocc.ir.artifact import load_artifact, write_artifact
+    from neurocc.runtime.run import require_fit
     from neurocc.targets import get_target
 
-    found = check(wide_graph(), get_target("loihi1"))
-    assert len(found) == 1 and "does not fit target 'loihi1'" in found[0] and "fan_in" in found[0], found
-    assert check(wide_graph(), get_target("loihi2")) == []   # Loihi 2 publishes no fan-in limit
-    assert check(wide_graph(), None) == []
+    g = wide_graph()
+    for name in ("loihi1", "loihi2"):
+        write_artifact(tmp_path / name, graph=g, float_graph=g, target=get_target(name))
+    with pytest.raises(BackendError) as err:
+        require_fit(load_artifact(tmp_path / "loihi1"), "loihi")
+    assert "does not fit target 'loihi1'" in str(err.value) and "fan_in" in str(err.value)
+    require_fit(load_artifact(tmp_path / "loihi2"), "loihi")   # Loihi 2 publishes no fan-in limit
+    require_fit(load_artifact(tmp_path / "loihi1"), "emulator")  # software backends have no limits
+    assert check(wide_graph(), get_target("loihi1")) == [] and check(wide_graph(), None) == []
 
 
 def test_run_refuses_a_graph_that_does_not_fit(tmp_path):

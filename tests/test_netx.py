@@ -206,7 +206,7 @@ def test_compile_hook_writes_files_and_lists_them(tmp_path, nir_paper):
     assert doc["netx"]["file"] == NET_FILE and doc["netx"]["not_expressible"] == []
     assert [lay["type"] for lay in doc["netx"]["layers"]] == ["input", "conv", "conv", "conv", "flatten", "dense", "dense"]
     assert doc["graph_digest"] == art.graph.digest()
-    assert doc["placement"]["fits"] and doc["placement"]["groups"]
+    assert doc["placement"]["fits"] and doc["placement"]["slices"]
 
 
 def test_unexpressible_graph_gets_no_file_and_a_warning(tmp_path):

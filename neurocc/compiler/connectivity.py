@@ -30,6 +30,7 @@ from typing import Literal
 
 import numpy as np
 
+from neurocc.ir.discrete import delay_steps
 from neurocc.errors import CompileError
 from neurocc.ir.graph import Graph
 from neurocc.ir.nodes import Conv2d, Input, Node, Output, _Dense, _Pool2d
@@ -229,7 +230,7 @@ def _paths_into(graph: Graph, post: str, pos: dict[str, int]) -> list[tuple[str,
 def _delay_node_steps(graph: Graph, node: Node) -> int:
     if node.kind != "Delay" or not node.delay.size:
         return 0
-    return int(np.rint(float(np.max(node.delay)) / graph.dt)) if graph.dt else 0
+    return int(delay_steps(node.delay, graph.dt).max())
 
 
 def _views(graph: Graph, shapes: dict[str, Shape], names: list[str], paths: list) -> dict[str, Shape]:

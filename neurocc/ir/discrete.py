@@ -85,3 +85,14 @@ def decay_factors(node: Node, dt: float, method: Method | str = Method.EULER) ->
         av, hv = _alpha(node.tau_mem, dt, method)
         return Decays(au, node.w_in * hu, av, node.r * hv, node.v_leak * hv)
     raise ValueError(f"{node.kind} is not a float neuron kind")
+
+
+def delay_steps(delay_s: np.ndarray, dt: float | None) -> np.ndarray:
+    """A ``Delay`` node's delays in seconds → whole steps at ``dt``: ``rint(τ / dt)`` (int64).
+
+    Without a dt (an undiscretised graph) every delay is 0 steps.
+    """
+    d = np.asarray(delay_s, np.float64)
+    if not d.size or not dt:
+        return np.zeros(d.shape, np.int64)
+    return np.rint(d / dt).astype(np.int64)

@@ -60,6 +60,7 @@ class Result:
     out_dir: Path
     seconds: float
     settings: Settings = field(default=FULL)
+    report_error: str | None = None
 
     @property
     def exit_status(self) -> int:
@@ -69,9 +70,9 @@ class Result:
         """The table, the verdict and where the files are (what the CLI prints)."""
         return "\n".join([
             format_table(self.rows), "", f"verdict: {self.verdict}",
-            f"report: {self.report}" if self.report else "report: not written (see quickstart.log)",
-            f"files: {self.out_dir}/ (quickstart.txt, quickstart.json, quickstart.log, artifacts/); "
-            f"total {self.seconds:.0f} s"])
+            f"report: {self.report}" if self.report else f"report: FAILED: {self.report_error or 'nothing compiled'}",
+            (f"files: {self.out_dir}/ (quickstart.txt, quickstart.json, quickstart.log, artifacts/); "
+             f"total {self.seconds:.0f} s")])
 
 
 def quickstart(targets_file: str | Path | None = None, out_dir: str | Path = DEFAULT_OUT, *, fast: bool = False,
@@ -98,10 +99,13 @@ def quickstart(targets_file: str | Path | None = None, out_dir: str | Path = DEF
         if art is not None:
             arts[tgt.name] = art
     with Step("HTML report", index=(total, total)) as step:
-        report = write_the_report(arts, digits, log)
-        step.done(str(report) if report else "not written (see quickstart.log)")
+        report, report_error = write_the_report(arts, digits, log)
+        step.done(str(report) if report else f"FAILED: {report_error}")
     verdict, failures = judge(rows)
-    result = Result(tuple(rows), verdict, tuple(failures), report, out, time.monotonic() - start, cfg)
+    if report is None:
+        failures.append(f"HTML report: {report_error}")
+        verdict += " The HTML report FAILED (see below)."
+    result = Result(tuple(rows), verdict, tuple(failures), report, out, time.monotonic() - start, cfg, report_error)
     write_outputs(out, result, log)
     return result
 
@@ -167,18 +171,18 @@ def ann_accuracy(d: Digits) -> float:
     return accuracy(d.model, d.x_te, d.y_te)
 
 
-def write_the_report(arts: dict[str, Path], d: Digits, log: Log) -> Path | None:
+def write_the_report(arts: dict[str, Path], d: Digits, log: Log) -> tuple[Path | None, str | None]:
     """``write_report`` for the first of :data:`REPORT_TARGETS` compiled (else the first artifact),
-    fed the first :data:`REPORT_SAMPLES` test digits; None when it failed (the log says why)."""
+    fed the first :data:`REPORT_SAMPLES` test digits: (the page, None) or (None, what failed)."""
     from neurocc.runtime.report import write_report
 
     name = next((t for t in REPORT_TARGETS if t in arts), next(iter(arts), None))
     if name is None:
-        return None
+        return None, "no target compiled"
     art = arts[name]
     inputs, _ = attempt(log, f"{name}: report inputs", lambda: encoded(art, d.x_te[:REPORT_SAMPLES]))
-    page, _ = attempt(log, f"{name}: report", lambda: write_report(art, inputs=inputs))
-    return page
+    page, err = attempt(log, f"{name}: report", lambda: write_report(art, inputs=inputs))
+    return page, None if page is not None else f"{name}: {err}"
 
 
 def write_outputs(out: Path, result: Result, log: Log) -> None:

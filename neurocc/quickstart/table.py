@@ -98,10 +98,11 @@ def format_table(rows: Sequence[Row]) -> str:
     widths = [max(len(c[i]) for c in [list(COLUMNS), *cells]) for i in range(len(COLUMNS))]
 
     def line(cs: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if i in RIGHT else c.ljust(w) for i, (c, w) in enumerate(zip(cs, widths))).rstrip()
+        padded = (c.rjust(w) if i in RIGHT else c.ljust(w) for i, (c, w) in enumerate(zip(cs, widths, strict=True)))
+        return "  ".join(padded).rstrip()
 
     out = [line(COLUMNS), line(["-" * w for w in widths])]
-    for r, c in zip(rows, cells):
+    for r, c in zip(rows, cells, strict=True):
         out.append(line(c))
         if r.note:
             out.append(f"{'':{widths[0]}}  -> {r.note}")

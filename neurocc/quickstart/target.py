@@ -158,9 +158,10 @@ def backend_row(tgt: Target, art: Path, backend: str, *, judge: str | None, d: D
     n = min(cfg.slow_samples, len(d.y_te)) if backend in SLOW_BACKENDS else len(d.y_te)
     step.advance(f"{backend}: evaluating {n} test digits" + (" in one worker" if backend in SLOW_BACKENDS else ""))
     acc, judge_acc, err = _evaluate(tgt, art, backend, judge, d, n, log)
-    step.advance(f"{backend}: validating on {cfg.validate_samples} digits")
+    judged = not (backend == "reference" and tgt.numerics == "float32")   # the float reference judges; it is not judged
+    step.advance(f"{backend}: validating on {cfg.validate_samples} digits" if judged else f"{backend}: the judge")
     check, passed, verr = "-", None, None
-    if not (backend == "reference" and tgt.numerics == "float32"):    # the float reference judges; it is not judged
+    if judged:
         if inputs is None:
             verr = f"no validation inputs: {inputs_error}"
         else:
@@ -182,7 +183,8 @@ def _evaluate(tgt: Target, art: Path, backend: str, judge: str | None, d: Digits
     from neurocc.runtime.evaluate import evaluate
 
     data = {"x": d.x_te[:n], "y": d.y_te[:n]}
-    res, err = attempt(log, f"{tgt.name}: {backend} evaluate", lambda: evaluate(art, data, backend=backend, batch_size=n))
+    res, err = attempt(log, f"{tgt.name}: {backend} evaluate",
+                       lambda: evaluate(art, data, backend=backend, batch_size=n))
     if res is None:
         return None, None, err
     judge_acc = None

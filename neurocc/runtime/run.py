@@ -10,8 +10,6 @@ executes the artifact's integer graph, ``reference`` its discretised float graph
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,10 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from neurocc._files import atomic_path
 from neurocc.errors import BackendError, InputError
 from neurocc.ir.artifact import Artifact, load_artifact
 
 FLOAT_BACKENDS = ("reference",)  # backends that execute the float graph
+SOFTWARE_BACKENDS = ("emulator", "reference", "edge-cpu")  # no chip limits to honour
 
 
 def as_artifact(artifact: Artifact | str | Path) -> Artifact:
@@ -45,15 +45,8 @@ def load_inputs(path: str | Path) -> dict[str, np.ndarray]:
 def save_outputs(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
     """Write ``arrays`` to ``path`` (.npz) atomically: a temporary file in the same folder, renamed."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(p) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
     return p
 
 
@@ -105,6 +98,27 @@ def prepare_inputs(artifact: Artifact, inputs: Mapping[str, np.ndarray], backend
             for k, v in inputs.items()}
 
 
+def require_fit(art: Artifact, backend: str) -> None:
+    """Refuse (BackendError with the mapping table) to run a chip backend on an artifact that does
+    not fit its target's limits, before the toolchain starts: Lava or NEST would run it happily on
+    the CPU, which would prove nothing about the chip. Software backends are not checked."""
+    if backend in SOFTWARE_BACKENDS:
+        return
+    from neurocc.compiler.mapping import mapping_report
+    from neurocc.targets import Target
+
+    target = Target.from_dict(art.target_settings)
+    report = mapping_report(art.graph, target)
+    if report.fits:
+        return
+    b = report.binding
+    fixes = [f"{f.action}: {f.effect}" for f in report.fixes[:3]]
+    raise BackendError(f"graph '{art.graph.name}' does not fit target '{target.name}': "
+                       f"{b.text() if b else 'a limit is exceeded'}", where=f"backend '{backend}'",
+                       problems=report.format_table().splitlines(),
+                       fix="; or ".join(fixes) if fixes else "use a larger target (see `neurocc plan MODEL`)")
+
+
 def run_artifact(artifact_dir: Artifact | str | Path, backend: str, inputs: Mapping[str, Any],
                  steps: int | None = None, record: bool = False) -> dict[str, np.ndarray]:
     """Run the artifact on ``backend``; outputs (and, with ``record``, ``<node>/<var>`` traces)."""
@@ -116,6 +130,7 @@ def run_artifact(artifact_dir: Artifact | str | Path, backend: str, inputs: Mapp
                          fix="pass --steps N with N >= 1, or leave it out to run as many steps as the input has")
     checked, _, _ = check_inputs(art, inputs)
     module = get_backend(backend)
+    require_fit(art, backend)
     if backend not in ("emulator", "reference") and art.target_settings.get("backend") is None:
         raise BackendError(f"target '{art.target}' has no runtime yet (plan and compile only)",
                            where=f"--backend {backend}", fix="run it with --backend emulator or reference")

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from neurocc.ir.discrete import delay_steps
 from neurocc.ir import numerics
 from neurocc.ir.nodes import Delay, Node
 from neurocc.ir.types import ResetMode
@@ -181,8 +182,7 @@ def _lava_wrap24(b, s: str) -> str:
 
 # --------------------------------------------------------------------------------------------
 def _delay_steps(ctx: "Ctx", node: Delay) -> np.ndarray:
-    d = np.asarray(node.delay, np.float64)
-    return np.rint(d / ctx.graph.dt).astype(np.int64) if d.size and ctx.graph.dt else np.zeros(d.shape, np.int64)
+    return delay_steps(node.delay, ctx.graph.dt)
 
 
 def _delay(b, ctx, name, node, x, st):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurocc.ir.discrete import delay_steps
 from neurocc.backends.emulator import convpool
 from neurocc.backends.emulator.linalg import Weights, rows_matmul
 from neurocc.ir.nodes import Node
@@ -220,7 +221,7 @@ class Delay(Kernel):
         d = np.asarray(self.node.delay, np.float64)
         if d.size and np.any(d > 0) and not dt:
             raise ValueError("a Delay node needs the graph's dt to turn seconds into steps")
-        self.k = np.rint(d / dt).astype(np.int64) if d.size and dt else np.zeros(d.shape, np.int64)
+        self.k = delay_steps(d, dt)
         self.depth = int(self.k.max(initial=0)) + 1
         if self.integer:
             self.out_dtype = np.int64

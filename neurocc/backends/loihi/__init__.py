@@ -27,7 +27,6 @@ import numpy as np
 from neurocc.errors import BackendError
 from neurocc.ir.graph import Graph
 
-from .limits import fit_problems, refuse_unfit, target_from_settings
 from .lower import lower, problems
 from .netx import NetxPlan, plan_netx
 from .netx_file import NET_FILE, SIDECAR
@@ -73,26 +72,25 @@ def run_lava_many(jobs: Sequence[LavaJob | Mapping[str, Any]], *, timeout_s: flo
 
 def check(graph: Graph, target: Any = None) -> list[str]:
     """Every reason this backend cannot run ``graph`` (empty when it can). ``target`` (a
-    :class:`neurocc.targets.Target`) must use the ``loihi`` numerics when given; for a target whose
-    backend is ``loihi`` the graph must also fit its limits (the mapping report's binding constraint
-    and fixes are listed when it does not)."""
+    :class:`neurocc.targets.Target`) must use the ``loihi`` numerics when given. Whether the graph
+    fits the target's resource limits is the mapping's question (``neurocc compile`` refuses a
+    graph that does not fit; ``neurocc run`` checks an artifact before any backend starts:
+    :func:`neurocc.runtime.run.require_fit`)."""
     found = []
     numerics = getattr(target, "numerics", None)
     if target is not None and numerics != "loihi":
         found.append(f"target '{getattr(target, 'name', target)}' uses numerics {numerics!r}; the loihi "
                      "backend runs only 'loihi' numerics")
     found += problems(graph)
-    return found + (fit_problems(graph, target) if target is not None and not found else [])
+    return found
 
 
 def run(artifact: Any, inputs: Mapping[str, np.ndarray], steps: int | None = None,
         record: bool = False) -> dict[str, np.ndarray]:
     """Backend contract: ``artifact`` is an artifact directory, a loaded Artifact, or a Graph.
-    An artifact compiled for a loihi target that does not fit its limits is refused (BackendError
-    with the mapping report) before Lava starts."""
-    graph, target, _ = _resolve(artifact)
-    if target is not None:
-        refuse_unfit(graph, target)
+    (``neurocc run``/``validate`` refuse an artifact that does not fit its target before this is
+    called: :func:`neurocc.runtime.run.require_fit`.)"""
+    graph, _, _ = _resolve(artifact)
     return run_lava(graph, inputs, steps, record)
 
 
@@ -135,4 +133,14 @@ def _resolve(artifact: Any) -> tuple[Graph, Any, Path | None]:
                            where="backend 'loihi'", fix="pass the directory written by `neurocc compile`")
     settings = getattr(artifact, "target_settings", None)
     path = getattr(artifact, "path", None)
-    return graph, target_from_settings(settings), Path(path) if path is not None else None
+    return graph, _target(settings), Path(path) if path is not None else None
+
+
+def _target(settings: Mapping[str, Any] | None) -> Any:
+    """The Target as compiled, from an artifact manifest's settings (None when absent/unreadable)."""
+    from neurocc.targets import Target
+
+    try:
+        return Target.from_dict(settings) if settings else None
+    except TypeError:
+        return None

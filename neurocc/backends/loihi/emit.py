@@ -8,33 +8,30 @@ population, see docs/backends/loihi.md).
 """
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 from typing import Any
 
-from neurocc.errors import NeuroccError
 from neurocc.ir.graph import Graph
 
 from .lower import problems as lava_problems
 from .netx import plan_netx
 from .netx_file import NET_FILE, SIDECAR, sidecar, write_json, write_net
 
+MAPPING_FILE = "mapping.json"  # the compile pipeline's mapping report (docs/artifact-format.md §6)
 
-def placement_summary(graph: Graph, target: Any) -> dict[str, Any] | None:
+
+def placement_summary(directory: Path, target: Any) -> dict[str, Any] | None:
     """Target, fit, cores, chips and the per-chip slice grouping (None without limits to map on)."""
     if target is None or getattr(target, "backend", None) != "loihi":
         return None
-    from neurocc.compiler.mapping import mapping_report
-
-    try:
-        report = mapping_report(graph, target, with_fixes=False)
-    except NeuroccError as err:
-        return {"target": target.name, "error": str(err)}
-    groups = report.placement.groups()
-    return {"target": target.name, "fits": report.fits, "cores": report.cores, "chips": report.chips,
-            "binding": report.binding.text() if report.binding else None,
-            "groups": {str(chip): [[layer, [list(r) for r in box]] for layer, box in items]
-                       for chip, items in groups.items()}}
+    try:  # written by the compile pipeline before the backend's files (neurocc/compiler/mapping.py)
+        doc = json.loads((directory / MAPPING_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return {"target": target.name, "fits": doc.get("fits"), "cores": doc.get("cores"), "chips": doc.get("chips"),
+            "binding": doc.get("binding"), "slices": (doc.get("placement") or {}).get("slices")}
 
 
 def emit(directory: Path, graph: Graph, target: Any) -> list[Path]:
@@ -48,6 +45,6 @@ def emit(directory: Path, graph: Graph, target: Any) -> list[Path]:
         warnings.warn(f"network.net (lava-dl netx) not written for '{graph.name}': netx cannot express it "
                       f"exactly: {shown}. The Lava-process backend (neurocc run --backend loihi) still runs "
                       f"it; details in {SIDECAR}", UserWarning, stacklevel=3)
-    doc = sidecar(graph, plan, bool(written), lava_problems(graph), placement_summary(graph, target))
+    doc = sidecar(graph, plan, bool(written), lava_problems(graph), placement_summary(directory, target))
     written.append(write_json(directory / SIDECAR, doc))
     return written

@@ -118,13 +118,9 @@ def _validation(art: Artifact, backends: list[str]) -> tuple[Mapping[str, Any] |
 
 def target_of(art: Artifact) -> Any:
     """The Target as compiled (rebuilt from the manifest's settings)."""
-    from neurocc.targets import Energy, Limits, Target, Validation
+    from neurocc.targets import Target
 
-    s = dict(art.target_settings)
-    return Target(**{**s, "limits": Limits(**s.get("limits", {})), "energy": Energy(**s.get("energy", {})),
-                     "validation": Validation(**s.get("validation", {})),
-                     "reset_modes": tuple(s.get("reset_modes", ("zero",))),
-                     "supported": tuple(s.get("supported", ()))})
+    return Target.from_dict(art.target_settings)
 
 
 def _mapping(art: Artifact) -> tuple[Any, str | None]:
