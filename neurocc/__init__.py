@@ -50,14 +50,14 @@ def feature(module: str, attr: str, what: str) -> Any:
             raise NotAvailableError(
                 f"{what} is not available yet in this version of neurocc "
                 f"(module {err.name} is not part of it)",
-                fix="it arrives with a later release; `neurocc quickstart` lists what works now") from err
+                fix="the installation is incomplete: run `make setup` (or `pip install -e .`) in the neurocc checkout") from err
         raise
     try:
         return getattr(mod, attr)
     except AttributeError:
         raise NotAvailableError(
             f"{what} is not available yet in this version of neurocc ({module}.{attr} is missing)",
-            fix="it arrives with a later release; `neurocc quickstart` lists what works now") from None
+            fix="the installation is incomplete: run `make setup` (or `pip install -e .`) in the neurocc checkout") from None
 
 
 def _as_graph(model: Any, **load_kw: Any) -> "Graph":

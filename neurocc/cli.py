@@ -184,9 +184,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
     target = neurocc.get_target(args.target, args.targets)
     graph = _graph(args)
     calibration = Path(args.calibration) if args.calibration else None  # x (and y) are checked by the pipeline
+    extra = {}
+    if args.encoding:
+        from neurocc.ir.encoding import Encoding
+
+        extra["encoding"] = Encoding(args.encoding, args.timesteps or 64, seed=args.seed)
     out = neurocc.compile(graph, target, Path(args.out), dt=args.dt, calibration=calibration,
                           timesteps=args.timesteps, accuracy_budget=args.accuracy_budget,
-                          targets_file=args.targets, per_channel=args.per_channel, echo=print)
+                          targets_file=args.targets, per_channel=args.per_channel, echo=print, **extra)
     print(f"compiled '{graph.name}' for {target.name} into {out}")
     return 0
 
@@ -356,6 +361,10 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                             "model; searches per-layer weight bits and timesteps (needs --calibration)")
         p.add_argument("--per-channel", action="store_true",
                        help="one weight scale per output channel (thresholds per neuron follow)")
+        p.add_argument("--encoding", choices=("constant", "poisson"),
+                       help="input encoding of a converted ANN: a constant current (default) or Poisson "
+                            "rate spikes (default for spinnaker, whose inputs are spikes only)")
+        p.add_argument("--seed", type=int, default=0, help="seed of the Poisson encoding (default 0)")
     elif name == "run":
         artifact()
         p.add_argument("--backend", required=True, metavar="B",
@@ -423,8 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = err.name or "?"
         if name == "neurocc" or name.startswith("neurocc."):
             print(f"neurocc {args.command}: this command is not available yet in this version of "
-                  f"neurocc (module {name} is not part of it).\nFix: it arrives with a later "
-                  "release; `neurocc quickstart` lists what works now.", file=sys.stderr)
+                  f"neurocc (module {name} is not part of it).\nFix: the installation is incomplete: "
+                  "run `make setup` (or `pip install -e .`) in the neurocc checkout.", file=sys.stderr)
             return 2
         print(f"neurocc {args.command}: the Python package '{name}' is not installed, and this "
               "command needs it.\nFix: run the set-up (`make demo` or scripts/setup.sh) or install "

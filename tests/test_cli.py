@@ -157,15 +157,6 @@ def test_every_command_has_help_with_common_options(tmp_path: Path) -> None:
     assert r.returncode == 0 and neurocc.__version__ in r.stdout
 
 
-def test_quickstart_is_honest(tmp_path: Path) -> None:
-    r = neurocc_cmd("quickstart", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    for name in NAMES:
-        assert name in r.stdout
-    assert "later release" in r.stdout or "arrives" in r.stdout
-    assert "torch" in r.stdout and "lava-nc" in r.stdout
-
-
 def test_console_script_is_installed() -> None:
     script = Path(sys.executable).parent / "neurocc"
     if not script.exists():

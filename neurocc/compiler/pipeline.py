@@ -165,6 +165,13 @@ def prepare(graph: Graph, tgt: Target, *, dt: float | None = None, method: Metho
     return Prepared(tgt, float_graph, to_q, cal, enc, steps, conv, ref_pred, stats)
 
 
+def default_encoding(tgt: Target) -> str:
+    """Input encoding of a converted ANN when none is asked for: a constant current (graded input,
+    the most accurate per step), except for targets whose inputs carry spikes only (SpiNNaker's
+    ``SpikeSourceArray``), which get Poisson rate coding."""
+    return "poisson" if tgt.backend == "spinnaker" else "constant"
+
+
 def _convert(graph: Graph, tgt: Target, calibration: Any, timesteps: int | None, encoding: Any) -> tuple:
     from neurocc.compiler import calibrate
     from neurocc.compiler.passes.convert import ann_forward, convert, reset_for_target
@@ -174,7 +181,7 @@ def _convert(graph: Graph, tgt: Target, calibration: Any, timesteps: int | None,
     norm = normalize(graph)
     cal = calibrate.read_calibration(calibration, norm, static=True)
     steps = int(timesteps or (encoding.timesteps if encoding is not None else DEFAULT_TIMESTEPS))
-    enc = Encoding("constant", steps) if encoding is None else replace(encoding, timesteps=steps)
+    enc = Encoding(default_encoding(tgt), steps) if encoding is None else replace(encoding, timesteps=steps)
     (x,) = cal.x.values()
     snn, report = convert(graph, x, timesteps=steps, reset=reset_for_target(tgt), encoding=enc,
                           calibration_y=cal.y, sweep_samples=SWEEP_SAMPLES)
