@@ -15,7 +15,10 @@ ratios share the machine's load:
 stays float32: it is the baseline a user would otherwise deploy). Spikes of the ONNX forms are
 checked against the emulator (identical in int8; identical or within float32 rounding in float).
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_edge_cpu.py [--reps 15] [--numerics float32,int8]
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_edge_cpu.py [--reps 15] [--numerics float32,int8] [--gemm]
+
+``--gemm`` adds the bound at each batch: the matrix products alone (torch's per-step ``Linear``
+calls vs the window graph's one product per layer, float32 and int8), with their G ops/s.
 """
 from __future__ import annotations
 
@@ -115,12 +118,7 @@ def bench(numerics: str, batch: int, steps: int, reps: int, fg) -> None:
     ref = outs["emulator"]
     agree = {k: "identical" if np.array_equal(v, ref) else f"{int(np.count_nonzero(v != ref))} differ"
              for k, v in outs.items() if k != "emulator"}
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(reps):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
+    times = _interleaved(fns, reps)
     base_med, base_min = statistics.median(times["torch-loop"]), min(times["torch-loop"])
     print(f"\n{numerics}, batch {batch}, T={steps}, {reps} interleaved reps, output spikes "
           f"{int(ref.sum())}; vs emulator: {agree}")
@@ -130,17 +128,85 @@ def bench(numerics: str, batch: int, steps: int, reps: int, fg) -> None:
         print(f"{k:<12} {1e3 * med:>10.2f} {1e3 * mn:>9.2f} {base_med / med:>20.2f}x {base_min / mn:>8.2f}x")
 
 
+def gemm_ceiling(batch: int, steps: int, reps: int, fg) -> None:
+    """The structural bound at this batch: the matrix products alone, both ways, interleaved.
+
+    ``torch 32-row``: the torch loop's ``nn.Linear`` calls only (one (B, in) @ (in, out) per layer
+    and step); ``ort f32`` / ``ort int8``: the window graph's products only (one (T·B, in) product
+    per layer: float32 MatMul, u8 × s8 MatMulInteger). No speed-up of the neuron updates can push
+    ``torch-loop / window`` past ``torch-loop / (window's products)``."""
+    import torch
+    from onnx import TensorProto, helper
+
+    from neurocc.backends.edge_cpu.session import make_session
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(2)
+    ws = [np.asarray(fg.nodes[f"fc{i}"].weight, np.float32) for i in range(len(SIZES) - 1)]
+    xs = [(rng.random((steps * batch, n)) < 0.15) for n in SIZES[:-1]]
+    lins = [torch.nn.Linear(w.shape[1], w.shape[0]) for w in ws]
+    xts = [torch.from_numpy(x.astype(np.float32)).reshape(steps, batch, -1) for x in xs]
+
+    def torch_mm() -> None:
+        with torch.inference_mode():
+            for lin, xt in zip(lins, xts, strict=True):
+                for t in range(steps):
+                    lin(xt[t])
+
+    def ort_model(int8: bool):
+        nodes, inits, ins, feed = [], [], [], {}
+        for i, w in enumerate(ws):
+            wt = np.ascontiguousarray((np.clip(np.rint(w * 40), -128, 127).astype(np.int8) if int8 else w).T)
+            inits.append(helper.make_tensor(f"w{i}", TensorProto.INT8 if int8 else TensorProto.FLOAT, wt.shape,
+                                            wt.tobytes(), raw=True))
+            dt, npdt = (TensorProto.UINT8, np.uint8) if int8 else (TensorProto.FLOAT, np.float32)
+            ins.append(helper.make_tensor_value_info(f"x{i}", dt, list(xs[i].shape)))
+            nodes.append(helper.make_node("MatMulInteger" if int8 else "MatMul", [f"x{i}", f"w{i}"], [f"y{i}"]))
+            feed[f"x{i}"] = xs[i].astype(npdt)
+        outs = [helper.make_tensor_value_info(f"y{i}", TensorProto.INT32 if int8 else TensorProto.FLOAT, None)
+                for i in range(len(ws))]
+        g = helper.make_graph(nodes, "mm", ins, outs, inits)
+        sess = make_session(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8))
+        return lambda: sess.run(None, feed)
+
+    fns = {"torch 32-row" if batch == 32 else f"torch {batch}-row": torch_mm,
+           "ort f32": ort_model(False), "ort int8": ort_model(True)}
+    times = _interleaved(fns, reps)
+    macs = steps * batch * sum(w.size for w in ws)
+    print(f"\nmatrix products only, batch {batch}, T={steps} ({2 * macs / 1e9:.2f} G ops per inference)")
+    for k, ts in times.items():
+        mn = min(ts)
+        print(f"{k:<14} {1e3 * statistics.median(ts):>8.2f} ms median {1e3 * mn:>8.2f} ms min  "
+              f"{2 * macs / mn / 1e9:>7.1f} G ops/s")
+
+
+def _interleaved(fns: dict[str, Callable[[], object]], reps: int) -> dict[str, list[float]]:
+    for f in fns.values():
+        f()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    return times
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--batch", default="1,32")
     ap.add_argument("--numerics", default="float32,int8")
+    ap.add_argument("--gemm", action="store_true", help="also time the matrix products alone (the bound)")
     args = ap.parse_args()
     fg = float_graph()
     for numerics in args.numerics.split(","):
         for batch in map(int, args.batch.split(",")):
             bench(numerics, batch, args.steps, args.reps, fg)
+    if args.gemm:
+        for batch in map(int, args.batch.split(",")):
+            gemm_ceiling(batch, args.steps, args.reps, fg)
 
 
 if __name__ == "__main__":

@@ -115,6 +115,56 @@ def test_large_sums_use_an_exact_path():
     assert np.abs(want).max() > 2**24 and np.array_equal(got, want)
 
 
+def test_int8_gather_sums_more_rows_than_one_int16_partial():
+    # 700 inputs, nearly all active: one row sums up to 700 int8 weights, i.e. three int16
+    # partials of <= 255 rows; the result must equal plain int64 arithmetic (sums far beyond
+    # int16 in both directions). Binary input, int8 profile, weight_exp 0.
+    rng = np.random.default_rng(4)
+    w = np.concatenate([np.full((1, 700), 127), np.full((1, 700), -128), rng.integers(-128, 128, (3, 700))])
+    g = Graph.chain(("input", N.Input(shape=(700,))), ("d", Q.QDense(weight=w)),
+                    ("output", N.Output(shape=(5,))), numerics="int8")
+    x = (rng.random((4, 2, 700)) < 0.97).astype(np.uint8)
+    got = simulate(g, {"input": x}).outputs["output"]
+    want = np.einsum("tbi,oi->tbo", x.astype(np.int64), w.astype(np.int64))
+    assert np.abs(want).max() > 2**16 and np.array_equal(got, want)
+
+
+def loihi_wrap_net(weight_exp: int, kind: str = "QLIF") -> Graph:
+    """input(60) → QDense → QLIF/QLI under loihi, scaled so that u wraps and v saturates."""
+    rng = np.random.default_rng(7)
+    n = 12
+    par = dict(du=rng.integers(-1, 4096, n), dv=rng.integers(0, 4097, n), bias_mant=rng.integers(-4096, 4096, n),
+               bias_exp=rng.integers(-7, 8, n))
+    neuron = Q.QLIF(vth=rng.integers(0, 1 << 17, n), **par) if kind == "QLIF" else Q.QLI(**par)
+    return Graph({"input": N.Input(shape=(60,)), "d": Q.QDense(weight=rng.integers(-128, 128, (n, 60)),
+                                                             weight_exp=weight_exp),
+                  "l": neuron, "output": N.Output(shape=(n,))},
+                 [Edge("input", "d"), Edge("d", "l", 1), Edge("l", "output")], numerics="loihi")
+
+
+@pytest.mark.parametrize("kind", ["QLIF", "QLI"])
+@pytest.mark.parametrize("weight_exp", [0, 6, 9])
+def test_loihi_fast_neuron_path_equals_the_profile_path(kind, weight_exp, monkeypatch):
+    # The loihi window fast path (no impossible int32 wraps, range checks before wrap/saturate)
+    # must give the same traces and the same event counts as the generic per-step profile
+    # calls. weight_exp 6 makes u wrap and v saturate inside the fast path (|a| <= 81536 here);
+    # 9 makes |a << 6| exceed 2^24, so the fast path must decline.
+    from neurocc.backends.emulator.neurons import IntNeuron
+
+    g = loihi_wrap_net(weight_exp, kind)
+    x = spikes(11, 80, 2, n=60, p=0.5)
+    used = []
+    fast = IntNeuron._window_fast
+    monkeypatch.setattr(IntNeuron, "_window_fast", lambda self, *a: used.append(1) or fast(self, *a))
+    ref = simulate(g, {"input": x}, record=True)
+    monkeypatch.setattr(IntNeuron, "_fast_ok", lambda self, a: False)
+    generic = simulate(g, {"input": x}, record=True)
+    assert same(ref, generic) and ref.events == generic.events
+    assert bool(used) == (weight_exp < 9)
+    if weight_exp:
+        assert ref.events["l"].get("u_wrap", 0) > 0 and ref.events["l"].get("v_saturate", 0) > 0
+
+
 # ---- int8 profile ---------------------------------------------------------------------------
 def int8_neuron(**kw) -> Graph:
     return Graph({"input": N.Input(shape=(1,)), "d": Q.QDense(weight=np.array([[1]])), "l": qlif(1, **kw),

@@ -5,11 +5,12 @@ Two numerics modes, chosen by the graph:
 * **integer** (target ``edge-cpu``, profile ``int8``; also ``loihi`` artifacts): the op sequences
   of :mod:`.intops` and :mod:`.neurons` encode :mod:`neurocc.ir.numerics` and reproduce the
   emulator bit for bit (MatMulInteger/ConvInteger with int32 accumulation, int64 Mul + Div for
-  decays, Where/Clip/Mod for wrap and saturation, edge delays as explicit state);
+  decays, Where/Clip/Mod for wrap and saturation, edge delays as explicit state; the window
+  graph's feed-forward int8 neurons use the exact float64 form of :mod:`.fastint`);
 * **float32** (target ``edge-cpu-f32``, a float graph): the float reference's discretisation in
   float32 (same spikes on ordinary networks; membranes within float32 rounding).
 
-Two execution forms (:mod:`.emit`): the streaming **step** graph (state as explicit inputs and
+Two execution forms (:mod:`.assemble`): the streaming **step** graph (state as explicit inputs and
 ``.next`` outputs named after the IR state variables) and the **window** graph (layer-major
 MatMul/Conv over all steps, Scan over each neuron recurrence, Scan over whole recurrent blocks).
 

@@ -177,22 +177,26 @@ class _Window:
 
     def neuron_scan(self, n: str) -> None:
         """A feed-forward neuron: ``pre`` over the whole window, a Scan of the state recurrence
-        only, ``post`` over the whole window (the same ops as the step graph, hoisted)."""
+        only, ``post`` over the whole window (the step graph's ops, hoisted; int8 QLIF/QLI use
+        the float64 form of :mod:`.fastint`, the same numerics without int64 Div/Mod)."""
         from onnx import helper
 
-        from .neurons import neuron_post, neuron_pre, neuron_step, raw_dtype
+        from . import fastint, neurons
 
         ctx, b, g = self.ctx, self.b, self.ctx.graph
         node = g.nodes[n]
-        xin = neuron_pre(b, ctx, n, node, self.external(n, {n}))
-        specs = ctx.state_spec(n)
+        fast = fastint.applies(ctx, node)
+        x = self.external(n, {n})
+        xin = fastint.pre(b, ctx, n, x) if fast else neurons.neuron_pre(b, ctx, n, node, x)
+        specs = fastint.state_spec(ctx, n, node) if fast else ctx.state_spec(n)
         sb = b.child(f"{n}.scan/")
         st_names = {var: sb.fresh(f"{n}/{var}") for var in specs}
         x_t = sb.fresh(f"{n}.x_t")
-        raw, new = neuron_step(sb, ctx, n, node, x_t, st_names)
-        raw_dt = raw_dtype(ctx, node)
+        step = fastint.step if fast else neurons.neuron_step
+        raw, new = step(sb, ctx, n, node, x_t, st_names)
+        raw_dt = (np.dtype(np.bool_) if node.spiking else fastint.F64) if fast else neurons.raw_dtype(ctx, node)
         xin_dt = np.dtype(np.float32) if not ctx.integer else (
-            np.dtype(np.int32) if ctx.profile.name == "loihi" else np.dtype(np.int64))
+            np.dtype(np.int32) if fast or ctx.profile.name == "loihi" else np.dtype(np.int64))
         taken: set[str] = set()
         b_ins = [value_info(st_names[v], dt, ["batch", *shape]) for v, (dt, shape) in specs.items()]
         b_ins.append(value_info(x_t, xin_dt, ["batch", *ctx.shapes[n]]))
@@ -202,7 +206,7 @@ class _Window:
         graph = helper.make_graph(sb.nodes, f"{n}_step", b_ins, b_outs)
         init = [b.zeros_like_batch(g.inputs[0], 1, shape, dt) for dt, shape in specs.values()]
         outs = b.op("Scan", init + [xin], f"{n}.scan", n_out=len(specs) + 1, body=graph, num_scan_inputs=1)
-        self.seq[n] = neuron_post(b, ctx, node, outs[-1])
+        self.seq[n] = fastint.post(b, node, outs[-1]) if fast else neurons.neuron_post(b, ctx, node, outs[-1])
 
     def build(self) -> Any:
         ctx, g, b = self.ctx, self.ctx.graph, self.b

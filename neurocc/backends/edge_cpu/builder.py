@@ -16,13 +16,13 @@ OPSET = 17
 IR_VERSION = 8  # the IR version that goes with opset 17 (ORT 1.31 loads IR <= 13)
 
 _NP_TO_ONNX = {
-    np.dtype(np.float32): 1, np.dtype(np.uint8): 2, np.dtype(np.int8): 3,
+    np.dtype(np.float32): 1, np.dtype(np.float64): 11, np.dtype(np.uint8): 2, np.dtype(np.int8): 3,
     np.dtype(np.int32): 6, np.dtype(np.int64): 7, np.dtype(np.bool_): 9,
 }
 
 
 def onnx_type(dtype: Any) -> int:
-    """The ONNX TensorProto element type of a numpy dtype (float32, u8, s8, int32, int64, bool)."""
+    """The ONNX TensorProto element type of a numpy dtype (float32/64, u8, s8, int32, int64, bool)."""
     return _NP_TO_ONNX[np.dtype(dtype)]
 
 

@@ -149,7 +149,9 @@ def _int_neuron(b, ctx, name, node, a6, st):
 
 
 def _int_spike(b, node, vth_value, v, st, new, sdt):
-    k = i32 if sdt == np.int32 else i64
+    """Spike ``v > vth``, reset (zero | subtract vth), refractory hold, in the state dtype
+    ``sdt`` (int32, int64, or float64 holding integers: :mod:`.fastint`)."""
+    k = lambda b, val: b.const(np.asarray(val, sdt), "k")  # noqa: E731
     vth = k(b, np.asarray(vth_value, np.int64))
     if node.refractory:
         hold = b.op("Greater", [st["ref"], k(b, 0)], "hold")

@@ -5,8 +5,9 @@ picks, per call, the cheaper of two paths:
 
 * **gather**: for each row, sum the rows of the contiguous transposed weight matrix ``w_t``
   that its active (non-zero) inputs select; cost ∝ active inputs × fan-out. Binary rows sum
-  rows; graded rows take a small dot product. Integer weights stay integer (int8 rows are
-  summed in int16 blocks of at most 255 rows, which cannot overflow, then in int64).
+  rows; graded rows take a small dot product. Integer weights stay integer: int8 rows are
+  copied into a reused buffer and summed in int16 partials of at most 255 rows (which cannot
+  overflow), then in int32 when ``Weights.bound(1) < 2**31`` (else int64).
 * **GEMM**: one BLAS matrix product in float32 or float64. For integer data it is used only when
   it is provably exact: every partial sum is an integer of magnitude at most
   ``max|x| · max_o Σ_j |W[o, j]|``; float32 is exact below 2**24, float64 below 2**53;
@@ -80,25 +81,60 @@ class Weights:
         return cache[dtype]
 
 
+CHUNK = 255  # int8 rows summed per int16 partial: 255 · 128 = 32640 < 2**15, cannot overflow
+
+
+def _sum_rows_int8(wt: np.ndarray, idx: np.ndarray, out: np.ndarray, buf: np.ndarray, acc16: np.ndarray) -> None:
+    """``out (n_out,) int32 ← Σ wt[idx]`` for an int8 ``wt``, exact and without temporaries.
+
+    The rows are copied (``np.take`` into the preallocated ``buf``, at most :data:`CHUNK`
+    rows at a time) and summed in int16: |Σ of ≤ 255 int8 values| ≤ 255 · 128 < 2**15, so the
+    int16 partial is exact; the partials add up in int32 (exact while ``Weights.bound(1) <
+    2**31``, which the caller checks). The indices come from ``np.nonzero`` and are valid, so
+    ``mode="clip"`` (no bounds buffer) changes nothing."""
+    for i in range(0, idx.size, CHUNK):
+        j = idx[i:i + CHUNK]
+        b = buf[:j.size]
+        np.take(wt, j, axis=0, out=b, mode="clip")
+        np.add.reduce(b, axis=0, dtype=np.int16, out=acc16)
+        if i:
+            out += acc16
+        else:
+            np.copyto(out, acc16)
+
+
 def _gather_int(wt: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Σ of the rows ``wt[idx]`` (binary inputs), exact (int32 while it provably fits)."""
-    if idx.size == 0:
-        return np.zeros(wt.shape[1], np.int64)
-    if wt.dtype == np.int8:          # ≤ 255 int8 rows cannot overflow an int16 sum
-        acc = wt[idx[:255]].sum(axis=0, dtype=np.int16).astype(np.int32)
-        for i in range(255, idx.size, 255):
-            acc += wt[idx[i:i + 255]].sum(axis=0, dtype=np.int16)
-        return acc
+    """Σ of the rows ``wt[idx]`` (binary inputs) for int16/int32/int64 ``wt``, exact."""
     if wt.dtype == np.int16 and idx.size <= 65535:
         return wt[idx].sum(axis=0, dtype=np.int32)
     return wt[idx].sum(axis=0, dtype=np.int64)
 
 
+def _active(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices of every non-zero of ``x`` (R, in), row by row, and the row bounds:
+    row r's active inputs are ``cols[bounds[r]:bounds[r + 1]]`` (one ``nonzero`` per call)."""
+    cols = np.nonzero(x)[1]
+    bounds = np.zeros(x.shape[0] + 1, np.intp)
+    np.cumsum(np.count_nonzero(x, axis=1), out=bounds[1:])
+    return cols, bounds
+
+
 def _gather_rows(x: np.ndarray, W: Weights, binary: bool) -> np.ndarray:
     R = x.shape[0]
-    out = np.empty((R, W.n_out), np.int64 if W.integer else np.float64)
+    cols, bounds = _active(x)
+    if binary and W.integer and W.w_t.dtype == np.int8 and W.bound(1.0) < I32_EXACT:
+        out = np.zeros((R, W.n_out), np.int32)
+        buf = np.empty((min(CHUNK, int(np.diff(bounds).max(initial=0))), W.n_out), np.int8)
+        acc16 = np.empty(W.n_out, np.int16)
+        for r in range(R):
+            if bounds[r + 1] > bounds[r]:
+                _sum_rows_int8(W.w_t, cols[bounds[r]:bounds[r + 1]], out[r], buf, acc16)
+        return out
+    out = np.zeros((R, W.n_out), np.int64 if W.integer else np.float64)
     for r in range(R):
-        idx = np.flatnonzero(x[r])
+        idx = cols[bounds[r]:bounds[r + 1]]
+        if idx.size == 0:
+            continue
         if binary:
             out[r] = _gather_int(W.w_t, idx) if W.integer else W.w_t[idx].sum(axis=0)
         elif W.integer:
