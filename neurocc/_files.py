@@ -6,6 +6,7 @@ appears complete or not at all: it is written beside its destination and renamed
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -113,3 +114,17 @@ def atomic_directory(out_dir: str | Path, *, manifest: str = "manifest.json", fo
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def npz_bytes(arrays: "dict[str, np.ndarray]") -> bytes:
+    """An ``.npz`` (deflated) with fixed zip dates and sorted members: same arrays, same bytes."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for key in sorted(arrays):
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with zf.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.ascontiguousarray(arrays[key]), allow_pickle=False)
+    return buf.getvalue()

@@ -8,7 +8,9 @@ not in this version; 3 an internal error (a bug: rerun with ``--debug`` and repo
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -246,7 +248,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if missing:
         raise InputError(f"the data file lacks array(s) {', '.join(missing)}", where=f"--data {args.data}",
                          fix="save it as numpy.savez(path, x=samples, y=integer_labels)")
-    result = neurocc.evaluate(Path(args.artifact), data, backend=args.backend)
+    result = neurocc.evaluate(Path(args.artifact), Path(args.data), backend=args.backend)
     fmt = _formatter("neurocc.runtime.evaluate", "format_evaluation")
     print(fmt(result) if fmt else f"accuracy: {result['accuracy']:.4f}")
     if args.json:
@@ -416,9 +418,15 @@ INTERNAL = ("internal error in neurocc: {kind}: {msg}\nThis is a bug in neurocc,
             "Rerun the same command with --debug for the traceback and report it.")
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> str:
+    """Warnings as one line ("neurocc: warning: ..."), not Python's file:line + source line."""
+    return f"neurocc: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (see the module docstring)."""
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = _one_line_warning
     try:
         return int(args.func(args) or 0)
     except NeuroccError as err:
@@ -442,6 +450,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as err:  # noqa: BLE001  (the one place that turns bugs into a short message)
         if args.debug:
             raise

@@ -170,3 +170,23 @@ def test_bad_calibration_and_models_without_neurons_name_the_numbers(tmp_path):
                          ("out", Output(shape=(2,))), name="linear").verify()
     with pytest.raises(CompileError, match="the model has no neurons \\(3 nodes of kinds Input, Linear, Output\\)"):
         compile_model(linear, "emulator", tmp_path / "b")
+
+
+def test_validate_samples_are_drawn_from_the_kept_calibration_data(tmp_path):
+    """`validate --samples N` runs the first N calibration samples (time-major spikes here),
+    not random trains; asking for more than the artifact keeps is a clear error."""
+    from neurocc.runtime.validate import sample_inputs, validate_artifact
+
+    g, cal = _labelled_net()
+    out = compile_model(g, "emulator", tmp_path / "a", calibration=cal)
+    art = load_artifact(out)
+    kept = art.manifest["calibration_sample"]
+    assert kept["file"] == "calibration_sample.npz" and not kept["static"]
+    x, source = sample_inputs(art, 3)
+    (name,) = x
+    np.testing.assert_array_equal(x[name], cal["x"][:, :3])
+    assert "calibration" in source
+    report = validate_artifact(out, backends=["emulator"], samples=3)
+    assert report["inputs"]["batch"] == 3 and "calibration" in report["inputs"]["source"]
+    with pytest.raises(InputError, match="more samples than the artifact keeps"):
+        sample_inputs(art, kept["samples"] + 1)

@@ -108,6 +108,19 @@ def test_inspect_the_nir_paper_cnn(tmp_path: Path, nir_paper: Path) -> None:
     assert "recurrent edges: none" in r.stdout
 
 
+@pytest.mark.parametrize("target", NAMES)
+def test_compile_and_run_for_every_target(tmp_path: Path, nir_paper: Path, target: str) -> None:
+    """`neurocc compile` prints its tables and writes an artifact for every shipped target."""
+    out = tmp_path / "art"
+    r = neurocc_cmd("compile", str(nir_paper / "lif_norse.nir"), "--target", target, "--dt", "1e-4",
+                    "-o", str(out), cwd=tmp_path)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert f"compiled 'lif_norse' for {target}" in r.stdout
+    integer = target not in ("spinnaker2", "edge-cpu-f32")  # float32 numerics: nothing is quantized
+    assert ("quantization" in r.stdout) == integer, r.stdout
+    assert (out / "manifest.json").is_file() and (out / "mapping.json").is_file()
+
+
 def test_export_nir_round_trip(tmp_path: Path, nir_paper: Path) -> None:
     _needs("neurocc.compiler.frontends.nir", "write_nir")
     model = nir_paper / "cnn_sinabs.nir"

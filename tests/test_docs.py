@@ -19,7 +19,7 @@ import re
 import shlex
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -70,7 +70,7 @@ def slug(heading: str) -> str:
     return "".join(kept).replace(" ", "-")
 
 
-@lru_cache(maxsize=None)
+@cache
 def anchors(page: Path) -> frozenset[str]:
     seen: dict[str, int] = {}
     found = set()
@@ -129,7 +129,7 @@ def tokens(command: str) -> list[str]:
 
 
 # ----- the parser ----------------------------------------------------------------------------------
-@lru_cache(maxsize=None)
+@cache
 def parser() -> argparse.ArgumentParser:
     from neurocc.cli import build_parser
 
@@ -248,7 +248,7 @@ OTHER_PROGRAM = re.compile(r"^(?:\$\s+)?(?:[A-Z_][A-Z0-9_]*=\S+\s+)*(?:\S*/)?(?:
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
 
 
-@lru_cache(maxsize=None)
+@cache
 def source_text() -> str:
     """The scripts a page may show flags of: examples, benchmarks, the set-up, the Makefile, and
     neurocc's own files (the bundle runner, the emitted PyNN script)."""

@@ -29,11 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from neurocc._files import npz_bytes
 from neurocc.compiler.passes.discretize import discretize
 from neurocc.compiler.passes.fuse import fuse_pools
 from neurocc.compiler.passes.quantize import LayerStats, quantize_with_report
 from neurocc.errors import CompileError, GraphError
-from neurocc.ir.artifact import Artifact, write_artifact
+from neurocc.ir.artifact import Artifact, check_output_dir, write_artifact
 from neurocc.ir.graph import Graph
 from neurocc.ir.types import Method
 from neurocc.targets import Target
@@ -43,6 +44,8 @@ STATS_SAMPLES = 256         # calibration samples the float statistics use
 DIAG_SAMPLES = 512          # calibration samples the emulator-in-the-loop diagnostics use
 SWEEP_SAMPLES = 256         # calibration samples of the conversion's accuracy/latency table
 MAPPING_FILE = "mapping.json"
+CAL_SAMPLE_FILE = "calibration_sample.npz"  # the first CAL_SAMPLE calibration samples: x per input, labels
+CAL_SAMPLE = 64
 
 __all__ = ["PASSES", "Compiled", "Options", "compile_graph", "compile_model", "fuse_pools", "run_passes"]
 
@@ -70,6 +73,7 @@ class Compiled:
     timesteps: int | None = None
     calibration: dict[str, Any] | None = None
     graded_inputs: tuple[str, ...] = ()    # float32 artifacts: inputs fed as graded values
+    cal: Any = None                         # calibrate.Calibration: the data, for the artifact's sample
 
 
 @dataclass(frozen=True)
@@ -202,7 +206,7 @@ def quantize_prepared(prep: Prepared, *, stats: dict[str, LayerStats] | None = N
     enc = None if prep.encoding is None else prep.encoding.to_dict()
     if tgt.numerics == "float32":
         return Compiled(prep.float_graph, prep.float_graph, None, prep.conversion, None, enc, prep.timesteps,
-                        None if prep.cal is None else prep.cal.summary(), _graded(prep))
+                        None if prep.cal is None else prep.cal.summary(), _graded(prep), prep.cal)
     merged: dict[str, LayerStats] = {}
     cal_doc: dict[str, Any] | None = None
     if prep.float_stats is not None:
@@ -227,7 +231,8 @@ def quantize_prepared(prep: Prepared, *, stats: dict[str, LayerStats] | None = N
                                    "search the scales")
     if cal_doc is not None:
         report["calibration"] = cal_doc
-    return Compiled(prep.float_graph, qgraph, report, prep.conversion, diag, enc, prep.timesteps, cal_doc)
+    return Compiled(prep.float_graph, qgraph, report, prep.conversion, diag, enc, prep.timesteps, cal_doc,
+                    cal=prep.cal)
 
 
 def _graded(prep: Prepared) -> tuple[str, ...]:
@@ -307,6 +312,7 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     diagnostics, budget trials (:mod:`neurocc.compiler.summary`) and the mapping table.
     """
     tgt = resolve_target(target, targets_file)
+    check_output_dir(out_dir)
     budget_doc = None
     if accuracy_budget is not None:
         from neurocc.compiler.budget import search
@@ -319,16 +325,21 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
                                  encoding=encoding, per_channel=per_channel, stats=stats)
     mapping = _mapping(compiled.graph, tgt, targets_file)
     extra = _manifest_extra(graph, compiled, mapping, budget_doc, calibration, timesteps)
-    if echo is not None:
+    files = {MAPPING_FILE: (mapping.to_json() + "\n").encode()}
+    if compiled.cal is not None:  # what `neurocc validate --samples N` draws from
+        sample = compiled.cal.subset(CAL_SAMPLE)
+        files[CAL_SAMPLE_FILE] = npz_bytes({**sample.x, **({} if sample.y is None else {"labels": sample.y})})
+        extra["calibration_sample"] = {"file": CAL_SAMPLE_FILE, "samples": sample.samples,
+                                       "static": sample.static}
+    write_artifact(out_dir, graph=compiled.graph, float_graph=compiled.float_graph, target=tgt,
+                   quantization=compiled.quantization, extra=extra, extra_files=files,
+                   emit=_backend_emitter(tgt, compiled))
+    if echo is not None:  # after the artifact is safely written
         from neurocc.compiler.summary import format_compile
 
         tables = format_compile(extra, compiled.quantization)
         echo(f"{tables}\n" if tables else "")
         echo(f"{mapping.format_table()}\n")
-    write_artifact(out_dir, graph=compiled.graph, float_graph=compiled.float_graph, target=tgt,
-                   quantization=compiled.quantization, extra=extra,
-                   extra_files={MAPPING_FILE: (mapping.to_json() + "\n").encode()},
-                   emit=_backend_emitter(tgt, compiled))
     return Path(out_dir)
 
 

@@ -53,6 +53,8 @@ def _pct(x: float | None) -> str:
 
 def format_quantization(report: Mapping[str, Any]) -> str:
     """Per layer: scale, exponent, weight bits, thresholds, biases, and what bound the scale."""
+    if report.get("profile") == "spinnaker":
+        return _format_spinnaker(report)
     rows = []
     for name, lay in report["layers"].items():
         syn = list(lay["synapses"].values())
@@ -69,6 +71,23 @@ def format_quantization(report: Mapping[str, Any]) -> str:
         if info.get("values") == "graded":
             lines.append(f"input '{name}': graded, fed as rint(x · {info.get('scale'):g})"
                          + (f" (bounded by {_bounds(info.get('bound_by') or {})})" if info.get("bound_by") else ""))
+    return "\n".join(lines)
+
+
+def _format_spinnaker(report: Mapping[str, Any]) -> str:
+    """SpiNNaker layers: membrane scale, ring-buffer shifts and weight LSBs per receptor, cores."""
+    rows = []
+    for name, lay in report["layers"].items():
+        syn = list(lay.get("synapses", {}).values())
+        zero = sum(s.get("zero", 0) for s in syn) / max(1, sum(s.get("n", 0) for s in syn))
+        shifts = "/".join(str(v) for v in lay.get("ring_buffer_shift", []))
+        lsb = "/".join(_g(v) for v in lay.get("weight_lsb_nA", []))
+        rows.append([name, lay["kind"], _g(lay.get("v_scale_mV")), shifts, lsb, f"{100 * zero:.1f}%",
+                     lay.get("max_atoms_per_core", "-"), lay.get("lag", "-")])
+    lines = ["quantization (spinnaker numerics: s16.15 state, u0.32 decays, uint16 ring-buffer weights):"]
+    lines += _grid(["layer", "kind", "mV per unit", "rb shift exc/inh", "weight LSB nA exc/inh", "w→0",
+                    "atoms/core", "lag"], rows)
+    lines += [f"note: {n}" for n in report.get("notes", [])]
     return "\n".join(lines)
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from neurocc._files import atomic_directory as _atomic_directory
+from neurocc._files import is_replaceable
 from neurocc.errors import ModelLoadError, NeuroccError
 from neurocc.ir.graph import Graph
 from neurocc.ir.serialize import load_graph, save_graph
@@ -92,6 +93,14 @@ def dumps(doc: Any) -> str:
 
 
 # ---- atomic directories ---------------------------------------------------------------------------
+def check_output_dir(out_dir: str | Path) -> None:
+    """Refuse early (before any work) an ``out_dir`` that exists and is not empty or an artifact."""
+    out = Path(out_dir).absolute()
+    if out.exists() and not is_replaceable(out, MANIFEST, (FORMAT,)):
+        raise NeuroccError("the output path exists and is not a neurocc artifact, so it is not replaced",
+                           where=str(out), fix="choose a new -o directory, or remove this one yourself")
+
+
 def atomic_directory(out_dir: str | Path) -> contextlib.AbstractContextManager[Path]:
     """A temporary directory beside ``out_dir`` that replaces it on success (see ``_files``).
 

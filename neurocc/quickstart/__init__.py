@@ -154,7 +154,6 @@ def train(cfg: Settings, out: Path) -> Digits:
         model = train_digits_ann(cfg.seed, epochs=cfg.epochs)
     except ModuleNotFoundError as err:
         raise InputError(f"the quickstart needs the Python package '{err.name}' to train its network",
-                         where="neurocc quickstart",
                          fix="run the set-up (`make demo` or scripts/setup.sh), or pip install it") from None
     from neurocc._files import atomic_path, write_npz
 

@@ -46,7 +46,12 @@ import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError:  # pragma: no cover - exercised on a bare device
+    sys.stderr.write("run.py: numpy is not installed here.\nFix: pip install -r requirements.txt "
+                     "(beside run.py: numpy and onnxruntime)\n")
+    sys.exit(2)
 
 FORMAT = "neurocc-bundle"
 FORMAT_VERSION = 1
@@ -175,7 +180,11 @@ def prepare(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray], step:
 # ---- execution ----------------------------------------------------------------------------------
 def make_session(path: Path, threads: int = 1) -> Any:
     """An onnxruntime session on the CPU provider with ``threads`` intra-op threads."""
-    import onnxruntime as ort
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise BundleError("onnxruntime is not installed here; fix: pip install -r requirements.txt "
+                          "(beside run.py: numpy and onnxruntime)") from None
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads

@@ -24,18 +24,22 @@ same bundle bytes (no time stamps; fixed zip dates in golden.npz).
 from __future__ import annotations
 
 import contextlib
-import io
 import json
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from neurocc._files import atomic_directory
+from neurocc._files import atomic_directory, npz_bytes
 from neurocc.errors import NeuroccError
-from neurocc.ir.artifact import Artifact, check_files, dumps, load_artifact, neurocc_version
+from neurocc.ir.artifact import (
+    Artifact,
+    check_files,
+    dumps,
+    load_artifact,
+    neurocc_version,
+)
 from neurocc.runtime import bundle_runner as br
 
 RUNNER = "run.py"
@@ -93,7 +97,8 @@ def deploy_artifact(artifact_dir: str | Path, out_dir: str | Path, *, golden_sam
         if not ok:
             raise DeployError("the bundle does not reproduce the emulator's golden outputs on this machine, "
                               "so it was not written", where=str(art.path), problems=[ln for ln in lines if "FAIL" in ln],
-                              fix="for float32 a spike may flip by rounding: deploy with another seed, or compile "
+                              fix="for float32 a spike may flip by rounding: deploy with other golden inputs "
+                                  "(Python: deploy_artifact(..., seed=1)), or compile "
                                   "for target edge-cpu (int8, exact); otherwise report this as a neurocc bug")
     return Path(out_dir)
 
@@ -299,18 +304,6 @@ Streaming, one time step per call (state kept between calls, zero after `reset()
 (listed in manifest.json). The self-test rule is `{doc['comparison']['rule']}`: see
 `manifest.json` → `comparison`. Do not edit the files: the self-test checks their sha256.
 """
-
-
-def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
-    """An ``.npz`` (deflated) with fixed zip dates and sorted members: same arrays, same bytes."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for key in sorted(arrays):
-            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            with zf.open(info, "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, np.ascontiguousarray(arrays[key]), allow_pickle=False)
-    return buf.getvalue()
 
 
 def _size(n: int) -> str:

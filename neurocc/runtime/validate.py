@@ -51,9 +51,9 @@ VALIDATION_FILE = "validation.json"
 
 def default_backends(art: Artifact) -> list[str]:
     """``emulator`` plus the target's own backend when its module is available."""
-    from neurocc.backends import REGISTRY
-
     import importlib.util
+
+    from neurocc.backends import REGISTRY
 
     names = ["emulator"]
     b = art.target_settings.get("backend")
@@ -76,6 +76,31 @@ def random_inputs(art: Artifact, samples: int, steps: int | None = None, seed: i
         x = rng.random(shape)
         out[i["name"]] = (x if i.get("values") == "graded" else x < rate).astype(np.float32)
     return out
+
+
+def sample_inputs(art: Artifact, samples: int, seed: int = 0) -> tuple[dict[str, np.ndarray], str]:
+    """``samples`` inputs and where they came from: the first samples of the calibration data the
+    artifact keeps (static samples go through the artifact's input encoding), else seeded random
+    spike trains at the calibration data's spike rate, else at :data:`DEFAULT_RATE`."""
+    from neurocc._files import read_npz
+
+    doc = art.manifest.get("calibration_sample")
+    if not doc:
+        return random_inputs(art, samples, seed=seed), f"random spikes, rate {DEFAULT_RATE}, seed {seed}"
+    data = read_npz(Path(art.path) / doc["file"], "calibration sample")
+    x = {i["name"]: data[i["name"]] for i in art.inputs}
+    have = int(doc["samples"])
+    if samples > have:
+        raise InputError(f"--samples {samples} asks for more samples than the artifact keeps ({have})",
+                         where=str(art.path), fix=f"pass --samples {have} or fewer, or --input X.npz")
+    if doc["static"]:
+        from neurocc.ir.encoding import Encoding, encode
+
+        enc = Encoding.from_dict(art.manifest["encoding"])
+        x = {k: encode(v[:samples], enc).astype(np.float32) for k, v in x.items()}
+        return x, f"{samples} calibration samples, {enc.kind} encoding, {enc.timesteps} steps"
+    return ({k: v[:, :samples] for k, v in x.items()},
+            f"{samples} calibration samples ({next(iter(x.values())).shape[0]} steps)")
 
 
 def latency(graph: Graph) -> dict[str, int]:
@@ -142,7 +167,8 @@ def compare_runs(art: Artifact, expected: Mapping[str, np.ndarray], got: Mapping
             per_layer[n] = compare.activity_cosine(a, b)
             rates[n] = [float(np.mean(a)) if a.size else 0.0, float(np.mean(b)) if b.size else 0.0]
     outs = [o["name"] for o in art.outputs]
-    pairs = {o: compare.align(expected[o], got[o], lags.get(o, 0)) for o in outs if o in expected and o in got}
+    pairs = {o: compare.align(_float_units(art, o, expected[o]), _float_units(art, o, got[o]), lags.get(o, 0))
+             for o in outs if o in expected and o in got}
     if float_vs_int:   # only spikes are comparable element by element across the float/int divide
         aligned = {n: compare.align(exp_l[n], got_l[n], lags.get(n, 0)) for n in exp_l if n in got_l}
         comp_e = {n: a for n, (a, _) in aligned.items()}
@@ -162,6 +188,15 @@ def compare_runs(art: Artifact, expected: Mapping[str, np.ndarray], got: Mapping
             "spike_count_error": compare.spike_count_error(*o0) if o0 else None,
             "class_agreement": compare.class_agreement(*o0) if o0 else None,
             "lag": {k: v for k, v in lags.items() if v and k in set(outs) | set(per_layer)}}
+
+
+def _float_units(art: Artifact, output: str, values: np.ndarray) -> np.ndarray:
+    """An integer readout (a non-spiking output's state) in the float model's units, using the
+    quantization report's ``float_per_lsb``; spikes and float values are returned unchanged."""
+    info = ((art.quantization or {}).get("outputs") or {}).get(output) or {}
+    if values.dtype.kind in "iu" and info.get("values") == "state" and info.get("float_per_lsb"):
+        return values * float(info["float_per_lsb"])
+    return values
 
 
 def _first_divergence(graph: Graph, expected: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray],
@@ -202,8 +237,7 @@ def validate_artifact(artifact_dir: Artifact | str | Path, backends: Sequence[st
     names = [b for b in (list(backends) if backends else default_backends(art)) if b != "reference"]
     source = "input file"
     if inputs is None:
-        inputs = random_inputs(art, samples or DEFAULT_SAMPLES, seed=seed)
-        source = f"random spikes, rate {DEFAULT_RATE}, seed {seed}"
+        inputs, source = sample_inputs(art, samples or DEFAULT_SAMPLES, seed=seed)
     checked, steps, batch = check_inputs(art, inputs)
     runs: dict[str, Any] = {}
     for b in {n: None for n in names + [_judge(art, n)[0] for n in names]}:
@@ -265,6 +299,6 @@ def format_validation(result: Mapping[str, Any]) -> str:
                 lines.append(f"    likely cause [{r['first_divergence_class']}]: {r.get('first_divergence_explanation')}")
         if r.get("class_agreement") is not None and r["backend"] == "emulator":
             sce = r.get("spike_count_error") or {}
-            lines.append(f"  quantization: class agreement {r['class_agreement']:.3f}, output spike-count error "
-                         f"{sce.get('mean_abs', 0):.3g} per neuron")
+            lines.append(f"  quantization: class agreement {r['class_agreement']:.3f}, output error "
+                         f"{sce.get('mean_abs', 0):.3g} per neuron (mean absolute, float model units)")
     return "\n".join(lines)

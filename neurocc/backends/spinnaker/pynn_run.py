@@ -32,7 +32,7 @@ def run_network(net: Network, inputs: Mapping[str, np.ndarray], simulator: str =
     """Outputs of ``net`` on ``simulator``: ``<population>/spikes`` (and ``/v``) plus one array per
     graph output, time-major ``(steps, batch, *shape)`` on the SpiNNaker timeline."""
     if simulator not in SIMULATORS:
-        raise BackendError(f"unknown PyNN simulator {simulator!r}", where="simulator",
+        raise BackendError(f"unknown PyNN simulator {simulator!r}", where="NEUROCC_SPINNAKER_SIMULATOR",
                            fix=f"use one of: {', '.join(SIMULATORS)} (pyNN.spiNNaker needs a board: "
                                "run the emitted script there)")
     with tempfile.TemporaryDirectory(prefix="neurocc-pynn-") as tmp:

@@ -13,6 +13,8 @@ source                                 read by
                                        pickled module only with ``trust_pickle=True``
 ``"pkg.module:factory"`` + ``weights``  the factory's module with the state_dict loaded
 ``torch.nn.Module`` (in memory)        :func:`neurocc.compiler.frontends.torch.from_module`
+``*.json`` (a neurocc graph)           :func:`neurocc.ir.serialize.load_graph` (e.g. an
+                                       artifact's ``float_graph.json``)
 =====================================  =====================================================
 
 Every frontend builds its graph through :class:`Builder`, which fills in what only shape
@@ -191,8 +193,13 @@ def load(source: Any, *, input_shape: tuple[int, ...] | None = None, entry: str 
             return torch_fe.read_exported(path, dt=dt)
         return torch_fe.read_torch_file(path, entry=entry, input_shape=input_shape,
                                         trust_pickle=trust_pickle, dt=dt)
+    if suffix == ".json" or path.is_dir():  # a neurocc graph (e.g. an artifact's float_graph.json)
+        from neurocc.ir.serialize import load_graph
+
+        return load_graph(path).verify()
     raise ModelLoadError(f"unknown model format '{suffix or '(no suffix)'}'", where=str(path),
-                         fix="use a .nir, .onnx, .pt2 (torch.export.save) or .pt/.pth file")
+                         fix="use a .nir, .onnx, .pt2 (torch.export.save) or .pt/.pth file, or a neurocc "
+                             "graph .json (an artifact's float_graph.json)")
 
 
 def _is_entry(s: str) -> bool:

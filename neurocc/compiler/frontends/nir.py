@@ -334,9 +334,9 @@ def _check_writable(graph: Graph) -> None:
     if graph.numerics is not None or bad:
         raise GraphError("these nodes cannot be written to NIR: " + (", ".join(bad) or "quantized graph"),
                          where=f"graph '{graph.name}'",
-                         fix="NIR holds float spiking graphs: write the graph before quantization, and convert "
-                             "ANN-only layers (ReLU, BatchNorm, MaxPool2d) to spiking neurons first (the "
-                             "normalize/convert passes)")
+                         fix="NIR holds float spiking graphs: export a spiking model, or compile the ANN "
+                             "(`neurocc compile MODEL --calibration cal.npz -o DIR` converts it) and export "
+                             "the converted float graph: `neurocc export-nir DIR/float_graph.json out.nir`")
     slash = [n for n in graph.nodes if "/" in n]
     if slash:
         raise GraphError("node names with '/' cannot be HDF5 group names: " + ", ".join(slash),

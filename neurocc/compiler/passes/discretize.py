@@ -66,5 +66,6 @@ def discretize(graph: Graph, dt: float, method: Method | str = Method.EULER) -> 
     if problems:
         raise CompileError(f"dt = {dt:.6g} s is too long for forward Euler in graph '{graph.name}'",
                            where="discretize", problems=problems,
-                           fix=f"use a smaller dt (--dt, at most the smallest τ) or method 'exact'")
+                           fix="use a smaller dt (--dt, at most the smallest τ), or the exact method "
+                               "(Python: neurocc.compile(..., method='exact'))")
     return graph.replace(dt=float(dt), method=method)

@@ -175,15 +175,8 @@ INT8 = Profile(
 
 
 PROFILES: dict[str, Profile] = {"loihi": LOIHI, "int8": INT8}
-PLANNED: tuple[str, ...] = ()  # profiles documented but not emulated (none now)
-
-
 def get_profile(name: str) -> Profile:
-    """The profile called ``name`` (``loihi``, ``int8``); TargetsError otherwise (also for the
-    planned ``spinnaker`` profile, whose integer emulation does not exist yet)."""
-    if name in PLANNED:
-        raise TargetsError(f"the '{name}' numerics profile has no integer emulation yet", where="numerics",
-                           fix="compile for a loihi or int8 target, or use the reference backend")
+    """The profile called ``name`` (``loihi``, ``int8``, ``spinnaker``); TargetsError otherwise."""
     if name not in PROFILES:
         raise TargetsError(f"unknown numerics profile {name!r}", where="numerics",
                            fix=f"use one of: {', '.join(PROFILES)}")
