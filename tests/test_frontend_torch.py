@@ -368,8 +368,37 @@ def test_state_dict_with_entry(tmp_path: Path, factory_module: str) -> None:
     torch.save(model.state_dict(), path)
     for g in (load(path, entry=factory_module), load(factory_module, weights=path)):
         np.testing.assert_array_equal(g.nodes["2"].weight, _w(model[2].weight))
-    with pytest.raises(ModelLoadError, match="entry="):
+    with pytest.raises(ModelLoadError) as info:
         load(path)  # weights alone do not say what the model is
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: holds a state_dict (4 tensors), not a model")  # 2 Linear: weight + bias each
+    assert "--entry pkg.module:factory" in msg and "entry='pkg.module:factory'" in msg
+
+
+def test_errors_about_a_model_from_a_file_name_the_file(tmp_path: Path, factory_module: str) -> None:
+    """The location is the file the model came from, not its class name ("Sequential")."""
+    conv = tmp_path / "conv.pt"
+    torch.save(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()), conv)
+    with pytest.raises(ModelLoadError) as info:
+        load(conv, trust_pickle=True)  # a conv first layer does not fix the input size
+    msg = str(info.value)
+    assert msg.startswith(f"{conv}: ") and "Sequential" in msg
+    assert "--input-shape C,H,W" in msg and "input_shape=(C, H, W)" in msg
+    odd = tmp_path / "odd.pt"
+    torch.save(nn.Sequential(nn.Linear(3, 3), nn.Sigmoid()), odd)
+    with pytest.raises(ModelLoadError) as info:
+        load(odd, trust_pickle=True)
+    assert str(info.value).startswith(f"{odd}: 1 unsupported") and "Sigmoid" in str(info.value)
+    with pytest.raises(GraphError) as graph_info:
+        load(conv, trust_pickle=True, input_shape=(1, 2, 2))  # a 3x3 kernel on a 2x2 input
+    assert str(graph_info.value).startswith(f"{conv}: ")
+    import my_models  # type: ignore[import-not-found]
+
+    weights = tmp_path / "weights.pt"
+    torch.save(my_models.build().state_dict(), weights)
+    with pytest.raises(GraphError) as graph_info:
+        load(weights, entry=factory_module, input_shape=(5,))  # the factory's first Linear takes 6
+    assert str(graph_info.value).startswith(f"{weights}: ")
 
 
 def test_pickled_module_is_refused_unless_trusted(tmp_path: Path) -> None:
@@ -393,6 +422,11 @@ def test_missing_and_truncated_torch_files(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError) as info:
         load(path, entry="torch.nn:Identity")
     assert "cut.pt" in str(info.value) and "truncated" in str(info.value)
+    with pytest.raises(RuntimeError) as torch_err:
+        torch.load(path, weights_only=True)
+    first_line = str(torch_err.value).splitlines()[0]
+    assert len(first_line) > 200, "torch's message is long enough to show it is not cut"
+    assert first_line in str(info.value)  # torch's first line whole, not cut mid-sentence
     pt2 = tmp_path / "cut.pt2"
     torch.export.save(torch.export.export(nn.Linear(3, 3), (torch.randn(1, 3),)), pt2)
     pt2.write_bytes(pt2.read_bytes()[:500])
