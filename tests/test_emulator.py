@@ -133,8 +133,8 @@ def loihi_wrap_net(weight_exp: int, kind: str = "QLIF") -> Graph:
     """input(60) → QDense → QLIF/QLI under loihi, scaled so that u wraps and v saturates."""
     rng = np.random.default_rng(7)
     n = 12
-    par = dict(du=rng.integers(-1, 4096, n), dv=rng.integers(0, 4097, n), bias_mant=rng.integers(-4096, 4096, n),
-               bias_exp=rng.integers(-7, 8, n))
+    par = {"du": rng.integers(-1, 4096, n), "dv": rng.integers(0, 4097, n),
+           "bias_mant": rng.integers(-4096, 4096, n), "bias_exp": rng.integers(-7, 8, n)}
     neuron = Q.QLIF(vth=rng.integers(0, 1 << 17, n), **par) if kind == "QLIF" else Q.QLI(**par)
     return Graph({"input": N.Input(shape=(60,)), "d": Q.QDense(weight=rng.integers(-128, 128, (n, 60)),
                                                              weight_exp=weight_exp),

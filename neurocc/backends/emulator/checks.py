@@ -7,7 +7,6 @@ import numpy as np
 
 from neurocc.errors import InputError, TargetsError
 from neurocc.ir.graph import Graph
-from neurocc.ir.types import ResetMode
 
 FLOAT_KINDS = frozenset({"Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d",
                          "AvgPool2d", "Flatten", "Delay", "Add", "ReLU", "Threshold", "I", "IF", "LI", "LIF",

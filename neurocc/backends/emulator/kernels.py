@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurocc.ir.discrete import delay_steps
 from neurocc.backends.emulator import convpool
 from neurocc.backends.emulator.linalg import Weights, rows_matmul
+from neurocc.ir.discrete import delay_steps
 from neurocc.ir.nodes import Node
 from neurocc.ir.types import Shape
 

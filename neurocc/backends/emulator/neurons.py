@@ -26,8 +26,8 @@ from __future__ import annotations
 import numpy as np
 
 from neurocc.backends.emulator.kernels import Kernel
-from neurocc.ir.numerics import core
 from neurocc.ir.discrete import decay_factors
+from neurocc.ir.numerics import core
 from neurocc.ir.types import ResetMode
 
 

@@ -179,7 +179,7 @@ class Program:
         return acc
 
     def _run_window(self, inputs, t0, tc, batch, hist, traces, steps) -> dict[str, np.ndarray]:
-        g, ks = self.graph, self.kernels
+        ks = self.kernels
         full: dict[str, np.ndarray] = {}
         for blk in self.blocks:
             for n in blk.nodes:
