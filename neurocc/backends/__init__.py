@@ -35,5 +35,5 @@ def get_backend(name: str) -> ModuleType:
     except ModuleNotFoundError as err:
         if err.name and err.name.startswith("neurocc"):
             raise BackendError(f"backend '{name}' is not available in this version of neurocc",
-                               where="--backend", fix=f"use one of the available backends") from err
+                               where="--backend", fix="use one of the available backends") from err
         raise

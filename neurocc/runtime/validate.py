@@ -28,14 +28,13 @@ from __future__ import annotations
 import heapq
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from neurocc._files import write_bytes_atomic
 from neurocc.errors import InputError, NeuroccError
 from neurocc.ir.artifact import Artifact
 from neurocc.ir.graph import Graph
@@ -254,16 +253,7 @@ def validate_artifact(artifact_dir: Artifact | str | Path, backends: Sequence[st
 
 def write_json(path: Path, doc: Any) -> Path:
     """Atomic JSON write (non-finite floats become null)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(_finite(doc), indent=1) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes_atomic(path, (json.dumps(_finite(doc), indent=1) + "\n").encode())
 
 
 def _finite(x: Any) -> Any:

@@ -21,14 +21,13 @@ the artifact). onnx and onnxruntime are imported only inside functions.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from neurocc._files import write_bytes_atomic
 from neurocc.errors import BackendError, InputError
 from neurocc.ir.graph import Graph
 
@@ -146,17 +145,6 @@ def describe(graph: Graph) -> dict[str, Any]:
                        for k, (dt, s) in states.items()]}
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save(graph: Graph, directory: str | Path, target: Any = None) -> list[Path]:
     """Write ``model.onnx`` (window), ``model_step.onnx`` (step) and ``edge_cpu.json`` into
     ``directory`` (each file atomically); returns their paths."""
@@ -167,7 +155,7 @@ def save(graph: Graph, directory: str | Path, target: Any = None) -> list[Path]:
              STEP_FILE: emit(graph, "step").SerializeToString(),
              SIDECAR: (json.dumps(describe(graph), indent=1, sort_keys=True) + "\n").encode()}
     for name, data in files.items():
-        _write_atomic(d / name, data)
+        write_bytes_atomic(d / name, data)
     return [d / n for n in files]
 
 

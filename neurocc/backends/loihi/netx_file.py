@@ -19,13 +19,12 @@ Scalars are written 0-d (netx's ``int(dataset)`` on shape-(1,) arrays fails unde
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from neurocc._files import atomic_path, write_bytes_atomic
 from neurocc.ir.graph import Graph
 
 from .netx import NetxPlan, layer_table
@@ -46,20 +45,13 @@ def write_net(plan: NetxPlan, path: Path, steps: int | None = None, *, force: bo
     if not plan.expressible and not force:
         raise ValueError(f"netx cannot express graph '{plan.name}': {plan.problems[0]}")
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            sim = f.create_group("simulation")
-            sim.create_dataset("Ts", data=1.0)
-            sim.create_dataset("tSample", data=int(steps or 0))
-            group = f.create_group("layer")
-            for lay in plan.layers:
-                _write_layer(group.create_group(str(lay.index)), lay)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        sim = f.create_group("simulation")
+        sim.create_dataset("Ts", data=1.0)
+        sim.create_dataset("tSample", data=int(steps or 0))
+        group = f.create_group("layer")
+        for lay in plan.layers:
+            _write_layer(group.create_group(str(lay.index)), lay)
     return path
 
 
@@ -116,15 +108,7 @@ def sidecar(graph: Graph, plan: NetxPlan, written: bool, lava_problems: list[str
 
 def write_json(path: Path, doc: Any) -> Path:
     """Atomic JSON write."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(doc, indent=1, sort_keys=True, default=_plain) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes_atomic(path, (json.dumps(doc, indent=1, sort_keys=True, default=_plain) + "\n").encode())
 
 
 def _plain(o: Any) -> Any:
