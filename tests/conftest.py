@@ -18,3 +18,14 @@ LOCAL_FIXTURES = REPO / "tests" / "fixtures" / "nir-paper"
 def nir_paper() -> Path:
     """Folder of the NIR paper fixtures (a copy is kept in tests/fixtures so CI has them)."""
     return LOCAL_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def lava_ok() -> None:
+    """Skip (printing why) where Lava cannot run; checked once, in a subprocess."""
+    from neurocc.backends.loihi import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from neurocc.backends.loihi import LavaJob, run_lava_many, unavailable_reason
+from neurocc.backends.loihi import LavaJob, run_lava_many
 from neurocc.ir.graph import Edge, Graph
 from neurocc.ir.nodes import Flatten, Input, Output
 from neurocc.ir.qnodes import QLI, QLIF, QConv2d, QDense, QSumPool2d
@@ -23,14 +23,6 @@ from neurocc.ir.qnodes import QLI, QLIF, QConv2d, QDense, QSumPool2d
 pytestmark = pytest.mark.lava
 
 BIG = 1 << 17  # vth << 6 = 2**23 > 2**23 - 1, the largest voltage: never fires
-
-
-@pytest.fixture(scope="module")
-def lava_ok() -> None:
-    reason = unavailable_reason()
-    if reason:
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
 
 
 def lif(shape, du=4095, dv=4095, vth=0, bias_mant=0, bias_exp=0, cls=QLIF):

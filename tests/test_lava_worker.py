@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from neurocc.backends.loihi import check, lower, run_lava, unavailable_reason
+from neurocc.backends.loihi import check, lower, run_lava
 from neurocc.backends.loihi.plan import JOB_FORMAT, LavaNet, LProc, load_net, save_net
 from neurocc.backends.loihi.runner import invoke_worker, prepare_inputs
 from neurocc.backends.loihi.shim import INSTALL_HINT, lava_available
@@ -25,13 +25,6 @@ from neurocc.ir.types import ResetMode
 
 def _py(code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-
-
-def _needs_lava() -> None:
-    reason = unavailable_reason()
-    if reason:
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
 
 
 def lif(n, cls=QLIF, **kw):
@@ -50,8 +43,7 @@ def small_graph() -> Graph:
 
 # ----- shim and isolation ---------------------------------------------------------------------
 @pytest.mark.lava
-def test_shim_restores_dataclasses():
-    _needs_lava()
+def test_shim_restores_dataclasses(lava_ok):
     code = (
         "import dataclasses\n"
         "orig = dataclasses._get_field\n"
@@ -85,8 +77,7 @@ def test_lava_available_is_false_for_an_interpreter_without_it(tmp_path):
 
 
 @pytest.mark.lava
-def test_run_leaves_the_caller_free_of_lava():
-    _needs_lava()
+def test_run_leaves_the_caller_free_of_lava(lava_ok):
     import multiprocessing
 
     before = multiprocessing.get_start_method(allow_none=True)
@@ -110,8 +101,7 @@ def test_hung_worker_is_killed_and_reported(tmp_path):
 
 
 @pytest.mark.lava
-def test_failing_run_reports_the_log_tail(tmp_path):
-    _needs_lava()
+def test_failing_run_reports_the_log_tail(lava_ok, tmp_path):
     net = LavaNet("bad", (LProc("p", "bogus", (1,)),), (), (), (), ())
     save_net(net, tmp_path, "net0")
     np.savez(tmp_path / "r_in.npz")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neurocc.backends.loihi import NET_FILE, SIDECAR, check, unavailable_reason
+from neurocc.backends.loihi import NET_FILE, SIDECAR, check
 from neurocc.ir.graph import Edge, Graph
 from neurocc.ir.nodes import Input, Output
 from neurocc.ir.qnodes import QLIF, QDense
@@ -25,14 +25,6 @@ def neurocc_cmd(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProces
     full = dict(os.environ, OPENBLAS_NUM_THREADS="1", **env)
     return subprocess.run([sys.executable, "-m", "neurocc", *args], cwd=cwd, env=full,
                           capture_output=True, text=True, timeout=600, check=False)
-
-
-@pytest.fixture(scope="module")
-def lava_ok() -> None:
-    reason = unavailable_reason()
-    if reason:
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
 
 
 def _lif(n: int, rng: np.random.Generator) -> nir.LIF:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neurocc.backends.loihi import NetxJob, plan_netx, run_netx_many, unavailable_reason
+from neurocc.backends.loihi import NetxJob, plan_netx, run_netx_many
 from neurocc.backends.loihi.emit import emit
 from neurocc.backends.loihi.netx_file import NET_FILE, SIDECAR, write_net
 from neurocc.backends.loihi.netx_weights import (
@@ -330,11 +330,7 @@ def _forced_jobs() -> list[tuple[NetxJob, Graph]]:
 
 
 @pytest.fixture(scope="module")
-def netx_runs(nir_paper, tmp_path_factory):
-    reason = unavailable_reason()
-    if reason:
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
+def netx_runs(lava_ok, nir_paper, tmp_path_factory):
     randoms = [random_chain(s) for s in range(N_RANDOM)]
     for g, _, _ in randoms:
         assert plan_netx(g).expressible, (g.name, plan_netx(g).problems)
