@@ -9,11 +9,12 @@ JOBS ?= 2
 export OPENBLAS_NUM_THREADS = 1
 export NEUROCC_VENV = $(VENV)
 
-.PHONY: setup demo test clean help
+.PHONY: setup demo test test-long clean help
 
 help:
 	@echo "make demo   set up (if needed) and run neurocc quickstart"
 	@echo "make test   set up (if needed) and run the tests (PYTEST_ARGS='-k name' to pick)"
+	@echo "make test-long  the long suites (marker 'long'), not in the default run"
 	@echo "make setup  only set up $(VENV)"
 	@echo "make clean  remove $(VENV) and caches"
 
@@ -25,6 +26,9 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
+
+test-long: setup
+	$(VENV)/bin/python -m pytest -n $(JOBS) -m long $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
