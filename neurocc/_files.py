@@ -14,7 +14,7 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from neurocc.errors import InputError, NeuroccError
 
@@ -35,11 +35,29 @@ def read_npz(path: Path, what: str) -> "dict[str, np.ndarray]":
                              "files are not read")
     try:
         with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+            return check_arrays({name: data[name] for name in data.files}, f"{what} {path}")
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError, NotImplementedError,
+            UnicodeDecodeError) as err:
         raise InputError(f"not a readable .npz array file ({err})", where=f"{what} {path}",
                          fix="write it with numpy.savez(path, name=array) using numeric arrays "
                              "(object arrays need pickle, which neurocc does not load)") from None
+
+
+def check_arrays(arrays: "dict[str, Any]", where: str) -> "dict[str, np.ndarray]":
+    """``arrays`` unchanged when every member is a numeric (bool/int/float) ndarray; else InputError.
+
+    ``np.load`` returns the raw bytes of a member that is not an ``.npy`` (e.g. a pickle); such
+    members, strings, objects and complex numbers are refused here, all listed at once.
+    """
+    import numpy as np
+
+    bad = [f"{name!r}: " + (f"dtype {v.dtype}" if isinstance(v, np.ndarray) else f"{type(v).__name__}, not an "
+                            "array (a member that is not .npy)")
+           for name, v in arrays.items() if not isinstance(v, np.ndarray) or v.dtype.kind not in "biuf"]
+    if bad:
+        raise InputError("the file holds members that are not numeric arrays", where=where, problems=bad,
+                         fix="save numeric arrays only: numpy.savez(path, name=np.asarray(values, np.float32))")
+    return arrays
 
 
 @contextlib.contextmanager

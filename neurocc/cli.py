@@ -316,7 +316,7 @@ def _model_options() -> argparse.ArgumentParser:
                         "importable from the current directory")
     p.add_argument("--weights", metavar="FILE", help="a state_dict (.pt) to load into the module")
     p.add_argument("--trust-pickle", action="store_true",
-                   help="allow full pickle loading of a .pt file (runs code in it: only for files you trust)")
+                   help="allow full pickle loading of a .pt or .pt2 file (runs code in it: only for files you trust)")
     return p
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from neurocc._files import check_arrays
 from neurocc.errors import InputError
 from neurocc.ir.encoding import Encoding, decode, encode
 from neurocc.ir.graph import Graph
@@ -36,7 +37,7 @@ def load_test_data(data: str | Path | Mapping[str, Any] | tuple[Any, Any], input
         where = str(data)
         try:
             with np.load(Path(data), allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
+                arrays = check_arrays({k: f[k] for k in f.files}, where)
         except FileNotFoundError:
             raise InputError("test data file not found", where=where, fix="check the --data path") from None
         except (zipfile.BadZipFile, OSError, ValueError) as err:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from neurocc._files import atomic_path
+from neurocc._files import atomic_path, check_arrays
 from neurocc.errors import BackendError, InputError
 from neurocc.ir.artifact import Artifact, load_artifact
 
@@ -34,7 +34,7 @@ def load_inputs(path: str | Path) -> dict[str, np.ndarray]:
     p = Path(path)
     try:
         with np.load(p, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+            return check_arrays({k: data[k] for k in data.files}, str(p))
     except FileNotFoundError:
         raise InputError("input file not found", where=str(p), fix="check the --input path") from None
     except (zipfile.BadZipFile, OSError, ValueError) as err:

@@ -85,7 +85,7 @@ def run_netx_many(jobs: Sequence[NetxJob], *, timeout_s: float | None = None) ->
         invoke_worker(job_dir, timeout_s or default_timeout(len(runs), work))
         per: dict[tuple[int, int], dict[str, np.ndarray]] = {}
         for r in runs:
-            with np.load(job_dir / f"{r['id']}_out.npz") as z:
+            with np.load(job_dir / f"{r['id']}_out.npz", allow_pickle=False) as z:
                 per[(r["job"], r["batch"])] = {k: z[k] for k in z.files}
         return [assemble(view, [per[(i, b)] for b in range(prep[1])])  # type: ignore[arg-type]
                 for i, (view, prep) in enumerate(zip(views, prepared))]

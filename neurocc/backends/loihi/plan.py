@@ -182,7 +182,7 @@ def save_net(net: LavaNet, folder: Path, stem: str) -> None:
 def load_net(folder: Path, stem: str) -> LavaNet:
     """Read what :func:`save_net` wrote."""
     doc = json.loads((folder / f"{stem}.json").read_text())
-    with np.load(folder / f"{stem}.npz") as z:
+    with np.load(folder / f"{stem}.npz", allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     procs = tuple(LProc(p["name"], p["kind"], tuple(p["shape"]), p["params"],
                         {k: arrays[f"{p['name']}::{k}"] for k in p["arrays"]}, p.get("node", ""))

@@ -157,7 +157,7 @@ def run_jobs(jobs: Sequence[LavaJob], timeout_s: float | None = None,
 def _collect(job_dir: Path, runs: list[dict], lowered: list[LavaNet], prepared: list) -> list[dict[str, np.ndarray]]:
     per: dict[tuple[int, int], dict[str, np.ndarray]] = {}
     for r in runs:
-        with np.load(job_dir / f"{r['id']}_out.npz") as z:
+        with np.load(job_dir / f"{r['id']}_out.npz", allow_pickle=False) as z:
             per.setdefault((r["job"], r["batch"]), {}).update({k: z[k] for k in z.files})
     out = []
     for i, net in enumerate(lowered):

@@ -152,7 +152,7 @@ def run_netx(L: SimpleNamespace, hdf5: Any, job: Path, run: dict, data: dict[str
 
 
 def _one(L: SimpleNamespace, job: Path, run: dict, nets: dict[str, LavaNet], netx: list) -> dict[str, np.ndarray]:
-    with np.load(job / run["data"]) as z:
+    with np.load(job / run["data"], allow_pickle=False) as z:
         data = {k: z[k] for k in z.files}
     if run.get("kind") == "netx":
         if not netx:

@@ -190,7 +190,7 @@ def load(source: Any, *, input_shape: tuple[int, ...] | None = None, entry: str 
         from neurocc.compiler.frontends import torch as torch_fe
 
         if suffix == ".pt2":
-            return torch_fe.read_exported(path, dt=dt)
+            return torch_fe.read_exported(path, dt=dt, trust_pickle=trust_pickle)
         return torch_fe.read_torch_file(path, entry=entry, input_shape=input_shape,
                                         trust_pickle=trust_pickle, dt=dt)
     if suffix == ".json" or path.is_dir():  # a neurocc graph (e.g. an artifact's float_graph.json)

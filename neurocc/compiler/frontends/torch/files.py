@@ -125,12 +125,18 @@ def _not_a_model(path: Path, obj: Any) -> ModelLoadError:
     return ModelLoadError(f"holds a {type(obj).__name__}, not a model", where=str(path), fix=fix)
 
 
-def read_exported(path: Path, *, dt: float | None = None) -> Graph:
-    """A ``torch.export.save`` archive (``.pt2``), read at the aten level (ANN layers only)."""
-    import torch
+def read_exported(path: Path, *, dt: float | None = None, trust_pickle: bool = False) -> Graph:
+    """A ``torch.export.save`` archive (``.pt2``), read at the aten level (ANN layers only).
+
+    Without ``trust_pickle`` the archive is opened by :func:`.pt2.load_program`, which cannot run
+    code stored in the file (pickled parts, custom objects, native code, sympy expressions).
+    """
+    from neurocc.compiler.frontends.torch.pt2 import load_program
 
     try:
-        ep = torch.export.load(path)
+        ep = load_program(path, trust_pickle=trust_pickle)
+    except ModelLoadError as err:
+        raise ModelLoadError(err.what, where=err.where or str(path), fix=err.fix, problems=err.problems) from None
     except Exception as err:  # torch.export.load raises zip/pickle/runtime errors on bad archives
         raise _corrupt(path, err) from None
     return Aten(ep, path.stem, str(path), dt).run()
