@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from neurocc import targets  # the module is callable: neurocc.targets() == load_targets()
 from neurocc.errors import (BackendError, CompileError, GraphError, InputError, ModelLoadError,
-                            NeuroccError, TargetsError)
+                            NeuroccError, OutputError, TargetsError)
 from neurocc.targets import Target, get_target, load_targets
 
 if TYPE_CHECKING:
@@ -122,9 +122,13 @@ def compile(model: Any, target: "str | Target" = "loihi2", out_dir: str | Path |
     ``method``, ``encoding``, ``stats`` (to the pipeline) and the :func:`load` options.
     Returns the artifact directory.
     """
+    from neurocc._limits import check_dt
+
     load_kw, compile_kw = _split(load_kw)  # the rest (e.g. method=) goes to the pipeline
+    dt = check_dt(dt)
     graph = _as_graph(model, **load_kw)
     tgt = _target(target, targets_file)
+    check_dt(tgt.dt, where=f"target '{tgt.name}' dt")
     out = Path(out_dir) if out_dir is not None else Path("out") / f"{graph.name}-{tgt.name}"
     compile_model = feature("neurocc.compiler.pipeline", "compile_model", "compiling (neurocc compile)")
     return compile_model(graph, tgt, out, dt=dt, calibration=calibration, timesteps=timesteps,
@@ -177,6 +181,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["BackendError", "CompileError", "Graph", "GraphError", "InputError", "ModelLoadError",
-           "NeuroccError", "NotAvailableError", "Target", "TargetsError", "__version__", "compile",
+           "NeuroccError", "NotAvailableError", "OutputError", "Target", "TargetsError", "__version__", "compile",
            "evaluate", "export_nir", "feature", "get_target", "load", "load_targets", "plan", "run",
            "targets", "validate"]

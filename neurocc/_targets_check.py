@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -63,6 +64,10 @@ _TYPE_WORD = {"bool": "true or false", "int": "an integer", "float": "a number",
               "choices": "a list", "names": "a list of names", "section": "a mapping"}
 
 
+MAX_DEPTH = 32
+MAX_INT = 2 ** 62  # larger figures are not chip limits; they would overflow the int64/float arithmetic
+
+
 # ----- reading YAML with line numbers -----------------------------------------------------------
 Lines = dict[tuple[str, ...], int]
 
@@ -101,6 +106,10 @@ def _convert(loader: Any, node: Any, path: tuple[str, ...], lines: Lines,
              dups: list[tuple[int, str]]) -> Any:
     import yaml
 
+    if len(path) > MAX_DEPTH:
+        raise TargetsError(f"line {node.start_mark.line + 1}: {_dotted(path[:3])}...: nested deeper than "
+                           f"{MAX_DEPTH} levels (an alias that contains itself?)",
+                           fix="remove the alias cycle (&name ... *name inside itself); targets need 3 levels")
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
         out: dict[str, Any] = {}
@@ -176,6 +185,9 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, int):
             self.add(path, f"expected an integer, got {_show(value)}{_number_hint(value)}")
             return False, None
+        if abs(value) > MAX_INT:
+            self.add(path, f"{value:.3e} is too large; give at most {MAX_INT} (or null for no limit)")
+            return False, None
         return True, value
 
     def _bool(self, value: Any, path: tuple[str, ...], _: Any) -> tuple[bool, Any]:
@@ -187,6 +199,10 @@ class _Checker:
     def _float(self, value: Any, path: tuple[str, ...], _: Any) -> tuple[bool, Any]:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.add(path, f"expected a number, got {_show(value)}{_number_hint(value)}")
+            return False, None
+        if isinstance(value, int) and abs(value) > MAX_INT or not math.isfinite(value):
+            self.add(path, f"{_show(value)} is not a finite number of reasonable size; give a plain number "
+                           "(null where no figure is known)")
             return False, None
         return True, float(value)
 

@@ -425,8 +425,16 @@ def _one_line_warning(message: Warning | str, category: type[Warning], *_: objec
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (see the module docstring)."""
+    from neurocc._signals import terminate_cleanly
+
     args = build_parser().parse_args(argv)
     warnings.formatwarning = _one_line_warning
+    with terminate_cleanly():  # SIGTERM cleans up like Ctrl-C: temporary outputs are removed
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the subcommand; map exceptions to exit statuses (see the module docstring)."""
     try:
         return int(args.func(args) or 0)
     except NeuroccError as err:
@@ -447,9 +455,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               "command needs it.\nFix: run the set-up (`make demo` or scripts/setup.sh) or install "
               "it into this environment.", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        print("terminated" if hasattr(err, "exit_code") else "interrupted", file=sys.stderr)
+        return int(getattr(err, "exit_code", 130))
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -54,3 +54,8 @@ class BackendError(NeuroccError):
 
 class InputError(NeuroccError):
     """An input/data file has the wrong names, shapes or dtypes."""
+
+
+class OutputError(NeuroccError):
+    """An output path cannot be written: a NUL or non-UTF-8 name, a directory or file in the way,
+    no permission or no such place (e.g. under /proc)."""

@@ -223,7 +223,50 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
                             f"{doc.get('neurocc_version', '?')}) is not the version this neurocc reads "
                             f"({FORMAT_VERSION})", where=str(mpath),
                             fix="recompile the model with this version of neurocc")
+    problems = manifest_problems(doc)
+    if problems:
+        raise ArtifactError("manifest.json is damaged (values of the wrong type or missing)", where=str(mpath),
+                            problems=problems, fix="recompile the model; do not edit files inside an artifact")
     return doc
+
+
+def manifest_problems(doc: Mapping[str, Any]) -> list[str]:
+    """Every key of a manifest that the readers index, checked for type (one line per problem)."""
+    problems = []
+    target = doc.get("target")
+    if not (isinstance(target, dict) and isinstance(target.get("name"), str)
+            and isinstance(target.get("settings"), dict)):
+        problems.append("target: expected {name: text, settings: mapping}")
+    for key in ("inputs", "outputs"):
+        items = doc.get(key)
+        if not isinstance(items, list) or not items or not all(_io_ok(i) for i in items):
+            problems.append(f"{key}: expected a non-empty list of {{name: text, shape: [integers >= 0]}}")
+    files = doc.get("files")
+    if not isinstance(files, dict) or not all(_plain_name(k) and isinstance(v, dict) for k, v in files.items()):
+        problems.append("files: expected a mapping of plain file names to {sha256, bytes}")
+    quant = doc.get("quantization")
+    if quant is not None and not _plain_name(quant):
+        problems.append(f"quantization: expected a plain file name or null, got {quant!r:.60}")
+    dt = doc.get("dt")
+    if dt is not None and (isinstance(dt, bool) or not isinstance(dt, (int, float)) or not 0 < dt < float("inf")):
+        problems.append(f"dt: expected a positive number of seconds or null, got {dt!r:.60}")
+    steps = doc.get("timesteps")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 0 < steps < 2 ** 31):
+        problems.append(f"timesteps: expected a positive integer or null, got {steps!r:.60}")
+    for key in ("encoding", "graphs", "mapping"):
+        if doc.get(key) is not None and not isinstance(doc.get(key), dict):
+            problems.append(f"{key}: expected a mapping or null")
+    return problems
+
+
+def _io_ok(item: Any) -> bool:
+    return (isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("shape"), list)
+            and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2 ** 31 for s in item["shape"]))
+
+
+def _plain_name(name: Any) -> bool:
+    return isinstance(name, str) and bool(name) and "/" not in name and "\\" not in name and "\x00" not in name \
+        and not name.startswith(".")
 
 
 def check_files(root: Path, manifest: Mapping[str, Any], names: list[str]) -> None:
@@ -252,7 +295,11 @@ def load_artifact(path: str | Path) -> Artifact:
         names.append(manifest["quantization"])
     check_files(root, manifest, names)
     graph, float_graph = load_graph(root / f"{GRAPH_STEM}.json"), load_graph(root / f"{FLOAT_STEM}.json")
-    quant = json.loads((root / manifest["quantization"]).read_text()) if manifest.get("quantization") else None
+    try:
+        quant = json.loads((root / manifest["quantization"]).read_text()) if manifest.get("quantization") else None
+    except (OSError, ValueError) as err:
+        raise ArtifactError(f"cannot read {manifest['quantization']} ({err})", where=str(root),
+                            fix="recompile the model") from None
     extra = tuple(n for n in manifest.get("files", {}) if n not in names)
     return Artifact(path=root, manifest=manifest, graph=graph, float_graph=float_graph,
                     target=manifest["target"]["name"], quantization=quant, files=extra)

@@ -78,7 +78,8 @@ def _decode(value: Any, arrays: Any) -> Any:
 
 def _check_header(doc: dict[str, Any], source: str) -> None:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ModelLoadError(f"not a neurocc graph (format is {doc.get('format')!r})", where=source,
+        got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise ModelLoadError(f"not a neurocc graph (format is {got!r})", where=source,
                              fix="pass a graph.json written by neurocc, or the model file itself")
     if doc.get("version") != VERSION:
         raise ModelLoadError(f"graph format version {doc.get('version')} is not supported (this neurocc "
@@ -139,3 +140,7 @@ def load_graph(path: str | Path) -> Graph:
     except (zipfile.BadZipFile, OSError, ValueError) as err:
         raise ModelLoadError(f"corrupt arrays file {npath.name} ({err})", where=str(npath),
                              fix="rewrite the graph with neurocc; the file was truncated") from err
+    except (KeyError, TypeError, AttributeError, IndexError, OverflowError, RecursionError) as err:
+        raise ModelLoadError(f"damaged graph file: a value has the wrong type or is missing ({type(err).__name__}: "
+                             f"{str(err)[:120]})", where=str(jpath),
+                             fix="rewrite the graph with neurocc; the file was edited") from None

@@ -10,6 +10,8 @@ executes the artifact's integer graph, ``reference`` its discretised float graph
 """
 from __future__ import annotations
 
+import math
+
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -119,6 +121,15 @@ def require_fit(art: Artifact, backend: str) -> None:
                        fix="; or ".join(fixes) if fixes else "use a larger target (see `neurocc plan MODEL`)")
 
 
+def _check_run_size(art: Artifact, steps: int, batch: int) -> None:
+    """Refuse before allocating when ``steps × batch × every node's values`` exceed the memory budget."""
+    from neurocc._limits import check_size
+
+    per_step = sum(math.prod(s["out_shape"]) for s in art.graph.stats().values())  # type: ignore[arg-type]
+    check_size((steps, batch, per_step), 8, f"running {steps:,} steps of batch {batch}", "--steps",
+               fix="run fewer steps (--steps N) or a smaller batch")
+
+
 def run_artifact(artifact_dir: Artifact | str | Path, backend: str, inputs: Mapping[str, Any],
                  steps: int | None = None, record: bool = False) -> dict[str, np.ndarray]:
     """Run the artifact on ``backend``; outputs (and, with ``record``, ``<node>/<var>`` traces)."""
@@ -128,7 +139,8 @@ def run_artifact(artifact_dir: Artifact | str | Path, backend: str, inputs: Mapp
     if steps is not None and (not isinstance(steps, (int, np.integer)) or steps < 1):
         raise InputError(f"steps must be a positive integer, got {steps!r}", where="--steps",
                          fix="pass --steps N with N >= 1, or leave it out to run as many steps as the input has")
-    checked, _, _ = check_inputs(art, inputs)
+    checked, in_steps, batch = check_inputs(art, inputs)
+    _check_run_size(art, steps or in_steps, batch)
     module = get_backend(backend)
     require_fit(art, backend)
     if backend not in ("emulator", "reference") and art.target_settings.get("backend") is None:

@@ -91,13 +91,35 @@ def _read_file(path: Path) -> Any:
 
     if not path.exists():
         raise ModelLoadError("file not found", where=str(path), fix="check the path")
+    _check_hdf5(path)
     try:
         return nir.read(path, type_check=False)
-    except (OSError, KeyError, ValueError, TypeError, AssertionError, AttributeError) as err:
+    except (OSError, KeyError, ValueError, TypeError, AssertionError, AttributeError, RuntimeError,
+            IndexError, RecursionError, UnicodeDecodeError) as err:
         raise ModelLoadError(
             f"cannot read this NIR file ({type(err).__name__}: {err}); it is truncated, corrupt, or not "
             "a NIR HDF5 file", where=str(path),
             fix="re-export the model to NIR (nir.write) and check the copy is complete") from None
+
+
+def _check_hdf5(path: Path) -> None:
+    """Before nir.read allocates anything: every dataset fits the size budget (:mod:`neurocc._limits`)."""
+    import h5py
+
+    from neurocc._limits import check_size
+
+    datasets: list[tuple[str, Any]] = []
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(lambda name, obj: datasets.append((name, obj.shape, obj.dtype.itemsize))
+                         if isinstance(obj, h5py.Dataset) else None)
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError) as err:
+        raise ModelLoadError(f"cannot read this NIR file ({type(err).__name__}: {err}); it is truncated, corrupt, "
+                             "or not a NIR HDF5 file", where=str(path),
+                             fix="re-export the model to NIR (nir.write) and check the copy is complete") from None
+    for name, shape, itemsize in datasets:
+        check_size(shape or (), itemsize, f"dataset '{name}'", str(path), error=ModelLoadError,
+                   fix="check the shapes stored in the file")
 
 
 def _metadata(graph: Any) -> dict[str, Any]:

@@ -53,7 +53,13 @@ def _build(entry: str) -> Any:
         raise ModelLoadError(f"cannot import the model factory ({err})", where=entry,
                              fix="give entry as 'package.module:function', importable from the current "
                                  "environment") from None
-    model = factory()
+    try:
+        model = factory()
+    except Exception as err:  # noqa: BLE001  (the user's code: any exception type can come out)
+        raise ModelLoadError(f"the model factory raised {type(err).__name__}: {err} (an error in your code, "
+                             "not in neurocc)", where=entry,
+                             fix="fix the factory so that calling it with no arguments returns the model "
+                                 "(try it in Python first)") from err
     if not isinstance(model, torch.nn.Module):
         raise ModelLoadError(f"the factory returned a {type(model).__name__}, not a torch.nn.Module", where=entry,
                              fix="the factory must return the (untrained) model")
