@@ -129,6 +129,7 @@ def compile(model: Any, target: "str | Target" = "loihi2", out_dir: str | Path |
     graph = _as_graph(model, **load_kw)
     tgt = _target(target, targets_file)
     check_dt(tgt.dt, where=f"target '{tgt.name}' dt")
+    feature("neurocc.compiler.sanity", "check_finite", "model checks")(graph, getattr(graph, "name", "model"))
     out = Path(out_dir) if out_dir is not None else Path("out") / f"{graph.name}-{tgt.name}"
     compile_model = feature("neurocc.compiler.pipeline", "compile_model", "compiling (neurocc compile)")
     return compile_model(graph, tgt, out, dt=dt, calibration=calibration, timesteps=timesteps,

@@ -186,7 +186,8 @@ class _Checker:
             self.add(path, f"expected an integer, got {_show(value)}{_number_hint(value)}")
             return False, None
         if abs(value) > MAX_INT:
-            self.add(path, f"{value:.3e} is too large; give at most {MAX_INT} (or null for no limit)")
+            self.add(path, f"{str(value)[:8]}... ({len(str(abs(value)))} digits) is too large; give at most {MAX_INT} "
+                           "(or null for no limit)")
             return False, None
         return True, value
 

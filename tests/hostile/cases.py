@@ -201,8 +201,25 @@ def case_nir(rng: random.Random, base: dict[str, Any], work: Path) -> Callable[[
                         f[name] = np.bytes_(b"EULER")
             else:
                 obj.attrs["type"] = rng.choice(["EULER", "LIF ", "", "Conv9d"])
-    plan = rng.random() < 0.3
-    return lambda: neurocc.plan(path, targets=["loihi2"]) if plan else neurocc.load(path)
+            if rng.random() < 0.2:
+                meta = f.require_group("metadata")
+                key = rng.choice(["neurocc_dt", "neurocc_method", "dt", "method"])
+                if key in meta:
+                    del meta[key]
+                meta[key] = rng.choice([np.bytes_(b"EULER"), np.float64(math.nan), np.float64(-1.0),
+                                        np.bytes_(b"euler"), np.float64(1e300)])
+    return _then_compile(rng, path, work)
+
+
+def _then_compile(rng: random.Random, path: Path, work: Path, **kw: Any) -> Callable[[], Any]:
+    """Load ``path``; in half the cases also plan or compile it for a random target."""
+    action = rng.randrange(6)
+    if action == 0:
+        return lambda: neurocc.plan(path, targets=["loihi2", "spinnaker"])
+    if action < 3:
+        target = rng.choice(["emulator", "loihi2", "spinnaker", "edge-cpu", "edge-cpu-f32"])
+        return lambda: neurocc.compile(path, target, work / "art", **kw)
+    return lambda: neurocc.load(path)
 
 
 def case_onnx(rng: random.Random, base: dict[str, Any], work: Path) -> Callable[[], Any]:
@@ -241,7 +258,8 @@ def case_onnx(rng: random.Random, base: dict[str, Any], work: Path) -> Callable[
         init.dims[:] = [rng.choice([0, 7, HUGE])] + list(init.dims[1:])
     data = model.SerializeToString()
     path.write_bytes(mutate_bytes(rng, data) if action == 5 else data)
-    return lambda: neurocc.load(path)
+    x = np.random.default_rng(rng.randrange(99)).random((8, 4)).astype(np.float32)
+    return _then_compile(rng, path, work, calibration={"x": x}, timesteps=8)
 
 
 def case_pt2(rng: random.Random, base: dict[str, Any], work: Path) -> Callable[[], Any]:
@@ -398,7 +416,38 @@ def case_compile(rng: random.Random, base: dict[str, Any], work: Path) -> Callab
     return lambda: neurocc.compile(base["nir"], target, out, dt=dt)
 
 
+def case_values(rng: random.Random, base: dict[str, Any], work: Path) -> Callable[[], Any]:
+    """A well-formed NIR graph with extreme parameter values (NaN, inf, 0, negative, huge, tiny), compiled."""
+    import nir
+
+    def values(shape: tuple[int, ...], normal: float) -> np.ndarray:
+        v = np.full(shape, normal, np.float64)
+        if rng.random() < 0.15:
+            idx = tuple(rng.randrange(s) for s in shape)
+            v[idx] = rng.choice([math.nan, math.inf, -math.inf, 0.0, -1.0, 1e300, -1e300, 1e-300, 2.0 ** 40, -0.5])
+        return v
+
+    kind = rng.choice(["LIF", "CubaLIF", "IF", "LI", "I"])
+    params = {"LIF": dict(tau=values((3,), 0.01), r=values((3,), 1.0), v_leak=values((3,), 0.0),
+                          v_threshold=values((3,), 1.0), v_reset=values((3,), 0.0)),
+              "CubaLIF": dict(tau_syn=values((3,), 0.005), tau_mem=values((3,), 0.01), r=values((3,), 1.0),
+                              v_leak=values((3,), 0.0), v_threshold=values((3,), 1.0), v_reset=values((3,), 0.0),
+                              w_in=values((3,), 1.0)),
+              "IF": dict(r=values((3,), 1.0), v_threshold=values((3,), 1.0), v_reset=values((3,), 0.0)),
+              "LI": dict(tau=values((3,), 0.01), r=values((3,), 1.0), v_leak=values((3,), 0.0)),
+              "I": dict(r=values((3,), 1.0))}[kind]
+    neuron = getattr(nir, kind)(**params)
+    graph = nir.NIRGraph.from_list(nir.Input(input_type={"input": np.array([4])}),
+                                   nir.Affine(weight=values((3, 4), 0.3), bias=values((3,), 0.0)), neuron,
+                                   nir.Output(output_type={"output": np.array([3])}))
+    path = work / "v.nir"
+    nir.write(path, graph)
+    target = rng.choice(["emulator", "loihi2", "loihi1", "spinnaker", "spinnaker2", "edge-cpu", "edge-cpu-f32"])
+    dt = rng.choice([None, 1e-3, 1e-4, 0.05])
+    return lambda: neurocc.compile(path, target, work / "art", dt=dt)
+
+
 CATEGORIES: dict[str, Callable[[random.Random, dict[str, Any], Path], Callable[[], Any]]] = {
     "nir": case_nir, "onnx": case_onnx, "pt2": case_pt2, "pt": case_pt, "targets": case_targets,
-    "inputs": case_inputs, "artifact": case_artifact, "compile": case_compile,
+    "inputs": case_inputs, "artifact": case_artifact, "compile": case_compile, "values": case_values,
 }

@@ -158,7 +158,17 @@ def load(source: Any, *, input_shape: tuple[int, ...] | None = None, entry: str 
 
     ``input_shape`` (no batch) is needed for torch models whose first layer does not fix it
     (convolutions); ``dt`` (seconds) sets the graph's step for torch SNN models (default 1e-3).
+    Non-finite parameters and zero thresholds are warned about (:mod:`neurocc.compiler.sanity`).
     """
+    from neurocc.compiler.sanity import warn_suspicious
+
+    graph = _load(source, input_shape=input_shape, entry=entry, weights=weights, trust_pickle=trust_pickle, dt=dt)
+    warn_suspicious(graph, str(source)[:200] if isinstance(source, (str, Path)) else graph.name)
+    return graph
+
+
+def _load(source: Any, *, input_shape: tuple[int, ...] | None, entry: str | None, weights: str | Path | None,
+          trust_pickle: bool, dt: float | None) -> Graph:
     from neurocc.compiler.frontends import nir as nir_fe
 
     if _is_module(source) or (entry is not None and _is_entry(entry) and source is None):

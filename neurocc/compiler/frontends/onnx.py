@@ -38,7 +38,24 @@ def read_onnx(path: str | Path) -> Graph:
         raise ModelLoadError(f"cannot read this ONNX file ({type(err).__name__}: {str(err)[:200]}); it is "
                              "truncated, corrupt or not an ONNX model", where=str(path),
                              fix="export the model again (torch.onnx.export) and check the copy is complete") from None
+    _check_sizes(model, str(path))
     return from_model(model, name=path.stem, where=str(path))
+
+
+def _check_sizes(model: Any, where: str) -> None:
+    """Before any array is built: every initializer and the input fit the size budget."""
+    from onnx import helper
+
+    from neurocc._limits import check_size
+
+    for t in model.graph.initializer:
+        itemsize = helper.tensor_dtype_to_np_dtype(t.data_type).itemsize if t.data_type else 8
+        check_size(t.dims, itemsize, f"initializer '{t.name}'", where, error=ModelLoadError,
+                   fix="check the tensor shapes stored in the file")
+    for vi in model.graph.input:
+        dims = [d.dim_value for d in vi.type.tensor_type.shape.dim if d.HasField("dim_value")]
+        check_size(dims[1:], 8, f"input '{vi.name}'", where, error=ModelLoadError,
+                   fix="export with the real input shape")
 
 
 def from_model(model: Any, *, name: str = "onnx", where: str = "<onnx model>") -> Graph:
@@ -57,7 +74,11 @@ class _Converter:
         self.g = model.graph
         self.where = where
         self.b = Builder(name=name, source=where)
-        self.const: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in self.g.initializer}
+        try:
+            self.const: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in self.g.initializer}
+        except (ValueError, TypeError, KeyError) as err:
+            raise ModelLoadError(f"an initializer cannot be read ({type(err).__name__}: {str(err)[:160]})",
+                                 where=where, fix="export the model again; the file is damaged") from None
         self.values: dict[str, str] = {}  # ONNX value name → IR node name
         self.biasable: dict[str, str] = {}  # value produced by Gemm/MatMul/Conv → its IR node
         self.consumers: dict[str, int] = {}
@@ -124,6 +145,10 @@ class _Converter:
             out = handler(node, attrs, name, srcs)
         except ValueError as err:
             self.problems.append(f"{label}: {err}")
+            return
+        except (IndexError, TypeError, KeyError, AttributeError, ZeroDivisionError, OverflowError) as err:
+            self.problems.append(f"{label}: its attributes or initializers have unexpected shapes or types "
+                                 f"({type(err).__name__}: {str(err)[:120]})")
             return
         if out is not None:
             self.values[node.output[0]] = out
