@@ -18,6 +18,7 @@ import numpy as np
 from neurocc.errors import CompileError
 
 THRESHOLDS = ("v_threshold", "threshold")
+MAX_ABS = 1e30  # beyond any chip's range (float32 ends at 3.4e38; products of two such values overflow it)
 
 
 def _arrays(node: Any) -> list[tuple[str, np.ndarray]]:
@@ -36,10 +37,13 @@ def non_finite(graph: Any) -> list[str]:
     problems = []
     for name, node in graph.nodes.items():
         for param, value in _arrays(node):
-            bad = ~np.isfinite(value)
-            if bad.any():
+            finite = np.isfinite(value)
+            if not finite.all():
                 problems.append(f"node '{name}' ({node.kind}): {param} holds {int(np.isnan(value).sum())} NaN and "
                                 f"{int(np.isinf(value).sum())} infinite value(s) of {value.size}")
+            elif np.abs(value).max() > MAX_ABS:
+                problems.append(f"node '{name}' ({node.kind}): {param} reaches {np.abs(value).max():.3g}, beyond "
+                                f"{MAX_ABS:g} (no chip represents it)")
     return problems
 
 
@@ -52,7 +56,7 @@ def zero_thresholds(graph: Any) -> list[str]:
 
 def warn_suspicious(graph: Any, where: str) -> None:
     """Warn (one warning per kind) about non-finite parameters and zero thresholds."""
-    for problems, what in ((non_finite(graph), "NaN or infinite parameters (compile will refuse them)"),
+    for problems, what in ((non_finite(graph), "NaN, infinite or huge parameters (compile will refuse them)"),
                            (zero_thresholds(graph), "thresholds of 0")):
         if problems:
             warnings.warn(f"{where}: {what}: " + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""),
@@ -63,7 +67,7 @@ def check_finite(graph: Any, where: str) -> None:
     """CompileError listing every node parameter that holds NaN or infinite values."""
     problems = non_finite(graph)
     if problems:
-        raise CompileError("the model holds NaN or infinite parameters, which no target can compute",
+        raise CompileError("the model holds NaN, infinite or huge parameters, which no target can compute",
                            where=where, problems=problems,
                            fix="retrain or re-export the model (a training run that diverged leaves NaN weights); "
                                "check the values with `neurocc inspect`")
