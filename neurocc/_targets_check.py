@@ -90,6 +90,11 @@ def _read(path: Path) -> tuple[Any, Lines, list[tuple[int, str]]]:
         lines: Lines = {}
         dups: list[tuple[int, str]] = []
         data = _convert(loader, node, (), lines, dups) if node is not None else None
+    except TargetsError as err:
+        raise TargetsError(err.what, where=str(path), fix=err.fix) from None
+    except RecursionError:
+        raise TargetsError("an alias refers to itself (a cycle of &anchors and *aliases)", where=str(path),
+                           fix="remove the alias cycle; write the values out instead") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark is not None else ""
@@ -342,7 +347,7 @@ def parse_file(file: Path) -> tuple[dict[str, Target], bool]:
         chk.add(("targets",), "expected a mapping of target names to entries")
     elif raw is not None and not raw:
         chk.add(("targets",), "no targets defined; add at least one entry")
-    for name, entry in (raw or {}).items():
+    for name, entry in (raw if isinstance(raw, dict) else {}).items():
         target = _entry(chk, name, entry, ("targets", name))
         if target is not None:
             found[name] = target

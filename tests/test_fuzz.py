@@ -2,7 +2,7 @@
 
 Never a foreign exception, a hang (each case runs under a time limit) or exit status 3. The
 categories and mutations are in tests/hostile/cases.py; hypothesis draws the seeds (and, for the
-CLI, the argument values). Default run: 9 categories x 35 API cases + 12 CLI cases = 327 cases,
+CLI, the argument values). Default run: 9 categories x 35 API cases + 10 CLI cases = 325 cases,
 derandomized. ``make fuzz`` (``NEUROCC_FUZZ_PROFILE=long``) runs 400 random cases per category and
 60 CLI cases. ``python tests/hostile/census.py N`` counts outcomes over N fixed seeds per category.
 """
@@ -28,7 +28,7 @@ COMMON = dict(deadline=None, database=None, suppress_health_check=list(HealthChe
 settings.register_profile("neurocc-default", max_examples=35, derandomize=True, **COMMON)
 settings.register_profile("neurocc-long", max_examples=400, **COMMON)
 PROFILE = "neurocc-long" if os.environ.get("NEUROCC_FUZZ_PROFILE") == "long" else "neurocc-default"
-CLI_EXAMPLES = 60 if PROFILE == "neurocc-long" else 12
+CLI_EXAMPLES = 60 if PROFILE == "neurocc-long" else 10
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,18 @@ def plain_pt2(path: Path) -> Path:
     return path
 
 
+_CACHE: dict[str, Path] = {}
+
+
+def cached_plain_pt2() -> Path:
+    """:func:`plain_pt2` once per process (torch.export takes seconds), in a temporary folder."""
+    import tempfile
+
+    if "pt2" not in _CACHE:
+        _CACHE["pt2"] = plain_pt2(Path(tempfile.mkdtemp(prefix="neurocc-pt2-")) / "plain.pt2")
+    return _CACHE["pt2"]
+
+
 def _rewrite(src: Path, dest: Path, change: dict[str, bytes | None]) -> Path:
     """Copy the zip ``src`` to ``dest`` with entries replaced (bytes), removed (None) or added."""
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dest, "w") as zout:
