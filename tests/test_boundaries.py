@@ -111,6 +111,19 @@ def test_user_factory_error_is_reported_as_user_code(tmp_path: Path) -> None:
     assert "ZeroDivisionError" in proc.stderr and "your code" in proc.stderr and "internal" not in proc.stderr
 
 
+@pytest.mark.parametrize("name", ["a\x00b", "\udcff", "x" * 300])
+def test_bad_node_names_refused_before_writing(tmp_path: Path, name: str) -> None:
+    import nir
+
+    g = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([4])}),
+                            name: nir.Affine(weight=np.full((3, 4), 0.3), bias=np.zeros(3)),
+                            "output": nir.Output(output_type={"output": np.array([3])})},
+                     edges=[("input", name), (name, "output")])
+    with pytest.raises(neurocc.GraphError, match="node name"):
+        neurocc.compile(g, "emulator", tmp_path / "art")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_damaged_manifest(tmp_path: Path) -> None:
     import json
 

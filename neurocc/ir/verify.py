@@ -3,11 +3,12 @@
 Checks: edges name existing nodes; Input nodes have no incoming and Output nodes no outgoing
 edges; every other node has an input; delays are >= 0; each node's own parameters are
 consistent; shapes propagate from the Inputs without mismatch (all inputs of a node agree);
-every cycle contains a delayed edge and a stateful node; a quantized graph names its numerics
-profile and contains no float neuron kinds.
+every cycle contains a delayed edge and a stateful node; node names are printable UTF-8 (no NUL);
+a quantized graph names its numerics profile and contains no float neuron kinds.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from neurocc.errors import GraphError
@@ -82,6 +83,7 @@ def problems(graph: "Graph") -> list[str]:
             found.append(f"edge {e.src} -> {e.dst} has negative delay {e.delay}")
     if len(set(graph.edges)) != len(graph.edges):
         found.append("the graph has duplicate edges")
+    found.extend(name_problems(graph.nodes))
     for name, node in graph.nodes.items():
         for p in node.check():
             found.append(f"node '{name}' ({node.kind}): {p}")
@@ -102,6 +104,25 @@ def problems(graph: "Graph") -> list[str]:
         return found
     _, shape_problems = infer_shapes(graph)
     return found + shape_problems
+
+
+def name_problems(names: Iterable[str]) -> list[str]:
+    """Node names become JSON keys, ``.npz`` member names and backend labels: no control characters
+    (NUL included), valid UTF-8 (no lone surrogates from undecodable bytes), at most 256 characters."""
+    found = []
+    for name in names:
+        if not isinstance(name, str):
+            found.append(f"node name {name!r} is not text")
+            continue
+        try:
+            name.encode("utf-8")
+            bad = any(ord(c) < 32 or ord(c) == 127 for c in name) or len(name) > 256
+        except UnicodeEncodeError:
+            bad = True
+        if bad:
+            found.append(f"node name {name[:60]!r} holds a control character (e.g. NUL), bytes that are not UTF-8, "
+                         "or more than 256 characters; rename the layer in the model")
+    return found
 
 
 def _cycle_problems(graph: "Graph") -> list[str]:
