@@ -412,6 +412,12 @@ def case_artifact(rng: random.Random, base: dict[str, Any], work: Path) -> Calla
                 arrays[key] = bad_array(rng, arrays[key])
         np.savez(target, **arrays)
     backend = rng.choice(["emulator", "reference"])
+    action = rng.randrange(4)
+    if action == 0:
+        return lambda: neurocc.validate(art, backends=[backend], samples=2, json_path=work / "v.json")
+    if action == 1:
+        data = {"x": base["x"][0], "y": np.zeros(base["x"].shape[1], np.int64)}
+        return lambda: neurocc.evaluate(art, data, backend=backend)
     return lambda: neurocc.run(art, backend, {"input": base["x"]})
 
 
