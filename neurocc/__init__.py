@@ -126,6 +126,9 @@ def compile(model: Any, target: "str | Target" = "loihi2", out_dir: str | Path |
 
     load_kw, compile_kw = _split(load_kw)  # the rest (e.g. method=) goes to the pipeline
     dt = check_dt(dt)
+    _check_options(timesteps, compile_kw.get("method"))
+    if "method" in compile_kw and compile_kw["method"] is None:
+        del compile_kw["method"]  # None: the default, as when it is left out
     graph = _as_graph(model, **load_kw)
     tgt = _target(target, targets_file)
     check_dt(tgt.dt, where=f"target '{tgt.name}' dt")
@@ -134,6 +137,19 @@ def compile(model: Any, target: "str | Target" = "loihi2", out_dir: str | Path |
     compile_model = feature("neurocc.compiler.pipeline", "compile_model", "compiling (neurocc compile)")
     return compile_model(graph, tgt, out, dt=dt, calibration=calibration, timesteps=timesteps,
                          accuracy_budget=accuracy_budget, targets_file=targets_file, **compile_kw)
+
+
+def _check_options(timesteps: Any, method: Any) -> None:
+    """``timesteps`` a positive integer below 2^31; ``method`` a discretisation method name."""
+    from neurocc.ir.types import Method
+
+    if timesteps is not None and (isinstance(timesteps, bool) or not isinstance(timesteps, int)
+                                  or not 0 < timesteps < 2 ** 31):
+        raise InputError(f"timesteps must be a positive integer below 2^31, got {timesteps!r}", where="--timesteps",
+                         fix="give the number of steps per sample, e.g. 64")
+    if method is not None and not isinstance(method, Method) and method not in {m.value for m in Method}:
+        raise InputError(f"unknown discretisation method {method!r}", where="method",
+                         fix="use one of: " + ", ".join(m.value for m in Method))
 
 
 def run(artifact_dir: str | Path, backend: str = "emulator",

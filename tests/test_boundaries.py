@@ -80,6 +80,16 @@ def test_bad_dt(tmp_path: Path, dt: float) -> None:
         neurocc.compile(_nir(tmp_path / "m.nir"), "emulator", tmp_path / "out", dt=dt)
 
 
+@pytest.mark.parametrize("kw", [{"method": "EULER"}, {"timesteps": 10 ** 12}, {"timesteps": -3}])
+def test_bad_compile_options_keep_the_existing_artifact(tmp_path: Path, kw: dict) -> None:
+    model = _nir(tmp_path / "m.nir")
+    art = neurocc.compile(model, "emulator", tmp_path / "art")
+    before = (art / "manifest.json").read_bytes()
+    with pytest.raises(neurocc.InputError):
+        neurocc.compile(model, "emulator", art, **kw)
+    assert (art / "manifest.json").read_bytes() == before
+
+
 def test_huge_steps_say_what_is_needed(tmp_path: Path) -> None:
     art = neurocc.compile(_nir(tmp_path / "m.nir"), "emulator", tmp_path / "art")
     x = np.zeros((2, 1, 4), np.float32)

@@ -154,6 +154,13 @@ def write_artifact(out_dir: str | Path, *, graph: Graph, float_graph: Graph, tar
             emit(tmp)
         manifest = build_manifest(tmp, graph, float_graph, target, quantization, extra or {})
         (tmp / MANIFEST).write_text(dumps(manifest))
+        try:  # an existing artifact is replaced only by one that loads
+            load_artifact(tmp)
+        except NeuroccError as err:
+            raise NeuroccError(f"the new artifact does not load back, so nothing was written: {err.what}",
+                               where=str(out_dir), problems=err.problems,
+                               fix="check the option values named above; if they are valid, this is a bug in "
+                                   "neurocc: please report it") from None
     return load_artifact(out_dir)
 
 

@@ -432,9 +432,11 @@ def case_compile(rng: random.Random, base: dict[str, Any], work: Path) -> Callab
         (out / "keep.txt").write_text("user data")
     elif action == 2:
         out = rng.choice(["/proc/neurocc-out", "/dev/null", work / "a\x00b", work / "x" / ".." / "y"])
-    dt = rng.choice([None, 1e-3, 0.0, -1.0, math.nan, math.inf, 1e-300, 1e300])
+    dt = rng.choice([None] * 4 + [1e-3, 1e-4, 0.0, -1.0, math.nan, math.inf, 1e-300, 1e300])
     target = rng.choice(["emulator", "loihi2", "spinnaker", "edge-cpu", "nope"])
-    return lambda: neurocc.compile(base["nir"], target, out, dt=dt)
+    kw = {k: rng.choice(v) for k, v in {"timesteps": [None] * 6 + [8, 0, -3, 10 ** 12, 2.5, True],
+                                        "method": [None] * 6 + ["EULER", "euler", "exact", 3]}.items()}
+    return lambda: neurocc.compile(base["nir"], target, out, dt=dt, **kw)
 
 
 def case_values(rng: random.Random, base: dict[str, Any], work: Path) -> Callable[[], Any]:
