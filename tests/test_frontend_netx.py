@@ -147,6 +147,8 @@ def test_ntidigits_all_output_spikes() -> None:
     The recording's column t + 1 is neurocc step t (lava-dl's own test compares one column)."""
     d = ROOT / "gts" / "ntidigits"
     g = read_netx(d / "ntidigits.net", num_layers=5)       # layer 5 'average' is not a netx block
+    full = read_netx(d / "ntidigits.net")                   # with SLAYER's average read-out: 11 group sums
+    assert full.shapes()["output"] == (11,)
     assert any(n.kind == "Delay" for n in g.nodes.values())
     inp = np.load(d / "input.npy")
     r = simulate(g, {"input": inp.T.reshape(inp.shape[1], 1, 1, 1, 64).astype(np.int64)})
@@ -212,7 +214,7 @@ def test_bad_files_one_paragraph(tmp_path: Path) -> None:
         {"type": "input", "shape": np.array([4])},
         {"type": "dense", "neuron": cuba},                                         # no weight
         {"type": "dense", "weight": np.ones((3, 4), np.float32), "neuron": {**cuba, "type": "RF_PHASE"}},
-        {"type": "average", "shape": np.array([1])},
+        {"type": "concat", "shape": np.array([1])},
         {"type": "unpool"}])
     for name, words in [("trunc.net", "HDF5"), ("text.net", "HDF5"), ("nolayer.net", "'/layer'"),
                         ("missing.net", "not found")]:
@@ -223,5 +225,38 @@ def test_bad_files_one_paragraph(tmp_path: Path) -> None:
         read_netx(many)
     msg = str(e.value)
     for part in ("layer 1 (dense): missing dataset(s) 'weight'", "layer 2 (dense): unknown neuron type 'RF_PHASE'",
-                 "layer 3 (average)", "layer 4 (unpool)", "many.net"):
+                 "layer 3 (concat)", "layer 4 (unpool)", "many.net"):
         assert part in msg, (part, msg)
+
+
+# ----- the command line ------------------------------------------------------------------------------------
+def neurocc_cmd(*args: str, cwd: Path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "neurocc", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@needs_lava_dl
+def test_cli_compile_run_pilotnet_sdnn_as_lava_sees_it(tmp_path: Path) -> None:
+    """`neurocc compile network.net --target emulator` then `neurocc run`: Y.npz's output is
+    Lava's recorded sink (output.npy), index for index (offset 0)."""
+    d = ROOT / "gts" / "pilotnet_sdnn"
+    frame = np.load(d / "input.npy")[..., 0].astype(np.int64).transpose(2, 1, 0)
+    np.savez(tmp_path / "x.npz", input=np.broadcast_to(frame, (9, 1, *frame.shape)))
+    r = neurocc_cmd("compile", str(d / "network.net"), "--target", "emulator", "-o", "art", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = neurocc_cmd("run", "art", "--backend", "emulator", "--input", "x.npz", "--output", "y.npz", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    y = np.load(tmp_path / "y.npz")["output"][:, 0, 0]
+    assert _mismatches(y, np.load(d / "output.npy")[0]) == 0
+
+
+def test_cli_bad_netx_file_no_traceback_no_artifact(tmp_path: Path) -> None:
+    (tmp_path / "bad.net").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40)
+    r = neurocc_cmd("compile", "bad.net", "--target", "emulator", "-o", "art", cwd=tmp_path)
+    assert r.returncode == 1 and "bad.net" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "art").exists()

@@ -282,9 +282,27 @@ def compile_graph(graph: Graph, target: Target | str, *, dt: float | None = None
                   weight_bits: dict[str, int] | None = None) -> Compiled:
     """Run the passes without writing anything (see the module docstring)."""
     tgt = resolve_target(target, targets_file)
+    if graph.numerics is not None:  # already integer (a netx file): nothing to quantize
+        return _prequantized(graph, tgt)
     prep = prepare(graph, tgt, dt=dt, method=method, calibration=calibration, timesteps=timesteps,
                    encoding=encoding)
     return quantize_prepared(prep, stats=stats, per_channel=per_channel, weight_bits=weight_bits)
+
+
+def _prequantized(graph: Graph, tgt: Target) -> Compiled:
+    """A graph that arrives quantized (lava-dl netx files: ``loihi``) compiles unchanged for a
+    target of the same numerics; any other target is refused with the way to get there."""
+    graph = graph.verify()
+    if tgt.numerics != graph.numerics:
+        raise CompileError(f"the model is already quantized for '{graph.numerics}' numerics (a lava-dl netx "
+                           f"file holds Loihi integers) and target '{tgt.name}' uses '{tgt.numerics}'",
+                           where=f"graph '{graph.name}'",
+                           fix="compile it for a loihi-numerics target (emulator, loihi2, loihi1); the edge-cpu "
+                               "backend runs that artifact exactly: `neurocc run DIR --backend edge-cpu`")
+    graded = tuple(n for n in graph.inputs if any(not (graph.nodes[d].kind in ("QDense", "QConv2d")
+                                                          and not graph.nodes[d].graded)
+                                                      for d in graph.successors(n)))
+    return Compiled(graph, graph, None, graded_inputs=graded)
 
 
 def resolve_target(target: Target | str, targets_file: str | Path | None = None) -> Target:

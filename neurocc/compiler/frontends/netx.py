@@ -13,6 +13,9 @@ netx layer (``/layer/<i>``)        neurocc nodes (names: ``layer<i>``, ``layer<i
 ``conv``                           ``QConv2d`` →(1) neuron (weights truncated, untouched)
 ``pool`` (slayer's sum pool)       depthwise ``QConv2d`` (weight·ones) →(1) neuron
 ``flatten``                        ``Flatten`` (netx's transpose+flatten is torch's C order)
+``average`` (SLAYER read-out)       ``QDense`` of ones →(0) output: the sum of each of k equal
+                                   groups of neurons per step (SLAYER's mean times n/k); netx
+                                   cannot load it
 ``dense`` / ``dense_rec``          ``QDense`` (netx's ``optimize_weight_bits`` result:
                                    weights, num_weight_bits, weight_exp) →(1) [``Delay``] →
                                    neuron; ``dense_rec`` adds neuron →(0) ``QDense`` →(1) neuron
@@ -55,9 +58,8 @@ MAX_DELAY = 62                 # netx clamps delays to 0..62
 SDNN_EXP = 12                  # spike_exp + state_exp = 6 + 6 (netx's defaults)
 STATE_EXP = 6
 LIF_TYPES = ("CUBA", "LOIHI")
-SUPPORTED = ("input", "dense", "dense_rec", "conv", "pool", "flatten")
-REFUSED = {"average": "netx cannot load it either (NotImplementedError); import the layers before it "
-                      "with num_layers=", "concat": "netx cannot load it", "convT": "netx cannot load it",
+SUPPORTED = ("input", "dense", "dense_rec", "conv", "pool", "flatten", "average")
+REFUSED = {"concat": "netx cannot load it", "convT": "netx cannot load it",
            "unpool": "netx cannot load it", "dense_comp": "complex dense (lava-dl 0.6 cannot load it)"}
 
 
@@ -204,12 +206,12 @@ def _layer(st: _State, i: int, lay: dict[str, Any], *, last: bool, variant: str)
         st.problems.append(f"layer {i}: missing dataset 'type'")
         return
     if kind in REFUSED:
-        st.problems.append(f"{where}: block type '{kind}' is not supported: {REFUSED[kind]}{i if kind == 'average' else ''}")
+        st.problems.append(f"{where}: block type '{kind}' is not supported: {REFUSED[kind]}")
         return
     if kind not in SUPPORTED:
         st.problems.append(f"{where}: unknown block type '{kind}' (netx writes {', '.join(SUPPORTED)})")
         return
-    need = {"input": ("shape",), "flatten": (), "conv": ("weight", "neuron"), "pool": ("weight", "neuron"),
+    need = {"input": ("shape",), "flatten": (), "average": ("shape",), "conv": ("weight", "neuron"), "pool": ("weight", "neuron"),
             "dense": ("weight",), "dense_rec": ("weight", "weight_rec")}[kind]
     missing = [k for k in need if k not in lay]
     if "weight/real" in lay or (isinstance(lay.get("weight"), dict)):
@@ -226,6 +228,8 @@ def _layer(st: _State, i: int, lay: dict[str, Any], *, last: bool, variant: str)
     elif kind == "flatten":
         st.add(f"layer{i}", Flatten(start_dim=0, end_dim=-1))
         st.shape = (int(np.prod(st.shape)),)
+    elif kind == "average":
+        _average(st, i, lay)
     elif kind in ("conv", "pool"):
         _conv(st, i, lay, variant, pool=kind == "pool")
     else:
@@ -245,6 +249,18 @@ def _input(st: _State, i: int, lay: dict[str, Any], variant: str) -> None:
     node = _neuron(st, i, "input", neuron, None, shape, variant, last=False, input_layer=True)
     if node is not None:
         st.add(f"layer{i}", node, 0)
+
+
+def _average(st: _State, i: int, lay: dict[str, Any]) -> None:
+    """SLAYER's ``Average`` read-out: the mean of k equal groups of consecutive neurons per step.
+    neurocc keeps it integer: a binary ``QDense`` of ones gives the group **sums** (mean · n/k)."""
+    n, k = int(np.prod(st.shape)), int(np.prod(np.atleast_1d(lay["shape"])))
+    if len(st.shape) != 1 or k < 1 or n % k:
+        st.problems.append(f"layer {i} (average): {n} inputs of shape {st.shape} do not split into {k} groups")
+        return
+    w = np.kron(np.eye(k, dtype=np.int32), np.ones((1, n // k), np.int32))
+    st.add(f"layer{i}", QDense(weight=w, graded=st.graded), 0)
+    st.shape = (k,)
 
 
 def _conv(st: _State, i: int, lay: dict[str, Any], variant: str, pool: bool) -> None:
