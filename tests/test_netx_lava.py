@@ -1,0 +1,67 @@
+"""Imported netx files run by lava-dl netx itself in Lava 0.10 (fixed_pt) equal the emulator.
+
+Lava runs in a worker subprocess (neurocc.backends.loihi); skipped with the reason where Lava or
+lava-dl's test files are absent. The default run is one small worker call (tiny.net and the
+first 60 steps of NTIDIGITS with its axonal delays); the PilotNet networks are @pytest.mark.long.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurocc.backends.emulator import simulate
+from neurocc.compiler.frontends.netx import read_netx
+
+from test_frontend_netx import ROOT, needs_lava_dl
+
+
+def _jobs(specs):
+    from neurocc.backends.loihi.netx_import import imported_job
+
+    return [imported_job(f, g, {"input": x}, None, True) for f, g, x in specs]
+
+
+def _compare(graph, x, lava: dict) -> dict[str, int]:
+    em = simulate(graph, {"input": x}, record=True)
+    got = {**em.traces, **em.outputs}
+    assert set(lava) <= set(got)
+    return {k: int(np.count_nonzero(v.astype(np.int64) != got[k].astype(np.int64))) for k, v in lava.items()}
+
+
+@needs_lava_dl
+def test_tiny_and_ntidigits_in_lava_netx(lava_ok) -> None:
+    from neurocc.backends.loihi.netx_run import run_netx_many
+
+    rng = np.random.default_rng(0)
+    tiny = ROOT / "tiny.net"
+    g1 = read_netx(tiny)
+    x1 = rng.integers(0, 60, size=(12, 1, 3, 16, 16))               # graded a_in of the input neuron
+    nt = ROOT / "gts" / "ntidigits" / "ntidigits.net"
+    g2 = read_netx(nt, num_layers=5)
+    inp = np.load(ROOT / "gts" / "ntidigits" / "input.npy")[:, :60]   # output spikes from step 20 on
+    x2 = inp.T.reshape(60, 1, 1, 1, 64).astype(np.int64)
+    for g, x, lava in zip((g1, g2), (x1, x2), run_netx_many(_jobs([(tiny, g1, x1), (nt, g2, x2)]))):
+        diff = _compare(g, x, lava)
+        assert not any(diff.values()), diff
+        assert lava["output"].any()
+
+
+@pytest.mark.long
+@needs_lava_dl
+def test_pilotnets_in_lava_netx(lava_ok) -> None:
+    """PilotNet-SDNN (9 steps) and PilotNet-LIF (16 steps, the image as a constant a_in of the
+    input neuron: iDecay 4096 makes that the same as netx's bias_mant drive): every probed
+    state and output equal."""
+    from neurocc.backends.loihi.netx_run import run_netx_many
+
+    sd = ROOT / "gts" / "pilotnet_sdnn" / "network.net"
+    g1 = read_netx(sd)
+    frame = np.load(ROOT / "gts" / "pilotnet_sdnn" / "input.npy")[..., 0].astype(np.int64).transpose(2, 1, 0)
+    x1 = np.broadcast_to(frame, (9, 1, *frame.shape)).copy()
+    lif = ROOT / "gts" / "pilotnet_lif" / "network.net"
+    g2 = read_netx(lif)
+    img = np.load(ROOT / "gts" / "pilotnet_lif" / "image.npy").astype(np.int64).transpose(2, 1, 0)
+    x2 = np.broadcast_to(img, (16, 1, *img.shape)).copy()
+    for g, x, lava in zip((g1, g2), (x1, x2), run_netx_many(_jobs([(sd, g1, x1), (lif, g2, x2)]))):
+        diff = _compare(g, x, lava)
+        assert not any(diff.values()), diff
