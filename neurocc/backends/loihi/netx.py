@@ -365,6 +365,8 @@ class _Planner:
         if isinstance(node, QLIF):
             if node.reset != ResetMode.ZERO or node.refractory:
                 self.problem(name, "netx's CUBA neuron resets v to 0 and has no refractory period")
+        if node.reset_interval:
+            self.problem(name, "reset_interval is a netx Network argument, not part of the file")
             if not 0 <= vth <= NEVER_FIRES:
                 self.problem(name, f"vth={vth} is outside Loihi's 17-bit threshold mantissa")
         if not (-1 <= one["du"] <= 4095 and 0 <= one["dv"] <= 4096):
