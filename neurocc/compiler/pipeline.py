@@ -293,6 +293,10 @@ def _prequantized(graph: Graph, tgt: Target) -> Compiled:
     """A graph that arrives quantized (lava-dl netx files: ``loihi``) compiles unchanged for a
     target of the same numerics; any other target is refused with the way to get there."""
     graph = graph.verify()
+    if tgt.numerics != graph.numerics and graph.numerics == "loihi" and tgt.numerics in ("spinnaker", "float32"):
+        from neurocc.compiler.passes.dequantize import dequantize
+
+        return compile_graph(dequantize(graph), tgt)   # the float model it stands for, then tgt's quantizer
     if tgt.numerics != graph.numerics:
         raise CompileError(f"the model is already quantized for '{graph.numerics}' numerics (a lava-dl netx "
                            f"file holds Loihi integers) and target '{tgt.name}' uses '{tgt.numerics}'",
