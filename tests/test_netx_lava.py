@@ -2,7 +2,7 @@
 
 Lava runs in a worker subprocess (neurocc.backends.loihi); skipped with the reason where Lava or
 lava-dl's test files are absent. The default run is one small worker call (tiny.net and the
-first 60 steps of NTIDIGITS with its axonal delays); the PilotNet networks are @pytest.mark.long.
+first 60 steps of NTIDIGITS with its axonal delays); PilotNet-SDNN is @pytest.mark.long.
 """
 from __future__ import annotations
 
@@ -48,20 +48,18 @@ def test_tiny_and_ntidigits_in_lava_netx(lava_ok) -> None:
 
 @pytest.mark.long
 @needs_lava_dl
-def test_pilotnets_in_lava_netx(lava_ok) -> None:
-    """PilotNet-SDNN (9 steps) and PilotNet-LIF (16 steps, the image as a constant a_in of the
-    input neuron: iDecay 4096 makes that the same as netx's bias_mant drive): every probed
-    state and output equal."""
+def test_pilotnet_sdnn_in_lava_netx(lava_ok) -> None:
+    """PilotNet-SDNN (9 steps): every probed sigma/act, graded output and the read-out equal.
+    (PilotNet-LIF is not run here: lava-dl 0.6 + Lava 0.10's CPU models fail on it in this
+    environment already at its first conv block (a RuntimeError inside a Lava process; its
+    input block alone runs); lava-dl itself runs that file only on Loihi hardware.)"""
     from neurocc.backends.loihi.netx_run import run_netx_many
 
     sd = ROOT / "gts" / "pilotnet_sdnn" / "network.net"
-    g1 = read_netx(sd)
+    g = read_netx(sd)
     frame = np.load(ROOT / "gts" / "pilotnet_sdnn" / "input.npy")[..., 0].astype(np.int64).transpose(2, 1, 0)
-    x1 = np.broadcast_to(frame, (9, 1, *frame.shape)).copy()
-    lif = ROOT / "gts" / "pilotnet_lif" / "network.net"
-    g2 = read_netx(lif)
-    img = np.load(ROOT / "gts" / "pilotnet_lif" / "image.npy").astype(np.int64).transpose(2, 1, 0)
-    x2 = np.broadcast_to(img, (16, 1, *img.shape)).copy()
-    for g, x, lava in zip((g1, g2), (x1, x2), run_netx_many(_jobs([(sd, g1, x1), (lif, g2, x2)]))):
-        diff = _compare(g, x, lava)
-        assert not any(diff.values()), diff
+    x = np.broadcast_to(frame, (9, 1, *frame.shape)).copy()
+    (lava,) = run_netx_many(_jobs([(sd, g, x)]))
+    diff = _compare(g, x, lava)
+    assert not any(diff.values()), diff
+    assert lava["output"].any()
