@@ -388,10 +388,10 @@ class _Planner:
         if isinstance(node, QLIF):
             if node.reset != ResetMode.ZERO or node.refractory:
                 self.problem(name, "netx's CUBA neuron resets v to 0 and has no refractory period")
-        if node.reset_interval:
-            self.problem(name, "reset_interval is a netx Network argument, not part of the file")
             if not 0 <= vth <= NEVER_FIRES:
                 self.problem(name, f"vth={vth} is outside Loihi's 17-bit threshold mantissa")
+        if node.reset_interval:
+            self.problem(name, "reset_interval is a netx Network argument, not part of the file")
         if not (-1 <= one["du"] <= 4095 and 0 <= one["dv"] <= 4096):
             self.problem(name, f"du={one['du']}, dv={one['dv']} outside netx's iDecay/vDecay 0..4096")
         group = {"type": "CUBA", "iDecay": one["du"] + 1, "vDecay": one["dv"], "vThMant": vth,
