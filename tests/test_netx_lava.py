@@ -1,8 +1,9 @@
 """Imported netx files run by lava-dl netx itself in Lava 0.10 (fixed_pt) equal the emulator.
 
 Lava runs in a worker subprocess (neurocc.backends.loihi); skipped with the reason where Lava or
-lava-dl's test files are absent. The default run is one small worker call (tiny.net and the
-first 60 steps of NTIDIGITS with its axonal delays); PilotNet-SDNN is @pytest.mark.long.
+lava-dl's test files are absent. The default run is one small worker call (tiny.net, the first
+60 steps of NTIDIGITS with its axonal delays, neurocc's own re-export of it, and the network.net
+of a float model with biases compiled for loihi2); PilotNet-SDNN is @pytest.mark.long.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def _compare(graph, x, lava: dict) -> dict[str, int]:
 
 
 @needs_lava_dl
-def test_tiny_and_ntidigits_in_lava_netx(lava_ok) -> None:
+def test_tiny_and_ntidigits_in_lava_netx(lava_ok, tmp_path) -> None:
     from neurocc.backends.loihi.netx_run import run_netx_many
 
     rng = np.random.default_rng(0)
@@ -40,7 +41,23 @@ def test_tiny_and_ntidigits_in_lava_netx(lava_ok) -> None:
     g2 = read_netx(nt, num_layers=5)
     inp = np.load(ROOT / "gts" / "ntidigits" / "input.npy")[:, :60]   # output spikes from step 20 on
     x2 = inp.T.reshape(60, 1, 1, 1, 64).astype(np.int64)
-    for g, x, lava in zip((g1, g2), (x1, x2), run_netx_many(_jobs([(tiny, g1, x1), (nt, g2, x2)]))):
+    # and a float model with biases compiled for loihi2: its network.net (biases on netx's grid)
+    from neurocc.backends.loihi import NetxJob
+    from neurocc.compiler.pipeline import compile_model
+    from neurocc.ir.artifact import load_artifact
+    from test_netx_roundtrip import _biased_model
+
+    art = compile_model(_biased_model(), "loihi2", tmp_path / "art")
+    g3 = load_artifact(art).graph
+    x3 = (rng.random((60, 1, 12)) < 0.3).astype(np.int64)
+    # and neurocc's own re-export of NTIDIGITS (axonal delays written back as `delay`)
+    from neurocc.backends.loihi.netx import plan_netx
+    from neurocc.backends.loihi.netx_file import write_net
+
+    g4 = read_netx(write_net(plan_netx(g2), tmp_path / "re.net"))
+    jobs = _jobs([(tiny, g1, x1), (nt, g2, x2)]) + [NetxJob(g3, {"input": x3}, None, False, art / "network.net"),
+                                                    NetxJob(g4, {"input": x2}, None, False, tmp_path / "re.net")]
+    for g, x, lava in zip((g1, g2, g3, g4), (x1, x2, x3, x2), run_netx_many(jobs)):
         diff = _compare(g, x, lava)
         assert not any(diff.values()), diff
         assert lava["output"].any()

@@ -1,5 +1,6 @@
-"""netx import → export (neurocc's own netx writer) → import keeps every parameter, and the
-re-exported file loads in lava-dl and runs in Lava exactly as the emulator."""
+"""netx import → export (neurocc's own netx writer) → import keeps every parameter; a loihi
+compile of a float model with biases gets a network.net. (That neurocc-written files load in
+lava-dl and run in Lava as the emulator is checked in test_netx_lava.py, in one worker call.)"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,13 +47,36 @@ def test_import_export_import_keeps_every_parameter(name: str, n: int | None, tm
             assert np.array_equal(np.asarray(a[k]), np.asarray(b[k])), (node_name, k)
 
 
-@needs_lava_dl
-def test_reexported_ntidigits_runs_in_lava_as_the_emulator(lava_ok, tmp_path: Path) -> None:
-    """neurocc's own netx file (axonal delays written back as `delay`) loaded by lava-dl netx."""
-    from neurocc.backends.loihi import NetxJob, run_netx_many
+def _biased_model():
+    from neurocc.ir.graph import Graph
+    from neurocc.ir.nodes import Affine, Input, LIF, Output
 
-    g, g2, out = _reexport("gts/ntidigits/ntidigits.net", 5, tmp_path)
-    x = np.load(ROOT / "gts" / "ntidigits" / "input.npy")[:, :50].T.reshape(50, 1, 1, 1, 64).astype(np.int64)
-    (lava,) = run_netx_many([NetxJob(g2, {"input": x}, None, False, out)])
-    ref = simulate(g, {"input": x}).outputs["output"]
-    assert ref.any() and np.array_equal(lava["output"].astype(np.int64), ref.astype(np.int64))
+    rng = np.random.default_rng(5)
+    n_in, n_h, n_o = 12, 10, 4
+    lif = lambda n: LIF(tau=np.full(n, 0.004), r=np.ones(n), v_leak=np.zeros(n),  # noqa: E731
+                        v_threshold=np.ones(n), v_reset=np.zeros(n))
+    return Graph.chain(("input", Input(shape=(n_in,))),
+                       ("fc1", Affine(weight=rng.normal(0.4, 0.8, (n_h, n_in)), bias=rng.normal(0.3, 0.2, n_h))),
+                       ("lif1", lif(n_h)),
+                       ("fc2", Affine(weight=rng.normal(0.5, 0.8, (n_o, n_h)), bias=rng.normal(0.3, 0.2, n_o))),
+                       ("lif2", lif(n_o)), ("output", Output(shape=(n_o,))), dt=1e-3).verify()
+
+
+def test_loihi_compile_of_a_biased_model_writes_network_net(tmp_path: Path) -> None:
+    """A float model whose layers have biases: the loihi2 artifact gets a network.net (biases on
+    netx's grid), and reading that file back gives the artifact's own integer graph's outputs."""
+    import json
+
+    from neurocc.compiler.pipeline import compile_model
+    from neurocc.ir.artifact import load_artifact
+
+    art = compile_model(_biased_model(), "loihi2", tmp_path / "art")
+    doc = json.loads((art / "loihi.json").read_text())
+    assert doc["netx"]["expressible"], doc["netx"]["not_expressible"]
+    q = load_artifact(art).graph
+    assert any(np.any(n.bias_mant) for n in q.nodes.values() if n.kind == "QLIF")
+    back = read_netx(art / "network.net")
+    x = (np.random.default_rng(0).random((60, 2, 12)) < 0.3).astype(np.int64)
+    a = simulate(q, {"input": x}).outputs["output"]
+    b = simulate(back, {"input": x}).outputs["output"]
+    assert a.any() and np.array_equal(a, b)
