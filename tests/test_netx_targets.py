@@ -48,4 +48,7 @@ def test_refusals_name_the_reason() -> None:
     assert any("QSigmaDelta" in p for p in loihi_check(sdnn))
     with pytest.raises(CompileError) as e:
         compile_graph(sdnn, "spinnaker")
-    assert "already quantized" in str(e.value) and "edge-cpu" in str(e.value)
+    assert "layer9" in str(e.value) and "no SpiNNaker model" in str(e.value)
+    with pytest.raises(CompileError) as e:
+        compile_graph(sdnn, "edge-cpu")            # int8 numerics: the loihi artifact is the exact one
+    assert "already quantized" in str(e.value) and "--backend edge-cpu" in str(e.value)

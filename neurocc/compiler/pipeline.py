@@ -291,7 +291,9 @@ def compile_graph(graph: Graph, target: Target | str, *, dt: float | None = None
 
 def _prequantized(graph: Graph, tgt: Target) -> Compiled:
     """A graph that arrives quantized (lava-dl netx files: ``loihi``) compiles unchanged for a
-    target of the same numerics; any other target is refused with the way to get there."""
+    target of the same numerics (the edge-cpu backend runs that artifact exactly); spinnaker and
+    float32 targets get its float form (:mod:`.passes.dequantize`); anything else (int8) is
+    refused with the way to get there."""
     graph = graph.verify()
     if tgt.numerics != graph.numerics and graph.numerics == "loihi" and tgt.numerics in ("spinnaker", "float32"):
         from neurocc.compiler.passes.dequantize import dequantize
@@ -303,10 +305,14 @@ def _prequantized(graph: Graph, tgt: Target) -> Compiled:
                            where=f"graph '{graph.name}'",
                            fix="compile it for a loihi-numerics target (emulator, loihi2, loihi1); the edge-cpu "
                                "backend runs that artifact exactly: `neurocc run DIR --backend edge-cpu`")
-    graded = tuple(n for n in graph.inputs if any(not (graph.nodes[d].kind in ("QDense", "QConv2d")
-                                                          and not graph.nodes[d].graded)
-                                                      for d in graph.successors(n)))
-    return Compiled(graph, graph, None, graded_inputs=graded)
+    return Compiled(graph, graph, None, graded_inputs=_graded_inputs(graph))
+
+
+def _graded_inputs(graph: Graph) -> tuple[str, ...]:
+    """Inputs that take integer payloads (they feed a neuron or a graded synapse), not 0/1 spikes."""
+    return tuple(n for n in graph.inputs if any(not (graph.nodes[d].kind in ("QDense", "QConv2d")
+                                                     and not graph.nodes[d].graded)
+                                                for d in graph.successors(n)))
 
 
 def resolve_target(target: Target | str, targets_file: str | Path | None = None) -> Target:
