@@ -205,6 +205,11 @@ def test_bad_files_one_paragraph(tmp_path: Path) -> None:
     good = _write(tmp_path / "good.net", [{"type": "input", "shape": np.array([4])},
                                           {"type": "dense", "weight": np.ones((3, 4), np.float32), "neuron": cuba}])
     assert read_netx(good).shapes()["output"] == (3,)
+    pool = _write(tmp_path / "pool.net", [{"type": "input", "shape": np.array([2, 4, 4])},
+                                          {"type": "pool", "weight": np.full((1, 1, 2, 2, 1), 3.0, np.float32),
+                                           "stride": np.array([2, 2]), "neuron": cuba}])
+    pg = read_netx(pool)          # SLAYER's sum pool: a depthwise conv of weight·ones, per channel
+    assert pg.shapes()["layer1"] == (2, 2, 2) and pg.nodes["layer1_synapse"].groups == 2
     trunc = tmp_path / "trunc.net"
     trunc.write_bytes(good.read_bytes()[:700])
     (tmp_path / "text.net").write_text("not hdf5")

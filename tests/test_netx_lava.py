@@ -3,7 +3,7 @@
 Lava runs in a worker subprocess (neurocc.backends.loihi); skipped with the reason where Lava or
 lava-dl's test files are absent. The default run is one small worker call (tiny.net, the first
 60 steps of NTIDIGITS with its axonal delays, neurocc's own re-export of it, and the network.net
-of a float model with biases compiled for loihi2); PilotNet-SDNN is @pytest.mark.long.
+of a float model with biases compiled for loihi2, a dense_rec file); PilotNet-SDNN is @pytest.mark.long.
 """
 from __future__ import annotations
 
@@ -57,7 +57,18 @@ def test_tiny_and_ntidigits_in_lava_netx(lava_ok, tmp_path) -> None:
     g4 = read_netx(write_net(plan_netx(g2), tmp_path / "re.net"))
     jobs = _jobs([(tiny, g1, x1), (nt, g2, x2)]) + [NetxJob(g3, {"input": x3}, None, False, art / "network.net"),
                                                     NetxJob(g4, {"input": x2}, None, False, tmp_path / "re.net")]
-    for g, x, lava in zip((g1, g2, g3, g4), (x1, x2, x3, x2), run_netx_many(jobs)):
+    # and a dense_rec (recurrent) file written the way SLAYER exports it
+    from test_frontend_netx import _write
+
+    cuba = {"type": "CUBA", "iDecay": 1024, "vDecay": 512, "vThMant": 60}
+    rec = _write(tmp_path / "rec.net", [
+        {"type": "input", "shape": np.array([6])},
+        {"type": "dense_rec", "shape": np.array([5]), "weight": rng.integers(-40, 80, (5, 6)).astype(np.float32),
+         "weight_rec": rng.integers(-60, 40, (5, 5)).astype(np.float32), "neuron": cuba}])
+    g5 = read_netx(rec)
+    x5 = (rng.random((40, 1, 6)) < 0.4).astype(np.int64)
+    jobs += _jobs([(rec, g5, x5)])
+    for g, x, lava in zip((g1, g2, g3, g4, g5), (x1, x2, x3, x2, x5), run_netx_many(jobs)):
         diff = _compare(g, x, lava)
         assert not any(diff.values()), diff
         assert lava["output"].any()
