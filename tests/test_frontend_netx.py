@@ -258,6 +258,9 @@ def test_cli_compile_run_pilotnet_sdnn_as_lava_sees_it(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     y = np.load(tmp_path / "y.npz")["output"][:, 0, 0]
     assert _mismatches(y, np.load(d / "output.npy")[0]) == 0
+    # no float form (sigma-delta): validate checks the exact ONNX lowering against the emulator
+    r = neurocc_cmd("validate", "art", "--input", "x.npz", cwd=tmp_path)
+    assert r.returncode == 0 and "edge-cpu" in r.stdout and "PASS" in r.stdout, r.stdout + r.stderr
 
 
 def test_cli_bad_netx_file_no_traceback_no_artifact(tmp_path: Path) -> None:

@@ -305,7 +305,19 @@ def _prequantized(graph: Graph, tgt: Target) -> Compiled:
                            where=f"graph '{graph.name}'",
                            fix="compile it for a loihi-numerics target (emulator, loihi2, loihi1); the edge-cpu "
                                "backend runs that artifact exactly: `neurocc run DIR --backend edge-cpu`")
-    return Compiled(graph, graph, None, graded_inputs=_graded_inputs(graph))
+    return Compiled(_float_form(graph), graph, None, graded_inputs=_graded_inputs(graph))
+
+
+def _float_form(graph: Graph) -> Graph:
+    """The float graph an integer one stands for (the ``reference`` backend's model), or the
+    integer graph itself where it has none (sigma-delta, no-decay neurons): then the emulator is
+    the only reference (:func:`neurocc.runtime.validate.default_backends`)."""
+    from neurocc.compiler.passes.dequantize import dequantize
+
+    try:
+        return dequantize(graph)
+    except CompileError:
+        return graph
 
 
 def _graded_inputs(graph: Graph) -> tuple[str, ...]:
