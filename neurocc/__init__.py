@@ -101,6 +101,10 @@ def load(source: Any, *, input_shape: tuple[int, ...] | None = None, entry: str 
 def export_nir(model: Any, path: str | Path, **load_kw: Any) -> Path:
     """Write ``model`` (anything :func:`load` reads, or a Graph) as a NIR file (``neurocc export-nir``)."""
     graph = _as_graph(model, **load_kw)
+    if graph.numerics == "loihi":  # an integer model (a netx file): NIR carries its float form
+        from neurocc.compiler.passes.dequantize import dequantize
+
+        graph = dequantize(graph)
     write_nir = feature("neurocc.compiler.frontends.nir", "write_nir", "writing NIR files")
     write_nir(graph, Path(path))  # written atomically, with normal file permissions
     return Path(path)

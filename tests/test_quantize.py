@@ -128,7 +128,11 @@ def test_conv_keeps_weight_exp_zero_and_sum_pool_stays_exact():
     if1 = q.nodes["if1"]
     assert set(if1.du.ravel()) == {4095} and set(if1.dv.ravel()) == {0}   # IF: no current, no leak
     s = rep["layers"]["if2"]["scale"]   # Affine bias 0.05 → 64 · s · 0.05 state LSBs
-    np.testing.assert_allclose(q.nodes["if2"].bias_mant * 2.0 ** q.nodes["if2"].bias_exp, 64 * s * 0.05, atol=1)
+    # loihi biases are quantized on netx's grid (bias_exp 6: multiples of 64 state LSBs, one weight
+    # LSB) so that the artifact gets a network.net: the rounding error is at most half of 64
+    b = q.nodes["if2"].bias_mant * 2.0 ** q.nodes["if2"].bias_exp
+    assert set(q.nodes["if2"].bias_exp.ravel()) <= {0, 6, 7} and np.all(b % 64 == 0)
+    np.testing.assert_allclose(b, 64 * s * 0.05, atol=32)
 
 
 def test_cuba_and_threshold_and_integrator_register_values():

@@ -282,9 +282,49 @@ def compile_graph(graph: Graph, target: Target | str, *, dt: float | None = None
                   weight_bits: dict[str, int] | None = None) -> Compiled:
     """Run the passes without writing anything (see the module docstring)."""
     tgt = resolve_target(target, targets_file)
+    if graph.numerics is not None:  # already integer (a netx file): nothing to quantize
+        return _prequantized(graph, tgt)
     prep = prepare(graph, tgt, dt=dt, method=method, calibration=calibration, timesteps=timesteps,
                    encoding=encoding)
     return quantize_prepared(prep, stats=stats, per_channel=per_channel, weight_bits=weight_bits)
+
+
+def _prequantized(graph: Graph, tgt: Target) -> Compiled:
+    """A graph that arrives quantized (lava-dl netx files: ``loihi``) compiles unchanged for a
+    target of the same numerics (the edge-cpu backend runs that artifact exactly); spinnaker and
+    float32 targets get its float form (:mod:`.passes.dequantize`); anything else (int8) is
+    refused with the way to get there."""
+    graph = graph.verify()
+    if tgt.numerics != graph.numerics and graph.numerics == "loihi" and tgt.numerics in ("spinnaker", "float32"):
+        from neurocc.compiler.passes.dequantize import dequantize
+
+        return compile_graph(dequantize(graph), tgt)   # the float model it stands for, then tgt's quantizer
+    if tgt.numerics != graph.numerics:
+        raise CompileError(f"the model is already quantized for '{graph.numerics}' numerics (a lava-dl netx "
+                           f"file holds Loihi integers) and target '{tgt.name}' uses '{tgt.numerics}'",
+                           where=f"graph '{graph.name}'",
+                           fix="compile it for a loihi-numerics target (emulator, loihi2, loihi1); the edge-cpu "
+                               "backend runs that artifact exactly: `neurocc run DIR --backend edge-cpu`")
+    return Compiled(_float_form(graph), graph, None, graded_inputs=_graded_inputs(graph))
+
+
+def _float_form(graph: Graph) -> Graph:
+    """The float graph an integer one stands for (the ``reference`` backend's model), or the
+    integer graph itself where it has none (sigma-delta, no-decay neurons): then the emulator is
+    the only reference (:func:`neurocc.runtime.validate.default_backends`)."""
+    from neurocc.compiler.passes.dequantize import dequantize
+
+    try:
+        return dequantize(graph)
+    except CompileError:
+        return graph
+
+
+def _graded_inputs(graph: Graph) -> tuple[str, ...]:
+    """Inputs that take integer payloads (they feed a neuron or a graded synapse), not 0/1 spikes."""
+    return tuple(n for n in graph.inputs if any(not (graph.nodes[d].kind in ("QDense", "QConv2d")
+                                                     and not graph.nodes[d].graded)
+                                                for d in graph.successors(n)))
 
 
 def resolve_target(target: Target | str, targets_file: str | Path | None = None) -> Target:

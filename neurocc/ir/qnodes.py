@@ -118,7 +118,10 @@ class QLIF(_QNeuron):
     (negative: floor right shift). ``reset=subtract`` (v ← v − vth<<6) only where the profile
     allows it (int8). ``refractory`` (int8 only; Lava has no bit-accurate refractory): for that
     many steps after a spike v is held at its post-reset value and cannot spike, while u keeps
-    integrating; the counter is recorded as ``<node>/ref``. The exact arithmetic per profile
+    integrating; the counter is recorded as ``<node>/ref``. ``reset_interval`` > 0 (Lava's
+    ``LIFReset``, netx's ``reset_interval``): at every step t (counted from 1, as Lava does) with
+    ``t mod reset_interval == reset_offset mod reset_interval``, u and v are set to 0 before that
+    step's update (samples presented back to back). The exact arithmetic per profile
     (u wrap, v saturation, int32 registers) is in :mod:`neurocc.ir.numerics.profiles`.
     States ``u``, ``v``.
     """
@@ -133,6 +136,8 @@ class QLIF(_QNeuron):
     bias_exp: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     reset: ResetMode = ResetMode.ZERO
     refractory: int = 0
+    reset_interval: int = 0
+    reset_offset: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,3 +152,5 @@ class QLI(_QNeuron):
     dv: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     bias_mant: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     bias_exp: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    reset_interval: int = 0   # as QLIF
+    reset_offset: int = 0

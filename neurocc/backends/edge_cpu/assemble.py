@@ -31,7 +31,7 @@ from .builder import IR_VERSION, OPSET, Builder, value_info
 from .lower import Ctx, body_state_specs, emit_body, emit_node, ext_dtype, is_stateful, sum_inputs
 
 NEXT = ".next"
-NEURONS = ("I", "IF", "LI", "LIF", "CubaLI", "CubaLIF", "QLIF", "QLI")
+NEURONS = ("I", "IF", "LI", "LIF", "CubaLI", "CubaLIF", "QLIF", "QLI", "QSigmaDelta")
 DOMAIN = "ai.neurocc.edge_cpu"
 
 
@@ -196,7 +196,8 @@ class _Window:
         raw, new = step(sb, ctx, n, node, x_t, st_names)
         raw_dt = (np.dtype(np.bool_) if node.spiking else fastint.F64) if fast else neurons.raw_dtype(ctx, node)
         xin_dt = np.dtype(np.float32) if not ctx.integer else (
-            np.dtype(np.int32) if fast or ctx.profile.name == "loihi" else np.dtype(np.int64))
+            np.dtype(np.int32) if (fast or ctx.profile.name == "loihi") and node.kind != "QSigmaDelta"
+            else np.dtype(np.int64))
         taken: set[str] = set()
         b_ins = [value_info(st_names[v], dt, ["batch", *shape]) for v, (dt, shape) in specs.items()]
         b_ins.append(value_info(x_t, xin_dt, ["batch", *ctx.shapes[n]]))

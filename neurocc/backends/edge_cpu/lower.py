@@ -64,7 +64,7 @@ class Ctx:
                     out[n] = i32
                 elif node.kind == "QLIF":
                     out[n] = np.dtype(np.uint8)
-                elif isinstance(node, Delay):
+                elif isinstance(node, Delay) or node.kind == "QSigmaDelta":
                     out[n] = np.dtype(np.int64)
                 else:
                     out[n] = self._sum_dtype(n, out)

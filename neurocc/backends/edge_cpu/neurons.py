@@ -43,6 +43,10 @@ def state_spec(ctx: "Ctx", name: str, node: Node, shape: tuple[int, ...] | None 
     shape = ctx.shapes[name] if shape is None else shape
     if isinstance(node, Delay):
         return {"buffer": (ctx.dtype_of(name), (int(_delay_steps(ctx, node).max(initial=0)) + 1, *shape))}
+    if node.kind == "QSigmaDelta":
+        from .sigma_delta import sd_state_spec
+
+        return sd_state_spec(node, shape)
     # int8 keeps u, v in int64 (no casts in the recurrence); loihi in int32 (its int32 wraps)
     dt = np.dtype(np.float32) if not ctx.integer else np.dtype(np.int32 if ctx.profile.name == "loihi" else np.int64)
     spec = {var: (dt, shape) for var in node.state_vars}
@@ -66,6 +70,8 @@ def neuron_pre(b: "Builder", ctx: "Ctx", name: str, node: Node, x: str) -> str:
     a window graph applies it to all steps at once before the Scan:
     float ``g_u·x`` (Cuba) or ``g_v·x + b_v``; integer ``a·64`` with ``a = wrap(x, 32)``
     (loihi: the int32 shift ``wrap(a·64, 32)``; int8: exact, in int64)."""
+    if node.kind == "QSigmaDelta":                                              # graded sum, as the emulator
+        return x if ctx.dtype_of_input(name) == np.int64 else b.cast(x, np.int64)
     if ctx.integer:
         a = to_int32(b, x, ctx.dtype_of_input(name))                           # neuron_input
         if ctx.profile.name == "loihi":
@@ -81,6 +87,8 @@ def neuron_pre(b: "Builder", ctx: "Ctx", name: str, node: Node, x: str) -> str:
 
 def raw_dtype(ctx: "Ctx", node: Node) -> np.dtype:
     """dtype of :func:`neuron_step`'s first result: bool spikes, or v in the state dtype."""
+    if node.kind == "QSigmaDelta":
+        return np.dtype(np.int64)
     return np.dtype(np.bool_) if node.spiking else state_spec(ctx, "", node, ())["v"][0]
 
 
@@ -89,12 +97,18 @@ def neuron_post(b: "Builder", ctx: "Ctx", node: Node, raw: str) -> str:
     integer graphs, as the emulator stores it)."""
     if node.spiking:
         return b.cast(raw, np.uint8 if ctx.integer else np.float32)
+    if node.kind == "QSigmaDelta":
+        return raw                          # graded payloads, int64 as the emulator's
     return b.cast(raw, np.int32) if raw_dtype(ctx, node) == np.int64 else raw
 
 
 def neuron_step(b: "Builder", ctx: "Ctx", name: str, node: Node, xin: str,
                 state: dict[str, str]) -> tuple[str, dict[str, str]]:
     """The state recurrence given ``xin = pre(x)``: (spikes as bool, or v; new state)."""
+    if node.kind == "QSigmaDelta":
+        from .sigma_delta import sd_step
+
+        return sd_step(b, node, xin, state)
     if ctx.integer:
         return _int_neuron(b, ctx, name, node, xin, state)
     return _float_neuron(b, ctx, name, node, xin, state)

@@ -109,23 +109,36 @@ class IntNeuron(Kernel):
             self.out_dtype = np.uint8
         self.record_vars = n.state_vars + (("ref",) if self.refractory else ())
         self._fast_static: bool | None = None
+        self.reset_interval = int(getattr(n, "reset_interval", 0))
+        self.reset_phase = int(getattr(n, "reset_offset", 0)) % max(self.reset_interval, 1)
+        self.steps_done = 0
 
     def reset(self, batch: int) -> None:
         shape = (batch, *self.out_shape)
         self.state = {"u": np.zeros(shape), "v": np.zeros(shape)}
         if self.refractory:
             self.state["ref"] = np.zeros(shape)
+        self.steps_done = 0
+
+    def _periodic_reset(self) -> None:
+        """Lava's LIFReset: zero u and v before Lava step t = steps_done + 1 when t hits the phase."""
+        self.steps_done += 1
+        if self.reset_interval and self.steps_done % self.reset_interval == self.reset_phase:
+            self.state["u"] = np.zeros_like(self.state["u"])
+            self.state["v"] = np.zeros_like(self.state["v"])
 
     def window(self, x: np.ndarray, rec: dict[str, np.ndarray] | None = None) -> np.ndarray:
         a, n = self.profile.neuron_input(x)   # the int32 sum register, whole window at once
         self.count("input_wrap", n)
         a = np.asarray(a, np.float64)
         out = np.empty(x.shape, self.out_dtype)
-        if self._fast_ok(a):
+        if not self.reset_interval and self._fast_ok(a):
             self._window_fast(a, out, rec)
+            self.steps_done += x.shape[0]
             return out
         for t in range(x.shape[0]):
             self.t = t
+            self._periodic_reset()
             out[t] = self._update(a[t])
             if rec is not None:
                 for var, arr in rec.items():
@@ -193,6 +206,7 @@ class IntNeuron(Kernel):
     def step(self, x: np.ndarray) -> np.ndarray:
         a, n = self.profile.neuron_input(x)
         self.count("input_wrap", n)
+        self._periodic_reset()
         return self._update(np.asarray(a, np.float64))
 
     def _update(self, a: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ import numpy as np
 
 from neurocc.backends.emulator import kernels as K
 from neurocc.backends.emulator.neurons import FloatNeuron, IntNeuron
+from neurocc.backends.emulator.sigma_delta import SigmaDelta
 from neurocc.errors import BackendError, NeuroccError
 from neurocc.ir.graph import Graph
 
@@ -31,7 +32,8 @@ _FLOAT = {"Input": K.Identity, "Output": K.Identity, "Add": K.Identity, "Flatten
           "I": FloatNeuron, "IF": FloatNeuron, "LI": FloatNeuron, "LIF": FloatNeuron, "CubaLI": FloatNeuron,
           "CubaLIF": FloatNeuron}
 _INT = {"Input": K.Identity, "Output": K.Identity, "Add": K.Identity, "Flatten": K.Flatten, "Delay": K.Delay,
-        "QDense": K.QDense, "QConv2d": K.QConv, "QSumPool2d": K.Pool, "QLIF": IntNeuron, "QLI": IntNeuron}
+        "QDense": K.QDense, "QConv2d": K.QConv, "QSumPool2d": K.Pool, "QLIF": IntNeuron, "QLI": IntNeuron,
+        "QSigmaDelta": SigmaDelta}
 
 
 def _make_kernel(graph: Graph, name: str, shapes: dict, profile) -> K.Kernel:

@@ -145,6 +145,9 @@ class _Lowering:
 
     # ----- neurons ----------------------------------------------------------------------------------
     def _neuron(self, name: str, node: QLIF | QLI) -> None:
+        if node.reset_interval:
+            self.problem(name, f"reset_interval={node.reset_interval}: the Lava-process path builds LIF, not "
+                               "LIFReset; run the netx file itself (neurocc.backends.loihi.netx_import)")
         self._neuron_params(name, node)
         shape = tuple(self.shapes[name])
         self.procs[name] = LProc(name, "lif", lava_shape(shape), *_lif_args(node, shape), node=name)

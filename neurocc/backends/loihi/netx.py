@@ -262,13 +262,16 @@ class _Planner:
     def _synapse_layer(self, cur: str, syn: str) -> str | None:
         self.seen.add(syn)
         outs = self.g.out_edges(syn)
+        axonal, via = self._axonal(syn, outs)
+        if via is not None:
+            outs = self.g.out_edges(via)
         if len(self.g.in_edges(syn)) != 1 or len(outs) != 1 or not isinstance(self.g.nodes[outs[0].dst], NEURONS):
             self.problem(syn, "a netx layer is one synapse reading one layer and feeding one neuron population")
             return None
-        neuron, delay = outs[0].dst, outs[0].delay
+        neuron, delay = outs[0].dst, outs[0].delay + (1 if via is not None else 0)
         self.seen.add(neuron)
         rec = self._recurrent(neuron)
-        others = [p for p in self.g.predecessors(neuron) if p not in (syn, *rec)]
+        others = [p for p in self.g.predecessors(neuron) if p not in (syn, via, *rec)]
         if others or len(rec) > 1:
             self.problem(neuron, f"reads {len(others) + len(rec) + 1} synapses; a netx layer has one "
                                  "(plus at most one recurrent dense)")
@@ -278,6 +281,10 @@ class _Planner:
             data, kind = self._conv(syn, node, delay), "conv"
         else:
             data, kind = self._dense(syn, node, delay, rec[0] if rec else None, neuron)
+            if axonal is not None and not rec:
+                data["delay"] = np.asarray(data.get("delay", 0), np.int64) + axonal
+                if data["delay"].max() > MAX_DELAY:
+                    self.problem(via, f"axonal delays up to {int(data['delay'].max())}; netx holds 0..{MAX_DELAY}")
         if self.blocks == 0:   # the first synapse reads the Input (perhaps through a Flatten)
             self.input_bits = GRADED_BITS if getattr(node, "graded", False) else 0
             self.feed_shape = tuple(self.shapes[cur])
@@ -291,6 +298,22 @@ class _Planner:
                                      data=data, neuron=group, info=data.pop("_info", {})))
         self.blocks += 1
         return neuron
+
+    def _axonal(self, syn: str, outs: list) -> tuple[np.ndarray | None, str | None]:
+        """A per-neuron ``Delay`` between a dense synapse (delay 1) and its neuron (delay 0), as
+        the netx frontend reads a ``delay`` of shape (out,): (steps per neuron, the Delay's name)."""
+        from neurocc.ir.discrete import delay_steps
+        from neurocc.ir.nodes import Delay
+
+        if len(outs) != 1 or outs[0].delay != 1 or not isinstance(self.g.nodes[syn], QDense):
+            return None, None
+        via = outs[0].dst
+        node = self.g.nodes[via]
+        after = self.g.out_edges(via)
+        if not isinstance(node, Delay) or len(after) != 1 or after[0].delay != 0 or len(self.g.in_edges(via)) != 1:
+            return None, None
+        self.seen.add(via)
+        return delay_steps(node.delay, self.g.dt).reshape(-1), via
 
     def _conv(self, syn: str, node: QConv2d, delay: int) -> dict[str, Any]:
         if delay != 1:
@@ -367,6 +390,8 @@ class _Planner:
                 self.problem(name, "netx's CUBA neuron resets v to 0 and has no refractory period")
             if not 0 <= vth <= NEVER_FIRES:
                 self.problem(name, f"vth={vth} is outside Loihi's 17-bit threshold mantissa")
+        if node.reset_interval:
+            self.problem(name, "reset_interval is a netx Network argument, not part of the file")
         if not (-1 <= one["du"] <= 4095 and 0 <= one["dv"] <= 4096):
             self.problem(name, f"du={one['du']}, dv={one['dv']} outside netx's iDecay/vDecay 0..4096")
         group = {"type": "CUBA", "iDecay": one["du"] + 1, "vDecay": one["dv"], "vThMant": vth,

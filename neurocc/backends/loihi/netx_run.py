@@ -39,6 +39,7 @@ class NetxJob:
     record: bool = False
     net_file: Path | None = None
     plan: NetxPlan | None = None
+    num_layers: int | None = None       # netx's Network(num_layers=...): read only the first layers
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ def run_netx_many(jobs: Sequence[NetxJob], *, timeout_s: float | None = None) ->
                 np.savez(job_dir / f"{rid}_in.npz", **feed_data(view, arrays, b))  # type: ignore[arg-type]
                 runs.append({"id": rid, "kind": "netx", "file": name, "steps": steps, "data": f"{rid}_in.npz",
                              "feed": plan.feed_port, "input_message_bits": plan.input_message_bits,
-                             "probes": [list(p) for p in probes], "job": i, "batch": b})
+                             "probes": [list(p) for p in probes], "job": i, "batch": b,
+                             "num_layers": job.num_layers})
                 work += steps * sum(int(np.prod(lay.shape)) for lay in plan.layers)
         (job_dir / "manifest.json").write_text(json.dumps({"format": JOB_FORMAT, "runs": runs}))
         invoke_worker(job_dir, timeout_s or default_timeout(len(runs), work))

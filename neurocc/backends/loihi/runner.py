@@ -113,14 +113,16 @@ def feed_data(net: LavaNet, arrays: Mapping[str, np.ndarray], b: int) -> dict[st
 
 def assemble(net: LavaNet, per_batch: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Result arrays (steps, batch, *shape) per readout key from the worker's per-element probes:
-    spikes as uint8 0/1 (as the emulator), u and v as int32."""
+    spikes as uint8 0/1 (as the emulator), graded spikes (sigma-delta), u and v as int32."""
     result = {}
     for r in net.readouts:
         rows = []
         for probes in per_batch:
             a = from_lava(probes[f"{r.proc}/{r.var}"], lead=1)
             rows.append(_delay(a.reshape(a.shape[0], *r.shape), r.shift))
-        result[r.key] = np.stack(rows, axis=1).astype(np.uint8 if r.var == "s" else np.int32)
+        arr = np.stack(rows, axis=1)
+        binary = r.var == "s" and (arr.size == 0 or (arr.min() >= 0 and arr.max() <= 1))
+        result[r.key] = arr.astype(np.uint8 if binary else np.int32)   # graded spikes stay int32
     return result
 
 

@@ -122,7 +122,8 @@ def run_netx(L: SimpleNamespace, hdf5: Any, job: Path, run: dict, data: dict[str
              ) -> dict[str, np.ndarray]:
     """Load ``run["file"]`` with netx, drive block 0, record the probes, run in fixed_pt."""
     steps = int(run["steps"])
-    net = hdf5.Network(net_config=str(job / run["file"]), input_message_bits=int(run["input_message_bits"]))
+    net = hdf5.Network(net_config=str(job / run["file"]), input_message_bits=int(run["input_message_bits"]),
+                       num_layers=run.get("num_layers"))
     first = net.layers[0]
     src = L.Source(data=data["input"].astype(np.int32))
     src.s_out.connect(first.neuron.a_in if run["feed"] == "neuron" else first.synapse.s_in)

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from neurocc.ir.discrete import decay_factors
+from neurocc.ir.discrete import decay_factors, delay_steps
 from neurocc.ir.graph import Graph
 from neurocc.ir.nodes import (
     IF,
@@ -41,6 +41,7 @@ from neurocc.ir.nodes import (
     Conv2d,
     CubaLI,
     CubaLIF,
+    Delay,
     Flatten,
     I,
     Input,
@@ -81,6 +82,12 @@ def problems(graph: Graph) -> list[str]:
                              "retrain or convert with reset 'zero'")
             if any(isinstance(graph.nodes[p], (Input,) + NEURONS) for p in graph.predecessors(name)):
                 found.append(f"{where}: fed directly by a population; put a Linear (identity) in front")
+        elif isinstance(node, Delay):
+            succ = graph.successors(name)
+            if len(succ) != 1 or not isinstance(graph.nodes[succ[0]], NEURONS) or \
+                    graph.shapes()[succ[0]] != graph.shapes()[name]:
+                found.append(f"{where}: a per-neuron delay maps to per-connection PyNN delays only right "
+                             "before the neurons it delays")
         elif not isinstance(node, (Input, Output) + LINEAR):
             found.append(f"{where}: no PyNN lowering (supported: Input, Output, LIF, IF, CubaLIF, LI, CubaLI, I "
                          "and the linear kinds Linear, Affine, Conv1d/2d, pools, Flatten, Scale, Add)")
@@ -110,6 +117,15 @@ def _paths(graph: Graph, n: str) -> list[tuple[str, list[str], int]]:
         else:
             stack.extend((e.src, [src] + path, d + e.delay) for e in graph.in_edges(src))
     return out
+
+
+def _delay_rows(graph: Graph, path: list[str]) -> list[tuple[int, np.ndarray | None]]:
+    """(extra steps, post-neuron row mask) per distinct value of a ``Delay`` ending ``path``
+    (PyNN delays are per connection); [(0, None)] without one."""
+    if not path or not isinstance(graph.nodes[path[-1]], Delay):
+        return [(0, None)]
+    k = delay_steps(graph.nodes[path[-1]].delay, graph.dt).reshape(-1)
+    return [(int(v), (k == v).astype(np.float64)) for v in np.unique(k)]
 
 
 def _apply(node: Node, x: np.ndarray, bias: bool) -> np.ndarray:
@@ -206,7 +222,9 @@ def lower(graph: Graph, *, max_atoms: dict[str, int] | None = None, t0: int = T0
         for n in neurons:
             for src, path, d in _paths(graph, n):
                 M, b = compose(graph, src, path)
-                groups[n][(src, d)] = groups[n].get((src, d), 0.0) + M
+                for extra, rows in _delay_rows(graph, path):   # a per-neuron Delay: one group per value
+                    key = (src, d + extra)
+                    groups[n][key] = groups[n].get(key, 0.0) + (M if rows is None else M * rows[:, None])
                 bias[n] += b
         lag = _lags(graph, groups)
     except ValueError as err:

@@ -205,7 +205,9 @@ def run(directory, name, inputs, steps=None, setup_kwargs=None):
     steps = int(steps or first.shape[0])
     batch = int(first.shape[1])
     sim = import_simulator(name)
-    setup(sim, name, meta["dt_ms"], **(setup_kwargs or {}))
+    longest = max((int(j["delay"]) for j in meta["projections"]), default=1)
+    extra = {"max_delay": max(longest, 10) * meta["dt_ms"]} if name == "nest" else {}
+    setup(sim, name, meta["dt_ms"], **{**extra, **(setup_kwargs or {})})
     pops, _ = build(sim, name, meta, arrays, inputs, batch)
     sim.run(run_steps(meta, name, steps) * meta["dt_ms"])
     got = collect(pops, meta, name, steps, batch)

@@ -15,6 +15,8 @@ source                                 read by
 ``torch.nn.Module`` (in memory)        :func:`neurocc.compiler.frontends.torch.from_module`
 ``*.json`` (a neurocc graph)           :func:`neurocc.ir.serialize.load_graph` (e.g. an
                                        artifact's ``float_graph.json``)
+``*.net`` (lava-dl netx HDF5)          :func:`neurocc.compiler.frontends.netx.read_netx`
+                                       (an already quantized ``loihi`` graph)
 =====================================  =====================================================
 
 Every frontend builds its graph through :class:`Builder`, which fills in what only shape
@@ -192,6 +194,10 @@ def _load(source: Any, *, input_shape: tuple[int, ...] | None, entry: str | None
     suffix = path.suffix.lower()
     if suffix in NIR_SUFFIXES:
         return nir_fe.read_nir(path)
+    if suffix == ".net":
+        from neurocc.compiler.frontends.netx import read_netx
+
+        return read_netx(path)
     if suffix == ".onnx":
         from neurocc.compiler.frontends import onnx as onnx_fe
 
@@ -208,8 +214,8 @@ def _load(source: Any, *, input_shape: tuple[int, ...] | None, entry: str | None
 
         return load_graph(path).verify()
     raise ModelLoadError(f"unknown model format '{suffix or '(no suffix)'}'", where=str(path),
-                         fix="use a .nir, .onnx, .pt2 (torch.export.save) or .pt/.pth file, or a neurocc "
-                             "graph .json (an artifact's float_graph.json)")
+                         fix="use a .nir, .onnx, .net (lava-dl netx), .pt2 (torch.export.save) or .pt/.pth "
+                             "file, or a neurocc graph .json (an artifact's float_graph.json)")
 
 
 def _is_entry(s: str) -> bool:

@@ -80,6 +80,7 @@ VTH_MAX = (1 << 17) - 1    # 17-bit threshold mantissa
 VTH_MIN = 16               # default scaling aims for at least this many threshold LSBs
 BIAS_MANT_MAX = (1 << 12) - 1  # 13-bit signed mantissa: -4096..4095
 BIAS_EXP_MAX = 7           # 3-bit exponent
+NETX_BIAS_EXP = 6          # netx writes bias_mant with bias_exp 6 (loihi targets quantize onto that grid)
 EXP_MAX = 7                # largest layer exponent e the default scaling picks
 DECAY_ONE = 4096           # decays are 12-bit fractions of 4096
 U_LIMIT = 1 << 23          # u wraps at 24 bits
@@ -384,7 +385,11 @@ class _Quantizer:
     def _bias(self, name: str, node: Node, drive: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-neuron bias in state LSBs, as (mantissa, exponent): 64 · s · (b_v + g · b_affine)."""
         state = drive * 64 * s
-        mant, exp = mantissa_exponent(state, 13, 0, BIAS_EXP_MAX)
+        # loihi: on netx's grid (bias_exp 6, i.e. whole weight units; 7 only beyond 4095 << 6) so
+        # that the compiled network can be written as a lava-dl network.net
+        lo_exp = NETX_BIAS_EXP if self.prof.name == "loihi" else 0
+        mant, exp = mantissa_exponent(state, 13, lo_exp, BIAS_EXP_MAX)
+        exp = np.where(mant == 0, 0, exp)
         if np.any(np.abs(state) > (BIAS_MANT_MAX + 0.5) * 2 ** BIAS_EXP_MAX):
             raise CompileError(f"bias {float(np.abs(state).max()):.6g} state LSBs exceeds the largest bias "
                                f"{BIAS_MANT_MAX} << {BIAS_EXP_MAX}", where=f"node '{name}' ({node.kind})",

@@ -156,7 +156,7 @@ LOIHI = Profile(
     reset_modes=("zero",),
     refractory=False,
     weight_exp_rounding=Rounding.FLOOR,
-    node_kinds=_ANY | {"QDense", "QConv2d", "QSumPool2d", "QLIF", "QLI"},
+    node_kinds=_ANY | {"QDense", "QConv2d", "QSumPool2d", "QLIF", "QLI", "QSigmaDelta"},
 )
 
 INT8 = Profile(
