@@ -133,11 +133,12 @@ def compile(model: Any, target: "str | Target" = "loihi2", out_dir: str | Path |
 
 def run(artifact_dir: str | Path, backend: str = "emulator",
         inputs: "dict[str, np.ndarray] | str | Path | None" = None, *, steps: int | None = None,
-        record: bool = False) -> "dict[str, np.ndarray]":
-    """Run an artifact on ``backend``; time-major arrays ``(steps, batch, *shape)`` (``neurocc run``)."""
+        record: bool = False, pad: "int | str | None" = None, progress: bool = False) -> "dict[str, np.ndarray]":
+    """Run an artifact on ``backend``; time-major arrays ``(steps, batch, *shape)`` (``neurocc run``).
+    ``pad``: append that many steps of zero input (``"auto"``: the graph's latency)."""
     run_artifact = feature("neurocc.runtime.run", "run_artifact", "running artifacts (neurocc run)")
     return run_artifact(Path(artifact_dir), backend, _arrays(inputs, "--input"), steps=steps,
-                        record=record)
+                        record=record, pad=pad, progress=progress)
 
 
 def validate(artifact_dir: str | Path, backends: list[str] | None = None,
@@ -151,11 +152,15 @@ def validate(artifact_dir: str | Path, backends: list[str] | None = None,
 
 
 def evaluate(artifact_dir: str | Path, data: "dict[str, np.ndarray] | str | Path",
-             backend: str | None = None) -> dict[str, Any]:
-    """Accuracy of an artifact on labelled data ``{x, y}`` (``neurocc evaluate``)."""
+             backend: str | None = None, *, readout: str = "count", time_major: bool = False,
+             progress: bool = False) -> dict[str, Any]:
+    """Accuracy of an artifact on labelled data ``{x, y}`` (``neurocc evaluate``): ``x`` static
+    ``(samples, *shape)`` or sequences ``(samples, steps, *shape)`` (``time_major=True``: ``(steps,
+    samples, *shape)``); ``readout`` is ``count``, ``membrane`` or ``first``."""
     evaluate_artifact = feature("neurocc.runtime.evaluate", "evaluate_artifact",
                                 "evaluation (neurocc evaluate)")
-    return evaluate_artifact(Path(artifact_dir), _arrays(data, "--data"), backend=backend)
+    return evaluate_artifact(Path(artifact_dir), _arrays(data, "--data"), backend=backend, readout=readout,
+                             time_major=time_major, progress=progress)
 
 
 def plan(model: Any, targets: "list[str | Target] | None" = None,

@@ -67,6 +67,10 @@ def _points(text: str) -> float:
     return value
 
 
+def _pad(text: str) -> int | str:
+    return text if text == "auto" else _positive_int(text)
+
+
 def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
@@ -199,11 +203,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from neurocc.runtime.run import lag_note
+
     inputs = read_npz(Path(args.input), "--input")
     outputs = neurocc.run(Path(args.artifact), args.backend, inputs, steps=args.steps,
-                          record=args.record)
+                          record=args.record, pad=args.pad, progress=True)
     write_npz(Path(args.output), outputs)
     print(f"wrote {args.output}: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in outputs.items()))
+    print(lag_note(Path(args.artifact), args.backend, args.pad))
     return 0
 
 
@@ -248,7 +255,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if missing:
         raise InputError(f"the data file lacks array(s) {', '.join(missing)}", where=f"--data {args.data}",
                          fix="save it as numpy.savez(path, x=samples, y=integer_labels)")
-    result = neurocc.evaluate(Path(args.artifact), Path(args.data), backend=args.backend)
+    result = neurocc.evaluate(Path(args.artifact), Path(args.data), backend=args.backend, readout=args.readout,
+                              time_major=args.time_major, progress=True)
     fmt = _formatter("neurocc.runtime.evaluate", "format_evaluation")
     print(fmt(result) if fmt else f"accuracy: {result['accuracy']:.4f}")
     if args.json:
@@ -375,6 +383,9 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--output", required=True, metavar="Y.npz", help="where to write the outputs")
         p.add_argument("--steps", type=_positive_int, metavar="N", help="steps to run (default: the input's)")
         p.add_argument("--record", action="store_true", help="also write every state variable as <node>/<var>")
+        p.add_argument("--pad", nargs="?", const="auto", type=_pad, metavar="N",
+                       help="append N steps of zero input (no N: the graph's latency) so the last input steps "
+                            "reach the outputs")
     elif name == "validate":
         artifact()
         p.add_argument("--backends", type=_names, metavar="a,b,c",
@@ -385,8 +396,13 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--json", metavar="REPORT.json", help="where to write the report (default DIR/validation.json)")
     elif name == "evaluate":
         artifact()
-        p.add_argument("--data", required=True, metavar="TEST.npz", help="arrays x (samples, *shape) and y (labels)")
+        p.add_argument("--data", required=True, metavar="TEST.npz",
+                       help="arrays y (labels) and x: static (samples, *shape) or sequences (samples, steps, *shape)")
         p.add_argument("--backend", metavar="B", help="backend to evaluate on (default: emulator)")
+        p.add_argument("--readout", choices=("count", "membrane", "first"), default="count",
+                       help="class score: output spike count (default), membrane of the last layer, or first spike")
+        p.add_argument("--time-major", action="store_true",
+                       help="x sequences are (steps, samples, *shape) instead of (samples, steps, *shape)")
         p.add_argument("--json", metavar="RESULT.json", help="also write the result as JSON")
     elif name == "plan":
         p.add_argument("--target", type=_names, metavar="a,b", help="targets to plan for (default: all)")

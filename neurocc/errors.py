@@ -54,3 +54,7 @@ class BackendError(NeuroccError):
 
 class InputError(NeuroccError):
     """An input/data file has the wrong names, shapes or dtypes."""
+
+
+class InputWarning(UserWarning):
+    """Inputs that run but look wrong against the artifact (transposed, out of the calibrated range)."""
