@@ -143,12 +143,13 @@ def run(artifact_dir: str | Path, backend: str = "emulator",
 
 def validate(artifact_dir: str | Path, backends: list[str] | None = None,
              inputs: "dict[str, np.ndarray] | str | Path | None" = None, samples: int | None = None,
-             json_path: str | Path | None = None) -> dict[str, Any]:
+             json_path: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
     """Compare backends with their reference; the validation.json document (``neurocc validate``)."""
     validate_artifact = feature("neurocc.runtime.validate", "validate_artifact",
                                 "validation (neurocc validate)")
     return validate_artifact(Path(artifact_dir), backends=backends, inputs=_arrays(inputs, "--input"),
-                             samples=samples, json_path=None if json_path is None else Path(json_path))
+                             samples=samples, json_path=None if json_path is None else Path(json_path),
+                             progress=progress)
 
 
 def evaluate(artifact_dir: str | Path, data: "dict[str, np.ndarray] | str | Path",

@@ -217,7 +217,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     inputs = read_npz(Path(args.input), "--input") if args.input else None
     report = neurocc.validate(Path(args.artifact), backends=args.backends, inputs=inputs,
-                              samples=args.samples, json_path=args.json)
+                              samples=args.samples, json_path=args.json, progress=True)
     results = report.get("results", [])
     fmt = _formatter("neurocc.runtime.validate", "format_validation")
     print(fmt(report) if fmt else _validation_table(results))
@@ -289,7 +289,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     fmt = neurocc.feature("neurocc.runtime.report", "format_report", "reports (neurocc report)")
-    print(fmt(Path(args.artifact)))
+    inputs = read_npz(Path(args.input), "--input") if args.input else None
+    print(fmt(Path(args.artifact), inputs=inputs, data=Path(args.data) if args.data else None, progress=True))
     return 0
 
 
@@ -411,6 +412,8 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("-o", "--out", required=True, metavar="BUNDLE", help="the bundle directory to write")
     elif name == "report":
         artifact()
+        p.add_argument("--input", metavar="X.npz", help="time-major inputs to show (default: calibration samples)")
+        p.add_argument("--data", metavar="TEST.npz", help="labelled data: its first samples are shown, accuracy on all")
 
 
 def build_parser() -> argparse.ArgumentParser:
