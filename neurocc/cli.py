@@ -71,6 +71,16 @@ def _pad(text: str) -> int | str:
     return text if text == "auto" else _positive_int(text)
 
 
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a spike rate in 0..1 (spikes per neuron per step)")
+    return value
+
+
 def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
@@ -272,8 +282,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    graph = _graph(args)
-    rows = neurocc.plan(graph, targets=args.target, targets_file=args.targets)
+    is_dir = Path(args.model).is_dir()
+    model = Path(args.model) if is_dir else _graph(args)
+    rows = neurocc.plan(model, targets=args.target, targets_file=args.targets, steps=args.steps, rate=args.rate,
+                        calibration=Path(args.calibration) if args.calibration else None, dt=args.dt)
     format_plan = neurocc.feature("neurocc.runtime.plan", "format_plan", "resource planning (neurocc plan)")
     print(format_plan(rows))
     return 0
@@ -317,7 +329,8 @@ def _common(sub: bool) -> argparse.ArgumentParser:
 def _model_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("model", metavar="MODEL",
-                   help="a .nir, .onnx, .pt2 or .pt/.pth file, or pkg.module:factory (with --weights)")
+                   help="a .nir, .onnx, .pt2 or .pt/.pth file, or pkg.module:factory (with --weights); "
+                        "plan also takes a compiled artifact DIR")
     p.add_argument("--input-shape", type=_shape, metavar="SHAPE",
                    help="input shape without batch and time, e.g. 1,28,28 (torch models need it)")
     p.add_argument("--entry", metavar="PKG.MODULE:FACTORY",
@@ -407,6 +420,14 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--json", metavar="RESULT.json", help="also write the result as JSON")
     elif name == "plan":
         p.add_argument("--target", type=_names, metavar="a,b", help="targets to plan for (default: all)")
+        p.add_argument("--steps", type=_positive_int, metavar="N", help="steps per inference (default 100, or the "
+                                                                       "artifact's / calibration data's)")
+        p.add_argument("--rate", type=_rate, metavar="R", help="assumed spikes per neuron per step where not "
+                                                               "measured (default 0.1)")
+        p.add_argument("--calibration", metavar="FILE.npz", help="measure the activity on these inputs (and convert "
+                                                                 "an ANN), as compile reads them")
+        p.add_argument("--dt", type=_positive_float, metavar="SECONDS", help="seconds per step (real-time targets' "
+                                                                            "latency; NIR files carry no dt)")
     elif name == "deploy":
         artifact()
         p.add_argument("-o", "--out", required=True, metavar="BUNDLE", help="the bundle directory to write")

@@ -77,6 +77,7 @@ def test_bias_starts_with_the_first_input_in_the_emulator_and_on_nest(conv_art, 
     assert rows["emulator"]["cosine"] >= 0.999, rows["emulator"]["cosine"]
 
 
+@pytest.mark.long   # NEST on the Braille RNN
 def test_validate_names_the_recurrent_loop_nest_cannot_keep_in_time(nir_paper, tmp_path, nest_ok):
     art = neurocc.compile(nir_paper / "braille_noDelay_noBias_subtract.nir", "spinnaker", tmp_path / "braille",
                           dt=1e-4)
