@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from neurocc.errors import InputError
-from neurocc.ir.encoding import Encoding, decode, encode
+from neurocc.ir.encoding import Encoding, encode
 from neurocc.ir.graph import Graph
 from neurocc.runtime.run import latency
 from neurocc.runtime.inputs import axis_hint, input_profiles, range_warnings, warn
@@ -106,7 +106,8 @@ def _check(arrays: Mapping[str, Any], input_shape: tuple[int, ...], where: str,
                              "values per step) and y (samples,) integer labels: numpy.savez('TEST.npz', x=x, y=y)")
     if x.ndim == len(input_shape) + 2 and time_major:  # type: ignore[union-attr]
         x = np.swapaxes(x, 0, 1)
-    return np.asarray(x, np.float32 if x.ndim == len(input_shape) + 2 else np.float64), np.asarray(y, np.int64)  # type: ignore[union-attr]
+    dtype = np.float32 if x.ndim == len(input_shape) + 2 else np.float64  # type: ignore[union-attr]
+    return np.asarray(x, dtype), np.asarray(y, np.int64)
 
 
 def artifact_encoding(manifest: Mapping[str, Any]) -> Encoding:

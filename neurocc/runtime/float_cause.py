@@ -60,7 +60,8 @@ def likely_cause(graph: Graph, backend: str, result: Mapping[str, Any],
                 return "timing", (f"recurrent loop {src} -> {dst} (delay {delay}, through {', '.join(spiking)}): "
                                   "NEST and brian2 add an arriving spike to the current after the step's V update, "
                                   "so every pass round the loop takes one step more than on SpiNNaker (PyNN's minimum "
-                                  "delay is one step); the chip's arithmetic (the emulator row) keeps the loop in time. "
+                                  "delay is one step); the chip's arithmetic (the emulator row) keeps the loop in "
+                                  "time. "
                                   "A limit of the float simulator, not of the compiled network: judge the loop by the "
                                   "emulator row")
     if node and expected is not None and got is not None:

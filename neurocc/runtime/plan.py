@@ -97,7 +97,8 @@ def plan(graph: Graph, targets: Mapping[str, Target] | Iterable[Target], *, rate
     if not isinstance(targets, Mapping):
         targets = {t.name: t for t in targets}
     if activity is None:
-        activity = Activity(DEFAULT_STEPS if steps is None else int(steps), DEFAULT_RATE if rate is None else float(rate))
+        activity = Activity(DEFAULT_STEPS if steps is None else int(steps),
+                            DEFAULT_RATE if rate is None else float(rate))
     conns = connections(graph)
     return [_row(graph, t, activity, conns, dt) for t in targets.values()]
 
