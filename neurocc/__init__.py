@@ -158,39 +158,49 @@ def _check_options(timesteps: Any, method: Any) -> None:
 
 def run(artifact_dir: str | Path, backend: str = "emulator",
         inputs: "dict[str, np.ndarray] | str | Path | None" = None, *, steps: int | None = None,
-        record: bool = False) -> "dict[str, np.ndarray]":
-    """Run an artifact on ``backend``; time-major arrays ``(steps, batch, *shape)`` (``neurocc run``)."""
+        record: bool = False, pad: "int | str | None" = None, progress: bool = False) -> "dict[str, np.ndarray]":
+    """Run an artifact on ``backend``; time-major arrays ``(steps, batch, *shape)`` (``neurocc run``).
+    ``pad``: append that many steps of zero input (``"auto"``: the graph's latency)."""
     run_artifact = feature("neurocc.runtime.run", "run_artifact", "running artifacts (neurocc run)")
     return run_artifact(Path(artifact_dir), backend, _arrays(inputs, "--input"), steps=steps,
-                        record=record)
+                        record=record, pad=pad, progress=progress)
 
 
 def validate(artifact_dir: str | Path, backends: list[str] | None = None,
              inputs: "dict[str, np.ndarray] | str | Path | None" = None, samples: int | None = None,
-             json_path: str | Path | None = None) -> dict[str, Any]:
+             json_path: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
     """Compare backends with their reference; the validation.json document (``neurocc validate``)."""
     validate_artifact = feature("neurocc.runtime.validate", "validate_artifact",
                                 "validation (neurocc validate)")
     return validate_artifact(Path(artifact_dir), backends=backends, inputs=_arrays(inputs, "--input"),
-                             samples=samples, json_path=None if json_path is None else Path(json_path))
+                             samples=samples, json_path=None if json_path is None else Path(json_path),
+                             progress=progress)
 
 
 def evaluate(artifact_dir: str | Path, data: "dict[str, np.ndarray] | str | Path",
-             backend: str | None = None) -> dict[str, Any]:
-    """Accuracy of an artifact on labelled data ``{x, y}`` (``neurocc evaluate``)."""
+             backend: str | None = None, *, readout: str = "count", time_major: bool = False,
+             progress: bool = False) -> dict[str, Any]:
+    """Accuracy of an artifact on labelled data ``{x, y}`` (``neurocc evaluate``): ``x`` static
+    ``(samples, *shape)`` or sequences ``(samples, steps, *shape)`` (``time_major=True``: ``(steps,
+    samples, *shape)``); ``readout`` is ``count``, ``membrane`` or ``first``."""
     evaluate_artifact = feature("neurocc.runtime.evaluate", "evaluate_artifact",
                                 "evaluation (neurocc evaluate)")
-    return evaluate_artifact(Path(artifact_dir), _arrays(data, "--data"), backend=backend)
+    return evaluate_artifact(Path(artifact_dir), _arrays(data, "--data"), backend=backend, readout=readout,
+                             time_major=time_major, progress=progress)
 
 
 def plan(model: Any, targets: "list[str | Target] | None" = None,
-         targets_file: str | Path | None = None, **load_kw: Any) -> Any:
-    """Rows saying how ``model`` fits each target (cores, chips, memory, energy) (``neurocc plan``)."""
-    graph = _as_graph(model, **load_kw)
+         targets_file: str | Path | None = None, *, steps: int | None = None, rate: float | None = None,
+         calibration: Any = None, dt: float | None = None, **load_kw: Any) -> Any:
+    """Rows saying how ``model`` fits each target (cores, chips, memory, ops, energy) (``neurocc
+    plan``). ``model``: a model, a Graph or a compiled artifact directory (its measured
+    activity); ``calibration`` measures the activity (and converts an ANN)."""
     chosen = ([_target(t, targets_file) for t in targets] if targets
               else list(load_targets(targets_file).values()))
+    planned = feature("neurocc.runtime.plan", "planned_graph", "resource planning (neurocc plan)")
     plan_fn = feature("neurocc.runtime.plan", "plan", "resource planning (neurocc plan)")
-    return plan_fn(graph, chosen)
+    graph, activity = planned(model, steps=steps, rate=rate, calibration=calibration, dt=dt, load_kw=load_kw)
+    return plan_fn(graph, chosen, activity=activity, dt=dt)
 
 
 def __getattr__(name: str) -> Any:

@@ -67,6 +67,20 @@ def _points(text: str) -> float:
     return value
 
 
+def _pad(text: str) -> int | str:
+    return text if text == "auto" else _positive_int(text)
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a spike rate in 0..1 (spikes per neuron per step)")
+    return value
+
+
 def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
@@ -199,18 +213,21 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from neurocc.runtime.run import lag_note
+
     inputs = read_npz(Path(args.input), "--input")
     outputs = neurocc.run(Path(args.artifact), args.backend, inputs, steps=args.steps,
-                          record=args.record)
+                          record=args.record, pad=args.pad, progress=True)
     write_npz(Path(args.output), outputs)
     print(f"wrote {args.output}: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in outputs.items()))
+    print(lag_note(Path(args.artifact), args.backend, args.pad))
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     inputs = read_npz(Path(args.input), "--input") if args.input else None
     report = neurocc.validate(Path(args.artifact), backends=args.backends, inputs=inputs,
-                              samples=args.samples, json_path=args.json)
+                              samples=args.samples, json_path=args.json, progress=True)
     results = report.get("results", [])
     fmt = _formatter("neurocc.runtime.validate", "format_validation")
     print(fmt(report) if fmt else _validation_table(results))
@@ -248,7 +265,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if missing:
         raise InputError(f"the data file lacks array(s) {', '.join(missing)}", where=f"--data {args.data}",
                          fix="save it as numpy.savez(path, x=samples, y=integer_labels)")
-    result = neurocc.evaluate(Path(args.artifact), Path(args.data), backend=args.backend)
+    result = neurocc.evaluate(Path(args.artifact), Path(args.data), backend=args.backend, readout=args.readout,
+                              time_major=args.time_major, progress=True)
     fmt = _formatter("neurocc.runtime.evaluate", "format_evaluation")
     print(fmt(result) if fmt else f"accuracy: {result['accuracy']:.4f}")
     if args.json:
@@ -264,8 +282,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    graph = _graph(args)
-    rows = neurocc.plan(graph, targets=args.target, targets_file=args.targets)
+    is_dir = Path(args.model).is_dir()
+    model = Path(args.model) if is_dir else _graph(args)
+    rows = neurocc.plan(model, targets=args.target, targets_file=args.targets, steps=args.steps, rate=args.rate,
+                        calibration=Path(args.calibration) if args.calibration else None, dt=args.dt)
     format_plan = neurocc.feature("neurocc.runtime.plan", "format_plan", "resource planning (neurocc plan)")
     print(format_plan(rows))
     return 0
@@ -281,7 +301,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     fmt = neurocc.feature("neurocc.runtime.report", "format_report", "reports (neurocc report)")
-    print(fmt(Path(args.artifact)))
+    inputs = read_npz(Path(args.input), "--input") if args.input else None
+    print(fmt(Path(args.artifact), inputs=inputs, data=Path(args.data) if args.data else None, progress=True))
     return 0
 
 
@@ -308,7 +329,8 @@ def _common(sub: bool) -> argparse.ArgumentParser:
 def _model_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("model", metavar="MODEL",
-                   help="a .nir, .onnx, .pt2 or .pt/.pth file, or pkg.module:factory (with --weights)")
+                   help="a .nir, .onnx, .pt2 or .pt/.pth file, or pkg.module:factory (with --weights); "
+                        "plan also takes a compiled artifact DIR")
     p.add_argument("--input-shape", type=_shape, metavar="SHAPE",
                    help="input shape without batch and time, e.g. 1,28,28 (torch models need it)")
     p.add_argument("--entry", metavar="PKG.MODULE:FACTORY",
@@ -375,6 +397,9 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--output", required=True, metavar="Y.npz", help="where to write the outputs")
         p.add_argument("--steps", type=_positive_int, metavar="N", help="steps to run (default: the input's)")
         p.add_argument("--record", action="store_true", help="also write every state variable as <node>/<var>")
+        p.add_argument("--pad", nargs="?", const="auto", type=_pad, metavar="N",
+                       help="append N steps of zero input (no N: the graph's latency) so the last input steps "
+                            "reach the outputs")
     elif name == "validate":
         artifact()
         p.add_argument("--backends", type=_names, metavar="a,b,c",
@@ -385,16 +410,31 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--json", metavar="REPORT.json", help="where to write the report (default DIR/validation.json)")
     elif name == "evaluate":
         artifact()
-        p.add_argument("--data", required=True, metavar="TEST.npz", help="arrays x (samples, *shape) and y (labels)")
+        p.add_argument("--data", required=True, metavar="TEST.npz",
+                       help="arrays y (labels) and x: static (samples, *shape) or sequences (samples, steps, *shape)")
         p.add_argument("--backend", metavar="B", help="backend to evaluate on (default: emulator)")
+        p.add_argument("--readout", choices=("count", "membrane", "first"), default="count",
+                       help="class score: output spike count (default), membrane of the last layer, or first spike")
+        p.add_argument("--time-major", action="store_true",
+                       help="x sequences are (steps, samples, *shape) instead of (samples, steps, *shape)")
         p.add_argument("--json", metavar="RESULT.json", help="also write the result as JSON")
     elif name == "plan":
         p.add_argument("--target", type=_names, metavar="a,b", help="targets to plan for (default: all)")
+        p.add_argument("--steps", type=_positive_int, metavar="N", help="steps per inference (default 100, or the "
+                                                                       "artifact's / calibration data's)")
+        p.add_argument("--rate", type=_rate, metavar="R", help="assumed spikes per neuron per step where not "
+                                                               "measured (default 0.1)")
+        p.add_argument("--calibration", metavar="FILE.npz", help="measure the activity on these inputs (and convert "
+                                                                 "an ANN), as compile reads them")
+        p.add_argument("--dt", type=_positive_float, metavar="SECONDS", help="seconds per step (real-time targets' "
+                                                                            "latency; NIR files carry no dt)")
     elif name == "deploy":
         artifact()
         p.add_argument("-o", "--out", required=True, metavar="BUNDLE", help="the bundle directory to write")
     elif name == "report":
         artifact()
+        p.add_argument("--input", metavar="X.npz", help="time-major inputs to show (default: calibration samples)")
+        p.add_argument("--data", metavar="TEST.npz", help="labelled data: its first samples are shown, accuracy on all")
 
 
 def build_parser() -> argparse.ArgumentParser:

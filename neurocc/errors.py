@@ -59,3 +59,7 @@ class InputError(NeuroccError):
 class OutputError(NeuroccError):
     """An output path cannot be written: a NUL or non-UTF-8 name, a directory or file in the way,
     no permission or no such place (e.g. under /proc)."""
+
+
+class InputWarning(UserWarning):
+    """Inputs that run but look wrong against the artifact (transposed, out of the calibrated range)."""

@@ -25,11 +25,36 @@ REGISTRY: dict[str, str] = {
 }
 
 
+# what users type for a backend by the name of its toolchain or simulator
+ALIASES = {"lava": "loihi", "lava-dl": "loihi", "netx": "loihi", "nest": "spinnaker", "pynn": "spinnaker",
+           "brian2": "spinnaker", "spynnaker": "spinnaker", "onnx": "edge-cpu", "onnxruntime": "edge-cpu",
+           "edge_cpu": "edge-cpu", "cpu": "edge-cpu", "float": "reference", "emu": "emulator"}
+
+
+def suggest(name: str) -> str | None:
+    """The registered backend ``name`` most likely means (its toolchain's name, or a close spelling)."""
+    import difflib
+
+    if name.lower() in ALIASES:
+        return ALIASES[name.lower()]
+    close = difflib.get_close_matches(name.lower(), list(REGISTRY), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def check_names(names: list[str], where: str = "--backend") -> None:
+    """BackendError listing every unknown backend name at once, each with its suggestion."""
+    bad = [n for n in names if n not in REGISTRY]
+    if bad:
+        problems = [f"unknown backend '{n}'" + (f": did you mean '{suggest(n)}'?" if suggest(n) else "")
+                    for n in bad]
+        raise BackendError(problems[0] if len(bad) == 1 else f"{len(bad)} unknown backends", where=where,
+                           problems=problems if len(bad) > 1 else (),
+                           fix=f"use one of: {', '.join(REGISTRY)}")
+
+
 def get_backend(name: str) -> ModuleType:
     """Import and return the backend module called ``name`` (BackendError if unknown/missing)."""
-    if name not in REGISTRY:
-        raise BackendError(f"unknown backend '{name}'", where="--backend",
-                           fix=f"use one of: {', '.join(REGISTRY)}")
+    check_names([name])
     try:
         return importlib.import_module(REGISTRY[name])
     except ModuleNotFoundError as err:

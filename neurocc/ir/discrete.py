@@ -55,11 +55,21 @@ class Decays:
     bias_v: np.ndarray | None
 
 
+TAU_RTOL = 2.0 ** -21   # τ within 4 float32 ULPs of dt counts as τ = dt (time constants are often float32)
+
+
+def same_as_dt(tau: np.ndarray, dt: float) -> np.ndarray:
+    """Where τ equals dt up to float32 rounding (|τ − dt| ≤ :data:`TAU_RTOL` · dt)."""
+    return np.abs(np.asarray(tau, np.float64) - dt) <= TAU_RTOL * dt
+
+
 def _alpha(tau: np.ndarray, dt: float, method: Method) -> tuple[np.ndarray, np.ndarray]:
-    """(α, 1 − α-equivalent factor h) for one time constant: Euler h = dt/τ, exact h = 1 − e^(−dt/τ)."""
+    """(α, 1 − α-equivalent factor h) for one time constant: Euler h = dt/τ, exact h = 1 − e^(−dt/τ).
+    Euler with τ equal to dt up to float32 rounding (:func:`same_as_dt`) is h = 1, α = 0 exactly
+    (no memory: snnTorch's ``beta = 0``), not a tiny negative α."""
     tau = np.asarray(tau, np.float64)
     if method is Method.EULER:
-        h = dt / tau
+        h = np.where(same_as_dt(tau, dt), 1.0, dt / tau)
         return 1.0 - h, h
     alpha = np.exp(-dt / tau)
     return alpha, 1.0 - alpha

@@ -69,7 +69,10 @@ class QSpiNNakerLIF(Node):
     the script sets it with ``set_max_atoms_per_core``). Input ``(2, *shape)``: this tick's
     ring-buffer sums. Per tick see :func:`neurocc.ir.numerics.spinnaker.lif_tick`. ``spiking``
     False makes a readout that outputs V (s16.15 bits) instead of spikes. States ``u_exc``,
-    ``u_inh`` (isyn), ``v``, ``ref`` (refractory countdown).
+    ``u_inh`` (isyn), ``v``, ``ref`` (refractory countdown). ``start_tick``: the tick of the
+    population's step 0 (its lag: one tick per projection from the input); before it
+    ``i_offset`` and ``v_rest`` are 0, so the neuron rests at V = 0 (the IR's initial state)
+    until its first input can arrive, and the bias is integrated as often as in the IR.
     """
 
     kind: ClassVar[str] = "QSpiNNakerLIF"
@@ -90,6 +93,7 @@ class QSpiNNakerLIF(Node):
     shift_inh: int = 0
     is_spiking: bool = True
     atoms_per_core: int = 256
+    start_tick: int = 0
 
     @property
     def spiking(self) -> bool:  # type: ignore[override]

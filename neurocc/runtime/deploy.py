@@ -11,7 +11,7 @@ onnxruntime: no neurocc, no torch. Layout (documented in docs/deploy.md)::
     BUNDLE/run.py            neurocc/runtime/bundle_runner.py, copied verbatim
     BUNDLE/golden.npz        seeded inputs and the emulator's outputs (``input/<name>``,
                              ``output/<name>``; ``static/<name>`` when the artifact encodes inputs)
-    BUNDLE/requirements.txt  numpy and onnxruntime as tested here
+    BUNDLE/requirements.txt  the minimum numpy and onnxruntime it needs (ranges: MIN_VERSIONS)
     BUNDLE/README.md         how to run it on the device
 
 Any artifact whose executed graph the edge-cpu backend can express is deployable: targets
@@ -250,7 +250,8 @@ def bundle_manifest(art: Artifact, sidecar: Mapping[str, Any], golden: Mapping[s
         "states": [{k: s[k] for k in ("name", "dtype", "shape")} for s in sidecar["states"]],
         "models": {"window": edge_cpu.MODEL_FILE, "step": edge_cpu.STEP_FILE, "opset": sidecar["opset"]},
         "golden": dict(golden), "comparison": dict(comparison),
-        "requires": {"python": ">=3.8", **_versions()},
+        "requires": {"python": ">=3.8", **{k: f">={v}" for k, v in MIN_VERSIONS.items()},
+                     "built_with": _versions()},
     }
 
 
@@ -260,8 +261,20 @@ def _versions() -> dict[str, str]:
     return {"numpy": version("numpy"), "onnxruntime": version("onnxruntime")}
 
 
+# The oldest versions a bundle needs: onnxruntime runs its opset-17 / IR-8 models from 1.13 on
+# (ONNX Runtime's version table), numpy.random.default_rng exists from numpy 1.17; the floors are
+# the oldest pair installable here (Python 3.11) that passes the self-test: onnxruntime 1.15.0
+# with numpy 1.24.2 (its own floor). tests/test_deploy_versions.py runs that pair (marked long).
+MIN_VERSIONS = {"numpy": "1.24.2", "onnxruntime": "1.15.0"}
+
+
 def _requirements() -> str:
-    return "".join(f"{k}=={v}\n" for k, v in _versions().items())
+    built = ", ".join(f"{k} {v}" for k, v in _versions().items())
+    return ("# The minimum versions this bundle needs; `python run.py --selftest` passes with the oldest\n"
+            f"# pair (numpy {MIN_VERSIONS['numpy']}, onnxruntime {MIN_VERSIONS['onnxruntime']}) and with the "
+            f"versions it was built with ({built}).\n"
+            "# onnxruntime releases before 1.19 are built for numpy 1.x: with one of them keep numpy < 2.\n"
+            + "".join(f"{k}>={v}\n" for k, v in MIN_VERSIONS.items()))
 
 
 def readme(doc: Mapping[str, Any]) -> str:
@@ -277,7 +290,8 @@ def readme(doc: Mapping[str, Any]) -> str:
 
 Compiled for `{doc['source']['target']}` ({doc['numerics']} numerics: {doc['numerics_note']}),
 dt = {doc['dt']} s per step, by neurocc {doc['neurocc_version']}. Needs Python >= 3.8, numpy and
-onnxruntime only (`pip install -r {REQUIREMENTS}`: the versions it was tested with).
+onnxruntime only (`pip install -r {REQUIREMENTS}`: numpy {doc['requires']['numpy']}, onnxruntime
+{doc['requires']['onnxruntime']}; with an onnxruntime older than 1.19 keep numpy < 2).
 
     python run.py --selftest                     # sha256 of every file, then both graphs vs golden.npz
     python run.py --input x.npz --output y.npz   # add --graph step to run the streaming graph
@@ -294,6 +308,8 @@ onnxruntime only (`pip install -r {REQUIREMENTS}`: the versions it was tested wi
 | --- | --- | --- |
 {outs}
 
+{class_text(doc)}
+
 Streaming, one time step per call (state kept between calls, zero after `reset()`):
 
     from run import Runner
@@ -304,6 +320,29 @@ Streaming, one time step per call (state kept between calls, zero after `reset()
 (listed in manifest.json). The self-test rule is `{doc['comparison']['rule']}`: see
 `manifest.json` → `comparison`. Do not edit the files: the self-test checks their sha256.
 """
+
+
+def class_text(doc: Mapping[str, Any]) -> str:
+    """How to read the predicted class from the first output (the README's paragraph)."""
+    out = doc["outputs"][0]
+    lag = int(doc.get("latency_steps") or (doc.get("golden") or {}).get("latency_steps") or 0)
+    steps = (doc.get("encoding") or {}).get("timesteps") or doc.get("steps")
+    window = f"y[-{steps}:]" if steps else "y"
+    skip = (f" The network's output lags its input by {lag} step(s) (one per synapse layer): run "
+            f"{lag} steps longer than your input (append zero steps, or hold a static input), or the "
+            "last input steps never reach the output." if lag else "")
+    if out["values"] == "spikes":
+        rule = (f"the output neuron that spiked most: `y = np.load('y.npz')['{out['name']}']; "
+                f"cls = {window}.sum(axis=0).argmax(axis=-1)` (one class per batch item; count only the "
+                "steps that belong to the sample)")
+    elif steps:
+        rule = (f"the readout neuron whose state grew most over the last {steps} steps: `y = np.load('y.npz')"
+                f"['{out['name']}']; cls = (y[-1] - y[-{steps} - 1]).argmax(axis=-1)`, as neurocc's evaluate "
+                "reads it (integer states share one scale, so the argmax is the float model's)")
+    else:
+        rule = (f"the readout neuron with the largest final state: `cls = np.load('y.npz')['{out['name']}']"
+                "[-1].argmax(axis=-1)`")
+    return f"**Reading the class**: {rule}.{skip}"
 
 
 def _size(n: int) -> str:

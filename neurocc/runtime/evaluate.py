@@ -1,16 +1,25 @@
 """Accuracy of a deployed network on labelled data: ``neurocc evaluate DIR --data TEST.npz``.
 
-``TEST.npz`` holds ``x`` (samples, *input shape): static inputs in the model's own input scale,
-and ``y`` (samples,): integer labels. Evaluation applies the artifact's own input encoding
-(``manifest.encoding``, see :mod:`neurocc.ir.encoding`; constant current for ``timesteps`` steps
-when the artifact has none), runs the backend through :func:`neurocc.runtime.run.run_artifact`,
-and predicts the argmax of the first output's scores (:func:`neurocc.ir.encoding.decode`: spike
-counts for a spiking readout, the integrator's growth otherwise).
+``TEST.npz`` holds ``y`` (samples,): integer labels, and ``x`` in one of two forms:
 
-Pipeline latency: where the executed graph delays signals (e.g. one step per synapse layer under
-the Loihi numerics), the input is held for ``timesteps + L`` steps, ``L`` being the largest total
-edge delay from an input to the output, and only the last ``timesteps`` steps are read, so every
-backend scores the same ``timesteps``-step window of steady input.
+* static ``(samples, *input shape)`` in the model's own input scale: the artifact applies its
+  own input encoding (``manifest.encoding``, :mod:`neurocc.ir.encoding`; constant current for
+  ``timesteps`` steps when it has none) — a converted ANN;
+* sequences ``(samples, steps, *input shape)``: spikes (0/1) or graded values per step, as a
+  snnTorch or tonic data loader yields them batch-first; ``--time-major`` (Python
+  ``time_major=True``) reads ``(steps, samples, *input shape)`` instead.
+
+The class is the argmax of the ``--readout`` scores (:mod:`neurocc.runtime.readout`: spike
+count, membrane of the last layer, or first spike). The result holds the accuracy, per-class
+accuracy and the confusion matrix. Inputs are checked against the artifact
+(:mod:`neurocc.runtime.inputs`): a shape no axis order fits is refused; sequences whose lengths
+look swapped with the sample axis, or values beyond the calibrated range, warn.
+
+Pipeline latency: where the executed graph delays signals (one step per synapse layer under the
+Loihi numerics), the run lasts ``T + L`` steps, ``L`` being the largest total edge delay from an
+input to the output: a static input is held ``L`` steps longer, a sequence gets ``L`` steps of
+zero input appended, and only the last ``T`` steps are scored, so every backend scores the same
+``T``-step window.
 """
 from __future__ import annotations
 
@@ -23,15 +32,19 @@ import numpy as np
 
 from neurocc._files import check_arrays
 from neurocc.errors import InputError
-from neurocc.ir.encoding import Encoding, decode, encode
+from neurocc.ir.encoding import Encoding, encode
 from neurocc.ir.graph import Graph
+from neurocc.runtime.run import latency
+from neurocc.runtime.inputs import axis_hint, input_profiles, range_warnings, warn
+from neurocc.runtime.readout import check_readout, confusion, format_confusion, needs_record, scores
 
 FLOAT_BACKENDS = ("reference",)
 
 
-def load_test_data(data: str | Path | Mapping[str, Any] | tuple[Any, Any], input_shape: tuple[int, ...]
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) from a TEST.npz path, a mapping with ``x`` and ``y``, or an (x, y) pair, checked."""
+def load_test_data(data: str | Path | Mapping[str, Any] | tuple[Any, Any], input_shape: tuple[int, ...],
+                   time_major: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) from a TEST.npz path, a mapping with ``x`` and ``y``, or an (x, y) pair, checked.
+    Sequences come back batch-major ``(samples, steps, *shape)`` whatever ``time_major`` said."""
     where = "test data"
     if isinstance(data, (str, Path)):
         where = str(data)
@@ -47,35 +60,55 @@ def load_test_data(data: str | Path | Mapping[str, Any] | tuple[Any, Any], input
         arrays = dict(zip(("x", "y"), data))
     else:
         arrays = dict(data)
-    return _check(arrays, input_shape, where)
+    return _check(arrays, input_shape, where, time_major)
 
 
-def _check(arrays: Mapping[str, Any], input_shape: tuple[int, ...], where: str) -> tuple[np.ndarray, np.ndarray]:
-    want = f"(samples, {', '.join(map(str, input_shape))})"
+def _check(arrays: Mapping[str, Any], input_shape: tuple[int, ...], where: str,
+           time_major: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    dims = ", ".join(map(str, input_shape))
+    want = f"(samples, {dims})"
+    seq = f"(steps, samples, {dims})" if time_major else f"(samples, steps, {dims})"
     problems = [f"key '{k}' is missing: expected {d}" for k, d in
-                (("x", f"an array {want} of static inputs"), ("y", "an array (samples,) of integer labels"))
-                if k not in arrays]
+                (("x", f"an array {want} of static inputs or {seq} of spike/graded sequences"),
+                 ("y", "an array (samples,) of integer labels")) if k not in arrays]
     x = np.asarray(arrays["x"]) if "x" in arrays else None
     y = np.asarray(arrays["y"]) if "y" in arrays else None
+    n = None
     if x is not None:
+        static = x.ndim == len(input_shape) + 1 and tuple(x.shape[1:]) == tuple(input_shape)
+        sequence = x.ndim == len(input_shape) + 2 and tuple(x.shape[2:]) == tuple(input_shape)
         if x.dtype.kind not in "biuf":
             problems.append(f"key 'x' has dtype {x.dtype}; expected numbers")
-        elif x.ndim != len(input_shape) + 1 or tuple(x.shape[1:]) != tuple(input_shape):
-            problems.append(f"key 'x' has shape {tuple(x.shape)}; expected {want} (static, not time-major)")
+        elif not (static or sequence):
+            hint = axis_hint(tuple(x.shape), tuple(input_shape), x.ndim - len(input_shape))
+            problems.append(f"key 'x' has shape {tuple(x.shape)}; expected {want} (static) or {seq} "
+                            "(sequences)" + (f": its axes are in another order ({hint})" if hint else
+                                             ": no order of its axes fits the artifact's input"))
         elif not np.all(np.isfinite(x)):
             problems.append("key 'x' contains NaN or infinite values")
+        else:
+            n = x.shape[1] if (sequence and time_major) else x.shape[0]
     if y is not None:
         if y.ndim != 1 or y.dtype.kind not in "biu":
             problems.append(f"key 'y' has shape {tuple(y.shape)} and dtype {y.dtype}; expected integer labels (samples,)")
-        elif x is not None and x.ndim >= 1 and len(y) != len(x):
-            problems.append(f"key 'y' has {len(y)} labels but 'x' has {len(x)} samples")
-    if not problems and len(x) == 0:  # type: ignore[arg-type]
+        elif n is not None and len(y) != n:
+            other = x.shape[0] if time_major else (x.shape[1] if x.ndim == len(input_shape) + 2 else None)
+            tip = ("" if other != len(y) else
+                   " (x looks " + ("batch-major: drop --time-major" if time_major else "time-major: pass --time-major")
+                   + ")")
+            problems.append(f"key 'y' has {len(y)} labels but 'x' has {n} samples{tip}")
+        elif y.size and y.min() < 0:
+            problems.append(f"key 'y' holds negative labels (e.g. {int(y.min())}); expected class indices 0..K-1")
+    if not problems and n == 0:
         problems.append("the data set is empty")
     if problems:
         raise InputError("the test data does not fit the artifact", where=where, problems=problems,
-                         fix=f"save x {want} in the model's input scale and y (samples,) integer labels: "
-                             "numpy.savez('TEST.npz', x=x, y=y)")
-    return np.asarray(x, np.float64), np.asarray(y, np.int64)
+                         fix=f"save x {want} (static, in the model's input scale) or {seq} (spikes or graded "
+                             "values per step) and y (samples,) integer labels: numpy.savez('TEST.npz', x=x, y=y)")
+    if x.ndim == len(input_shape) + 2 and time_major:  # type: ignore[union-attr]
+        x = np.swapaxes(x, 0, 1)
+    dtype = np.float32 if x.ndim == len(input_shape) + 2 else np.float64  # type: ignore[union-attr]
+    return np.asarray(x, dtype), np.asarray(y, np.int64)
 
 
 def artifact_encoding(manifest: Mapping[str, Any]) -> Encoding:
@@ -89,62 +122,89 @@ def artifact_encoding(manifest: Mapping[str, Any]) -> Encoding:
     return Encoding("constant", timesteps=int(steps))
 
 
-def latency(graph: Graph) -> int:
-    """Largest total edge delay on a path from an Input to an Output (recurrent edges excluded)."""
-    recurrent = set(graph.recurrent_edges())
-    edges = [e for e in graph.edges if e not in recurrent]
-    best = {n: (0 if n in graph.inputs else None) for n in graph.nodes}
-    for _ in range(len(graph.nodes)):
-        changed = False
-        for e in edges:
-            if best[e.src] is not None and (best[e.dst] is None or best[e.src] + e.delay > best[e.dst]):
-                best[e.dst] = best[e.src] + e.delay
-                changed = True
-        if not changed:
-            break
-    return max((best[o] or 0) for o in graph.outputs)
-
-
 def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tuple[Any, Any],
-             backend: str = "emulator", batch_size: int = 256) -> dict[str, Any]:
-    """Accuracy of the artifact on ``backend``: ``{"accuracy", "n", "backend", "per_class",
-    "timesteps", "latency_steps", "encoding"}``; ``per_class`` maps label → {"n", "accuracy"}."""
-    from neurocc.runtime.run import as_artifact, run_artifact
+             backend: str = "emulator", batch_size: int = 256, *, readout: str = "count",
+             time_major: bool = False, progress: bool = False) -> dict[str, Any]:
+    """Accuracy of the artifact on ``backend``: ``{"accuracy", "n", "backend", "readout", "input",
+    "per_class", "confusion", "timesteps", "latency_steps", "encoding"}``; ``per_class`` maps
+    label → {"n", "accuracy"}, ``confusion[true][predicted]`` counts samples. ``x`` is static
+    ``(samples, *shape)`` or sequences ``(samples, steps, *shape)`` (``time_major``: ``(steps,
+    samples, *shape)``); ``progress`` draws a bar on stderr (the CLI turns it on)."""
+    from neurocc.progress import Step, quiet
+    from neurocc.runtime.run import as_artifact
 
     art = as_artifact(artifact_dir)
     spec = art.inputs[0]
-    x, y = load_test_data(data, tuple(spec["shape"]))
-    enc = artifact_encoding(art.manifest)
+    shape = tuple(spec["shape"])
+    x, y = load_test_data(data, shape, time_major)
+    check_readout(readout)
+    sequence = x.ndim == len(shape) + 2
+    _warn_inputs(art, x, sequence, time_major)
     graph = art.float_graph if backend in FLOAT_BACKENDS else art.graph
-    out = graph.outputs[0]
-    spiking = any(graph.nodes[p].spiking for p in graph.predecessors(out))
+    enc = None if sequence else artifact_encoding(art.manifest)
+    window = int(x.shape[1]) if sequence else enc.timesteps  # type: ignore[union-attr]
     lag = latency(graph)
-    steps = enc.timesteps + lag
     preds = []
-    for i in range(0, len(x), max(1, int(batch_size))):
-        xs = encode(x[i:i + batch_size], enc, steps, first_index=i)
-        ys = run_artifact(art, backend, {spec["name"]: xs}, steps=steps)[out]
-        preds.append(decode(ys, spiking=spiking, timesteps=enc.timesteps).argmax(1))
-    pred = np.concatenate(preds)
+    size = max(1, int(batch_size))
+    with Step(f"evaluate on {backend}", total=len(x), unit="samples", **quiet(progress)) as step:
+        for i in range(0, len(x), size):
+            preds.append(_predict(art, backend, graph, x[i:i + size], enc, window, lag, readout, i))
+            step.add(len(preds[-1]))
+        pred = np.concatenate(preds)
+        step.done(f"{np.mean(pred == y) * 100:.2f}% of {len(y)} samples")
     per_class = {int(c): {"n": int(np.sum(y == c)), "accuracy": float(np.mean(pred[y == c] == c))}
                  for c in np.unique(y)}
-    return {"accuracy": float(np.mean(pred == y)), "n": len(y), "backend": backend,
-            "per_class": per_class, "timesteps": enc.timesteps, "latency_steps": lag,
-            "encoding": enc.to_dict()}
+    return {"accuracy": float(np.mean(pred == y)), "n": len(y), "backend": backend, "readout": readout,
+            "input": "sequences (samples, steps, *shape)" if sequence else "static (samples, *shape)",
+            "per_class": per_class, "confusion": confusion(y, pred).tolist(), "timesteps": window,
+            "latency_steps": lag, "encoding": None if enc is None else enc.to_dict()}
+
+
+def _warn_inputs(art: Any, x: np.ndarray, sequence: bool, time_major: bool) -> None:
+    """Warn when sequences look transposed, or values leave the calibrated range."""
+    profile = next(iter(input_profiles(art).values()))
+    msgs = range_warnings(profile, x, encoded=sequence)
+    t = profile.steps
+    if sequence and t and x.shape[1] != t and x.shape[0] == t:
+        msgs.insert(0, f"x was read as {x.shape[0]} samples of {x.shape[1]} steps, but the artifact was "
+                       f"calibrated on {t}-step samples: " + ("drop --time-major (Python: time_major=False)"
+                       if time_major else "is x time-major (steps, samples, ...)? Then pass --time-major "
+                       "(Python: time_major=True)"))
+    warn(msgs)
+
+
+def _predict(art: Any, backend: str, graph: Graph, xb: np.ndarray, enc: Encoding | None, window: int,
+             lag: int, readout: str, first: int) -> np.ndarray:
+    """Predicted classes of one batch: the run lasts ``window + lag`` steps, the window is scored."""
+    from neurocc.runtime.run import run_artifact
+
+    steps = window + lag
+    if enc is not None:
+        xs = encode(xb, enc, steps, first_index=first)
+    else:
+        xs = np.swapaxes(xb, 0, 1)
+        if lag:
+            xs = np.concatenate([xs, np.zeros((lag, *xs.shape[1:]), xs.dtype)])
+    name = art.inputs[0]["name"]
+    outs = run_artifact(art, backend, {name: xs}, steps=steps, record=needs_record(graph, readout), warn=False)
+    return scores(graph, outs, readout, window, backend).argmax(1)
 
 
 def evaluate_artifact(artifact_dir: str | Path, data: Any, backend: str | None = None,
-                      batch_size: int = 256) -> dict[str, Any]:
+                      batch_size: int = 256, **kw: Any) -> dict[str, Any]:
     """:func:`evaluate` with ``backend=None`` meaning the emulator (``neurocc.evaluate``)."""
-    return evaluate(artifact_dir, data, backend=backend or "emulator", batch_size=batch_size)
+    return evaluate(artifact_dir, data, backend=backend or "emulator", batch_size=batch_size, **kw)
 
 
 def format_evaluation(result: Mapping[str, Any]) -> str:
-    """A short human-readable summary of :func:`evaluate`'s result."""
+    """A short human-readable summary of :func:`evaluate`'s result, with the confusion summary."""
     lines = [f"accuracy {result['accuracy'] * 100:.2f}% on {result['n']} samples "
-             f"(backend {result['backend']}, {result.get('timesteps', '?')} timesteps"
+             f"(backend {result['backend']}, readout {result.get('readout', 'count')}, "
+             f"{result.get('timesteps', '?')} timesteps"
              + (f" + {result['latency_steps']} latency" if result.get("latency_steps") else "") + ")"]
     per = result.get("per_class") or {}
     if per:
         lines.append("per class: " + ", ".join(f"{c}: {v['accuracy'] * 100:.1f}% ({v['n']})" for c, v in per.items()))
+    if result.get("confusion"):
+        lines += format_confusion(np.asarray(result["confusion"]))
     return "\n".join(lines)

@@ -1,25 +1,38 @@
-"""``neurocc plan MODEL``: map one graph onto every target, without hardware, and compare.
+"""``neurocc plan MODEL|DIR``: map one graph onto every target, without hardware, and compare.
 
 For each target: does it fit (partition + place under the target's limits), cores and chips
-used, synaptic operations and neuron updates per inference, estimated energy and latency.
+used, operations and neuron updates per inference, estimated energy and latency.
 
-Activity model (stated in the table header): every neuron and every input fires ``rate`` spikes
-per step (default 0.1) for ``steps`` steps (default 100) per inference, so
+Activity (stated in the table header): ``steps`` steps per inference (default 100, or the
+artifact's / calibration data's), and per node a spike rate in spikes per neuron per step:
+*measured* where known (a compiled artifact's calibration statistics; ``--calibration`` runs the
+float model on the data), else the assumed ``rate`` (default 0.1). A graded input (a converted
+ANN's constant current) sends a graded spike from every non-zero element every step.
 
-* synaptic ops = Σ_connections rate · steps · synapses(connection), where synapses are counted
-  expanded (one synaptic event per presynaptic spike per postsynaptic target, whatever the
-  chip's storage format); equal to Σ presynaptic spikes × fan-out;
+Operations are counted the way each backend executes the network (:data:`EXECUTION`):
+
+* ``events`` (Loihi, SpiNNaker, the emulator): synaptic ops = Σ over connections of rate(source)
+  · steps · expanded synapses (one event per presynaptic spike per target synapse; a graded
+  input counts as rate 1 per non-zero element: graded-spike ops);
+* ``dense`` (edge-cpu: the ONNX window graph computes every synapse every step): MACs = steps ·
+  Σ expanded synapses, whatever the activity;
 * neuron updates = steps · (neurons on cores) (time-stepped chips update every neuron every step);
-* energy = synaptic ops · ``energy.pj_per_synop`` + neuron updates · ``energy.pj_per_neuron_update``
-  (pJ → J); a missing figure drops its term (said in the row's note), both missing → n/a;
-* latency = steps · ``energy.step_time_s`` (n/a when the target publishes no step time).
+* energy = ops · ``energy.pj_per_synop`` + neuron updates · ``energy.pj_per_neuron_update``
+  (pJ → J); a missing figure drops its term (said in the row's note), both missing → n/a.
+  Targets whose figures are arithmetic only (:data:`LOWER_BOUND`: the CPU figures count the
+  multiply-add, not memory traffic) print ``≥``: a lower bound;
+* latency = steps · ``energy.step_time_s`` (a real-time target's tick is its ``dt``: ``--dt``
+  changes it), n/a when the target publishes no step time.
 
 These are estimates from published per-operation figures, not measurements.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from neurocc.compiler.mapping import mapping_report
 from neurocc.ir.graph import Graph
@@ -27,6 +40,29 @@ from neurocc.targets import Target
 
 DEFAULT_RATE = 0.1
 DEFAULT_STEPS = 100
+EXECUTION = {"edge-cpu": "dense"}      # backend -> how it executes synapses (default: events)
+LOWER_BOUND = {"edge-cpu"}             # backends whose energy figures count arithmetic only
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Spike rates the plan assumes or measured: ``rates`` per node (spikes per neuron per step)
+    override ``rate``; ``graded`` inputs send one graded spike per non-zero element per step."""
+
+    steps: int = DEFAULT_STEPS
+    rate: float = DEFAULT_RATE
+    rates: Mapping[str, float] = field(default_factory=dict)
+    graded: frozenset[str] = frozenset()
+    source: str = ""
+
+    def of(self, node: str) -> float:
+        return float(self.rates.get(node, 1.0 if node in self.graded else self.rate))
+
+    def text(self) -> str:
+        base = f"{self.steps} steps"
+        if self.source:
+            return f"{base}; activity measured on {self.source}, {self.rate:g} assumed where not measured;"
+        return f"{base}; assumed activity {self.rate:g} spikes per neuron and per input per step;"
 
 
 @dataclass(frozen=True)
@@ -36,7 +72,7 @@ class PlanRow:
     fits: bool
     cores: int
     chips: int
-    synops: float               # synaptic operations per inference
+    synops: float               # operations per inference: synaptic events, or dense MACs (``ops``)
     neuron_updates: float       # neuron updates per inference
     energy_j: float | None      # estimated joules per inference
     latency_s: float | None     # estimated seconds per inference
@@ -45,31 +81,133 @@ class PlanRow:
     rate: float
     steps: int
     limited: bool = True        # the target declares per-core or per-chip limits
+    ops: str = "events"         # how synapses are executed: events or dense
+    lower_bound: bool = False   # energy_j counts arithmetic only
+    activity: str = ""
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
 
 def plan(graph: Graph, targets: Mapping[str, Target] | Iterable[Target], *, rate: float | None = None,
-         steps: int | None = None) -> list[PlanRow]:
+         steps: int | None = None, activity: Activity | None = None, dt: float | None = None) -> list[PlanRow]:
     """One :class:`PlanRow` per target, in the order of ``targets`` (a name → Target mapping,
-    or any iterable of Targets)."""
+    or any iterable of Targets). ``activity`` (measured rates) wins over ``rate``/``steps``;
+    ``dt`` sets the tick of real-time targets (step time = their dt)."""
     if not isinstance(targets, Mapping):
         targets = {t.name: t for t in targets}
-    rate = DEFAULT_RATE if rate is None else float(rate)
-    steps = DEFAULT_STEPS if steps is None else int(steps)
-    return [_row(graph, t, rate, steps) for t in targets.values()]
+    if activity is None:
+        activity = Activity(DEFAULT_STEPS if steps is None else int(steps),
+                            DEFAULT_RATE if rate is None else float(rate))
+    conns = connections(graph)
+    return [_row(graph, t, activity, conns, dt) for t in targets.values()]
 
 
-def _row(graph: Graph, target: Target, rate: float, steps: int) -> PlanRow:
+def planned_graph(model: Any, *, steps: int | None = None, rate: float | None = None, calibration: Any = None,
+                  dt: float | None = None, load_kw: Mapping[str, Any] | None = None) -> tuple[Graph, Activity]:
+    """The graph to plan and its activity, from a model, a compiled artifact directory, or an ANN
+    with calibration data (converted as ``compile`` would, on the float side only)."""
+    from pathlib import Path
+
+    r = DEFAULT_RATE if rate is None else float(rate)
+    if isinstance(model, (str, Path)) and (Path(model) / "manifest.json").is_file():
+        return _artifact_activity(Path(model), steps, r)
+    if isinstance(model, Graph):
+        graph = model
+    else:
+        from neurocc.compiler.frontends import load
+
+        graph = load(model, **dict(load_kw or {}))
+    ann = [f"node '{n}' ({node.kind})" for n, node in graph.nodes.items() if node.ann_only]
+    if ann and calibration is None:
+        from neurocc.errors import InputError
+
+        raise InputError("an ANN has no spiking neurons to plan until it is converted, and converting needs data",
+                         where=f"graph '{graph.name}'", problems=ann,
+                         fix="pass --calibration cal.npz (x: samples, *input shape), or plan the compiled "
+                             "artifact: `neurocc plan DIR`")
+    if calibration is None:
+        return graph, Activity(DEFAULT_STEPS if steps is None else int(steps), r)
+    return _measured(graph, calibration, steps, r, dt)
+
+
+def _measured(graph: Graph, calibration: Any, steps: int | None, rate: float, dt: float | None
+              ) -> tuple[Graph, Activity]:
+    """Convert (ANN) and measure per-layer rates with the float model on the calibration data."""
+    import numpy as np
+
+    from neurocc.compiler.pipeline import prepare
+    from neurocc.targets import get_target
+
+    prep = prepare(graph, get_target("emulator"), dt=dt, calibration=calibration, timesteps=steps)
+    rates = {n: float(v["rate"]) for n, v in (prep.float_stats or {}).items() if "rate" in v}
+    graded = set()
+    for name, x in prep.cal.x.items():
+        if prep.cal.static and (prep.encoding is None or prep.encoding.kind == "constant"):
+            graded.add(name)
+            rates[name] = float(np.mean(x != 0))
+        elif prep.cal.static:
+            rates[name] = float(np.mean(np.clip(x * prep.encoding.scale, 0, 1)))
+        else:
+            rates[name] = float(np.mean(x != 0))
+    n = prep.cal.samples
+    return prep.float_graph, Activity(int(prep.timesteps or steps or DEFAULT_STEPS), rate, rates, frozenset(graded),
+                                      f"{n} calibration samples")
+
+
+def _artifact_activity(path: Any, steps: int | None, rate: float) -> tuple[Graph, Activity]:
+    """A compiled artifact: its float graph, and the rates its calibration measured."""
+    import numpy as np
+
+    from neurocc.ir.artifact import load_artifact
+
+    art = load_artifact(path)
+    m = art.manifest
+    cal = m.get("calibration") or {}
+    rates = {n: float(v["rate"]) for n, v in (cal.get("layers") or {}).items() if "rate" in v}
+    graded = frozenset(i["name"] for i in art.inputs if i.get("values") == "graded")
+    doc = m.get("calibration_sample")
+    if doc:
+        with np.load(path / doc["file"], allow_pickle=False) as f:
+            rates.update({i["name"]: float(np.mean(f[i["name"]] != 0)) for i in art.inputs if i["name"] in f.files})
+    t = steps or m.get("timesteps") or cal.get("steps") or DEFAULT_STEPS
+    src = f"{cal.get('samples')} calibration samples (the artifact's)" if rates else ""
+    return art.float_graph, Activity(int(t), rate, rates, graded, src)
+
+
+def connections(graph: Graph) -> list[tuple[str, str, int]]:
+    """(source layer or Input, target layer, expanded synapses) per connection, as the mapper sees
+    them (:func:`neurocc.compiler.connectivity.analyse`: pools and reshapes composed into the
+    path): a dense path has ``n_pre · n_post`` synapses, a local one Σ over post neurons of the
+    pre neurons each reads."""
+    from neurocc.compiler.connectivity import analyse
+
+    net = analyse(graph)
+    out = []
+    for c in net.conns:
+        if c.kind == "full":
+            n = c.n_pre * net.layers[c.post].n
+        else:
+            n = int(np.prod([int(m.counts().sum()) for m in c.axes], dtype=np.int64)) if c.axes else 0
+        out.append((c.pre, c.post, int(n)))
+    return out
+
+
+def _row(graph: Graph, target: Target, act: Activity, conns: list[tuple[str, str, int]],
+         dt: float | None) -> PlanRow:
     report = mapping_report(graph, target, with_fixes=False)
     part = report.partition
-    synapses = sum(s.usage.synapses for lp in part.layers.values() for s in lp.slices)
     neurons = sum(lp.n_neurons for n, lp in part.layers.items() if not part.network.layers[n].is_input)
-    synops = rate * steps * synapses
-    updates = float(steps * neurons)
+    ops = EXECUTION.get(target.backend or "", "events")
+    if ops == "dense":
+        synops = float(act.steps * sum(s for _, _, s in conns))
+    else:
+        synops = float(sum(act.of(src) * act.steps * s for src, _, s in conns))
+    updates = float(act.steps * neurons)
     energy, note = _energy(target, synops, updates)
     step = target.energy.step_time_s
+    if step is not None and dt is not None and abs(step - target.dt) <= 1e-12:
+        step = float(dt)   # a real-time target ticks at the network's dt
     b = report.binding
     if b is None:
         limit = "no limits declared"
@@ -78,9 +216,13 @@ def _row(graph: Graph, target: Target, rate: float, steps: int) -> PlanRow:
         limit = f"tightest: {where} {b.resource} {100 * b.needed / b.available:.0f}%"
     else:
         limit = b.text()
+    lower = (target.backend in LOWER_BOUND) and energy is not None
+    if lower:
+        note = "; ".join(x for x in ("lower bound: arithmetic only, no memory traffic", note) if x)
     return PlanRow(target.name, target.backend, report.fits, report.cores, report.chips, synops, updates,
-                   energy, None if step is None else steps * step, limit, note, rate, steps,
-                   target.limits.neurons_per_core is not None or target.limits.cores_per_chip is not None)
+                   energy, None if step is None else act.steps * step, limit, note, act.rate, act.steps,
+                   target.limits.neurons_per_core is not None or target.limits.cores_per_chip is not None,
+                   ops, lower, act.text())
 
 
 def _energy(target: Target, synops: float, updates: float) -> tuple[float | None, str]:
@@ -96,17 +238,19 @@ def _energy(target: Target, synops: float, updates: float) -> tuple[float | None
 
 
 def format_plan(rows: list[PlanRow]) -> str:
-    """The comparison table, with the activity assumption in the header."""
+    """The comparison table, with the activity in the header."""
     if not rows:
         return "no targets"
-    head = ["target", "backend", "fits", "cores", "chips", "synops/inf", "energy/inf", "latency", "limit"]
+    head = ["target", "backend", "fits", "cores", "chips", "ops/inf", "ops", "energy/inf", "latency", "limit"]
     body = [[r.target, r.backend or "-", "yes" if r.fits else "NO", *_cores(r),
-             _si(r.synops, ""), _si(r.energy_j, "J"), _si(r.latency_s, "s"),
+             _si(r.synops, ""), "dense MACs" if r.ops == "dense" else "events",
+             ("≥ " if r.lower_bound else "") + _si(r.energy_j, "J"), _si(r.latency_s, "s"),
              r.limit + (f" [{r.note}]" if r.note else "")] for r in rows]
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
     fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
-    title = (f"Estimated per inference: {rows[0].steps} steps, assumed activity {rows[0].rate:g} spikes "
-             f"per neuron and per input per step (estimates from published figures, not measurements)")
+    title = (f"Estimated per inference: {rows[0].activity or Activity(rows[0].steps, rows[0].rate).text()} "
+             "estimates from published figures, not measurements (events: one synaptic op per spike per "
+             "target synapse; dense MACs: every synapse every step; ≥: a lower bound)")
     return "\n".join([title, fmt(head), "  ".join("-" * w for w in widths), *(fmt(r) for r in body)])
 
 

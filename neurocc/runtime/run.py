@@ -22,6 +22,8 @@ import numpy as np
 from neurocc._files import atomic_path, check_arrays
 from neurocc.errors import BackendError, InputError
 from neurocc.ir.artifact import Artifact, load_artifact
+from neurocc.ir.graph import Graph
+from neurocc.runtime.inputs import axis_hint, check_against_artifact
 
 FLOAT_BACKENDS = ("reference",)  # backends that execute the float graph
 SOFTWARE_BACKENDS = ("emulator", "reference", "edge-cpu")  # no chip limits to honour
@@ -52,8 +54,10 @@ def save_outputs(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
     return p
 
 
-def check_inputs(artifact: Artifact, inputs: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], int, int]:
-    """Checked inputs, and their (steps, batch). InputError lists every problem at once."""
+def check_inputs(artifact: Artifact, inputs: Mapping[str, Any], warn: bool = True
+                 ) -> tuple[dict[str, np.ndarray], int, int]:
+    """Checked inputs, and their (steps, batch). InputError lists every problem at once; ``warn``:
+    also warn about inputs that look transposed or out of range (:mod:`neurocc.runtime.inputs`)."""
     spec = {i["name"]: i for i in artifact.inputs}
     problems = [f"input '{k}' is missing: expected an array (steps, batch, {', '.join(map(str, v['shape']))})"
                 for k, v in spec.items() if k not in inputs]
@@ -68,8 +72,11 @@ def check_inputs(artifact: Artifact, inputs: Mapping[str, Any]) -> tuple[dict[st
         if x.dtype.kind not in "biuf":
             problems.append(f"input '{name}' has dtype {x.dtype}; expected numbers (0/1 spikes or floats)")
         elif x.ndim != 2 + len(shape) or tuple(x.shape[2:]) != shape:
+            hint = axis_hint(tuple(x.shape), shape, 2)
             problems.append(f"input '{name}' has shape {tuple(x.shape)}; expected (steps, batch, "
-                            f"{', '.join(map(str, shape))}) (time-major)")
+                            f"{', '.join(map(str, shape))}) (time-major)"
+                            + (f": its axes are in another order ({hint})" if hint else
+                               ": no order of its axes fits"))
         elif x.shape[0] < 1 or x.shape[1] < 1:
             problems.append(f"input '{name}' has no steps or no batch items: shape {tuple(x.shape)}")
         elif x.dtype.kind == "f" and not np.all(np.isfinite(x)):
@@ -86,6 +93,8 @@ def check_inputs(artifact: Artifact, inputs: Mapping[str, Any]) -> tuple[dict[st
         raise InputError("the inputs do not fit the artifact", where=str(artifact.path), problems=problems,
                          fix="give one time-major array per graph input: (steps, batch, *shape)")
     steps, batch = next(iter(dims.values()))
+    if warn:
+        check_against_artifact(artifact, out, steps, batch)
     return out, steps, batch
 
 
@@ -130,23 +139,77 @@ def _check_run_size(art: Artifact, steps: int, batch: int) -> None:
                fix="run fewer steps (--steps N) or a smaller batch")
 
 
+def latency(graph: Graph) -> int:
+    """Largest total edge delay on a path from an Input to an Output (recurrent edges excluded):
+    the steps by which the outputs lag the input on this graph."""
+    recurrent = set(graph.recurrent_edges())
+    edges = [e for e in graph.edges if e not in recurrent]
+    best = {n: (0 if n in graph.inputs else None) for n in graph.nodes}
+    for _ in range(len(graph.nodes)):
+        changed = False
+        for e in edges:
+            if best[e.src] is not None and (best[e.dst] is None or best[e.src] + e.delay > best[e.dst]):
+                best[e.dst] = best[e.src] + e.delay
+                changed = True
+        if not changed:
+            break
+    return max((best[o] or 0) for o in graph.outputs)
+
+
+def pad_steps(art: Artifact, backend: str, pad: int | str | None) -> int:
+    """Zero steps to append: ``pad`` itself, or the graph's :func:`latency` for ``"auto"``."""
+    if pad is None:
+        return 0
+    if pad == "auto":
+        return latency(art.float_graph if backend in FLOAT_BACKENDS else art.graph)
+    if isinstance(pad, bool) or not isinstance(pad, (int, np.integer)) or pad < 0:
+        raise InputError(f"pad must be a number of steps >= 0 or 'auto', got {pad!r}", where="--pad",
+                         fix="pass --pad N, or --pad alone for the graph's latency")
+    return int(pad)
+
+
+def lag_note(artifact_dir: Artifact | str | Path, backend: str, pad: int | str | None = None) -> str:
+    """One line for ``neurocc run``: how many steps the outputs lag the input, and what --pad did."""
+    art = as_artifact(artifact_dir)
+    lag = latency(art.float_graph if backend in FLOAT_BACKENDS else art.graph)
+    added = pad_steps(art, backend, pad)
+    if lag == 0:
+        return "latency: 0 steps (an input step reaches the outputs in the same step)" + \
+            (f"; padded {added} zero steps" if added else "")
+    tail = (f"padded {added} zero steps" + ("" if added >= lag else f": {lag - added} fewer than the lag")) if added \
+        else f"the last {lag} input steps do not reach the outputs: rerun with --pad (appends {lag} zero steps)"
+    return f"latency: outputs lag the input by {lag} step(s) on '{backend}' (one per synapse layer); {tail}"
+
+
 def run_artifact(artifact_dir: Artifact | str | Path, backend: str, inputs: Mapping[str, Any],
-                 steps: int | None = None, record: bool = False) -> dict[str, np.ndarray]:
-    """Run the artifact on ``backend``; outputs (and, with ``record``, ``<node>/<var>`` traces)."""
+                 steps: int | None = None, record: bool = False, pad: int | str | None = None,
+                 progress: bool = False, warn: bool = True) -> dict[str, np.ndarray]:
+    """Run the artifact on ``backend``; outputs (and, with ``record``, ``<node>/<var>`` traces).
+    ``pad``: append zero steps (``"auto"``: the :func:`latency`); ``progress``: show a spinner
+    and a closing line on stderr; ``warn``: see :func:`check_inputs`."""
     from neurocc.backends import get_backend
+    from neurocc.progress import Step, quiet
 
     art = as_artifact(artifact_dir)
     if steps is not None and (not isinstance(steps, (int, np.integer)) or steps < 1):
         raise InputError(f"steps must be a positive integer, got {steps!r}", where="--steps",
                          fix="pass --steps N with N >= 1, or leave it out to run as many steps as the input has")
-    checked, in_steps, batch = check_inputs(art, inputs)
-    _check_run_size(art, steps or in_steps, batch)
+    checked, n_steps, batch = check_inputs(art, inputs, warn)
+    added = pad_steps(art, backend, pad)
+    _check_run_size(art, (steps or n_steps) + added, batch)
+    if added:
+        checked = {k: np.concatenate([v, np.zeros((added, *v.shape[1:]), v.dtype)]) for k, v in checked.items()}
+        steps = None if steps is None else steps + added
     module = get_backend(backend)
     require_fit(art, backend)
     if backend not in ("emulator", "reference") and art.target_settings.get("backend") is None:
         raise BackendError(f"target '{art.target}' has no runtime yet (plan and compile only)",
                            where=f"--backend {backend}", fix="run it with --backend emulator or reference")
-    result = module.run(art, prepare_inputs(art, checked, backend), steps=steps, record=record)
+    total = steps or n_steps + added
+    with Step(f"run on {backend}", **quiet(progress)) as step:
+        step.note(f"{total} steps x batch {batch}")
+        result = module.run(art, prepare_inputs(art, checked, backend), steps=steps, record=record)
+        step.done(f"{total} steps x batch {batch}")
     outputs = dict(getattr(result, "outputs", result))
     if record and hasattr(result, "traces"):
         outputs.update(result.traces)

@@ -229,13 +229,25 @@ def _result(art: Artifact, backend: str, runs: dict[str, Any]) -> dict[str, Any]
     res.update(compare_runs(art, expected, got, float_vs_int))
     res["passed"] = bool(res["exact"] if rule == "exact" else (res["cosine"] is not None and res["cosine"] >= min_cos))
     res["error"] = None
+    if float_vs_int and not res["passed"] and backend != "emulator" and not res.get("first_divergence_class"):
+        from neurocc.runtime.float_cause import likely_cause
+
+        cause = likely_cause(art.float_graph, backend, res, expected, got)
+        if cause:
+            res["first_divergence_class"], res["first_divergence_explanation"] = cause
     return res
 
 
 def validate_artifact(artifact_dir: Artifact | str | Path, backends: Sequence[str] | None = None,
                       inputs: Mapping[str, np.ndarray] | None = None, samples: int | None = None,
-                      json_path: str | Path | None = None, seed: int = 0) -> dict[str, Any]:
-    """Run and judge ``backends`` (default: :func:`default_backends`); write and return the report."""
+                      json_path: str | Path | None = None, seed: int = 0, progress: bool = False) -> dict[str, Any]:
+    """Run and judge ``backends`` (default: :func:`default_backends`); write and return the report.
+    Unknown backend names are refused before anything runs; ``progress``: a bar on stderr."""
+    from neurocc.backends import check_names
+    from neurocc.progress import Step, quiet
+
+    if backends:
+        check_names(list(backends), where="--backends")
     art = as_artifact(artifact_dir)
     names = [b for b in (list(backends) if backends else default_backends(art)) if b != "reference"]
     source = "input file"
@@ -243,11 +255,16 @@ def validate_artifact(artifact_dir: Artifact | str | Path, backends: Sequence[st
         inputs, source = sample_inputs(art, samples or DEFAULT_SAMPLES, seed=seed)
     checked, steps, batch = check_inputs(art, inputs)
     runs: dict[str, Any] = {}
-    for b in {n: None for n in names + [_judge(art, n)[0] for n in names]}:
-        try:
-            runs[b] = run_artifact(art, b, checked, record=True)
-        except NeuroccError as err:
-            runs[b] = err
+    order = list({n: None for n in names + [_judge(art, n)[0] for n in names]})
+    with Step("validate", total=len(order), **quiet(progress)) as step:
+        for b in order:
+            step.advance(f"running {b} ({batch} sample(s) x {steps} steps)")
+            try:
+                runs[b] = run_artifact(art, b, checked, record=True)
+            except NeuroccError as err:
+                runs[b] = err
+        step.advance()
+        step.done(f"ran {', '.join(order)} on {batch} sample(s) x {steps} steps")
     doc = {"artifact": str(art.path), "target": art.target,
            "inputs": {"source": source, "steps": steps, "batch": batch},
            "results": [_result(art, b, runs) for b in names]}

@@ -51,15 +51,21 @@ class SpinnLIF(Kernel):
         self.spiking = bool(n.is_spiking)
         self.out_dtype = np.uint8 if self.spiking else np.int64
         self.record_vars = n.state_vars
+        self.start = int(getattr(n, "start_tick", 0))
+        self.idle = {**self.p, "i_offset": np.zeros_like(self.p["i_offset"]), "v_rest": np.zeros_like(self.p["v_rest"])}
+        self.tick = 0
 
     def reset(self, batch: int) -> None:
         shape = (batch, *self.out_shape)
         self.state = {var: np.zeros(shape, np.int64) for var in self.node.state_vars}
+        self.tick = 0
 
     def step(self, x: np.ndarray) -> np.ndarray:
+        """One tick; before ``start_tick`` without i_offset and v_rest (the node docstring)."""
         x = np.asarray(x, np.int64)
         ev: dict[str, int] = {}
-        z = S.lif_tick(self.state, x[:, 0], x[:, 1], self.p, ev)
+        z = S.lif_tick(self.state, x[:, 0], x[:, 1], self.p if self.tick >= self.start else self.idle, ev)
+        self.tick += 1
         for k, v in ev.items():
             self.count(k, v)
         return z.astype(np.uint8) if self.spiking else self.state["v"].copy()

@@ -34,6 +34,20 @@ def placement_summary(directory: Path, target: Any) -> dict[str, Any] | None:
             "binding": doc.get("binding"), "slices": (doc.get("placement") or {}).get("slices")}
 
 
+_WARNED: set[str] = set()   # graphs already warned about in this process (a budget search compiles many trials)
+
+
+def _warn_once(name: str, problems: list[str]) -> None:
+    """One short warning per graph and process: the first problem, the count, where the rest are."""
+    if name in _WARNED:
+        return
+    _WARNED.add(name)
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    warnings.warn(f"network.net (lava-dl netx) not written for '{name}': netx cannot express it exactly: "
+                  f"{problems[0]}{more}; `--backend loihi` still runs it; details in {SIDECAR}",
+                  UserWarning, stacklevel=4)
+
+
 def emit(directory: Path, graph: Graph, target: Any) -> list[Path]:
     """Write the loihi backend's files into ``directory``; return their paths."""
     plan = plan_netx(graph)
@@ -41,10 +55,7 @@ def emit(directory: Path, graph: Graph, target: Any) -> list[Path]:
     if plan.expressible:
         written.append(write_net(plan, directory / NET_FILE))
     else:
-        shown = "; ".join(plan.problems[:4]) + (f"; ... ({len(plan.problems)} in all)" if len(plan.problems) > 4 else "")
-        warnings.warn(f"network.net (lava-dl netx) not written for '{graph.name}': netx cannot express it "
-                      f"exactly: {shown}. The Lava-process backend (neurocc run --backend loihi) still runs "
-                      f"it; details in {SIDECAR}", UserWarning, stacklevel=3)
+        _warn_once(graph.name, plan.problems)
     doc = sidecar(graph, plan, bool(written), lava_problems(graph), placement_summary(directory, target))
     written.append(write_json(directory / SIDECAR, doc))
     return written

@@ -35,6 +35,11 @@ import numpy as np
 
 SIMULATORS = ("spiNNaker", "nest", "brian2")
 V_SHIFT = {"spiNNaker": 1, "nest": 0, "brian2": 1}   # sample index of V after tick τ is τ + shift
+START_SHIFT = {"spiNNaker": 0, "nest": -2, "brian2": 0}
+# ^ a set() after run(T·dt) first acts on the tick stamped T + 2 on nest (its spikes carry the end
+#   of their update step, and PyNN's set() takes effect one step after the run ends: measured with
+#   one neuron), T on brian2 (measured) and on sPyNNaker (its tick T starts the next run: assumed)
+DRIVE = ("i_offset", "v_rest")   # held at 0 until the population's first tick (start_ticks)
 
 
 def load_network(directory):
@@ -111,6 +116,7 @@ def build(sim, name, meta, arrays, inputs, batch):
         kw = {"label": mp["name"]}
         if name == "spiNNaker":
             kw["additional_parameters"] = {"max_expected_summed_weight": list(mp["max_summed_weight"])}
+        p.update({k: np.zeros_like(p[k]) for k in DRIVE})   # idle until its start tick (gated_run)
         pop = sim.Population(n, sim.IF_curr_exp(**p), **kw)
         if name == "spiNNaker":
             pop.set_max_atoms_per_core(int(mp["max_atoms_per_core"]))
@@ -148,6 +154,34 @@ def extra_lags(meta, name):
             if ff:
                 lag[p["name"]] = max(lag[j["pre"]] + 1 for j in ff)
     return lag
+
+
+def start_ticks(meta, name):
+    """Simulator tick of each neuron population's step 0: ``t0 + lag + extra_lags``. Before it the
+    population gets no ``i_offset`` and ``v_rest`` 0 (it rests at V = 0, the IR's initial state),
+    so a bias is integrated from the step its first input arrives, as in the IR, not ``lag`` ticks
+    earlier (which made every biased neuron fire at once on its first step)."""
+    extra = extra_lags(meta, name)
+    return {p["name"]: meta["t0"] + p["lag"] + extra[p["name"]] for p in meta["populations"] if p["kind"] != "source"}
+
+
+def gated_run(sim, pops, meta, arrays, name, batch, total_ticks):
+    """``sim.run`` in segments, switching each population's drive (``DRIVE``) on at its start tick."""
+    starts = start_ticks(meta, name)
+    done = 0
+    for tick in sorted(set(starts.values())):
+        at = min(max(tick + START_SHIFT[name], 0), total_ticks)
+        if at > done:
+            sim.run((at - done) * meta["dt_ms"])
+            done = at
+        for pop_name, start in starts.items():
+            if start == tick:
+                params = _params(_pop(meta, pop_name), arrays, name, batch)
+                drive = {k: params[k] for k in DRIVE}
+                if any(np.any(v != 0) for v in drive.values()):
+                    pops[pop_name].set(**drive)
+    if total_ticks > done:
+        sim.run((total_ticks - done) * meta["dt_ms"])
 
 
 def run_steps(meta, name, steps):
@@ -209,7 +243,7 @@ def run(directory, name, inputs, steps=None, setup_kwargs=None):
     extra = {"max_delay": max(longest, 10) * meta["dt_ms"]} if name == "nest" else {}
     setup(sim, name, meta["dt_ms"], **{**extra, **(setup_kwargs or {})})
     pops, _ = build(sim, name, meta, arrays, inputs, batch)
-    sim.run(run_steps(meta, name, steps) * meta["dt_ms"])
+    gated_run(sim, pops, meta, arrays, name, batch, run_steps(meta, name, steps))
     got = collect(pops, meta, name, steps, batch)
     sim.end()
     got.update(outputs(meta, got))

@@ -11,7 +11,8 @@ The per-step coefficients and update equations are in :mod:`neurocc.ir.discrete`
 
 Stability: Euler with τ < dt gives α < 0 (the state flips sign every step); the pass refuses
 it, naming the node and the numbers. τ == dt gives α = 0 (no memory; snnTorch's ``beta = 0``)
-and is accepted.
+and is accepted, also when τ differs from dt only by float32 rounding (e.g. τ = 0.00099999994 for
+dt = 1 ms; :func:`neurocc.ir.discrete.same_as_dt`).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from neurocc.errors import CompileError
 from neurocc.ir.graph import Graph
-from neurocc.ir.discrete import NEURON_TYPES, Decays, decay_factors  # noqa: F401  (re-exported)
+from neurocc.ir.discrete import NEURON_TYPES, Decays, decay_factors, same_as_dt  # noqa: F401  (re-exported)
 from neurocc.ir.nodes import Node
 from neurocc.ir.types import Method
 
@@ -35,12 +36,14 @@ def stability_problems(graph: Graph, dt: float, method: Method) -> list[str]:
     found = []
     for name, node in graph.nodes.items():
         for key, tau in _time_constants(node).items():
-            bad = np.asarray(tau) < dt
+            bad = (np.asarray(tau) < dt) & ~same_as_dt(tau, dt)
             if np.any(bad):
+                low = float(np.min(np.asarray(tau)[bad]))
+                digits = 6 if f"{low:.6g}" != f"{dt:.6g}" else 12
                 found.append(
-                    f"node '{name}' ({node.kind}): {key} = {float(np.min(tau)):.6g} s < dt = {dt:.6g} s "
+                    f"node '{name}' ({node.kind}): {key} = {low:.{digits}g} s < dt = {dt:.{digits}g} s "
                     f"({int(bad.sum())} of {bad.size} neurons): Euler decay 1 − dt/τ = "
-                    f"{1 - dt / float(np.min(tau)):.4g} < 0 flips the sign of the state every step")
+                    f"{1 - dt / low:.4g} < 0 flips the sign of the state every step")
     return found
 
 

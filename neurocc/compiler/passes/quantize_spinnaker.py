@@ -122,7 +122,7 @@ def neuron_node(pop, dt_ms: float, shift: tuple[int, int]) -> QSpiNNakerLIF:
                          i_offset=enc("i_offset"), r_m=rs(r_m), exp_tc=rs(exp_tc), t_refract=rs(t_ref),
                          decay_exc=rs(de), decay_inh=rs(di), init_exc=rs(ie), init_inh=rs(ii),
                          shift_exc=int(shift[0]), shift_inh=int(shift[1]), is_spiking=pop.spiking,
-                         atoms_per_core=int(pop.max_atoms_per_core))
+                         atoms_per_core=int(pop.max_atoms_per_core), start_tick=int(pop.lag))
 
 
 def _pairs(net) -> dict[tuple[str, str, int], list]:

@@ -24,6 +24,7 @@ import shutil
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,32 +37,42 @@ SUMMARY = "summary.txt"
 
 
 def write_report(artifact_dir: Artifact | str | Path, *, sample: int = 0, backends: Sequence[str] | None = None,
-                 inputs: Mapping[str, np.ndarray] | None = None) -> Path:
+                 inputs: Mapping[str, np.ndarray] | None = None, data: Any = None, progress: bool = False) -> Path:
     """Write ``DIR/report/`` (see the module docstring); returns the path of ``report.html``.
 
     ``backends``: the runs to show (default: ``reference``, ``emulator`` and the target's own
     backend when it can run here); also the backends validated when ``validation.json`` is
-    missing. ``inputs``: time-major arrays per graph input (default: seeded random spikes).
+    missing. ``inputs``: time-major arrays per graph input (default: the first calibration
+    samples the artifact keeps, else seeded random spikes). ``data``: labelled test data
+    (``TEST.npz`` or ``{"x", "y"}``): its first samples are shown and the accuracy is measured
+    on all of it. ``progress``: a bar on stderr.
     """
+    from neurocc.progress import Step, quiet
     from neurocc.runtime.report.figures import all_figures
     from neurocc.runtime.report.page import render
     from neurocc.runtime.run import as_artifact
 
     art = as_artifact(artifact_dir)
-    data = collect(art, sample=sample, backends=backends, inputs=inputs)
-    figures = all_figures(data, target_of(art))
-    line = summary(data)
-    files = {**figures, HTML: render(data, figures, line).encode(), SUMMARY: (line + "\n").encode()}
-    out = _write_dir(Path(art.path) / REPORT_DIR, files)
+    with Step("report", total=5, **quiet(progress)) as step:
+        rdata = collect(art, sample=sample, backends=backends, inputs=inputs, data=data, step=step)
+        step.advance("figures")
+        figures = all_figures(rdata, target_of(art))
+        line = summary(rdata)
+        files = {**figures, HTML: render(rdata, figures, line).encode(), SUMMARY: (line + "\n").encode()}
+        out = _write_dir(Path(art.path) / REPORT_DIR, files)
+        step.advance()
+        step.done(f"wrote {out / HTML}")
     return out / HTML
 
 
-def format_report(artifact_dir: str | Path) -> str:
-    """The HTML path and a one-line summary; writes the report first when missing or stale."""
+def format_report(artifact_dir: str | Path, *, inputs: Mapping[str, np.ndarray] | None = None, data: Any = None,
+                  progress: bool = False) -> str:
+    """The HTML path and a one-line summary; writes the report first when missing or stale, or
+    always when ``inputs`` or ``data`` are given."""
     root = Path(artifact_dir)
     page, line_file = root / REPORT_DIR / HTML, root / REPORT_DIR / SUMMARY
-    if _stale(root, page) or not line_file.is_file():
-        page = write_report(root)
+    if inputs is not None or data is not None or _stale(root, page) or not line_file.is_file():
+        page = write_report(root, inputs=inputs, data=data, progress=progress)
     return f"report: {page}\n{line_file.read_text().strip()}"
 
 
@@ -89,9 +100,12 @@ def summary(data: ReportData) -> str:
                 v += f" (first divergence {fd['node']}/{fd['var']} step {fd['step']}"
                 v += f", {r['first_divergence_class']})" if r.get("first_divergence_class") else ")"
             elif r.get("cosine") is not None and r.get("rule") != "exact":
-                v += f" (cosine {r['cosine']:.3f})"
+                v += f" (cosine {r['cosine']:.4f})"   # as the validation table prints it
             verdicts.append(v)
         parts.append("validation: " + (", ".join(verdicts) or "no results"))
+    if data.accuracy:
+        parts.append("accuracy " + ", ".join(f"{b} {a * 100:.2f}%" for b, a in data.accuracy.items())
+                     + f" on {data.accuracy_source}")
     rep = data.mapping
     parts.append("mapping unavailable" if rep is None else
                  f"{rep.cores} cores on {rep.chips} chip(s), {'fits' if rep.fits else 'DOES NOT FIT'}")

@@ -5,8 +5,16 @@
   ``DIR/validation.json``, as ``neurocc validate`` does).
 * mapping: :func:`neurocc.compiler.mapping.mapping_report` of the executed graph for the target
   the artifact was compiled for (its settings are read back from the manifest).
-* runs: every shown backend on the same inputs (seeded random spikes, or the caller's) with
-  ``record=True``; rasters use one batch item, firing rates average the whole batch.
+* runs: every shown backend on the same inputs with ``record=True``; rasters use one batch item,
+  firing rates average the whole batch. The inputs: the caller's (``--input``), else the first
+  samples of ``--data`` (static samples through the artifact's encoding), else the first samples
+  of the calibration data the artifact keeps (:func:`neurocc.runtime.validate.sample_inputs`),
+  else seeded random spikes.
+* accuracy: where labels exist (``--data``, or labels kept with the calibration samples),
+  :func:`neurocc.runtime.evaluate.evaluate` of the ``reference`` and ``emulator`` backends on
+  all those samples.
+* compile: the quantization tables and diagnostics ``neurocc compile`` printed
+  (:func:`neurocc.compiler.summary.format_compile`).
 """
 from __future__ import annotations
 
@@ -52,6 +60,9 @@ class ReportData:
     spikes: Mapping[str, Mapping[str, np.ndarray]]   # backend -> layer -> (steps, batch, neurons) 0/1
     run_errors: Mapping[str, str] = field(default_factory=dict)
     derived: frozenset[tuple[str, str]] = frozenset()  # (backend, layer) spikes derived from u, v
+    accuracy: Mapping[str, float] = field(default_factory=dict)   # backend -> accuracy on labelled data
+    accuracy_source: str | None = None
+    compile_text: str = ""
 
 
 def available_backends(art: Artifact) -> list[str]:
@@ -78,27 +89,92 @@ def _runnable(backend: str) -> bool:
 
 
 def collect(art: Artifact, *, sample: int = 0, backends: Sequence[str] | None = None,
-            inputs: Mapping[str, np.ndarray] | None = None) -> ReportData:
-    """Gather everything the report shows (see the module docstring)."""
+            inputs: Mapping[str, np.ndarray] | None = None, data: Any = None, step: Any = None) -> ReportData:
+    """Gather everything the report shows (see the module docstring). ``data``: labelled test
+    data as ``evaluate`` takes it (a TEST.npz path or ``{"x", "y"}``); ``step``: a
+    :class:`neurocc.progress.Step` told what is running."""
     from neurocc.runtime.run import check_inputs
-    from neurocc.runtime.validate import random_inputs
 
+    advance = step.advance if step is not None else (lambda detail="": None)
     names = list(backends) if backends else available_backends(art)
-    source = "your inputs"
-    if inputs is None:
-        inputs = random_inputs(art, max(RATE_SAMPLES, sample + 1), seed=SEED)
-        source = f"seeded random spikes (seed {SEED}, rate 0.1)"
+    advance("choosing the inputs")
+    inputs, source, labelled = _inputs(art, inputs, data, max(RATE_SAMPLES, sample + 1))
     checked, steps, batch = check_inputs(art, inputs)
     if not 0 <= sample < batch:
         from neurocc.errors import InputError
 
         raise InputError(f"sample {sample} does not exist: the inputs hold {batch} sample(s)", where="sample",
                          fix=f"pick a sample from 0 to {batch - 1}")
+    advance("validation")
     validation, verr = _validation(art, [b for b in names if b != "reference"])
     mapping, merr = _mapping(art)
+    advance(f"recorded runs on {', '.join(names)}")
     spikes, errors, derived = _runs(art, names, checked)
+    advance("accuracy" if labelled else "")
+    acc, acc_source = _accuracy(art, labelled)
+    from neurocc.compiler.summary import format_compile
+
     return ReportData(art, sample, source, steps, batch, validation, verr, mapping, merr,
-                      tuple(spiking_layers(art)), spikes, errors, frozenset(derived))
+                      tuple(spiking_layers(art)), spikes, errors, frozenset(derived), acc, acc_source,
+                      format_compile(art.manifest, art.quantization))
+
+
+def _inputs(art: Artifact, inputs: Mapping[str, np.ndarray] | None, data: Any, n: int
+            ) -> tuple[Mapping[str, np.ndarray], str, tuple[Any, str, bool] | None]:
+    """(time-major inputs, where they come from, labelled data for the accuracy or None)."""
+    from neurocc.runtime.validate import random_inputs, sample_inputs
+
+    if inputs is not None:
+        return inputs, "your inputs (--input)", (data, "--data", False) if data is not None else None
+    if data is not None:
+        from neurocc.runtime.evaluate import artifact_encoding, load_test_data
+        from neurocc.ir.encoding import encode
+
+        spec = art.inputs[0]
+        x, _ = load_test_data(data, tuple(spec["shape"]))
+        where = str(data) if not isinstance(data, Mapping) else "--data"
+        if x.ndim == len(spec["shape"]) + 1:
+            enc = artifact_encoding(art.manifest)
+            xs = encode(x[:n], enc).astype(np.float32)
+            return {spec["name"]: xs}, f"the first {len(xs[0])} samples of {where} ({enc.kind} encoding)", \
+                (data, where, False)
+        xs = np.swapaxes(x[:n], 0, 1)
+        return {spec["name"]: xs}, f"the first {xs.shape[1]} samples of {where}", (data, where, False)
+    doc = art.manifest.get("calibration_sample")
+    if doc:
+        inputs, source = sample_inputs(art, min(n, int(doc["samples"])), seed=SEED)
+        return inputs, source, _calibration_labels(art, doc)
+    return random_inputs(art, n, seed=SEED), f"seeded random spikes (seed {SEED}, rate 0.1)", None
+
+
+def _calibration_labels(art: Artifact, doc: Mapping[str, Any]) -> tuple[Any, str, bool] | None:
+    """The calibration samples with their labels, as evaluate takes them, when labels were kept."""
+    from neurocc._files import read_npz
+
+    arrays = read_npz(art.path / doc["file"], "calibration sample")
+    if "labels" not in arrays or len(art.inputs) != 1:
+        return None
+    x = arrays[art.inputs[0]["name"]]
+    return ({"x": x, "y": arrays["labels"]}, "the calibration samples the artifact keeps",
+            not bool(doc.get("static")))
+
+
+def _accuracy(art: Artifact, labelled: tuple[Any, str, bool] | None) -> tuple[dict[str, float], str | None]:
+    """Accuracy of ``reference`` and ``emulator`` on the labelled data (none without labels)."""
+    if labelled is None:
+        return {}, None
+    from neurocc.runtime.evaluate import evaluate
+
+    data, where, time_major = labelled
+    out: dict[str, float] = {}
+    n = None
+    for b in ["reference"] + (["emulator"] if art.graph.numerics is not None else []):
+        try:
+            res = evaluate(art, data, backend=b, time_major=time_major)
+        except NeuroccError:
+            continue
+        out[b], n = res["accuracy"], res["n"]
+    return out, (f"{n} samples of {where}" if n else None)
 
 
 def _validation(art: Artifact, backends: list[str]) -> tuple[Mapping[str, Any] | None, str | None]:
@@ -111,7 +187,9 @@ def _validation(art: Artifact, backends: list[str]) -> tuple[Mapping[str, Any] |
         except (OSError, ValueError) as err:
             return None, f"{path} is unreadable ({err}); rerun `neurocc validate {art.path}`"
     try:
-        return validate_artifact(art, backends=backends or None, samples=VALIDATION_SAMPLES), None
+        samples = min(VALIDATION_SAMPLES, int((art.manifest.get("calibration_sample") or {}).get("samples")
+                                              or VALIDATION_SAMPLES))
+        return validate_artifact(art, backends=backends or None, samples=samples), None
     except NeuroccError as err:
         return None, str(err)
 

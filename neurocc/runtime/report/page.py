@@ -119,6 +119,9 @@ def header(data: ReportData) -> str:
              ("graph", f"{art.graph.name} ({len(art.graph.nodes)} nodes, digest {art.graph.digest()[:12]})"),
              ("runs shown", (f"{data.batch} sample(s) x {data.steps} steps of {data.input_source}; "
                              f"rasters: sample {data.sample}"))]
+    if data.accuracy:
+        facts.append(("accuracy", ", ".join(f"{b} {a * 100:.2f}%" for b, a in data.accuracy.items())
+                      + f" on {data.accuracy_source}"))
     return "".join(f'<div class="meta"><b>{_e(k)}</b>: {_e(v)}</div>' for k, v in facts)
 
 
@@ -135,6 +138,8 @@ def render(data: ReportData, figures: Mapping[str, bytes], summary: str) -> str:
     if "rates.png" in figures:
         parts.append(_img(figures["rates.png"], "firing rates"))
     parts += ["<h2>Mapping</h2>", mapping_section(data)]
+    if data.compile_text:
+        parts += ["<h2>Compile: quantization and diagnostics</h2>", f"<pre>{_e(data.compile_text)}</pre>"]
     if "utilisation.png" in figures:
         parts += ["<h2>Core utilisation per chip</h2>", _img(figures["utilisation.png"], "core utilisation")]
     body = "\n".join(parts)
