@@ -7,6 +7,10 @@ spikes. Graded inputs of an integer artifact are converted to integers here, onc
 ``rint(x · int_per_float)`` (``manifest.inputs[i].int_per_float``); the ``reference`` backend
 gets the float values. Backends come from :func:`neurocc.backends.get_backend`: ``emulator``
 executes the artifact's integer graph, ``reference`` its discretised float graph.
+
+:func:`run_artifact` returns a :class:`RunOutputs` (a dict of arrays) whose ``overflow`` holds
+the wrap/saturation counts per node of a backend that counts them (the emulator: see
+:mod:`neurocc.overflow`), None for backends that do not.
 """
 from __future__ import annotations
 
@@ -23,6 +27,18 @@ from neurocc.ir.artifact import Artifact, load_artifact
 
 FLOAT_BACKENDS = ("reference",)  # backends that execute the float graph
 SOFTWARE_BACKENDS = ("emulator", "reference", "edge-cpu")  # no chip limits to honour
+
+
+class RunOutputs(dict):
+    """Outputs (and traces) of one run, keyed as the backend returned them; ``overflow``:
+    ``{node: {event: count}}`` of the non-zero wrap/saturation counts (empty: none occurred),
+    or None when ``backend`` does not count them (only the emulator does)."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], backend: str = "",
+                 overflow: dict[str, dict[str, int]] | None = None) -> None:
+        super().__init__(arrays)
+        self.backend = backend
+        self.overflow = overflow
 
 
 def as_artifact(artifact: Artifact | str | Path) -> Artifact:
@@ -120,9 +136,12 @@ def require_fit(art: Artifact, backend: str) -> None:
 
 
 def run_artifact(artifact_dir: Artifact | str | Path, backend: str, inputs: Mapping[str, Any],
-                 steps: int | None = None, record: bool = False) -> dict[str, np.ndarray]:
-    """Run the artifact on ``backend``; outputs (and, with ``record``, ``<node>/<var>`` traces)."""
+                 steps: int | None = None, record: bool = False) -> RunOutputs:
+    """Run the artifact on ``backend``; outputs (and, with ``record``, ``<node>/<var>`` traces),
+    with the overflow counts when the backend reports them (no warning here: each command warns
+    once over all its runs with :func:`neurocc.overflow.warn`)."""
     from neurocc.backends import get_backend
+    from neurocc.overflow import collect
 
     art = as_artifact(artifact_dir)
     if steps is not None and (not isinstance(steps, (int, np.integer)) or steps < 1):
@@ -134,7 +153,13 @@ def run_artifact(artifact_dir: Artifact | str | Path, backend: str, inputs: Mapp
     if backend not in ("emulator", "reference") and art.target_settings.get("backend") is None:
         raise BackendError(f"target '{art.target}' has no runtime yet (plan and compile only)",
                            where=f"--backend {backend}", fix="run it with --backend emulator or reference")
-    result = module.run(art, prepare_inputs(art, checked, backend), steps=steps, record=record)
+    events = None
+    ready = prepare_inputs(art, checked, backend)
+    if hasattr(module, "run_events"):
+        result, raw = module.run_events(art, ready, steps=steps, record=record)
+        events = collect(raw)
+    else:
+        result = module.run(art, ready, steps=steps, record=record)
     outputs = dict(getattr(result, "outputs", result))
     if record and hasattr(result, "traces"):
         outputs.update(result.traces)
@@ -142,4 +167,4 @@ def run_artifact(artifact_dir: Artifact | str | Path, backend: str, inputs: Mapp
     if missing:
         raise BackendError(f"backend '{backend}' returned no array for output(s) {missing}", where=str(art.path),
                            fix="this is a bug in the backend; please report it")
-    return {k: np.asarray(v) for k, v in outputs.items()}
+    return RunOutputs({k: np.asarray(v) for k, v in outputs.items()}, backend, events)
