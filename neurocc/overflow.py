@@ -76,12 +76,17 @@ def lines(counts: Counts | None, where: str = "") -> list[str]:
             for n, ev in sorted((counts or {}).items()) for k, v in sorted(ev.items())]
 
 
-def warn(counts: Counts | None, where: str = "", stacklevel: int = 3) -> None:
+def warn(counts: Counts | None, where: str = "", stacklevel: int = 4) -> None:
     """Issue :func:`lines` as :class:`OverflowWarning` s (always shown, not once per place)."""
-    for line in lines(counts, where):
+    warn_lines(lines(counts, where), stacklevel)
+
+
+def warn_lines(texts: list[str], stacklevel: int = 3) -> None:
+    """Each text as one :class:`OverflowWarning`, shown every time (not once per code location)."""
+    for text in texts:
         with warnings.catch_warnings():
             warnings.simplefilter("always", OverflowWarning)
-            warnings.warn(line, OverflowWarning, stacklevel=stacklevel)
+            warnings.warn(text, OverflowWarning, stacklevel=stacklevel)
 
 
 def cause(counts: Counts | None, nodes: Any = None) -> str | None:
@@ -121,4 +126,4 @@ def compile_warning(quantization: Mapping[str, Any] | None, calibrated: bool) ->
 
 
 __all__ = ["Counts", "OverflowWarning", "cause", "collect", "compile_warning", "lines", "predicted", "to_json",
-           "warn"]
+           "warn", "warn_lines"]

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from neurocc import overflow
 from neurocc.errors import InputError
 from neurocc.ir.encoding import Encoding, decode, encode
 from neurocc.ir.graph import Graph
@@ -107,7 +108,9 @@ def latency(graph: Graph) -> int:
 def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tuple[Any, Any],
              backend: str = "emulator", batch_size: int = 256) -> dict[str, Any]:
     """Accuracy of the artifact on ``backend``: ``{"accuracy", "n", "backend", "per_class",
-    "timesteps", "latency_steps", "encoding"}``; ``per_class`` maps label → {"n", "accuracy"}."""
+    "timesteps", "latency_steps", "encoding", "overflow"}``; ``per_class`` maps label → {"n", "accuracy"};
+    ``overflow``: the wrap/saturation counts per node over all samples (:mod:`neurocc.overflow`; null
+    for backends that do not count them), also issued as warnings."""
     from neurocc.runtime.run import as_artifact, run_artifact
 
     art = as_artifact(artifact_dir)
@@ -120,16 +123,19 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
     lag = latency(graph)
     steps = enc.timesteps + lag
     preds = []
+    counts: overflow.Counts | None = None
     for i in range(0, len(x), max(1, int(batch_size))):
         xs = encode(x[i:i + batch_size], enc, steps, first_index=i)
-        ys = run_artifact(art, backend, {spec["name"]: xs}, steps=steps)[out]
-        preds.append(decode(ys, spiking=spiking, timesteps=enc.timesteps).argmax(1))
+        run = run_artifact(art, backend, {spec["name"]: xs}, steps=steps)
+        counts = counts if run.overflow is None else overflow.collect(run.overflow, counts or {})
+        preds.append(decode(run[out], spiking=spiking, timesteps=enc.timesteps).argmax(1))
+    overflow.warn(counts, f"{backend}, evaluate {art.path}")
     pred = np.concatenate(preds)
     per_class = {int(c): {"n": int(np.sum(y == c)), "accuracy": float(np.mean(pred[y == c] == c))}
                  for c in np.unique(y)}
     return {"accuracy": float(np.mean(pred == y)), "n": len(y), "backend": backend,
             "per_class": per_class, "timesteps": enc.timesteps, "latency_steps": lag,
-            "encoding": enc.to_dict()}
+            "encoding": enc.to_dict(), "overflow": overflow.to_json(counts)}
 
 
 def evaluate_artifact(artifact_dir: str | Path, data: Any, backend: str | None = None,

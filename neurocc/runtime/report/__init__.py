@@ -88,10 +88,16 @@ def summary(data: ReportData) -> str:
             if fd and not r.get("passed") and r.get("rule") == "exact":
                 v += f" (first divergence {fd['node']}/{fd['var']} step {fd['step']}"
                 v += f", {r['first_divergence_class']})" if r.get("first_divergence_class") else ")"
+            elif not r.get("passed") and r.get("reason"):
+                v += f" ({r['reason']})"
             elif r.get("cosine") is not None and r.get("rule") != "exact":
                 v += f" (cosine {r['cosine']:.3f})"
             verdicts.append(v)
         parts.append("validation: " + (", ".join(verdicts) or "no results"))
+    counts = data.overflow or (doc or {}).get("overflow")
+    if counts:
+        parts.append("overflow: " + ", ".join(f"{n} " + " ".join(f"{k} {v}" for k, v in ev.items())
+                                             for n, ev in counts.items()))
     rep = data.mapping
     parts.append("mapping unavailable" if rep is None else
                  f"{rep.cores} cores on {rep.chips} chip(s), {'fits' if rep.fits else 'DOES NOT FIT'}")

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from neurocc import overflow
 from neurocc.errors import NeuroccError
 from neurocc.ir.artifact import Artifact
 from neurocc.ir.graph import Graph
@@ -52,6 +53,7 @@ class ReportData:
     spikes: Mapping[str, Mapping[str, np.ndarray]]   # backend -> layer -> (steps, batch, neurons) 0/1
     run_errors: Mapping[str, str] = field(default_factory=dict)
     derived: frozenset[tuple[str, str]] = frozenset()  # (backend, layer) spikes derived from u, v
+    overflow: Mapping[str, Mapping[str, int]] | None = None  # the emulator run's wrap/saturation counts
 
 
 def available_backends(art: Artifact) -> list[str]:
@@ -96,9 +98,12 @@ def collect(art: Artifact, *, sample: int = 0, backends: Sequence[str] | None = 
                          fix=f"pick a sample from 0 to {batch - 1}")
     validation, verr = _validation(art, [b for b in names if b != "reference"])
     mapping, merr = _mapping(art)
-    spikes, errors, derived = _runs(art, names, checked)
+    counts: dict[str, Any] = {}
+    spikes, errors, derived = _runs(art, names, checked, counts)
+    overflow.warn(counts.get("emulator"), f"emulator, report {art.path}")
     return ReportData(art, sample, source, steps, batch, validation, verr, mapping, merr,
-                      tuple(spiking_layers(art)), spikes, errors, frozenset(derived))
+                      tuple(spiking_layers(art)), spikes, errors, frozenset(derived),
+                      overflow.to_json(counts.get("emulator")))
 
 
 def _validation(art: Artifact, backends: list[str]) -> tuple[Mapping[str, Any] | None, str | None]:
@@ -141,8 +146,10 @@ def spiking_layers(art: Artifact) -> list[Layer]:
             for n in g.order() if g.nodes[n].spiking]
 
 
-def _runs(art: Artifact, names: list[str], inputs: Mapping[str, np.ndarray]
+def _runs(art: Artifact, names: list[str], inputs: Mapping[str, np.ndarray], counts: dict[str, Any] | None = None
           ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str], set[tuple[str, str]]]:
+    """Spikes per backend and layer, run errors, derived spikes; ``counts`` receives each
+    backend's overflow counts (None where the backend does not count them)."""
     from neurocc.runtime.run import run_artifact
 
     spikes: dict[str, dict[str, np.ndarray]] = {}
@@ -154,6 +161,8 @@ def _runs(art: Artifact, names: list[str], inputs: Mapping[str, np.ndarray]
         except NeuroccError as err:
             errors[b] = str(err).splitlines()[0]
             continue
+        if counts is not None:
+            counts[b] = getattr(run, "overflow", None)
         graph = art.float_graph if b == "reference" else art.graph
         spikes[b] = layer_spikes(graph, run)
         for n, z in spikes_from_state(graph, run, exclude=spikes[b]).items():
