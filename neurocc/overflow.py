@@ -25,6 +25,7 @@ A leaf module: it imports nothing from neurocc, so compiler and runtime both use
 """
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -82,11 +83,16 @@ def warn(counts: Counts | None, where: str = "", stacklevel: int = 4) -> None:
 
 
 def warn_lines(texts: list[str], stacklevel: int = 3) -> None:
-    """Each text as one :class:`OverflowWarning`, shown every time (not once per code location)."""
+    """Each text as one :class:`OverflowWarning` attributed to the caller ``stacklevel`` frames up.
+    Shown every time under the default filter (a fresh registry: a second run of the same network
+    warns again), while "ignore" and "error" filters still apply."""
+    try:
+        frame = sys._getframe(stacklevel - 1)
+    except ValueError:
+        frame = sys._getframe(0)
     for text in texts:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always", OverflowWarning)
-            warnings.warn(text, OverflowWarning, stacklevel=stacklevel)
+        warnings.warn_explicit(text, OverflowWarning, frame.f_code.co_filename, frame.f_lineno,
+                               module=frame.f_globals.get("__name__"), registry={})
 
 
 def cause(counts: Counts | None, nodes: Any = None) -> str | None:
