@@ -35,7 +35,7 @@ Counts = dict[str, dict[str, int]]
 DOCS = "docs/troubleshooting.md#overflow-and-saturation"
 FIX = ("recompile with calibration data (--calibration FILE.npz) so the layer scales leave headroom, or with "
        "fewer weight bits (limits.weight_bits in a --targets file, or --accuracy-budget)")
-SHORT_FIX = "recompile with --calibration FILE.npz or fewer weight bits"
+SHORT_FIX = "recompile with --calibration FILE.npz (representative inputs) or fewer weight bits"
 WHAT: dict[str, str] = {
     "u_wrap": "current u wrapped (24-bit register)",
     "v_saturate": "voltage v saturated (clipped at ±(2^23 − 1))",
@@ -128,7 +128,8 @@ def compile_warning(quantization: Mapping[str, Any] | None, calibrated: bool) ->
             f"(> 2^23 = 8,388,608) in one step when all its inputs spike; without calibration data "
             f"the scales are set from the weights alone. Pass --calibration FILE.npz (sample inputs) to size "
             f"them on real activity (the quantizer then lowers the layer's scale exponent to leave headroom), or "
-            f"use fewer weight bits (limits.weight_bits in a --targets file) (see {DOCS})" for layer, syn, u in predicted(quantization)]
+            f"use fewer weight bits (limits.weight_bits in a --targets file) (see {DOCS})"
+            for layer, syn, u in predicted(quantization)]
 
 
 __all__ = ["Counts", "OverflowWarning", "cause", "collect", "compile_warning", "lines", "predicted", "to_json",

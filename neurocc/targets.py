@@ -27,9 +27,9 @@ ReadoutRule = Literal["relative_error", "cosine"]
 NUMERICS: tuple[str, ...] = ("loihi", "spinnaker", "int8", "float32")
 RULES: tuple[str, ...] = ("exact", "cosine")
 READOUT_RULES: tuple[str, ...] = ("relative_error", "cosine")
-# A target file that states no readout rule: relative error 0.1 (what the built-in targets state;
-# the reasoning is in targets.yaml beside them).
-DEFAULT_READOUT_MAX_ERROR = 0.1
+# A target file that states no readout rule: relative error 0.25 (what the built-in targets state;
+# the measurements behind it are in targets.yaml beside them).
+DEFAULT_READOUT_MAX_ERROR = 0.25
 RESET_MODES: tuple[str, ...] = ("zero", "subtract")
 # Backends a target may name (the runnable ones in neurocc.backends.REGISTRY; ``reference`` is
 # the float simulator every artifact has, not a target). A new backend adds its name here too.

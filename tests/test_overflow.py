@@ -116,7 +116,8 @@ def test_run_api_reports_wrap_and_saturation_per_node(arts, kind) -> None:
     lines = _overflow_warnings(caught)
     # one line per node and event, each naming the node, the register and the count
     assert len(lines) == sum(len(ev) for ev in out.overflow.values())
-    assert any(f"node '{node}'" in t and "current u wrapped" in t and f" {counts['u_wrap']} time(s)" in t for t in lines)
+    assert any(f"node '{node}'" in t and "current u wrapped" in t and f" {counts['u_wrap']} time(s)" in t
+               for t in lines)
     assert any(f"node '{node}'" in t and "voltage v saturated" in t and f" {counts['v_saturate']} time(s)" in t
                for t in lines)
     # the saturations are real: that many recorded voltages sit on the 24-bit clip
@@ -160,7 +161,8 @@ def test_compile_warns_of_a_predicted_wrap_and_calibration_sizes_it(tmp_path) ->
         art = compile_model(overflow_net("li"), "loihi2", tmp_path / "cal", calibration=cal)
         doc = validate_artifact(art, backends=["emulator"], inputs={"in": spikes((N_IN,))})
     assert not _overflow_warnings(caught) and doc["overflow"] == {}
-    assert doc["results"][0]["passed"] and doc["results"][0]["readouts"]["out"]["relative_error"] < 0.1
+    # measured 0.0006 once calibrated (1.05 without)
+    assert doc["results"][0]["passed"] and doc["results"][0]["readouts"]["out"]["relative_error"] < 0.05
 
 
 @pytest.mark.parametrize("kind", ["li", "cubali"])
@@ -170,14 +172,27 @@ def test_validate_fails_a_saturated_readout_and_names_the_cause(arts, kind, tmp_
                                 json_path=tmp_path / "v.json")
     (r,) = doc["results"]
     ro = r["readouts"]["out"]
-    assert ro["rule"] == "relative_error" and ro["limit"] == 0.1 and ro["compared"] == STEPS * BATCH * 10 - 2 * 10
+    # every value of every step compared, less the one step of Loihi latency removed (Dense delivers a step later)
+    assert ro["rule"] == "relative_error" and ro["limit"] == 0.25 and ro["compared"] == (STEPS - 1) * BATCH * 10
     assert ro["relative_error"] > 0.5 and not ro["passed"] and not r["passed"]
     assert r["compared"] >= ro["compared"] > 0
     assert "readout 'out'" in r["reason"]
     assert "saturation: 'ro' v_saturate" in r["overflow_cause"]
     assert doc["overflow"]["ro"]["v_saturate"] > 0
     on_disk = json.loads((tmp_path / "v.json").read_text())
-    assert on_disk["overflow"] == doc["overflow"] and on_disk["results"][0]["readouts"] == json.loads(json.dumps(r["readouts"]))
+    assert on_disk["overflow"] == doc["overflow"]
+    assert on_disk["results"][0]["readouts"] == json.loads(json.dumps(r["readouts"]))
+
+
+@pytest.mark.parametrize("kind", ["li", "dense"])
+def test_lava_overflows_exactly_like_the_emulator(lava_ok, arts, kind) -> None:
+    """The counts come from the emulator; Lava's fixed_pt models wrap and saturate the same values
+    (0 mismatches over outputs and every recorded u and v), so they are the loihi run's counts too."""
+    with pytest.warns(OverflowWarning):
+        doc = validate_artifact(arts[kind], backends=["loihi"], inputs=_inputs(arts[kind]))
+    (r,) = doc["results"]
+    assert (r["reference"], r["rule"], r["mismatches"], r["passed"]) == ("emulator", "exact", 0, True)
+    assert r["compared"] > 0 and doc["overflow"][NEURON[kind]]["v_saturate"] > 0
 
 
 def test_validate_passes_a_healthy_readout(tmp_path) -> None:
@@ -185,7 +200,7 @@ def test_validate_passes_a_healthy_readout(tmp_path) -> None:
     doc = validate_artifact(art, backends=["emulator"], inputs={"in": spikes((100,), steps=100, rate=0.1)})
     (r,) = doc["results"]
     ro = r["readouts"]["out"]
-    # measured 0.034 (8-bit weights, threshold rounding moving a few hidden spikes); bound 0.1
+    # measured 0.034 (8-bit weights, threshold rounding moving a few hidden spikes); the rule's bound is 0.25
     assert ro["relative_error"] < 0.1 and ro["cosine"] > 0.99 and ro["passed"]
     assert r["passed"] and r["reason"] is None and r["overflow_cause"] is None and doc["overflow"] == {}
 
@@ -208,6 +223,7 @@ def test_evaluate_report_and_the_api_results_carry_the_counts(arts) -> None:
     from neurocc.runtime.report import summary
     from neurocc.runtime.report.data import collect
 
+    (art / "validation.json").unlink(missing_ok=True)    # so that the report validates itself
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         rep = collect(load_artifact(art), backends=["reference", "emulator"], inputs=_inputs(art))
@@ -274,4 +290,4 @@ def test_targets_file_readout_rule_is_parsed_and_checked(tmp_path) -> None:
             assert "must be > 0" in msg and "readout_min_cosine only applies" in msg
         elif rule == "cosine":
             assert "needs a minimum" in msg
-    assert load_targets()["loihi2"].validation.max_relative_error == 0.1
+    assert load_targets()["loihi2"].validation.max_relative_error == 0.25

@@ -245,7 +245,6 @@ def compare_runs(art: Artifact, expected: Mapping[str, np.ndarray], got: Mapping
             "lag": {k: v for k, v in lags.items() if v and k in set(outs) | set(per_layer)}, "readouts": readouts}
 
 
-
 def _float_units(art: Artifact, output: str, values: np.ndarray) -> np.ndarray:
     """An integer readout (a non-spiking output's state) in the float model's units, using the
     quantization report's ``float_per_lsb``; spikes and float values are returned unchanged."""
