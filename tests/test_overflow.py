@@ -239,6 +239,16 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=300)
 
 
+def test_cli_compile_warns_of_the_predicted_wrap(tmp_path) -> None:
+    from neurocc.compiler.frontends.nir import write_nir
+
+    write_nir(overflow_net("cubali"), tmp_path / "cubali.nir")
+    r = _cli("compile", "cubali.nir", "--target", "loihi2", "-o", "art", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    warned = [ln for ln in r.stderr.splitlines() if ln.startswith("neurocc: warning: node 'ro' may wrap")]
+    assert len(warned) == 1 and "synapse 'fc'" in warned[0] and "--calibration FILE.npz" in warned[0], r.stderr
+
+
 def test_cli_run_and_validate_print_the_warning_and_store_the_counts(arts, tmp_path) -> None:
     art = arts["cubali"]
     np.savez(tmp_path / "x.npz", **_inputs(art))
