@@ -160,10 +160,18 @@ def run(artifact_dir: str | Path, backend: str = "emulator",
         inputs: "dict[str, np.ndarray] | str | Path | None" = None, *, steps: int | None = None,
         record: bool = False, pad: "int | str | None" = None, progress: bool = False) -> "dict[str, np.ndarray]":
     """Run an artifact on ``backend``; time-major arrays ``(steps, batch, *shape)`` (``neurocc run``).
-    ``pad``: append that many steps of zero input (``"auto"``: the graph's latency)."""
+    ``pad``: append that many steps of zero input (``"auto"``: the graph's latency).
+
+    The result is a dict (a :class:`~neurocc.runtime.run.RunOutputs`) whose ``overflow`` holds the
+    wrap/saturation counts per node (``{node: {event: count}}``; None for backends that do not count
+    them: only the emulator does); each count is also issued as an ``OverflowWarning``."""
     run_artifact = feature("neurocc.runtime.run", "run_artifact", "running artifacts (neurocc run)")
-    return run_artifact(Path(artifact_dir), backend, _arrays(inputs, "--input"), steps=steps,
-                        record=record, pad=pad, progress=progress)
+    from neurocc.overflow import warn
+
+    out = run_artifact(Path(artifact_dir), backend, _arrays(inputs, "--input"), steps=steps,
+                       record=record, pad=pad, progress=progress)
+    warn(out.overflow, f"{backend} run of {artifact_dir}")
+    return out
 
 
 def validate(artifact_dir: str | Path, backends: list[str] | None = None,

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from neurocc.errors import TargetsError
-from neurocc.targets import (BACKENDS, BUILTIN, DOCS, NUMERICS, NUMERICS_RESETS, RESET_MODES, RULES,
-                             Energy, Limits, Target, Validation)
+from neurocc.targets import (BACKENDS, BUILTIN, DOCS, NUMERICS, NUMERICS_RESETS, READOUT_RULES, RESET_MODES,
+                             RULES, Energy, Limits, Target, Validation)
 
 # ----- schema -------------------------------------------------------------------------------------
 # A key's spec: (kind, required, nullable, extra). Kinds: int, float, str, choice, choices (a list
@@ -41,7 +41,10 @@ SECTIONS: dict[str, dict[str, Spec]] = {
     "limits": _dataclass_specs(Limits),
     "energy": _dataclass_specs(Energy),
     "validation": {"rule": ("choice", False, False, RULES),
-                   "min_cosine": ("float", False, True, None)},
+                   "min_cosine": ("float", False, True, None),
+                   "readout_rule": ("choice", False, False, READOUT_RULES),
+                   "max_relative_error": ("float", False, True, None),
+                   "readout_min_cosine": ("float", False, True, None)},
 }
 ENTRY: dict[str, Spec] = {
     "description": ("str", True, False, None),
@@ -314,6 +317,7 @@ def _semantics(chk: _Checker, path: tuple[str, ...], vals: dict[str, Any],
                 "or set the rule to cosine")
     elif cos is not None and not 0 < cos <= 1:
         chk.add(vpath + ("min_cosine",), f"must be in (0, 1], got {cos}")
+    _readout_rule(chk, vpath, sections["validation"])
     allowed = NUMERICS_RESETS.get(vals.get("numerics", ""), RESET_MODES)
     for mode in vals.get("reset_modes", ()):
         if mode not in allowed:
@@ -328,6 +332,24 @@ def _semantics(chk: _Checker, path: tuple[str, ...], vals: dict[str, Any],
             if kind not in NODE_KINDS:
                 chk.add(path + ("supported", str(i)), f"unknown node kind '{kind}'"
                         + _did_you_mean(kind, list(NODE_KINDS)) + f" (kinds: {', '.join(NODE_KINDS)})")
+
+
+def _readout_rule(chk: _Checker, vpath: tuple[str, ...], v: dict[str, Any]) -> None:
+    """readout_rule relative_error takes max_relative_error (> 0); cosine takes readout_min_cosine."""
+    rule = v.get("readout_rule", "relative_error")
+    err, cos = v.get("max_relative_error"), v.get("readout_min_cosine")
+    if rule == "cosine" and err is not None:
+        chk.add(vpath + ("max_relative_error",), "max_relative_error only applies to `readout_rule: "
+                "relative_error`; remove it or set readout_min_cosine")
+    if rule == "relative_error" and cos is not None:
+        chk.add(vpath + ("readout_min_cosine",), "readout_min_cosine only applies to `readout_rule: cosine`; "
+                "remove it or set the readout rule to cosine")
+    if rule == "cosine" and cos is None:
+        chk.add(vpath, "readout_rule 'cosine' needs a minimum: add `readout_min_cosine: 0.99` (a value in (0, 1])")
+    if err is not None and not err > 0:
+        chk.add(vpath + ("max_relative_error",), f"must be > 0 (e.g. 0.1 = 10 %), got {err}")
+    if cos is not None and not 0 < cos <= 1:
+        chk.add(vpath + ("readout_min_cosine",), f"must be in (0, 1], got {cos}")
 
 
 def parse_file(file: Path) -> tuple[dict[str, Target], bool]:

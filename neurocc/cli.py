@@ -219,9 +219,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     outputs = neurocc.run(Path(args.artifact), args.backend, inputs, steps=args.steps,
                           record=args.record, pad=args.pad, progress=True)
     write_npz(Path(args.output), outputs)
-    print(f"wrote {args.output}: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in outputs.items()))
+    meta = _run_metadata(args, outputs)
+    print(f"wrote {args.output}: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in outputs.items())
+          + f" (metadata: {meta})")
     print(lag_note(Path(args.artifact), args.backend, args.pad))
     return 0
+
+
+def _run_metadata(args: argparse.Namespace, outputs: Any) -> Path:
+    """``Y.json`` beside ``Y.npz``: artifact, backend, shapes and the overflow counts (null when the
+    backend does not count them; see docs/artifact-format.md)."""
+    import json
+
+    from neurocc._files import write_bytes_atomic
+    from neurocc.overflow import to_json
+
+    out = Path(args.output)
+    path = out.with_suffix(".json") if out.suffix != ".json" else Path(f"{out}.meta.json")
+    doc = {"artifact": str(args.artifact), "backend": args.backend, "output": str(out),
+           "arrays": {k: list(v.shape) for k, v in outputs.items()},
+           "overflow": to_json(getattr(outputs, "overflow", None))}
+    write_bytes_atomic(path, (json.dumps(doc, indent=1) + "\n").encode())
+    return path
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -123,6 +123,16 @@ def test_fast_quickstart_files(fast_run: tuple[subprocess.CompletedProcess[str],
     for name in ("model/mlp.pt2", "data/cal.npz", "data/test.npz", "quickstart.txt", "quickstart.log"):
         assert (out / name).is_file(), name
     assert not [p.name for p in out.rglob(".*tmp*")], "temporary files left behind"
+    # overflow reaches the table: every validated row of an artifact whose emulator counted
+    # wraps/saturations names them (node and count) in its note, and the log has the warnings
+    rows = json.loads((out / "quickstart.json").read_text())["rows"]
+    for art in (out / "artifacts").iterdir():
+        counts = json.loads((art / "validation.json").read_text()).get("overflow") if (art / "validation.json").is_file() else None
+        for node, ev in (counts or {}).items():
+            for row in rows:
+                if row["target"] == art.name and row["check"] != "-":
+                    assert f"overflow: {node} " in row["note"] and all(f"{k} " in row["note"] for k in ev), row
+            assert f"overflow in node '{node}'" in (out / "quickstart.log").read_text()
     # stderr is not a terminal here: one line per step, nothing drawn
     steps = [line for line in r.stderr.splitlines() if line.startswith("[")]
     assert len(steps) == len(neurocc.load_targets()) + 2 and "\r" not in r.stderr

@@ -374,6 +374,9 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     write_artifact(out_dir, graph=compiled.graph, float_graph=compiled.float_graph, target=tgt,
                    quantization=compiled.quantization, extra=extra, extra_files=files,
                    emit=_backend_emitter(tgt, compiled))
+    from neurocc.overflow import compile_warning, warn_lines
+
+    warn_lines(compile_warning(compiled.quantization, calibrated=compiled.cal is not None))
     if echo is not None:  # after the artifact is safely written
         from neurocc.compiler.summary import format_compile
 

@@ -70,7 +70,7 @@ def check_text(r: Mapping[str, Any]) -> tuple[str, bool, str | None]:
         return text, False, why + (f" [{cls}: {r.get('first_divergence_explanation')}]" if cls else "")
     cos, need = r.get("cosine"), float(r.get("min_cosine") or 0.0)
     text = f"cosine vs {r['reference']}: " + ("-" if cos is None else f"{cos:.4f} (min {need:.2f})")
-    return text, bool(r["passed"]), None if r["passed"] else f"mean-activity cosine below {need:.2f}"
+    return text, bool(r["passed"]), None if r["passed"] else (r.get("reason") or f"mean-activity cosine below {need:.2f}")
 
 
 def judge(rows: Sequence[Row]) -> tuple[str, list[str]]:

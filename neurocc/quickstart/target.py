@@ -160,7 +160,7 @@ def backend_row(tgt: Target, art: Path, backend: str, *, judge: str | None, d: D
     acc, judge_acc, err = _evaluate(tgt, art, backend, judge, d, n, log)
     judged = not (backend == "reference" and tgt.numerics == "float32")   # the float reference judges; it is not judged
     step.advance(f"{backend}: validating on {cfg.validate_samples} digits" if judged else f"{backend}: the judge")
-    check, passed, verr = "-", None, None
+    check, passed, verr, counts = "-", None, None, None
     if judged:
         if inputs is None:
             verr = f"no validation inputs: {inputs_error}"
@@ -169,12 +169,15 @@ def backend_row(tgt: Target, art: Path, backend: str, *, judge: str | None, d: D
             if doc is not None:
                 docs.append(doc)
                 check, passed, verr = check_text(doc["results"][0])
+                counts = doc.get("overflow")
     if err and verr == err:
         notes = [f"evaluate and validation failed: {err}"]
     else:
         notes = ([f"evaluate failed: {err}"] if err else []) + ([f"validation failed: {verr}"] if verr else [])
+    over = [f"overflow: {node} " + ", ".join(f"{k} {v}" for k, v in ev.items()) + " (quickstart.log)"
+            for node, ev in (counts or {}).items()]   # a note only: the validation verdict judges the outputs
     return Row(tgt.name, backend, acc, n if acc is not None else None, judge_acc, check,
-               False if notes else passed, run_s=time.monotonic() - t0, note=clip("; ".join(notes)))
+               False if notes else passed, run_s=time.monotonic() - t0, note=clip("; ".join(notes + over)))
 
 
 def _evaluate(tgt: Target, art: Path, backend: str, judge: str | None, d: Digits, n: int, log: Log

@@ -10,6 +10,9 @@
   difference relative to the mean count of the expected run.
 * :func:`class_agreement`: fraction of samples whose arg-max output (summed over time) agrees.
 * :func:`align`: drop a known latency (Lava's one step per Dense) before comparing.
+* :func:`relative_error` / :func:`trace_cosine`: graded readouts (LI/CubaLI membranes) compared
+  value by value over every step: ``|got − expected|₂ / |expected|₂`` and the cosine of the two
+  whole traces (steps × batch × neurons flattened).
 """
 from __future__ import annotations
 
@@ -32,6 +35,27 @@ def activity_cosine(expected: np.ndarray, got: np.ndarray) -> float:
     """Cosine similarity of time-averaged activity (see the module docstring)."""
     a = np.asarray(expected, np.float64).mean(axis=0).ravel() if len(expected) else np.zeros(0)
     b = np.asarray(got, np.float64).mean(axis=0).ravel() if len(got) else np.zeros(0)
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if na == 0.0 and nb == 0.0:
+        return 1.0
+    if na == 0.0 or nb == 0.0:
+        return 0.0
+    return float(np.clip(np.dot(a, b) / (na * nb), -1.0, 1.0))
+
+
+def relative_error(expected: np.ndarray, got: np.ndarray) -> float:
+    """``‖got − expected‖₂ / ‖expected‖₂`` over all elements (0.0 when both are zero, inf when only
+    ``expected`` is)."""
+    e, g = np.asarray(expected, np.float64).ravel(), np.asarray(got, np.float64).ravel()
+    ne, nd = float(np.linalg.norm(e)), float(np.linalg.norm(g - e))
+    if ne == 0.0:
+        return 0.0 if nd == 0.0 else float("inf")
+    return nd / ne
+
+
+def trace_cosine(expected: np.ndarray, got: np.ndarray) -> float:
+    """Cosine similarity of the two whole traces (1.0 when both are zero, 0.0 when one is)."""
+    a, b = np.asarray(expected, np.float64).ravel(), np.asarray(got, np.float64).ravel()
     na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
     if na == 0.0 and nb == 0.0:
         return 1.0

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from neurocc import overflow
 from neurocc._files import check_arrays
 from neurocc.errors import InputError
 from neurocc.ir.encoding import Encoding, encode
@@ -126,8 +127,10 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
              backend: str = "emulator", batch_size: int = 256, *, readout: str = "count",
              time_major: bool = False, progress: bool = False) -> dict[str, Any]:
     """Accuracy of the artifact on ``backend``: ``{"accuracy", "n", "backend", "readout", "input",
-    "per_class", "confusion", "timesteps", "latency_steps", "encoding"}``; ``per_class`` maps
-    label → {"n", "accuracy"}, ``confusion[true][predicted]`` counts samples. ``x`` is static
+    "per_class", "confusion", "timesteps", "latency_steps", "encoding", "overflow"}``; ``per_class``
+    maps label → {"n", "accuracy"}, ``confusion[true][predicted]`` counts samples; ``overflow``: the
+    wrap/saturation counts per node over all samples (:mod:`neurocc.overflow`; null for backends that
+    do not count them), also issued as warnings. ``x`` is static
     ``(samples, *shape)`` or sequences ``(samples, steps, *shape)`` (``time_major``: ``(steps,
     samples, *shape)``); ``progress`` draws a bar on stderr (the CLI turns it on)."""
     from neurocc.progress import Step, quiet
@@ -146,18 +149,23 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
     lag = latency(graph)
     preds = []
     size = max(1, int(batch_size))
+    counts: overflow.Counts | None = None
     with Step(f"evaluate on {backend}", total=len(x), unit="samples", **quiet(progress)) as step:
         for i in range(0, len(x), size):
-            preds.append(_predict(art, backend, graph, x[i:i + size], enc, window, lag, readout, i))
+            pred_b, events = _predict(art, backend, graph, x[i:i + size], enc, window, lag, readout, i)
+            preds.append(pred_b)
+            counts = counts if events is None else overflow.collect(events, counts or {})
             step.add(len(preds[-1]))
         pred = np.concatenate(preds)
         step.done(f"{np.mean(pred == y) * 100:.2f}% of {len(y)} samples")
+    overflow.warn(counts, f"{backend}, evaluate {art.path}")
     per_class = {int(c): {"n": int(np.sum(y == c)), "accuracy": float(np.mean(pred[y == c] == c))}
                  for c in np.unique(y)}
     return {"accuracy": float(np.mean(pred == y)), "n": len(y), "backend": backend, "readout": readout,
             "input": "sequences (samples, steps, *shape)" if sequence else "static (samples, *shape)",
             "per_class": per_class, "confusion": confusion(y, pred).tolist(), "timesteps": window,
-            "latency_steps": lag, "encoding": None if enc is None else enc.to_dict()}
+            "latency_steps": lag, "encoding": None if enc is None else enc.to_dict(),
+            "overflow": overflow.to_json(counts)}
 
 
 def _warn_inputs(art: Any, x: np.ndarray, sequence: bool, time_major: bool) -> None:
@@ -174,8 +182,9 @@ def _warn_inputs(art: Any, x: np.ndarray, sequence: bool, time_major: bool) -> N
 
 
 def _predict(art: Any, backend: str, graph: Graph, xb: np.ndarray, enc: Encoding | None, window: int,
-             lag: int, readout: str, first: int) -> np.ndarray:
-    """Predicted classes of one batch: the run lasts ``window + lag`` steps, the window is scored."""
+             lag: int, readout: str, first: int) -> tuple[np.ndarray, Any]:
+    """Predicted classes of one batch and its overflow counts (None when the backend does not count
+    them): the run lasts ``window + lag`` steps, the window is scored."""
     from neurocc.runtime.run import run_artifact
 
     steps = window + lag
@@ -187,7 +196,7 @@ def _predict(art: Any, backend: str, graph: Graph, xb: np.ndarray, enc: Encoding
             xs = np.concatenate([xs, np.zeros((lag, *xs.shape[1:]), xs.dtype)])
     name = art.inputs[0]["name"]
     outs = run_artifact(art, backend, {name: xs}, steps=steps, record=needs_record(graph, readout), warn=False)
-    return scores(graph, outs, readout, window, backend).argmax(1)
+    return scores(graph, outs, readout, window, backend).argmax(1), outs.overflow
 
 
 def evaluate_artifact(artifact_dir: str | Path, data: Any, backend: str | None = None,

@@ -7,6 +7,10 @@ spikes. Graded inputs of an integer artifact are converted to integers here, onc
 ``rint(x · int_per_float)`` (``manifest.inputs[i].int_per_float``); the ``reference`` backend
 gets the float values. Backends come from :func:`neurocc.backends.get_backend`: ``emulator``
 executes the artifact's integer graph, ``reference`` its discretised float graph.
+
+:func:`run_artifact` returns a :class:`RunOutputs` (a dict of arrays) whose ``overflow`` holds
+the wrap/saturation counts per node of a backend that counts them (the emulator: see
+:mod:`neurocc.overflow`), None for backends that do not.
 """
 from __future__ import annotations
 
@@ -27,6 +31,18 @@ from neurocc.runtime.inputs import axis_hint, check_against_artifact
 
 FLOAT_BACKENDS = ("reference",)  # backends that execute the float graph
 SOFTWARE_BACKENDS = ("emulator", "reference", "edge-cpu")  # no chip limits to honour
+
+
+class RunOutputs(dict):
+    """Outputs (and traces) of one run, keyed as the backend returned them; ``overflow``:
+    ``{node: {event: count}}`` of the non-zero wrap/saturation counts (empty: none occurred),
+    or None when ``backend`` does not count them (only the emulator does)."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], backend: str = "",
+                 overflow: dict[str, dict[str, int]] | None = None) -> None:
+        super().__init__(arrays)
+        self.backend = backend
+        self.overflow = overflow
 
 
 def as_artifact(artifact: Artifact | str | Path) -> Artifact:
@@ -183,11 +199,14 @@ def lag_note(artifact_dir: Artifact | str | Path, backend: str, pad: int | str |
 
 def run_artifact(artifact_dir: Artifact | str | Path, backend: str, inputs: Mapping[str, Any],
                  steps: int | None = None, record: bool = False, pad: int | str | None = None,
-                 progress: bool = False, warn: bool = True) -> dict[str, np.ndarray]:
-    """Run the artifact on ``backend``; outputs (and, with ``record``, ``<node>/<var>`` traces).
-    ``pad``: append zero steps (``"auto"``: the :func:`latency`); ``progress``: show a spinner
-    and a closing line on stderr; ``warn``: see :func:`check_inputs`."""
+                 progress: bool = False, warn: bool = True) -> RunOutputs:
+    """Run the artifact on ``backend``; outputs (and, with ``record``, ``<node>/<var>`` traces),
+    with the overflow counts when the backend reports them (no warning here: each command warns
+    once over all its runs with :func:`neurocc.overflow.warn`). ``pad``: append zero steps
+    (``"auto"``: the :func:`latency`); ``progress``: show a spinner and a closing line on stderr;
+    ``warn``: see :func:`check_inputs`."""
     from neurocc.backends import get_backend
+    from neurocc.overflow import collect
     from neurocc.progress import Step, quiet
 
     art = as_artifact(artifact_dir)
@@ -206,9 +225,15 @@ def run_artifact(artifact_dir: Artifact | str | Path, backend: str, inputs: Mapp
         raise BackendError(f"target '{art.target}' has no runtime yet (plan and compile only)",
                            where=f"--backend {backend}", fix="run it with --backend emulator or reference")
     total = steps or n_steps + added
+    events = None
     with Step(f"run on {backend}", **quiet(progress)) as step:
         step.note(f"{total} steps x batch {batch}")
-        result = module.run(art, prepare_inputs(art, checked, backend), steps=steps, record=record)
+        ready = prepare_inputs(art, checked, backend)
+        if hasattr(module, "run_events"):
+            result, raw = module.run_events(art, ready, steps=steps, record=record)
+            events = collect(raw)
+        else:
+            result = module.run(art, ready, steps=steps, record=record)
         step.done(f"{total} steps x batch {batch}")
     outputs = dict(getattr(result, "outputs", result))
     if record and hasattr(result, "traces"):
@@ -217,4 +242,4 @@ def run_artifact(artifact_dir: Artifact | str | Path, backend: str, inputs: Mapp
     if missing:
         raise BackendError(f"backend '{backend}' returned no array for output(s) {missing}", where=str(art.path),
                            fix="this is a bug in the backend; please report it")
-    return {k: np.asarray(v) for k, v in outputs.items()}
+    return RunOutputs({k: np.asarray(v) for k, v in outputs.items()}, backend, events)

@@ -7,7 +7,18 @@
        {"backend", "reference", "rule", "min_cosine", "exact", "compared", "mismatches",
         "cosine", "cosine_per_layer", "first_divergence", "first_divergence_class",
         "first_divergence_explanation", "passed",
-        "rate_per_layer", "spike_count_error", "class_agreement", "lag", "error"}]}
+        "rate_per_layer", "spike_count_error", "class_agreement", "lag", "error",
+        "readouts", "reason", "overflow_cause"}],
+     "overflow": {node: {event: count}} | null}
+
+``readouts``: per graded output (a non-spiking source: LI/CubaLI membranes) ``{"compared",
+"mismatches", "relative_error", "cosine", "rule", "limit", "passed"}``, the integer readout in
+float units (``float_per_lsb``) against the reference, every step; judged bit for bit under the
+``exact`` rule, else by the target's ``readout_rule`` (targets.yaml). ``compared`` counts every
+element judged (spikes, readouts, recorded state); a result over 0 elements never passes
+(``reason`` says why a result failed). ``overflow``: the emulator run's wrap/saturation counts
+per node (:mod:`neurocc.overflow`; null when the emulator did not run), also issued as warnings;
+``overflow_cause`` names them as the likely cause of a failed result.
 
 Who is judged against whom:
 
@@ -25,6 +36,7 @@ float-versus-integer comparisons drop that latency before comparing (:func:`comp
 """
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 import math
@@ -34,12 +46,14 @@ from typing import Any
 
 import numpy as np
 
+from neurocc import overflow
 from neurocc._files import write_bytes_atomic
 from neurocc.errors import InputError, NeuroccError
 from neurocc.ir.artifact import Artifact
 from neurocc.ir.graph import Graph
 from neurocc.runtime import compare
 from neurocc.runtime.run import as_artifact, check_inputs, run_artifact
+from neurocc.targets import Validation
 
 DEFAULT_STEPS = 100      # steps of random input when the artifact names no timesteps
 DEFAULT_SAMPLES = 4      # random input samples when neither inputs nor samples are given
@@ -141,6 +155,43 @@ def _spiking_layers(graph: Graph, run: Mapping[str, np.ndarray]) -> dict[str, np
     return out
 
 
+def readout_outputs(graph: Graph) -> list[str]:
+    """Graph outputs that carry graded values (a non-spiking source: LI/CubaLI membranes, Affine)."""
+    return [o for o in graph.outputs if graph.predecessors(o)
+            and not all(graph.nodes[p].spiking for p in graph.predecessors(o))]
+
+
+def _readout_rule(art: Artifact) -> Validation:
+    """The target's validation settings (its readout rule), from the artifact's manifest."""
+    fields = {f.name for f in dataclasses.fields(Validation)}
+    settings = art.target_settings.get("validation", {}) or {}
+    return Validation(**{k: v for k, v in settings.items() if k in fields})
+
+
+def _readouts(art: Artifact, graph: Graph, expected: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray],
+              lags: Mapping[str, int], exact: bool) -> dict[str, dict[str, Any]]:
+    """Per graded readout: elements compared, relative error, trace cosine, the rule and its verdict.
+    ``exact`` comparisons judge readouts bit for bit; others by the target's readout rule."""
+    val = _readout_rule(art)
+    out: dict[str, dict[str, Any]] = {}
+    for o in readout_outputs(graph):
+        if o not in expected or o not in got:
+            continue
+        e, g = compare.align(_float_units(art, o, expected[o]), _float_units(art, o, got[o]), lags.get(o, 0))
+        err, cos = compare.relative_error(e, g), compare.trace_cosine(e, g)
+        if exact:
+            rule, limit, ok = "exact", None, bool(np.array_equal(expected[o], got[o]))
+        elif val.readout_rule == "cosine":
+            rule, limit = "cosine", val.readout_limit()
+            ok = cos >= limit
+        else:
+            rule, limit = "relative_error", val.readout_limit()
+            ok = err <= limit
+        out[o] = {"compared": int(e.size), "mismatches": int(np.count_nonzero(e != g)), "relative_error": err,
+                  "cosine": cos, "rule": rule, "limit": limit, "passed": bool(ok and e.size > 0)}
+    return out
+
+
 def _judge(art: Artifact, backend: str) -> tuple[str, str, float | None]:
     """(reference backend, rule, min_cosine) for ``backend`` of this artifact."""
     settings = art.target_settings.get("validation", {}) or {}
@@ -154,8 +205,9 @@ def _judge(art: Artifact, backend: str) -> tuple[str, str, float | None]:
 
 
 def compare_runs(art: Artifact, expected: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray],
-                 float_vs_int: bool) -> dict[str, Any]:
-    """The comparison fields of one result (see the module docstring)."""
+                 float_vs_int: bool, exact: bool = True) -> dict[str, Any]:
+    """The comparison fields of one result (see the module docstring); ``exact``: the rule is
+    ``exact`` (readouts judged bit for bit), else readouts follow the target's readout rule."""
     graph = art.float_graph if float_vs_int else art.graph
     lags = {}
     if float_vs_int:
@@ -181,6 +233,10 @@ def compare_runs(art: Artifact, expected: Mapping[str, np.ndarray], got: Mapping
         comp_e, comp_g = {k: expected[k] for k in common}, {k: got[k] for k in common}
     diffs = [compare.exact_diff(comp_e[k], comp_g[k]) for k in comp_e]
     compared, mismatches = sum(d["compared"] for d in diffs), sum(d["mismatches"] for d in diffs)
+    readouts = _readouts(art, graph, expected, got, lags, exact=exact and not float_vs_int)
+    if float_vs_int:   # readouts are not in comp_e there: count their elements too
+        compared += sum(r["compared"] for r in readouts.values())
+        mismatches += sum(r["mismatches"] for r in readouts.values())
     cos = (float(np.mean(list(per_layer.values()))) if per_layer else
            float(np.mean([compare.activity_cosine(*p) for p in pairs.values()])) if pairs else None)
     first, cls, why = _first_divergence(graph, comp_e, comp_g, float_vs_int)
@@ -190,7 +246,7 @@ def compare_runs(art: Artifact, expected: Mapping[str, np.ndarray], got: Mapping
             "first_divergence_class": cls, "first_divergence_explanation": why,
             "spike_count_error": compare.spike_count_error(*o0) if o0 else None,
             "class_agreement": compare.class_agreement(*o0) if o0 else None,
-            "lag": {k: v for k, v in lags.items() if v and k in set(outs) | set(per_layer)}}
+            "lag": {k: v for k, v in lags.items() if v and k in set(outs) | set(per_layer)}, "readouts": readouts}
 
 
 def _float_units(art: Artifact, output: str, values: np.ndarray) -> np.ndarray:
@@ -222,20 +278,44 @@ def _result(art: Artifact, backend: str, runs: dict[str, Any]) -> dict[str, Any]
     for name, r in ((backend, got), (ref, expected)):
         if isinstance(r, NeuroccError):
             res.update(exact=False, compared=0, mismatches=0, cosine=None, cosine_per_layer={},
-                       first_divergence=None, first_divergence_class=None,
-                       first_divergence_explanation=None, passed=False, error=f"backend '{name}' failed: {r}")
+                       first_divergence=None, first_divergence_class=None, readouts={},
+                       first_divergence_explanation=None, passed=False, error=f"backend '{name}' failed: {r}",
+                       reason=f"backend '{name}' failed", overflow_cause=None)
             return res
     float_vs_int = art.graph.numerics is not None and (ref == "reference") != (backend == "reference")
-    res.update(compare_runs(art, expected, got, float_vs_int))
-    res["passed"] = bool(res["exact"] if rule == "exact" else (res["cosine"] is not None and res["cosine"] >= min_cos))
-    res["error"] = None
-    if float_vs_int and not res["passed"] and backend != "emulator" and not res.get("first_divergence_class"):
+    res.update(compare_runs(art, expected, got, float_vs_int, exact=rule == "exact"))
+    passed, reason = _verdict(res, rule, min_cos)
+    res["passed"], res["reason"], res["error"] = passed, reason, None
+    counts = getattr(runs.get("emulator"), "overflow", None)
+    res["overflow_cause"] = None if passed else overflow.cause(counts)
+    if float_vs_int and not passed and backend != "emulator" and not res.get("first_divergence_class"):
         from neurocc.runtime.float_cause import likely_cause
 
         cause = likely_cause(art.float_graph, backend, res, expected, got)
         if cause:
             res["first_divergence_class"], res["first_divergence_explanation"] = cause
     return res
+
+
+def _verdict(res: Mapping[str, Any], rule: str, min_cos: float | None) -> tuple[bool, str | None]:
+    """(passed, why not): never passed over 0 compared elements; ``exact``: no mismatch;
+    ``cosine``: spiking layers' mean-activity cosine >= min_cos and every readout within its rule."""
+    if not res["compared"]:
+        return False, ("0 elements compared: the runs share no spiking layer, graded readout or recorded "
+                       "state, so nothing was judged")
+    if rule == "exact":
+        ok = res["mismatches"] == 0
+        return ok, None if ok else f"{res['mismatches']} of {res['compared']} elements differ (rule exact)"
+    why = []
+    cos, readouts = res["cosine"], res.get("readouts") or {}
+    if (res["cosine_per_layer"] or not readouts) and (cos is None or cos < (min_cos or 0)):
+        why.append(f"mean-activity cosine {'-' if cos is None else f'{cos:.4f}'} < {min_cos}")
+    for o, r in readouts.items():
+        if not r["passed"]:
+            got = r["relative_error"] if r["rule"] == "relative_error" else r["cosine"]
+            op = ">" if r["rule"] == "relative_error" else "<"
+            why.append(f"readout '{o}': {r['rule'].replace('_', ' ')} {got:.4g} {op} {r['limit']:g}")
+    return not why, "; ".join(why) or None
 
 
 def validate_artifact(artifact_dir: Artifact | str | Path, backends: Sequence[str] | None = None,
@@ -265,9 +345,11 @@ def validate_artifact(artifact_dir: Artifact | str | Path, backends: Sequence[st
                 runs[b] = err
         step.advance()
         step.done(f"ran {', '.join(order)} on {batch} sample(s) x {steps} steps")
+    counts = getattr(runs.get("emulator"), "overflow", None)
+    overflow.warn(counts, f"emulator, validate {art.path}")
     doc = {"artifact": str(art.path), "target": art.target,
            "inputs": {"source": source, "steps": steps, "batch": batch},
-           "results": [_result(art, b, runs) for b in names]}
+           "results": [_result(art, b, runs) for b in names], "overflow": overflow.to_json(counts)}
     write_json(Path(json_path) if json_path else art.path / VALIDATION_FILE, doc)
     return doc
 
@@ -308,6 +390,18 @@ def format_validation(result: Mapping[str, Any]) -> str:
                          f"{fd['var']} step {fd['step']} index {fd['index']}: expected {fd['expected']}, got {fd['got']}")
             if r.get("first_divergence_class"):
                 lines.append(f"    likely cause [{r['first_divergence_class']}]: {r.get('first_divergence_explanation')}")
+        for o, ro in (r.get("readouts") or {}).items():
+            if ro["rule"] != "exact" or not ro["passed"]:
+                lim = "" if ro["limit"] is None else (f" (<= {ro['limit']:g})" if ro["rule"] == "relative_error"
+                                                      else f" (cosine >= {ro['limit']:g})")
+                lines.append(f"  readout '{o}' ({r['backend']} vs {r['reference']}, {ro['compared']} values): relative "
+                             f"error {ro['relative_error']:.4g}{lim if ro['rule'] == 'relative_error' else ''}, "
+                             f"cosine {ro['cosine']:.4f}{lim if ro['rule'] == 'cosine' else ''}: "
+                             f"{'PASS' if ro['passed'] else 'FAIL'}")
+        if not r["passed"] and r.get("reason") and not r.get("error"):
+            lines.append(f"  {r['backend']} failed: {r['reason']}")
+        if r.get("overflow_cause"):
+            lines.append(f"    likely cause [overflow]: {r['overflow_cause']}")
         if r.get("class_agreement") is not None and r["backend"] == "emulator":
             sce = r.get("spike_count_error") or {}
             lines.append(f"  quantization: class agreement {r['class_agreement']:.3f}, output error "

@@ -109,8 +109,16 @@ def run(artifact: Any, inputs: Mapping[str, np.ndarray], steps: int | None = Non
     """Backend contract: outputs (and with ``record`` every ``"<node>/<var>"`` trace) of the
     artifact's integer graph (or a Graph)."""
     graph, _ = load_graphs(artifact)
+    return run_events(artifact, inputs, steps, record)[0]
+
+
+def run_events(artifact: Any, inputs: Mapping[str, np.ndarray], steps: int | None = None,
+               record: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict[str, int]]]:
+    """:func:`run` and the wrap/saturation counts per node (``SimResult.events``). A backend that
+    counts overflow events offers ``run_events``; :func:`neurocc.runtime.run.run_artifact` uses it."""
+    graph, _ = load_graphs(artifact)
     res = simulate(graph, inputs, steps, record)
-    return {**res.outputs, **res.traces} if record else dict(res.outputs)
+    return ({**res.outputs, **res.traces} if record else dict(res.outputs)), res.events
 
 
-__all__ = ["SimResult", "check", "load_graphs", "prepare", "run", "simulate"]
+__all__ = ["SimResult", "check", "load_graphs", "prepare", "run", "run_events", "simulate"]

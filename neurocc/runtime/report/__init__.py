@@ -99,6 +99,8 @@ def summary(data: ReportData) -> str:
             if fd and not r.get("passed") and r.get("rule") == "exact":
                 v += f" (first divergence {fd['node']}/{fd['var']} step {fd['step']}"
                 v += f", {r['first_divergence_class']})" if r.get("first_divergence_class") else ")"
+            elif not r.get("passed") and r.get("reason"):
+                v += f" ({r['reason']})"
             elif r.get("cosine") is not None and r.get("rule") != "exact":
                 v += f" (cosine {r['cosine']:.4f})"   # as the validation table prints it
             verdicts.append(v)
@@ -106,6 +108,10 @@ def summary(data: ReportData) -> str:
     if data.accuracy:
         parts.append("accuracy " + ", ".join(f"{b} {a * 100:.2f}%" for b, a in data.accuracy.items())
                      + f" on {data.accuracy_source}")
+    counts = data.overflow or (doc or {}).get("overflow")
+    if counts:
+        parts.append("overflow: " + ", ".join(f"{n} " + " ".join(f"{k} {v}" for k, v in ev.items())
+                                             for n, ev in counts.items()))
     rep = data.mapping
     parts.append("mapping unavailable" if rep is None else
                  f"{rep.cores} cores on {rep.chips} chip(s), {'fits' if rep.fits else 'DOES NOT FIT'}")

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from neurocc import overflow
 from neurocc.errors import NeuroccError
 from neurocc.ir.artifact import Artifact
 from neurocc.ir.graph import Graph
@@ -63,6 +64,7 @@ class ReportData:
     accuracy: Mapping[str, float] = field(default_factory=dict)   # backend -> accuracy on labelled data
     accuracy_source: str | None = None
     compile_text: str = ""
+    overflow: Mapping[str, Mapping[str, int]] | None = None  # the emulator run's wrap/saturation counts
 
 
 def available_backends(art: Artifact) -> list[str]:
@@ -109,14 +111,16 @@ def collect(art: Artifact, *, sample: int = 0, backends: Sequence[str] | None = 
     validation, verr = _validation(art, [b for b in names if b != "reference"])
     mapping, merr = _mapping(art)
     advance(f"recorded runs on {', '.join(names)}")
-    spikes, errors, derived = _runs(art, names, checked)
+    counts: dict[str, Any] = {}
+    spikes, errors, derived = _runs(art, names, checked, counts)
+    overflow.warn(counts.get("emulator"), f"emulator, report {art.path}")
     advance("accuracy" if labelled else "")
     acc, acc_source = _accuracy(art, labelled)
     from neurocc.compiler.summary import format_compile
 
     return ReportData(art, sample, source, steps, batch, validation, verr, mapping, merr,
                       tuple(spiking_layers(art)), spikes, errors, frozenset(derived), acc, acc_source,
-                      format_compile(art.manifest, art.quantization))
+                      format_compile(art.manifest, art.quantization), overflow.to_json(counts.get("emulator")))
 
 
 def _inputs(art: Artifact, inputs: Mapping[str, np.ndarray] | None, data: Any, n: int
@@ -219,8 +223,10 @@ def spiking_layers(art: Artifact) -> list[Layer]:
             for n in g.order() if g.nodes[n].spiking]
 
 
-def _runs(art: Artifact, names: list[str], inputs: Mapping[str, np.ndarray]
+def _runs(art: Artifact, names: list[str], inputs: Mapping[str, np.ndarray], counts: dict[str, Any] | None = None
           ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str], set[tuple[str, str]]]:
+    """Spikes per backend and layer, run errors, derived spikes; ``counts`` receives each
+    backend's overflow counts (None where the backend does not count them)."""
     from neurocc.runtime.run import run_artifact
 
     spikes: dict[str, dict[str, np.ndarray]] = {}
@@ -232,6 +238,8 @@ def _runs(art: Artifact, names: list[str], inputs: Mapping[str, np.ndarray]
         except NeuroccError as err:
             errors[b] = str(err).splitlines()[0]
             continue
+        if counts is not None:
+            counts[b] = getattr(run, "overflow", None)
         graph = art.float_graph if b == "reference" else art.graph
         spikes[b] = layer_spikes(graph, run)
         for n, z in spikes_from_state(graph, run, exclude=spikes[b]).items():

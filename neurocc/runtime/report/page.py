@@ -56,10 +56,25 @@ def validation_section(data: ReportData) -> str:
     for r in doc.get("results", []):
         if r.get("error"):
             notes.append(f'<p class="err">{_e(r["backend"])}: {_e(r["error"])}</p>')
+        if not r.get("passed") and r.get("reason") and not r.get("error"):
+            notes.append(f'<p class="err">{_e(r["backend"])} failed: {_e(r["reason"])}</p>')
+        if r.get("overflow_cause"):
+            notes.append(f'<p class="note"><b>likely cause [overflow]</b>: {_e(r["overflow_cause"])}</p>')
         if r.get("first_divergence_explanation"):
             notes.append(f'<p class="note"><b>{_e(r["backend"])}</b> vs {_e(r["reference"])}: '
                          f'{_e(r["first_divergence_explanation"])}</p>')
-    return _table(head, rows, left=3, left_head=head[-2:]) + "".join(notes)
+    return _table(head, rows, left=3, left_head=head[-2:]) + "".join(notes) + overflow_note(data)
+
+
+def overflow_note(data: ReportData) -> str:
+    """The wrap/saturation counts of the validation run and of this page's emulator run."""
+    out = []
+    for what, counts in (("validation run", (data.validation or {}).get("overflow")), ("runs shown", data.overflow)):
+        for n, ev in (counts or {}).items():
+            out.append(f'<p class="err">overflow ({what}): node <b>{_e(n)}</b>: '
+                       + _e(", ".join(f"{k} {v}" for k, v in ev.items())) + ' (see <code>docs/troubleshooting.md'
+                       '#overflow-and-saturation</code>)</p>')
+    return "".join(out)
 
 
 def _validation_row(r: Mapping[str, Any]) -> list[str]:
