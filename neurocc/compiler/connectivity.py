@@ -30,6 +30,7 @@ from typing import Literal
 
 import numpy as np
 
+from neurocc.compiler.sparsity import SparseRows
 from neurocc.ir.discrete import delay_steps
 from neurocc.errors import CompileError
 from neurocc.ir.graph import Graph
@@ -148,6 +149,7 @@ class Conn:
     dense_in: int | None
     weight_bits: int | None
     delay_steps: int
+    sparse: SparseRows | None = None   # non-zero pattern of a sparse dense op (see sparsity.py)
 
 
 @dataclass(frozen=True)
@@ -282,11 +284,25 @@ def _build_conn(graph: Graph, shapes: dict[str, Shape], views: dict[str, Shape],
                                where=f"path {pre} -> {post}", fix="report this graph to the neurocc developers")
     if n_full is not None or (state is not None and len(state) != len(views[post])):
         n_pre = n_full if n_full is not None else _reach(state, view)
-        return Conn(pre, post, "full", n_pre, (), ops, None, dense_in, bits, delay)
+        sparse = _sparse_rows(graph, ops, n_pre, views[post]) if n_full is not None else None
+        return Conn(pre, post, "full", n_pre, (), ops, None, dense_in, bits, delay, sparse)
     axes = tuple(state) if state is not None else tuple(identity_map(n) for n in views[post])
     if len(axes) != len(views[post]) or any(a.n_post != n for a, n in zip(axes, views[post])):
         return Conn(pre, post, "full", _reach(state, view), (), ops, None, None, bits, delay)
     return Conn(pre, post, "local", int(np.prod(view, dtype=np.int64)), axes, ops, shared, None, bits, delay)
+
+
+def _sparse_rows(graph: Graph, ops: tuple[str, ...], n_pre: int, post_view: Shape) -> SparseRows | None:
+    """The non-zero pattern of the path's one dense op when every other op maps neurons one to
+    one (Flatten, Scale, Delay, Add), so its rows are the post neurons and its columns the pre
+    neurons; else None (counted as fully connected)."""
+    dense = [o for o in ops if _is_dense(graph.nodes[o])]
+    if len(dense) != 1 or any(graph.nodes[o].kind not in IDENTITY_KINDS for o in ops if o != dense[0]):
+        return None
+    w = graph.nodes[dense[0]].weight
+    if w.shape != (int(np.prod(post_view, dtype=np.int64)), n_pre):
+        return None
+    return SparseRows.from_weight(w)
 
 
 def _reach(state: list[AxisMap] | None, view: Shape) -> int:

@@ -3,7 +3,9 @@
 ``place(partition, target, graph=None) -> Placement``. The slice graph has one node per slice
 and an edge weighted by the **axon traffic** ``w(S, T) = |S ∩ R(T)|``: how many neurons of slice S
 feed slice T (each spike of such a neuron crosses S → T once). It is computed per connection
-from the same separable per-axis tables as the partition (no per-synapse lists).
+from the same separable per-axis tables as the partition (no per-synapse lists); for a sparse
+dense op only the neurons of S with a non-zero weight into T count
+(:func:`neurocc.compiler.sparsity.traffic`).
 
 1. **Fill**: slices in network (topological) order fill chip 0, then chip 1, ...; a chip is
    closed when the next slice would exceed ``cores_per_chip``, ``sdram_bytes_per_chip`` (Σ
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neurocc.compiler import sparsity
 from neurocc.compiler.connectivity import Conn
 from neurocc.compiler.passes.partition import Partition, Slice, Violation
 from neurocc.compiler.slicing import no_gc, sizes
@@ -129,7 +132,9 @@ def traffic_edges(partition: Partition) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 def _conn_pairs(partition: Partition, c: Conn, ids: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     pre, post = partition.layers[c.pre], partition.layers[c.post]
-    if c.kind == "full":
+    if c.sparse is not None:
+        mat = sparsity.traffic(c.sparse, pre.view, pre.block, post.view, post.block)
+    elif c.kind == "full":
         w_pre = np.asarray([s.n_neurons for s in pre.slices], np.float64)
         mat = np.broadcast_to(w_pre[:, None], (len(pre.slices), len(post.slices)))
     else:

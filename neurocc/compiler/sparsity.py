@@ -1,0 +1,230 @@
+"""Sparse connectivity for the mapper: which synapses exist, and what they cost per core.
+
+A dense op (Affine, Linear, QDense, QSpiNNakerDense) whose weight matrix has zeros is a
+**sparse connection**: a zero weight is a synapse that does not exist (it is neither stored on
+a chip nor routed). That includes weights that quantization rounds to zero: the mapper reads the
+weights of the graph it maps (the integer graph after ``compile``), so a synapse the quantizer
+zeroed is absent, exactly as the backends build it (Lava ``Sparse``, PyNN ``FromListConnector``
+list only non-zeros).
+
+The pattern is kept as CSR (:class:`SparseRows`: post neuron ``j`` reads the pre neurons
+``indices[indptr[j]:indptr[j+1]]``). Per-slice quantities for any block are computed with one
+``bincount`` / ``unique`` over the non-zeros (no per-synapse Python loop):
+
+* synapses of slice ``T`` = Σ_{j∈T} nnz(row j);
+* fan-in of ``T`` = |{i : W[j, i] ≠ 0 for some j ∈ T}|;
+* fan-out of pre slice ``S`` = Σ_{i∈S} |{post slices T : W[T, i] ≠ 0}|;
+* traffic S → T = |{i ∈ S : W[T, i] ≠ 0}|.
+
+Synapse memory under a target's ``synapse_encoding`` (see :func:`encoded_bits`):
+
+* ``loihi``: each presynaptic axon entering a core has one synapse list, stored in the cheapest
+  of three formats (Davies et al., IEEE Micro 2018: dense, sparse and run-length compressed
+  synapse lists). Sizes follow nengo-loihi's ``SynapseFmt.bits_per_axon`` (the published model
+  of Loihi 1's synapse memory): entries come in groups of ``numSynapses + 1 = 64``, each group
+  costs ``n · bits_per_entry + 4 + 6`` header bits rounded up to a 64-bit word;
+  *dense* (compression 3) stores one ``w``-bit entry per neuron of the slice (zeros included),
+  *sparse* (compression 0) stores one ``w + idx`` entry per non-zero, ``idx`` the smallest of
+  6..12 bits that indexes the slice (INDEX_BITS_MAP); *run-length* stores one ``w + skip`` entry
+  per non-zero, ``skip`` the bits of the longest run of absent synapses before a non-zero
+  (# assumed: the field layout of Loihi's run-length format is not published; nengo-loihi
+  implements only dense and sparse).
+* ``spinnaker_rows``: sPyNNaker 7.4.1 (``synapse_io.py``) stores, per presynaptic neuron with a
+  synapse into the core, one row of ``3`` header words + ``max_row`` 32-bit synaptic words, where
+  ``max_row`` is the longest row of the connection into that core (rows are padded to it); a row
+  holds at most ``POP_TABLE_MAX_ROW_LENGTH = 256`` synapses. Rows of presynaptic neurons with no
+  synapse into the core are not counted (sPyNNaker allocates them when their presynaptic slice
+  has other rows; the partition does not know the presynaptic slicing when it sizes a core).
+* none: ``synapses × bits_per_synapse`` (the expanded model of :mod:`neurocc.compiler.slicing`).
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+ENCODINGS = ("loihi", "spinnaker_rows")
+LOIHI_GROUP = 64                   # numSynapses + 1 (nengo-loihi: numSynapses = 63)
+LOIHI_GROUP_HEADER = 4 + 6         # SYNAPSE_FMT_IDX_BITS + N_SYNAPSES_BITS (nengo-loihi)
+LOIHI_WORD = 64                    # groups round up to one int64 memory unit (nengo-loihi)
+LOIHI_INDEX_BITS = (6, 7, 8, 9, 10, 11, 12)  # SynapseFmt.INDEX_BITS_MAP without 0
+SPINNAKER_ROW_HEADER_WORDS = 3     # sPyNNaker synapse_io._N_HEADER_WORDS
+SPINNAKER_WORD_BITS = 32
+SPINNAKER_MAX_ROW = 256            # sPyNNaker POP_TABLE_MAX_ROW_LENGTH
+
+
+@dataclass(frozen=True, eq=False)
+class SparseRows:
+    """CSR pattern of the non-zero weights of a dense op ``(n_post, n_pre)``."""
+
+    n_post: int
+    n_pre: int
+    indptr: np.ndarray
+    indices: np.ndarray
+
+    @classmethod
+    def from_weight(cls, weight: np.ndarray) -> "SparseRows | None":
+        """The pattern of ``weight`` (out, in), or None when every weight is non-zero."""
+        w = np.asarray(weight)
+        nz = w != 0
+        if nz.all():
+            return None
+        rows, cols = np.nonzero(nz)
+        indptr = np.zeros(w.shape[0] + 1, np.int64)
+        np.cumsum(np.bincount(rows, minlength=w.shape[0]), out=indptr[1:])
+        return cls(int(w.shape[0]), int(w.shape[1]), indptr, cols.astype(np.int64))
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indices.size)
+
+    @functools.cached_property
+    def rows(self) -> np.ndarray:
+        """Post index of every non-zero (row-major order)."""
+        return np.repeat(np.arange(self.n_post, dtype=np.int64), np.diff(self.indptr))
+
+
+@functools.lru_cache(maxsize=4096)
+def slice_ids(view: tuple[int, ...], block: tuple[int, ...]) -> np.ndarray:
+    """Slice number (C order over the block grid) of every neuron (flat C order) of ``view``."""
+    ids = np.zeros((), np.int64)
+    for n, b in zip(view, block):
+        nb = -(-n // b)
+        ids = np.add.outer(ids * nb, np.arange(n, dtype=np.int64) // b)
+    out = ids.ravel()
+    out.setflags(write=False)
+    return out
+
+
+def grid_of(view: tuple[int, ...], block: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(-(-n // b) for n, b in zip(view, block))
+
+
+def slice_sizes(view: tuple[int, ...], block: tuple[int, ...]) -> np.ndarray:
+    """Neurons per slice, shape ``grid``."""
+    out = np.ones((), np.int64)
+    for n, b in zip(view, block):
+        starts = np.arange(0, n, b, dtype=np.int64)
+        out = np.multiply.outer(out, np.minimum(starts + b, n) - starts)
+    return out
+
+
+def _pairs(sp: SparseRows, ids: np.ndarray) -> np.ndarray:
+    """Unique (post slice, pre neuron) pairs encoded ``slice * n_pre + pre``, with counts."""
+    return np.unique(ids[sp.rows] * sp.n_pre + sp.indices, return_counts=True)
+
+
+def per_slice_synapses(sp: SparseRows, view, block) -> np.ndarray:
+    grid = grid_of(view, block)
+    ids = slice_ids(tuple(view), tuple(block))
+    return np.bincount(ids[sp.rows], minlength=int(np.prod(grid))).reshape(grid).astype(np.float64)
+
+
+def per_slice_fan_in(sp: SparseRows, view, block) -> np.ndarray:
+    grid = grid_of(view, block)
+    keys, _ = _pairs(sp, slice_ids(tuple(view), tuple(block)))
+    return np.bincount(keys // sp.n_pre, minlength=int(np.prod(grid))).reshape(grid).astype(np.float64)
+
+
+def per_slice_fan_out(sp: SparseRows, pre_view, pre_block, post_view, post_block) -> np.ndarray:
+    """Σ over the pre neurons of each pre slice of the post slices each one feeds."""
+    keys, _ = _pairs(sp, slice_ids(tuple(post_view), tuple(post_block)))
+    pre = keys % sp.n_pre
+    grid = grid_of(pre_view, pre_block)
+    pre_ids = slice_ids(tuple(pre_view), tuple(pre_block))
+    return np.bincount(pre_ids[pre], minlength=int(np.prod(grid))).reshape(grid).astype(np.float64)
+
+
+def traffic(sp: SparseRows, pre_view, pre_block, post_view, post_block) -> np.ndarray:
+    """``(pre slices, post slices)`` matrix of |{i ∈ S : W[T, i] ≠ 0}|."""
+    keys, _ = _pairs(sp, slice_ids(tuple(post_view), tuple(post_block)))
+    post, pre = keys // sp.n_pre, keys % sp.n_pre
+    n_s = int(np.prod(grid_of(pre_view, pre_block)))
+    n_t = int(np.prod(grid_of(post_view, post_block)))
+    code = slice_ids(tuple(pre_view), tuple(pre_block))[pre] * n_t + post
+    return np.bincount(code, minlength=n_s * n_t).reshape(n_s, n_t).astype(np.float64)
+
+
+# ----- encodings ---------------------------------------------------------------------------------
+def loihi_list_bits(n: np.ndarray, bits_per_entry: np.ndarray | int) -> np.ndarray:
+    """nengo-loihi ``bits_per_axon``: groups of 64 entries, 10 header bits, rounded to 64."""
+    n = np.asarray(n, np.int64)
+    bpe = np.asarray(bits_per_entry, np.int64)
+    full, rem = n // LOIHI_GROUP, n % LOIHI_GROUP
+    word = lambda k: -LOIHI_WORD * (-(k * bpe + LOIHI_GROUP_HEADER) // LOIHI_WORD)  # noqa: E731
+    return full * word(LOIHI_GROUP) + np.where(rem > 0, word(rem), 0)
+
+
+def index_bits(m: np.ndarray) -> np.ndarray:
+    """Smallest Loihi index width (6..12) that addresses ``m`` neurons; 0 when none does."""
+    need = np.ceil(np.log2(np.maximum(np.asarray(m, np.float64), 1)))
+    out = np.full(np.shape(need), 0, np.int64)
+    for b in LOIHI_INDEX_BITS[::-1]:
+        out = np.where(need <= b, b, out)
+    return out
+
+
+def _bit_length(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.int64)
+    return np.where(x > 0, np.floor(np.log2(np.maximum(x, 1))).astype(np.int64) + 1, 0)
+
+
+@dataclass(frozen=True)
+class AxonLists:
+    """Per (slice, axon) synapse lists: slice number, entries ``k``, slice size ``m`` and the
+    longest run of absent synapses before an entry (``gap``; −1 when unknown)."""
+
+    slice: np.ndarray
+    k: np.ndarray
+    m: np.ndarray
+    gap: np.ndarray
+
+
+def axon_lists(sp: SparseRows | None, n_pre: int, view, block) -> AxonLists:
+    """The synapse lists of one connection into every slice (dense: every axon, k = m)."""
+    sizes = slice_sizes(tuple(view), tuple(block)).ravel()
+    if sp is None:
+        sl = np.repeat(np.arange(sizes.size, dtype=np.int64), n_pre)
+        return AxonLists(sl, sizes[sl], sizes[sl], np.zeros(sl.size, np.int64))
+    ids = slice_ids(tuple(view), tuple(block))
+    keys, k = _pairs(sp, ids)
+    sl = keys // sp.n_pre
+    gap = np.full(sl.size, -1, np.int64)
+    if len(view) == 1:
+        b = int(block[0])
+        order = np.lexsort((sp.rows, sp.indices, ids[sp.rows]))
+        local = (sp.rows % b)[order]
+        key_sorted = (ids[sp.rows] * sp.n_pre + sp.indices)[order]
+        first = np.ones(order.size, bool)
+        first[1:] = key_sorted[1:] != key_sorted[:-1]
+        prev = np.concatenate([[0], local[:-1] + 1])
+        g = np.where(first, local, local - prev)
+        starts = np.flatnonzero(first)
+        gap = np.maximum.reduceat(g, starts) if starts.size else gap
+    return AxonLists(sl, k, sizes[sl], gap)
+
+
+def encoded_bits(lists: AxonLists, n_slices: int, encoding: str, w: int) -> np.ndarray:
+    """Synapse memory bits per slice under ``encoding`` (module doc) for weight width ``w``."""
+    if encoding == "loihi":
+        dense = loihi_list_bits(lists.m, w)
+        idx = index_bits(lists.m)
+        sparse = np.where(idx > 0, loihi_list_bits(lists.k, w + idx), np.iinfo(np.int64).max)
+        rle = np.where(lists.gap >= 0, loihi_list_bits(lists.k, w + np.maximum(_bit_length(lists.gap), 1)),
+                       np.iinfo(np.int64).max)
+        cost = np.minimum(np.minimum(dense, sparse), rle)
+        return np.bincount(lists.slice, weights=cost.astype(np.float64), minlength=n_slices)
+    if encoding == "spinnaker_rows":
+        rows = np.bincount(lists.slice, minlength=n_slices)
+        longest = np.zeros(n_slices, np.int64)
+        np.maximum.at(longest, lists.slice, lists.k)
+        return (rows * (SPINNAKER_ROW_HEADER_WORDS + longest) * SPINNAKER_WORD_BITS).astype(np.float64)
+    raise ValueError(f"unknown synapse encoding {encoding!r} (known: {', '.join(ENCODINGS)})")
+
+
+def longest_row(lists: AxonLists, n_slices: int) -> np.ndarray:
+    """Longest synaptic row (synapses of one presynaptic neuron) into each slice."""
+    longest = np.zeros(n_slices, np.int64)
+    np.maximum.at(longest, lists.slice, lists.k)
+    return longest
