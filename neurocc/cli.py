@@ -191,6 +191,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         from neurocc.ir.encoding import Encoding
 
         extra["encoding"] = Encoding(args.encoding, args.timesteps or 64, seed=args.seed)
+    if args.prune:
+        extra["prune"] = args.prune
     out = neurocc.compile(graph, target, Path(args.out), dt=args.dt, calibration=calibration,
                           timesteps=args.timesteps, accuracy_budget=args.accuracy_budget,
                           targets_file=args.targets, per_channel=args.per_channel, echo=print, **extra)
@@ -367,6 +369,10 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                        help="input encoding of a converted ANN: a constant current (default) or Poisson "
                             "rate spikes (default for spinnaker, whose inputs are spikes only)")
         p.add_argument("--seed", type=int, default=0, help="seed of the Poisson encoding (default 0)")
+        p.add_argument("--prune", metavar="SPEC",
+                       help="zero the smallest-magnitude weights first: FRACTION (per layer), global:FRACTION, "
+                            "neurons:FRACTION (whole neurons/channels); FRACTION in [0, 1) or NN%% "
+                            "(docs/mapping.md#pruning)")
     elif name == "run":
         artifact()
         p.add_argument("--backend", required=True, metavar="B",

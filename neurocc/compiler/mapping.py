@@ -73,17 +73,19 @@ class Binding:
 class Fix:
     """A concrete change and its predicted effect, computed by mapping again with it applied."""
 
-    kind: str            # weight_bits | chips | target | groups | move
+    kind: str            # weight_bits | chips | target | groups | move | prune
     action: str          # e.g. "lower weight bits to 4"
     fits: bool
     cores: int
     chips: int
     effect: str          # e.g. "fits: 37 cores on 1 chip"
     changes_model: bool = False
+    accuracy: float | None = None   # prune: emulator accuracy on the calibration data after the change
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "action": self.action, "fits": self.fits, "cores": self.cores,
-                "chips": self.chips, "effect": self.effect, "changes_model": self.changes_model}
+                "chips": self.chips, "effect": self.effect, "changes_model": self.changes_model,
+                "accuracy": self.accuracy}
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,15 +150,17 @@ def map_network(graph: Graph, target: Target, *, weight_bits: int | None = None)
 
 
 def mapping_report(graph: Graph, target: Target, *, targets: dict[str, Target] | None = None,
-                   weight_bits: int | None = None, with_fixes: bool = True) -> MappingReport:
+                   weight_bits: int | None = None, with_fixes: bool = True, recompile=None) -> MappingReport:
     """Partition, place and tabulate; for a network that does not fit, compute ranked fixes
-    (``targets``: other targets to try as a fix)."""
+    (``targets``: other targets to try as a fix; ``recompile(PruneSpec) -> (graph, accuracy)``:
+    how the compile pipeline rebuilds a pruned model, for the prune fix's accuracy)."""
     part, pl = map_network(graph, target, weight_bits=weight_bits)
     report = build_report(target, part, pl)
     if with_fixes and not report.fits:
         from neurocc.compiler.fixes import compute_fixes
 
-        report = _with_fixes(report, tuple(compute_fixes(graph, target, report, targets or {}, weight_bits)))
+        report = _with_fixes(report, tuple(compute_fixes(graph, target, report, targets or {}, weight_bits,
+                                                                recompile)))
     return report
 
 
