@@ -130,7 +130,9 @@ class MappingError(CompileError):
     def __init__(self, report: MappingReport) -> None:
         self.report = report
         b = report.binding
-        fixes = [f"{f.action}: {f.effect}" for f in report.fixes[:3]]
+        shown = list(report.fixes[:3])
+        shown += [f for f in report.fixes[3:] if f.kind == "prune" and f.fits][:1]  # the model-side fix
+        fixes = [f"{f.action}: {f.effect}" for f in shown]
         super().__init__(
             f"the network does not fit target '{report.target}': {b.text() if b else 'unknown limit'}",
             where=f"layer '{b.layer}'" if b and b.layer else f"target '{report.target}'",

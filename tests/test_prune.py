@@ -1,0 +1,108 @@
+"""Pruning: the SPEC grammar, exact fractions per layer / global / structured, the CSR artifact
+format, zeros surviving compile, the ranked prune fix and ``compile --prune`` on the CLI."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neurocc.compiler.mapping import mapping_report
+from neurocc.compiler.prune import density, parse_spec, prune_graph
+from neurocc.errors import CompileError
+from neurocc.ir.serialize import load_graph, save_graph
+from test_cli import neurocc_cmd
+from test_partition import target
+from test_sparse_mapping import sparse_chain
+
+
+def test_spec_grammar():
+    assert parse_spec("0.75").fraction == 0.75 and parse_spec("0.75").scope == "layer"
+    assert parse_spec("global:90%").fraction == pytest.approx(0.9) and parse_spec("global:90%").scope == "global"
+    assert parse_spec("neurons:0.25").scope == "neurons"
+    for bad in ("1.5", "x", "chan:0.5", "-0.1"):
+        with pytest.raises(CompileError) as e:
+            parse_spec(bad)
+        assert "--prune" in str(e.value)
+
+
+def test_per_layer_global_and_structured_fractions():
+    rng = np.random.default_rng(0)
+    w0, w1 = rng.normal(size=(20, 30)), 10 * rng.normal(size=(8, 20))
+    g = sparse_chain([w0, w1])
+    d = density(prune_graph(g, "0.6"))
+    assert d == {"w0": pytest.approx(0.4), "w1": pytest.approx(0.4)}
+    kept = prune_graph(g, "0.6").nodes["w0"].weight
+    assert np.abs(kept[kept != 0]).min() >= np.abs(w0[kept == 0]).max()   # the smallest went
+    gl = prune_graph(g, "global:0.6")
+    assert sum(np.count_nonzero(gl.nodes[n].weight) for n in ("w0", "w1")) == round(0.4 * (600 + 160))
+    assert density(gl)["w1"] > density(gl)["w0"]                          # w1's weights are 10x larger
+    st = prune_graph(g, "neurons:0.25").nodes["w0"].weight
+    assert (np.abs(st).sum(axis=1) == 0).sum() == 5 and np.count_nonzero(st) == 15 * 30
+
+
+def test_sparse_weights_round_trip_as_csr(tmp_path: Path):
+    rng = np.random.default_rng(1)
+    g = prune_graph(sparse_chain([rng.normal(size=(12, 9)), rng.normal(size=(4, 12))]), "0.7")
+    jpath, npath = save_graph(g, tmp_path)
+    doc = json.loads(jpath.read_text())
+    w0 = next(n for n in doc["nodes"] if n["name"] == "w0")["params"]["weight"]
+    assert w0["sparse"] == "csr" and w0["shape"] == [12, 9]
+    with np.load(npath) as z:
+        assert z["w0/weight/data"].size == np.count_nonzero(g.nodes["w0"].weight)
+        assert "w0/weight" not in z.files
+    back = load_graph(jpath)
+    for n in ("w0", "w1"):
+        np.testing.assert_array_equal(back.nodes[n].weight, g.nodes[n].weight)
+        assert back.nodes[n].weight.dtype == g.nodes[n].weight.dtype
+
+
+def test_prune_fix_is_the_smallest_fraction_that_fits():
+    rng = np.random.default_rng(2)
+    g = sparse_chain([rng.normal(size=(64, 256))])
+    t = target(neurons_per_core=64, synapse_memory_bits_per_core=64 * 256 * 8 // 3, cores_per_chip=1, chips=1,
+               synapse_encoding="loihi")
+    report = mapping_report(g, t)
+    fixes = [f for f in report.fixes if f.kind == "prune"]
+    assert fixes and all(f.fits and f.changes_model for f in fixes)
+    frac = parse_spec(fixes[0].action.split("--prune ")[1].split("`")[0]).fraction
+    assert mapping_report(prune_graph(g, str(frac)), t, with_fixes=False).fits
+    assert not mapping_report(prune_graph(g, str(round(frac - 0.05, 2))), t, with_fixes=False).fits
+
+
+@pytest.fixture(scope="module")
+def digits_files(tmp_path_factory):
+    from neurocc.zoo import write_digits_files
+
+    return write_digits_files(tmp_path_factory.mktemp("digits"), epochs=5)
+
+
+TINY = """\
+extends: builtin
+targets:
+  tinyloihi:
+    description: a Loihi-like chip with little synaptic memory
+    backend: emulator
+    numerics: loihi
+    dt: 0.001
+    limits: {chips: 1, cores_per_chip: 3, neurons_per_core: 1024, synapse_memory_bits_per_core: 12000,
+             weight_bits: 8, synapse_encoding: loihi}
+"""
+
+
+def test_cli_prune_compiles_sparse_and_fix_is_offered(tmp_path: Path, digits_files):
+    (tmp_path / "t.yaml").write_text(TINY)
+    common = [str(digits_files["model"]), "--target", "tinyloihi", "--targets", "t.yaml",
+              "--calibration", str(digits_files["calibration"]), "--timesteps", "16"]
+    r = neurocc_cmd("compile", *common, "-o", "dense", cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "--prune" in r.stderr and "accuracy on the calibration data after pruning" in r.stderr
+    r = neurocc_cmd("compile", *common, "--prune", "0.9", "-o", "pruned", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads((tmp_path / "pruned" / "manifest.json").read_text())
+    assert manifest["prune"]["spec"] == "0.9"
+    assert all(d <= 0.101 for d in manifest["prune"]["density"].values())
+    assert '"sparse": "csr"' in (tmp_path / "pruned" / "graph.json").read_text()
+    r = neurocc_cmd("compile", *common, "--prune", "2", "-o", "bad", cwd=tmp_path)
+    assert r.returncode == 1 and "bad prune spec" in r.stderr and "Traceback" not in r.stderr
