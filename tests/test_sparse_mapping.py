@@ -127,3 +127,25 @@ def test_spinnaker_row_limit():
                synapse_encoding="spinnaker_rows", weight_bits=16, bits_per_synapse=32)
     v = [v for v in partition(sparse_chain([w]), t).violations if v.resource == "synapses_per_row"]
     assert v and v[0].needed == 300
+
+
+def test_conv_with_zero_taps_counts_only_real_synapses():
+    from neurocc.ir.nodes import Conv2d
+    from test_partition import if_
+
+    rng = np.random.default_rng(4)
+    w = rng.normal(size=(5, 3, 3, 3))
+    w[rng.random(w.shape) < 0.7] = 0.0
+    conv = Conv2d(weight=w, bias=np.zeros(5), stride=(2, 1), padding=(1, 1))
+    g = Graph.chain(("in", Input(shape=(3, 9, 7))), ("c", conv), ("n", if_((5, 5, 7))), ("out", Output()))
+    part = partition(g, target(neurons_per_core=12))
+    for s in part.layers["n"].slices:
+        brute = 0
+        for c in range(*s.box[0]):
+            for y in range(*s.box[1]):
+                for x in range(*s.box[2]):
+                    for ci, ky, kx in zip(*np.nonzero(w[c])):
+                        iy, ix = 2 * y - 1 + ky, x - 1 + kx
+                        brute += int(0 <= iy < 9 and 0 <= ix < 7)
+        assert s.usage.synapses == brute
+        assert s.usage.synapse_memory_bits == 8 * brute

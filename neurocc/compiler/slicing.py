@@ -128,6 +128,8 @@ class LayerCalc:
     def _syn(self, c: Conn, block: Block, sz: list[np.ndarray]) -> Term:
         if c.sparse is not None:
             return self._grid(c, block, "syn", lambda: sparsity.per_slice_synapses(c.sparse, self.view, block))
+        if c.syn_counts is not None:
+            return self._grid(c, block, "syn", lambda: sparsity.per_slice_sum(c.syn_counts, self.view, block))
         if c.kind == "full":
             return float(c.n_pre), sz
         return 1.0, [self._axis(c, i, b, "syn") for i, b in enumerate(block)]

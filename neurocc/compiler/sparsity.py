@@ -121,6 +121,14 @@ def per_slice_synapses(sp: SparseRows, view, block) -> np.ndarray:
     return np.bincount(ids[sp.rows], minlength=int(np.prod(grid))).reshape(grid).astype(np.float64)
 
 
+def per_slice_sum(values: np.ndarray, view, block) -> np.ndarray:
+    """Σ of a per-neuron array (view shape) over each slice."""
+    grid = grid_of(view, block)
+    ids = slice_ids(tuple(view), tuple(block))
+    return np.bincount(ids, weights=np.asarray(values, np.float64).ravel(),
+                       minlength=int(np.prod(grid))).reshape(grid)
+
+
 def per_slice_fan_in(sp: SparseRows, view, block) -> np.ndarray:
     grid = grid_of(view, block)
     keys, _ = _pairs(sp, slice_ids(tuple(view), tuple(block)))
