@@ -93,9 +93,10 @@ class LayerCalc:
 
     def __init__(self, net: Network, name: str, blocks: dict[str, Block],
                  bits: dict[int, tuple[int, int]], shared: bool, count_fan_out: bool = True,
-                 encoding: str | None = None) -> None:
+                 encoding: str | None = None, cache: dict | None = None) -> None:
         self.net, self.name, self.blocks, self.bits, self.shared = net, name, blocks, bits, shared
         self.encoding = encoding
+        self._shared = {} if cache is None else cache   # per-connection grids, reusable across calcs
         self.view = net.layers[name].view
         self.ins = net.into(name)
         self.outs = net.out_of(name) if count_fan_out else []
@@ -121,9 +122,9 @@ class LayerCalc:
 
     def _grid(self, c: Conn, block: Block, what: str, fn) -> Term:
         key = (id(c), block, what)
-        if key not in self._cache:
-            self._cache[key] = fn()
-        return 1.0, [self._cache[key]]
+        if key not in self._shared:
+            self._shared[key] = fn()
+        return 1.0, [self._shared[key]]
 
     def _syn(self, c: Conn, block: Block, sz: list[np.ndarray]) -> Term:
         if c.sparse is not None:

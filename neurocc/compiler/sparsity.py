@@ -84,6 +84,52 @@ class SparseRows:
         """Post index of every non-zero (row-major order)."""
         return np.repeat(np.arange(self.n_post, dtype=np.int64), np.diff(self.indptr))
 
+    @functools.cached_property
+    def csc(self) -> tuple[np.ndarray, np.ndarray]:
+        """(pre, post) of every non-zero in column-major order (post ascending per column)."""
+        order = np.argsort(self.indices, kind="stable")
+        return self.indices[order], self.rows[order]
+
+    def pairs(self, view: tuple[int, ...], block: tuple[int, ...]) -> "Pairs":
+        """The (post slice, pre neuron) pairs of this pattern under ``block`` (cached)."""
+        cache = self.__dict__.setdefault("_pairs", {})
+        key = (tuple(view), tuple(block))
+        if key not in cache:
+            cache[key] = _make_pairs(self, *key)
+        return cache[key]
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Unique (post slice, pre neuron) pairs: ``slice``, ``pre``, ``k`` (synapses of the pair) and,
+    for 1-D views, ``gap`` (the longest run of absent synapses before one of the pair's; else −1)."""
+
+    slice: np.ndarray
+    pre: np.ndarray
+    k: np.ndarray
+    gap: np.ndarray
+
+
+def _make_pairs(sp: SparseRows, view: tuple[int, ...], block: tuple[int, ...]) -> Pairs:
+    if len(view) != 1:
+        ids = slice_ids(view, block)
+        keys, k = np.unique(ids[sp.rows] * sp.n_pre + sp.indices, return_counts=True)
+        return Pairs(keys // sp.n_pre, keys % sp.n_pre, k, np.full(keys.size, -1, np.int64))
+    b = int(block[0])
+    pre, post = sp.csc                       # grouped by pre, post ascending: slices ascending too
+    sl = post // b
+    first = np.ones(pre.size, bool)
+    first[1:] = (pre[1:] != pre[:-1]) | (sl[1:] != sl[:-1])
+    starts = np.flatnonzero(first)
+    k = np.diff(np.append(starts, pre.size))
+    local = post - sl * b
+    prev = np.empty_like(local)
+    prev[0:1] = 0
+    prev[1:] = local[:-1] + 1
+    g = np.where(first, local, local - prev)
+    gap = np.maximum.reduceat(g, starts) if starts.size else np.zeros(0, np.int64)
+    return Pairs(sl[starts], pre[starts], k.astype(np.int64), gap)
+
 
 @functools.lru_cache(maxsize=4096)
 def slice_ids(view: tuple[int, ...], block: tuple[int, ...]) -> np.ndarray:
@@ -110,11 +156,6 @@ def slice_sizes(view: tuple[int, ...], block: tuple[int, ...]) -> np.ndarray:
     return out
 
 
-def _pairs(sp: SparseRows, ids: np.ndarray) -> np.ndarray:
-    """Unique (post slice, pre neuron) pairs encoded ``slice * n_pre + pre``, with counts."""
-    return np.unique(ids[sp.rows] * sp.n_pre + sp.indices, return_counts=True)
-
-
 def per_slice_synapses(sp: SparseRows, view, block) -> np.ndarray:
     grid = grid_of(view, block)
     ids = slice_ids(tuple(view), tuple(block))
@@ -131,14 +172,12 @@ def per_slice_sum(values: np.ndarray, view, block) -> np.ndarray:
 
 def per_slice_fan_in(sp: SparseRows, view, block) -> np.ndarray:
     grid = grid_of(view, block)
-    keys, _ = _pairs(sp, slice_ids(tuple(view), tuple(block)))
-    return np.bincount(keys // sp.n_pre, minlength=int(np.prod(grid))).reshape(grid).astype(np.float64)
+    return np.bincount(sp.pairs(view, block).slice, minlength=int(np.prod(grid))).reshape(grid).astype(np.float64)
 
 
 def per_slice_fan_out(sp: SparseRows, pre_view, pre_block, post_view, post_block) -> np.ndarray:
     """Σ over the pre neurons of each pre slice of the post slices each one feeds."""
-    keys, _ = _pairs(sp, slice_ids(tuple(post_view), tuple(post_block)))
-    pre = keys % sp.n_pre
+    pre = sp.pairs(post_view, post_block).pre
     grid = grid_of(pre_view, pre_block)
     pre_ids = slice_ids(tuple(pre_view), tuple(pre_block))
     return np.bincount(pre_ids[pre], minlength=int(np.prod(grid))).reshape(grid).astype(np.float64)
@@ -146,8 +185,8 @@ def per_slice_fan_out(sp: SparseRows, pre_view, pre_block, post_view, post_block
 
 def traffic(sp: SparseRows, pre_view, pre_block, post_view, post_block) -> np.ndarray:
     """``(pre slices, post slices)`` matrix of |{i ∈ S : W[T, i] ≠ 0}|."""
-    keys, _ = _pairs(sp, slice_ids(tuple(post_view), tuple(post_block)))
-    post, pre = keys // sp.n_pre, keys % sp.n_pre
+    pr = sp.pairs(post_view, post_block)
+    post, pre = pr.slice, pr.pre
     n_s = int(np.prod(grid_of(pre_view, pre_block)))
     n_t = int(np.prod(grid_of(post_view, post_block)))
     code = slice_ids(tuple(pre_view), tuple(pre_block))[pre] * n_t + post
@@ -187,29 +226,16 @@ class AxonLists:
     k: np.ndarray
     m: np.ndarray
     gap: np.ndarray
+    mult: np.ndarray | int = 1   # how many axons share the list (a dense connection: all n_pre)
 
 
 def axon_lists(sp: SparseRows | None, n_pre: int, view, block) -> AxonLists:
     """The synapse lists of one connection into every slice (dense: every axon, k = m)."""
     sizes = slice_sizes(tuple(view), tuple(block)).ravel()
     if sp is None:
-        sl = np.repeat(np.arange(sizes.size, dtype=np.int64), n_pre)
-        return AxonLists(sl, sizes[sl], sizes[sl], np.zeros(sl.size, np.int64))
-    ids = slice_ids(tuple(view), tuple(block))
-    keys, k = _pairs(sp, ids)
-    sl = keys // sp.n_pre
-    gap = np.full(sl.size, -1, np.int64)
-    if len(view) == 1:
-        b = int(block[0])
-        order = np.lexsort((sp.rows, sp.indices, ids[sp.rows]))
-        local = (sp.rows % b)[order]
-        key_sorted = (ids[sp.rows] * sp.n_pre + sp.indices)[order]
-        first = np.ones(order.size, bool)
-        first[1:] = key_sorted[1:] != key_sorted[:-1]
-        prev = np.concatenate([[0], local[:-1] + 1])
-        g = np.where(first, local, local - prev)
-        starts = np.flatnonzero(first)
-        gap = np.maximum.reduceat(g, starts) if starts.size else gap
+        return AxonLists(np.arange(sizes.size, dtype=np.int64), sizes, sizes, np.zeros(sizes.size, np.int64), n_pre)
+    pr = sp.pairs(view, block)
+    sl, k, gap = pr.slice, pr.k, pr.gap
     return AxonLists(sl, k, sizes[sl], gap)
 
 
@@ -221,10 +247,11 @@ def encoded_bits(lists: AxonLists, n_slices: int, encoding: str, w: int) -> np.n
         sparse = np.where(idx > 0, loihi_list_bits(lists.k, w + idx), np.iinfo(np.int64).max)
         rle = np.where(lists.gap >= 0, loihi_list_bits(lists.k, w + np.maximum(_bit_length(lists.gap), 1)),
                        np.iinfo(np.int64).max)
-        cost = np.minimum(np.minimum(dense, sparse), rle)
+        cost = np.minimum(np.minimum(dense, sparse), rle) * lists.mult
         return np.bincount(lists.slice, weights=cost.astype(np.float64), minlength=n_slices)
     if encoding == "spinnaker_rows":
-        rows = np.bincount(lists.slice, minlength=n_slices)
+        rows = np.bincount(lists.slice, weights=np.broadcast_to(np.asarray(lists.mult, np.float64), lists.slice.shape),
+                           minlength=n_slices).astype(np.int64)
         longest = np.zeros(n_slices, np.int64)
         np.maximum.at(longest, lists.slice, lists.k)
         return (rows * (SPINNAKER_ROW_HEADER_WORDS + longest) * SPINNAKER_WORD_BITS).astype(np.float64)

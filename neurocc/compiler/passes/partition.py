@@ -191,8 +191,9 @@ def _partition(graph: Graph, target: Target, weight_bits: int | None) -> Partiti
     bits = {id(c): conn_bits(c, lim, weight_bits) for c in net.conns}
     shared = shared_conv_kernels(target)
     enc = lim.synapse_encoding
-    blocks, unfixable = _choose_all(net, budget, on_cores, bits, shared, enc)
-    layers = {n: _layer_partition(net, n, blocks, bits, shared, on_cores[n], enc) for n in net.order}
+    cache: dict = {}   # sparse/encoded per-slice grids, shared by the block search and the final usage
+    blocks, unfixable = _choose_all(net, budget, on_cores, bits, shared, enc, cache)
+    layers = {n: _layer_partition(net, n, blocks, bits, shared, on_cores[n], enc, cache) for n in net.order}
     violations = [Violation(r, v, budget.get(r) or 0, n, "core",
                             "even the smallest slice needs more than one core has")
                   for n, found in unfixable.items() for r, v in found.items()]
@@ -202,7 +203,8 @@ def _partition(graph: Graph, target: Target, weight_bits: int | None) -> Partiti
 
 
 def _choose_all(net: Network, budget: CoreBudget, on_cores: dict[str, bool],
-                bits: dict[int, tuple[int, int]], shared: bool, enc: str | None) -> tuple[dict[str, Block], dict]:
+                bits: dict[int, tuple[int, int]], shared: bool, enc: str | None,
+                cache: dict | None = None) -> tuple[dict[str, Block], dict]:
     """Blocks for every layer, reverse topological; layers whose fan-out saw an unsliced
     successor (a recurrent cycle) are revisited until nothing changes (at most 4 rounds)."""
     blocks: dict[str, Block] = {}
@@ -214,7 +216,7 @@ def _choose_all(net: Network, budget: CoreBudget, on_cores: dict[str, bool],
             if not on_cores[name]:
                 blocks[name] = tuple(net.layers[name].view)
                 continue
-            calc = LayerCalc(net, name, blocks, bits, shared, encoding=enc)
+            calc = LayerCalc(net, name, blocks, bits, shared, encoding=enc, cache=cache)
             choice = choose_block(calc, budget)
             prev = blocks.get(name)
             changed = prev is not None and prev != choice.block
@@ -233,11 +235,11 @@ def _choose_all(net: Network, budget: CoreBudget, on_cores: dict[str, bool],
 
 
 def _layer_partition(net: Network, name: str, blocks: dict[str, Block], bits: dict[int, tuple[int, int]],
-                     shared: bool, on_cores: bool, enc: str | None = None) -> LayerPartition:
+                     shared: bool, on_cores: bool, enc: str | None = None, cache: dict | None = None) -> LayerPartition:
     """Exact per-slice usage from the separable terms (one value per slice, C-order)."""
     layer = net.layers[name]
     block = blocks[name]
-    calc = LayerCalc(net, name, blocks, bits, shared, count_fan_out=on_cores, encoding=enc)
+    calc = LayerCalc(net, name, blocks, bits, shared, count_fan_out=on_cores, encoding=enc, cache=cache)
     terms = calc.terms(block)
     grid = tuple(len(sizes(n, b)) for n, b in zip(layer.view, block))
     vals = {r: np.rint(LayerCalc.exact(t, grid)).astype(np.int64) if t else np.zeros(int(np.prod(grid)), np.int64)
