@@ -40,6 +40,7 @@ Synapse memory under a target's ``synapse_encoding`` (see :func:`encoded_bits`):
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -159,7 +160,7 @@ def slice_sizes(view: tuple[int, ...], block: tuple[int, ...]) -> np.ndarray:
 def per_slice_synapses(sp: SparseRows, view, block) -> np.ndarray:
     grid = grid_of(view, block)
     ids = slice_ids(tuple(view), tuple(block))
-    return np.bincount(ids[sp.rows], minlength=int(np.prod(grid))).reshape(grid).astype(np.float64)
+    return np.bincount(ids[sp.rows], minlength=math.prod(grid)).reshape(grid).astype(np.float64)
 
 
 def per_slice_sum(values: np.ndarray, view, block) -> np.ndarray:
@@ -167,12 +168,12 @@ def per_slice_sum(values: np.ndarray, view, block) -> np.ndarray:
     grid = grid_of(view, block)
     ids = slice_ids(tuple(view), tuple(block))
     return np.bincount(ids, weights=np.asarray(values, np.float64).ravel(),
-                       minlength=int(np.prod(grid))).reshape(grid)
+                       minlength=math.prod(grid)).reshape(grid)
 
 
 def per_slice_fan_in(sp: SparseRows, view, block) -> np.ndarray:
     grid = grid_of(view, block)
-    return np.bincount(sp.pairs(view, block).slice, minlength=int(np.prod(grid))).reshape(grid).astype(np.float64)
+    return np.bincount(sp.pairs(view, block).slice, minlength=math.prod(grid)).reshape(grid).astype(np.float64)
 
 
 def per_slice_fan_out(sp: SparseRows, pre_view, pre_block, post_view, post_block) -> np.ndarray:
@@ -180,15 +181,15 @@ def per_slice_fan_out(sp: SparseRows, pre_view, pre_block, post_view, post_block
     pre = sp.pairs(post_view, post_block).pre
     grid = grid_of(pre_view, pre_block)
     pre_ids = slice_ids(tuple(pre_view), tuple(pre_block))
-    return np.bincount(pre_ids[pre], minlength=int(np.prod(grid))).reshape(grid).astype(np.float64)
+    return np.bincount(pre_ids[pre], minlength=math.prod(grid)).reshape(grid).astype(np.float64)
 
 
 def traffic(sp: SparseRows, pre_view, pre_block, post_view, post_block) -> np.ndarray:
     """``(pre slices, post slices)`` matrix of |{i ∈ S : W[T, i] ≠ 0}|."""
     pr = sp.pairs(post_view, post_block)
     post, pre = pr.slice, pr.pre
-    n_s = int(np.prod(grid_of(pre_view, pre_block)))
-    n_t = int(np.prod(grid_of(post_view, post_block)))
+    n_s = math.prod(grid_of(pre_view, pre_block))
+    n_t = math.prod(grid_of(post_view, post_block))
     code = slice_ids(tuple(pre_view), tuple(pre_block))[pre] * n_t + post
     return np.bincount(code, minlength=n_s * n_t).reshape(n_s, n_t).astype(np.float64)
 
@@ -203,18 +204,18 @@ def loihi_list_bits(n: np.ndarray, bits_per_entry: np.ndarray | int) -> np.ndarr
     return full * word(LOIHI_GROUP) + np.where(rem > 0, word(rem), 0)
 
 
-def index_bits(m: np.ndarray) -> np.ndarray:
-    """Smallest Loihi index width (6..12) that addresses ``m`` neurons; 0 when none does."""
-    need = np.ceil(np.log2(np.maximum(np.asarray(m, np.float64), 1)))
-    out = np.full(np.shape(need), 0, np.int64)
-    for b in LOIHI_INDEX_BITS[::-1]:
-        out = np.where(need <= b, b, out)
-    return out
+_IDX_LUT = np.array([next((b for b in LOIHI_INDEX_BITS if b >= n), 0) for n in range(65)], np.int64)
+_NEVER = np.iinfo(np.int64).max
 
 
 def _bit_length(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.int64)
-    return np.where(x > 0, np.floor(np.log2(np.maximum(x, 1))).astype(np.int64) + 1, 0)
+    """Bits of each non-negative integer (0 for 0), vectorised."""
+    return np.frexp(np.asarray(x, np.float64))[1].astype(np.int64)
+
+
+def index_bits(m: np.ndarray) -> np.ndarray:
+    """Smallest Loihi index width (6..12) that addresses ``m`` neurons; 0 when none does."""
+    return _IDX_LUT[np.minimum(_bit_length(np.maximum(np.asarray(m, np.int64) - 1, 0)), 64)]
 
 
 @dataclass(frozen=True)
@@ -244,9 +245,9 @@ def encoded_bits(lists: AxonLists, n_slices: int, encoding: str, w: int) -> np.n
     if encoding == "loihi":
         dense = loihi_list_bits(lists.m, w)
         idx = index_bits(lists.m)
-        sparse = np.where(idx > 0, loihi_list_bits(lists.k, w + idx), np.iinfo(np.int64).max)
+        sparse = np.where(idx > 0, loihi_list_bits(lists.k, w + idx), _NEVER)
         rle = np.where(lists.gap >= 0, loihi_list_bits(lists.k, w + np.maximum(_bit_length(lists.gap), 1)),
-                       np.iinfo(np.int64).max)
+                       _NEVER)
         cost = np.minimum(np.minimum(dense, sparse), rle) * lists.mult
         return np.bincount(lists.slice, weights=cost.astype(np.float64), minlength=n_slices)
     if encoding == "spinnaker_rows":
