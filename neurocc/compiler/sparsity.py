@@ -68,10 +68,10 @@ class SparseRows:
     def from_weight(cls, weight: np.ndarray) -> "SparseRows | None":
         """The pattern of ``weight`` (out, in), or None when every weight is non-zero."""
         w = np.asarray(weight)
-        nz = w != 0
-        if nz.all():
+        core = w[tuple(slice(0, 1) if st == 0 else slice(None) for st in w.strides)]  # broadcast axes once
+        if core.all():
             return None
-        rows, cols = np.nonzero(nz)
+        rows, cols = np.nonzero(w)
         indptr = np.zeros(w.shape[0] + 1, np.int64)
         np.cumsum(np.bincount(rows, minlength=w.shape[0]), out=indptr[1:])
         return cls(int(w.shape[0]), int(w.shape[1]), indptr, cols.astype(np.int64))
