@@ -38,8 +38,9 @@ def test_per_layer_global_and_structured_fractions():
     gl = prune_graph(g, "global:0.6")
     assert sum(np.count_nonzero(gl.nodes[n].weight) for n in ("w0", "w1")) == round(0.4 * (600 + 160))
     assert density(gl)["w1"] > density(gl)["w0"]                          # w1's weights are 10x larger
-    st = prune_graph(g, "neurons:0.25").nodes["w0"].weight
-    assert (np.abs(st).sum(axis=1) == 0).sum() == 5 and np.count_nonzero(st) == 15 * 30
+    st = prune_graph(g, "neurons:0.25")
+    assert st.nodes["w0"].weight.shape == (15, 30) and st.nodes["w1"].weight.shape == (8, 15)  # 5 neurons gone
+    assert (np.abs(st.nodes["w1"].weight).sum(axis=1) == 0).sum() == 2   # read by the Output: zeroed instead
 
 
 def test_sparse_weights_round_trip_as_csr(tmp_path: Path):
@@ -108,3 +109,20 @@ def test_cli_prune_compiles_sparse_and_fix_is_offered(tmp_path: Path, digits_fil
     assert '"sparse": "csr"' in (tmp_path / "pruned" / "graph.json").read_text()
     r = neurocc_cmd("compile", *common, "--prune", "2", "-o", "bad", cwd=tmp_path)
     assert r.returncode == 1 and "bad prune spec" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_structured_pruning_removes_neurons_and_frees_cores():
+    rng = np.random.default_rng(3)
+    w0, w1, w2 = rng.normal(size=(40, 12)), rng.normal(size=(30, 40)), rng.normal(size=(5, 30))
+    g = sparse_chain([w0, w1, w2])
+    p = prune_graph(g, "neurons:0.5")
+    assert p.shapes()["l0"] == (20,) and p.shapes()["l1"] == (15,) and p.shapes()["l2"] == (5,)
+    assert p.nodes["w1"].weight.shape == (15, 20) and p.nodes["w2"].weight.shape == (5, 15)
+    # the kept neurons are the ones of largest L2 norm, with their own weights and parameters
+    keep0 = np.sort(np.argsort(np.sqrt((w0 ** 2).sum(1)), kind="stable")[20:])
+    np.testing.assert_array_equal(p.nodes["w0"].weight, w0[keep0])
+    assert p.nodes["l0"].tau.shape == (20,)
+    # the last layer (read by the Output) keeps its neurons: its weakest rows are zeroed instead
+    assert (np.abs(p.nodes["w2"].weight).sum(axis=1) == 0).sum() == 2
+    t = target(neurons_per_core=16)
+    assert mapping_report(p, t, with_fixes=False).cores < mapping_report(g, t, with_fixes=False).cores

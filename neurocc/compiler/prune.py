@@ -12,9 +12,14 @@ is pure (Graph → Graph) and deterministic.
     global:FRACTION     one threshold over all weight ops: the FRACTION of all weights with the
                         smallest |w| (a layer's magnitudes scaled by 2**weight_exp in an
                         integer graph, so the comparison is of effective weights)
-    neurons:FRACTION    structured: in every weight op, zero the whole output neurons (dense
-                        rows) or output channels (conv) with the smallest L2 norm; their incoming
-                        synapses all go (a dead neuron keeps its bias and its core slot)
+    neurons:FRACTION    structured: in every weight op, the whole output neurons (dense rows) or
+                        output channels (conv) with the smallest L2 norm go. Where a float dense
+                        op (Affine, Linear) feeds a chain of elementwise nodes (neurons, ReLU,
+                        BatchNorm) read only by other float dense ops, those neurons are removed
+                        from the graph (rows, per-neuron parameters and the readers' columns):
+                        fewer neurons, fewer cores. Elsewhere (convolutions, a layer read by an
+                        Output, recurrence) the rows/channels are zeroed instead (a dead neuron
+                        keeps its bias and its slot on a core)
 
 FRACTION is a number in [0, 1) or a percentage (``75%``). Weight ops: Affine, Linear, Conv1d,
 Conv2d (float graphs) and QDense, QSpiNNakerDense, QConv2d (integer graphs). Weights that are
@@ -72,7 +77,8 @@ def prune_graph(graph: Graph, spec: str | PruneSpec) -> Graph:
     if spec.fraction == 0.0 or not names:
         return graph
     if spec.scope == "neurons":
-        new = {n: _prune_units(graph.nodes[n].weight, spec.fraction) for n in names}
+        graph, removed = _remove_units(graph, spec.fraction)
+        new = {n: _prune_units(graph.nodes[n].weight, spec.fraction) for n in weight_ops(graph) if n not in removed}
     elif spec.scope == "global":
         new = _prune_global(graph, names, spec.fraction)
     else:
@@ -116,6 +122,58 @@ def _prune_units(w: np.ndarray, fraction: float) -> np.ndarray:
     out = np.array(w, copy=True)
     out[np.argsort(norms, kind="stable")[:k]] = 0
     return out
+
+
+_DENSE = ("Affine", "Linear")
+_ELEMENTWISE = ("ReLU", "BatchNorm", "IF", "LIF", "LI", "I", "CubaLI", "CubaLIF", "Threshold")
+
+
+def _unit_chain(graph: Graph, dense: str) -> tuple[list[str], list[str]] | None:
+    """(elementwise chain after ``dense``, the dense ops reading it) when its neurons can be removed."""
+    chain, cur = [], dense
+    while True:
+        nxt = graph.successors(cur)
+        if len(nxt) != 1 or len(graph.predecessors(nxt[0])) != 1 or graph.nodes[nxt[0]].kind not in _ELEMENTWISE:
+            break
+        cur = nxt[0]
+        chain.append(cur)
+    readers = graph.successors(cur)
+    if not chain or not readers or any(graph.nodes[r].kind not in _DENSE or len(graph.predecessors(r)) != 1
+                                       or r == dense for r in readers):
+        return None
+    return chain, readers
+
+
+def _remove_units(graph: Graph, fraction: float) -> tuple[Graph, set[str]]:
+    """Remove the output neurons of smallest L2 norm of every float dense op whose layer allows it."""
+    removed: set[str] = set()
+    for dense in [n for n, node in graph.nodes.items() if node.kind in _DENSE]:
+        found = _unit_chain(graph, dense)
+        node = graph.nodes[dense]
+        n = node.weight.shape[0]
+        k = int(round(fraction * n))
+        if found is None or k == 0 or k >= n:
+            continue
+        norms = np.sqrt((np.asarray(node.weight, np.float64) ** 2).sum(axis=1))
+        keep = np.sort(np.argsort(norms, kind="stable")[k:])
+        graph = graph.with_node(dense, _take_units(node, keep, n))
+        for name in found[0]:
+            graph = graph.with_node(name, _take_units(graph.nodes[name], keep, n))
+        for r in found[1]:
+            rn = graph.nodes[r]
+            graph = graph.with_node(r, rn.replace(weight=np.ascontiguousarray(rn.weight[:, keep])))
+        removed.add(dense)
+    return graph.verify(), removed
+
+
+def _take_units(node, keep: np.ndarray, n: int):
+    """``node`` with every per-unit array (first axis ``n``) cut to the units ``keep``."""
+    import dataclasses
+
+    changes = {f.name: np.ascontiguousarray(np.asarray(getattr(node, f.name))[keep]) for f in dataclasses.fields(node)
+               if isinstance(getattr(node, f.name), np.ndarray) and getattr(node, f.name).ndim >= 1
+               and getattr(node, f.name).shape[0] == n}
+    return node.replace(**changes)
 
 
 def density(graph: Graph) -> dict[str, float]:
