@@ -8,7 +8,10 @@ each target (the pruned zeros are kept as structure). Printed per (model, densit
 cores, synapse memory (Σ over the cores of the target's synapse-memory model, KiB), the
 emulator's test accuracy on that target's artifact (the emulator is the specification of the
 integer backends, which equal it bit for bit: tests/test_sparse_backends.py), and the compile
-time (convert + quantize + diagnostics + mapping).
+time (convert + quantize + diagnostics + mapping). ``small cores``: the cores the same executed
+graph needs on the target with 1/16 of its synapse memory per core (loihi: 8 KiB on loihi1, 12 KiB
+on loihi2; a hypothetical small chip, so that density shows in the core count of these small
+models, whose layers otherwise fit one core each).
 
 Part 2 (``--big``): bench_partition's dense family at 1M neurons (10,000 layers of 100 LIF
 neurons, 100M potential synapses) with every weight matrix at 10 % density (distinct random
@@ -19,6 +22,7 @@ Run: ``OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_sparse.py [--mod
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -88,8 +92,8 @@ def part1(models: list[str], epochs: int, finetune_epochs: int, timesteps: int) 
     from neurocc.zoo import ann_accuracy, load_digits_split, train_digits_ann
 
     torch.set_num_threads(1)
-    print(f"{'model':<5} {'density':>7} {'ANN acc':>7} {'target':<10} {'cores':>5} {'syn KiB':>9} "
-          f"{'emu acc':>7} {'compile s':>9}")
+    print(f"{'model':<5} {'density':>7} {'ANN acc':>7} {'target':<10} {'cores':>5} {'small cores':>11} "
+          f"{'syn KiB':>9} {'emu acc':>7} {'compile s':>9}")
     for arch in models:
         image = arch == "cnn"
         x_tr, y_tr, x_te, y_te = load_digits_split(0, image=image)
@@ -106,16 +110,28 @@ def part1(models: list[str], epochs: int, finetune_epochs: int, timesteps: int) 
                     art = neurocc.compile(model, tgt, Path(tmp) / "a", calibration={"x": x_tr, "y": y_tr},
                                           timesteps=timesteps, input_shape=(1, 8, 8) if image else (64,))
                     sec = time.perf_counter() - t0
-                    import json
-
                     mapping = json.loads((Path(art) / "mapping.json").read_text())
                     a = load_artifact(art)
                     dens = density(a.graph)
                     acc = neurocc.evaluate(art, {"x": x_te, "y": y_te}, backend="emulator")["accuracy"]
-                cores, kib = mapping["cores"], _syn_kib(a.graph, tgt)
+                cores, kib, small = mapping["cores"], _syn_kib(a.graph, tgt), _small_cores(a.graph, tgt)
                 real = sum(dens.values()) / max(len(dens), 1)
-                print(f"{arch:<5} {real:>7.3f} {ann:>7.3f} {tgt:<10} {cores:>5} {kib:>9.1f} {acc:>7.3f} {sec:>9.2f}",
-                      flush=True)
+                print(f"{arch:<5} {real:>7.3f} {ann:>7.3f} {tgt:<10} {cores:>5} {small:>11} {kib:>9.1f} {acc:>7.3f} "
+                      f"{sec:>9.2f}", flush=True)
+
+
+def _small_cores(graph, tgt: str) -> str:
+    import dataclasses
+
+    from neurocc.compiler.mapping import mapping_report
+    from neurocc.targets import get_target
+
+    t = get_target(tgt)
+    if not t.limits.synapse_memory_bits_per_core:
+        return "-"
+    lim = dataclasses.replace(t.limits, synapse_memory_bits_per_core=t.limits.synapse_memory_bits_per_core // 16,
+                              chips=None)
+    return str(mapping_report(graph, dataclasses.replace(t, limits=lim), with_fixes=False).cores)
 
 
 def _syn_kib(graph, tgt: str) -> float:
