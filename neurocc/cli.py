@@ -183,6 +183,10 @@ def cmd_export_nir(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    if args.prune:  # a bad SPEC fails before the model is loaded
+        from neurocc.compiler.prune import parse_spec
+
+        parse_spec(args.prune)
     target = neurocc.get_target(args.target, args.targets)
     graph = _graph(args)
     calibration = Path(args.calibration) if args.calibration else None  # x (and y) are checked by the pipeline

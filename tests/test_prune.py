@@ -107,8 +107,14 @@ def test_cli_prune_compiles_sparse_and_fix_is_offered(tmp_path: Path, digits_fil
     assert manifest["prune"]["spec"] == "0.9"
     assert all(d <= 0.101 for d in manifest["prune"]["density"].values())
     assert '"sparse": "csr"' in (tmp_path / "pruned" / "graph.json").read_text()
-    r = neurocc_cmd("compile", *common, "--prune", "2", "-o", "bad", cwd=tmp_path)
-    assert r.returncode == 1 and "bad prune spec" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_bad_prune_spec_exits_1(capsys):
+    from neurocc import cli
+
+    assert cli.main(["compile", "no-such-model.nir", "--target", "emulator", "-o", "x", "--prune", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "bad prune spec '2'" in err and "--prune 0.75" in err and "Traceback" not in err
 
 
 def test_structured_pruning_removes_neurons_and_frees_cores():
