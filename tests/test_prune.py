@@ -12,7 +12,6 @@ from neurocc.compiler.mapping import mapping_report
 from neurocc.compiler.prune import density, parse_spec, prune_graph
 from neurocc.errors import CompileError
 from neurocc.ir.serialize import load_graph, save_graph
-from test_cli import neurocc_cmd
 from test_partition import target
 from test_sparse_mapping import sparse_chain
 
@@ -73,10 +72,23 @@ def test_prune_fix_is_the_smallest_fraction_that_fits():
 
 
 @pytest.fixture(scope="module")
-def digits_files(tmp_path_factory):
-    from neurocc.zoo import write_digits_files
+def snn_files(tmp_path_factory):
+    """A 64-64-32-10 LIF network saved as a neurocc graph, time-major spike calibration data with labels."""
+    from neurocc.ir.nodes import LIF, Input, Linear, Output
+    from neurocc.ir.graph import Graph
 
-    return write_digits_files(tmp_path_factory.mktemp("digits"), epochs=5)
+    rng = np.random.default_rng(7)
+    nodes, sizes = [("in", Input(shape=(64,)))], (64, 64, 32, 10)
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        nodes += [(f"fc{i}", Linear(weight=rng.normal(0.2, 1.0, (b, a)) / np.sqrt(a) * 4)),
+                  (f"lif{i}", LIF(tau=np.full(b, 2e-2), r=np.full(b, 20.0), v_leak=np.zeros(b),
+                                  v_threshold=np.ones(b), v_reset=np.zeros(b)))]
+    g = Graph.chain(*nodes, ("out", Output(shape=(10,))), name="snn").verify()
+    d = tmp_path_factory.mktemp("snn")
+    save_graph(g, d, "model")
+    x = (rng.random((16, 96, 64)) < 0.3).astype(np.float32)
+    np.savez(d / "cal.npz", x=x, y=rng.integers(0, 10, 96))
+    return {"model": d / "model.json", "calibration": d / "cal.npz"}
 
 
 TINY = """\
@@ -92,21 +104,24 @@ targets:
 """
 
 
-def test_cli_prune_compiles_sparse_and_fix_is_offered(tmp_path: Path, digits_files):
+def test_cli_prune_compiles_sparse_and_fix_is_offered(tmp_path: Path, snn_files, monkeypatch, capsys):
+    """`neurocc compile` (in-process: the subprocess form is covered by test_cli) refuses the dense
+    model with a prune fix and its accuracy, and compiles it with --prune into a sparse artifact."""
+    from neurocc import cli
+
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "t.yaml").write_text(TINY)
-    with np.load(digits_files["calibration"]) as z:  # 128 samples keep the recompiles of the fix short
-        np.savez(tmp_path / "cal.npz", x=z["x"][:128], y=z["y"][:128])
-    common = [str(digits_files["model"]), "--target", "tinyloihi", "--targets", "t.yaml",
-              "--calibration", "cal.npz", "--timesteps", "16"]
-    r = neurocc_cmd("compile", *common, "-o", "dense", cwd=tmp_path)
-    assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert "--prune" in r.stderr and "accuracy on the calibration data after pruning" in r.stderr
-    r = neurocc_cmd("compile", *common, "--prune", "0.9", "-o", "pruned", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
+    common = ["compile", str(snn_files["model"]), "--target", "tinyloihi", "--targets", "t.yaml",
+              "--calibration", str(snn_files["calibration"])]
+    assert cli.main([*common, "-o", "dense"]) == 1
+    err = capsys.readouterr().err
+    assert "--prune" in err and "accuracy on the calibration data after pruning" in err and "Traceback" not in err
+    assert cli.main([*common, "--prune", "0.9", "-o", "pruned"]) == 0
     manifest = json.loads((tmp_path / "pruned" / "manifest.json").read_text())
     assert manifest["prune"]["spec"] == "0.9"
     assert all(d <= 0.101 for d in manifest["prune"]["density"].values())
     assert '"sparse": "csr"' in (tmp_path / "pruned" / "graph.json").read_text()
+    assert manifest["mapping"]["fits"]
 
 
 def test_cli_bad_prune_spec_exits_1(capsys):
