@@ -149,3 +149,10 @@ def test_conv_with_zero_taps_counts_only_real_synapses():
                         brute += int(0 <= iy < 9 and 0 <= ix < 7)
         assert s.usage.synapses == brute
         assert s.usage.synapse_memory_bits == 8 * brute
+
+
+def test_mapping_json_counts_only_nonzero_synapses():
+    rng = np.random.default_rng(9)
+    w = random_mask(rng, 30, 20, 0.25)
+    layers = mapping_report(sparse_chain([w]), target(neurons_per_core=8), with_fixes=False).to_dict()["layers"]
+    assert {lay["name"]: lay["synapses"] for lay in layers}["l0"] == np.count_nonzero(w)

@@ -221,7 +221,8 @@ def _binding(violations: tuple[Violation, ...], rows: tuple[ResourceUse, ...]) -
 def _layers_json(part: Partition) -> list[dict]:
     return [{"name": n, "kind": lp.kind, "shape": list(lp.shape), "view": list(lp.view),
              "neurons": lp.n_neurons, "on_cores": lp.on_cores, "block": list(lp.block),
-             "contiguous": lp.contiguous, "cores": len(lp.slices) if lp.on_cores else 0}
+             "contiguous": lp.contiguous, "cores": len(lp.slices) if lp.on_cores else 0,
+             "synapses": int(sum(s.usage.synapses for s in lp.slices))}
             for n, lp in part.layers.items()]
 
 
