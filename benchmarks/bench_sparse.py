@@ -17,7 +17,11 @@ Part 2 (``--big``): bench_partition's dense family at 1M neurons (10,000 layers 
 neurons, 100M potential synapses) with every weight matrix at 10 % density (distinct random
 masks, int8 weights), against the same network fully dense, partition + place timed in one run.
 
-Run: ``OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_sparse.py [--models mlp,cnn] [--big]``
+Part 3 (``--emulator``): the emulator's synapse product ``rows_matmul`` on pruned integer
+weights: the three exact paths (sparse scatter, gather, GEMM) timed on the same inputs, and the
+path the cost model picks.
+
+Run: ``OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_sparse.py [--models mlp,cnn] [--big] [--emulator]``
 """
 from __future__ import annotations
 
@@ -191,6 +195,37 @@ def part2(repeat: int) -> None:
                   f"{mib:>8.1f} {best:>8.2f} {best_cpu:>8.2f}   (graph built in {built:.1f} s, not timed)", flush=True)
 
 
+def part3(repeat: int) -> None:
+    from neurocc.backends.emulator import linalg
+
+    rng = np.random.default_rng(0)
+    print(f"\nload average {os.getloadavg()[0]:.1f}")
+    print(f"{'n_in x n_out':>12} {'density':>7} {'rows':>5} {'rate':>5} {'scatter ms':>10} {'gather ms':>9} "
+          f"{'GEMM ms':>8} {'picked':>8}")
+    for n, density, rate in ((1000, 0.1, 0.1), (2000, 0.02, 0.05), (4000, 0.01, 0.02), (4000, 0.002, 0.05)):
+        w = rng.integers(-100, 100, (n, n))
+        w[rng.random(w.shape) >= density] = 0
+        W = linalg.Weights.prepare(w, integer=True)
+        x = rng.random((160, n)) < rate
+        times = {}
+        for name, fn in (("scatter", linalg._sparse_scatter), ("gather", linalg._gather_rows), ("gemm", linalg._gemm)):
+            fn(x, W, True)
+            t0 = time.perf_counter()
+            for _ in range(repeat):
+                fn(x, W, True)
+            times[name] = 1e3 * (time.perf_counter() - t0) / repeat
+        calls = []
+        real = linalg._sparse_scatter
+        linalg._sparse_scatter = lambda *a: calls.append(1) or real(*a)  # noqa: E731
+        try:
+            linalg.rows_matmul(x, W, True)
+        finally:
+            linalg._sparse_scatter = real
+        picked = "scatter" if calls else "other"
+        print(f"{n:>5} x {n:<5} {density:>7} {160:>5} {rate:>5} {times['scatter']:>10.2f} {times['gather']:>9.2f} "
+              f"{times['gemm']:>8.2f} {picked:>8}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="mlp,cnn", help="digits models for part 1 ('' to skip)")
@@ -198,6 +233,7 @@ def main() -> None:
     ap.add_argument("--finetune", type=int, default=10, help="fine-tune epochs after pruning")
     ap.add_argument("--timesteps", type=int, default=64)
     ap.add_argument("--big", action="store_true", help="part 2: 1M neurons at 10 %% density")
+    ap.add_argument("--emulator", action="store_true", help="part 3: the emulator's sparse synapse path")
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f}")
@@ -206,6 +242,8 @@ def main() -> None:
         part1(models, args.epochs, args.finetune, args.timesteps)
     if args.big:
         part2(args.repeat)
+    if args.emulator:
+        part3(max(args.repeat, 3))
 
 
 if __name__ == "__main__":
