@@ -18,6 +18,11 @@ Every count is separable over the axes of the layer's *view shape* ``(C, *spatia
   count is ``Π_i Σ_{j∈T_i} |R_i(j)|``. Per-axis tables have ``n_post × width`` entries (``width``
   is the kernel footprint), so the cost grows with the side lengths, not with the neuron count.
 
+Zero weights are absent synapses (:mod:`neurocc.compiler.sparsity`): a ``full`` path through one
+dense op (other ops one-to-one) whose weight has zeros carries its CSR pattern (``Conn.sparse``),
+and a ``local`` path through one convolution whose kernel has zero taps carries the exact
+synapse count of every post neuron (``Conn.syn_counts``); the partition counts those instead.
+
 Composition of ops inside one path is exact per axis (an intermediate position in padding
 connects nothing). Two paths between the same pair of layers are counted separately (an upper
 bound on fan-in and fan-out where their receptive fields overlap).

@@ -18,6 +18,11 @@ Resources per slice (``T`` = the slice, ``R(T)`` its receptive field in the sour
   kernels, (output channels in T) × (kernel weights per channel) × weight bits;
 * ``fan_in_axons`` = Σ_conn |R(T)| (distinct presynaptic neurons);
 * ``fan_out_axons`` = Σ_{n∈T} Σ_conn (number of slices of the postsynaptic layer that n feeds).
+
+Sparse connections (zero weights, :mod:`neurocc.compiler.sparsity`) are not separable: their
+per-slice values are one array over the slice grid (a term with a single grid-shaped array, so
+``exact`` is exact and ``bound`` is the true maximum), computed with one pass over the non-zeros;
+so is synapse memory under a target's ``synapse_encoding``.
 """
 from __future__ import annotations
 
