@@ -105,6 +105,12 @@ def test_traffic_counts_only_connected_neurons():
             n = int((w1[c:d, a:b] != 0).any(axis=0).sum())
             assert got.get((i, len(pre) + j), 0.0) == n
     place(part, target(neurons_per_core=8, cores_per_chip=2), g)  # runs on the sparse traffic
+    # measured spike rates weight the traffic of each source layer (unnamed layers: 1 spike/step)
+    src2, dst2, w2 = traffic_edges(part, {"l0": 0.25})
+    np.testing.assert_array_equal(src2, src)
+    np.testing.assert_array_equal(w2, np.where(src < len(pre), 0.25, 1.0) * w)
+    pl = place(part, target(neurons_per_core=8, cores_per_chip=2), g, rates={"l0": 0.25})
+    assert pl.total_traffic == pytest.approx(float(w2.sum()))
 
 
 def test_pruned_layer_fits_where_dense_does_not():

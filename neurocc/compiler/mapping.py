@@ -146,17 +146,20 @@ def require_fit(report: MappingReport) -> MappingReport:
     return report
 
 
-def map_network(graph: Graph, target: Target, *, weight_bits: int | None = None) -> tuple[Partition, Placement]:
+def map_network(graph: Graph, target: Target, *, weight_bits: int | None = None,
+                rates: dict[str, float] | None = None) -> tuple[Partition, Placement]:
     part = partition(graph, target, weight_bits=weight_bits)
-    return part, place(part, target, graph)
+    return part, place(part, target, graph, rates=rates)
 
 
 def mapping_report(graph: Graph, target: Target, *, targets: dict[str, Target] | None = None,
-                   weight_bits: int | None = None, with_fixes: bool = True, recompile=None) -> MappingReport:
+                   weight_bits: int | None = None, with_fixes: bool = True, recompile=None,
+                   rates: dict[str, float] | None = None) -> MappingReport:
     """Partition, place and tabulate; for a network that does not fit, compute ranked fixes
     (``targets``: other targets to try as a fix; ``recompile(PruneSpec) -> (graph, accuracy)``:
-    how the compile pipeline rebuilds a pruned model, for the prune fix's accuracy)."""
-    part, pl = map_network(graph, target, weight_bits=weight_bits)
+    how the compile pipeline rebuilds a pruned model, for the prune fix's accuracy; ``rates``:
+    measured spikes per neuron per step of each layer, to weight the placement's traffic)."""
+    part, pl = map_network(graph, target, weight_bits=weight_bits, rates=rates)
     report = build_report(target, part, pl)
     if with_fixes and not report.fits:
         from neurocc.compiler.fixes import compute_fixes

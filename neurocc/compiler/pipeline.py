@@ -332,7 +332,9 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
                                  encoding=encoding, per_channel=per_channel, stats=stats)
     recompile = _recompiler(graph, tgt, dict(dt=dt, method=method, calibration=calibration, timesteps=timesteps,
                                              encoding=encoding, per_channel=per_channel, stats=stats))
-    mapping = _mapping(compiled.graph, tgt, targets_file, recompile)
+    rates = {n: float(d["rate"]) for n, d in ((compiled.calibration or {}).get("layers") or {}).items()
+             if isinstance(d, dict) and d.get("rate") is not None}
+    mapping = _mapping(compiled.graph, tgt, targets_file, recompile, rates or None)
     extra = _manifest_extra(graph, compiled, mapping, budget_doc, calibration, timesteps)
     if spec is not None:
         from neurocc.compiler.prune import density
@@ -357,13 +359,15 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     return Path(out_dir)
 
 
-def _mapping(graph: Graph, tgt: Target, targets_file: str | Path | None, recompile: Any = None) -> Any:
-    """The mapping report; MappingError (naming the binding constraint) when it does not fit."""
+def _mapping(graph: Graph, tgt: Target, targets_file: str | Path | None, recompile: Any = None,
+             rates: dict[str, float] | None = None) -> Any:
+    """The mapping report; MappingError (naming the binding constraint) when it does not fit.
+    ``rates``: the calibrated spike rate of each layer, weighting the placement's traffic."""
     from neurocc.compiler.mapping import mapping_report, require_fit
     from neurocc.targets import load_targets
 
     others = {n: t for n, t in load_targets(targets_file).items() if n != tgt.name}
-    return require_fit(mapping_report(graph, tgt, targets=others, recompile=recompile))
+    return require_fit(mapping_report(graph, tgt, targets=others, recompile=recompile, rates=rates))
 
 
 def _recompiler(graph: Graph, tgt: Target, kwargs: dict[str, Any]) -> Callable[[Any], tuple[Graph, Any]]:

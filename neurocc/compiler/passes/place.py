@@ -99,13 +99,15 @@ class Placement:
 
 
 def place(partition: Partition, target: Target, graph: Graph | None = None, *, refine: bool = True,
-          own_chip: str | None = None) -> Placement:
+          own_chip: str | None = None, rates: Mapping[str, float] | None = None) -> Placement:
     """Assign slices to chips and cores (deterministic). ``own_chip`` names a layer that starts
-    on a fresh chip and shares it with no other layer. ``graph`` is accepted for symmetry with
-    the other passes; everything needed is in the partition."""
+    on a fresh chip and shares it with no other layer. ``rates`` (spikes per neuron per step of
+    each layer, e.g. measured on calibration data) weight the traffic, so the refinement keeps
+    the busiest connections on chip; layers without a rate count one spike per step. ``graph``
+    is accepted for symmetry with the other passes; everything needed is in the partition."""
     with no_gc():
         slices = partition.slices
-        src, dst, w = traffic_edges(partition)
+        src, dst, w = traffic_edges(partition, rates)
         chip = _fill(partition, target, slices, own_chip)
         refined = False
         if refine and chip.size and chip.max() > 0:
@@ -114,8 +116,10 @@ def place(partition: Partition, target: Target, graph: Graph | None = None, *, r
 
 
 # ----- traffic ------------------------------------------------------------------------------------
-def traffic_edges(partition: Partition) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(source slice id, destination slice id, axons) over the slices on cores."""
+def traffic_edges(partition: Partition, rates: Mapping[str, float] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(source slice id, destination slice id, axons × the source layer's rate) over the slices
+    on cores (rate 1 when ``rates`` does not name the layer)."""
     ids: dict[str, int] = {}
     k = 0
     for name, lp in partition.layers.items():
@@ -123,6 +127,9 @@ def traffic_edges(partition: Partition) -> tuple[np.ndarray, np.ndarray, np.ndar
             ids[name] = k
             k += len(lp.slices)
     parts = [_conn_pairs(partition, c, ids) for c in partition.network.conns if c.pre in ids and c.post in ids]
+    if rates:
+        pres = [c.pre for c in partition.network.conns if c.pre in ids and c.post in ids]
+        parts = [(a, b, x * float(rates.get(pre, 1.0))) for (a, b, x), pre in zip(parts, pres)]
     if not parts:
         e = np.zeros(0, np.int64)
         return e, e, np.zeros(0)
