@@ -20,7 +20,8 @@ Candidates, generated from the violations found:
   accuracy on the calibration data (emulator, labels required) is reported.
 
 Ranking: fixes that make the network fit first; then deployment changes (chips, move) before
-quantization (weight_bits), other hardware (target) and model changes (groups); then fewer cores.
+quantization (weight_bits), other hardware (target) and model changes (groups, prune); then fewer
+cores.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
 _KIND_RANK = {"chips": 0, "move": 0, "weight_bits": 1, "target": 2, "groups": 3, "prune": 3}
 _PRUNABLE = {"synapse_memory_bits", "sdram_bytes", "chips", "cores_per_chip", "fan_in_axons",
-                             "fan_out_axons", "synapses_per_row"}
+             "fan_out_axons", "synapses_per_row"}
 PRUNE_GRID = tuple(round(0.05 * k, 2) for k in range(1, 20)) + (0.98, 0.99)
 _MEMORY = {"synapse_memory_bits", "sdram_bytes", "chips", "cores_per_chip"}
 
@@ -186,7 +187,8 @@ def _prune_fixes(graph, target, weight_bits, recompile) -> list["Fix"]:
         i, result = found
         spec, acc = PruneSpec(PRUNE_GRID[i], scope), None
         # the float model's magnitudes order a little differently: up to 2 grid steps more
-        for j in range(i, min(i + 3, len(PRUNE_GRID)) if recompile is not None else i):
+        tries = range(i, min(i + 3, len(PRUNE_GRID))) if recompile is not None else range(0)
+        for j in tries:
             spec = PruneSpec(PRUNE_GRID[j], scope)
             pruned, acc = recompile(spec)
             result = _outcome(pruned, target, weight_bits)
