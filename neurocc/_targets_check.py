@@ -38,7 +38,7 @@ def _dataclass_specs(cls: type) -> dict[str, Spec]:
 
 
 SECTIONS: dict[str, dict[str, Spec]] = {
-    "limits": _dataclass_specs(Limits),
+    "limits": {**_dataclass_specs(Limits), "synapse_encoding": ("choice", False, True, ("loihi", "spinnaker_rows"))},
     "energy": _dataclass_specs(Energy),
     "validation": {"rule": ("choice", False, False, RULES),
                    "min_cosine": ("float", False, True, None),
@@ -302,7 +302,7 @@ def _semantics(chk: _Checker, path: tuple[str, ...], vals: dict[str, Any],
         chk.add(path + ("dt",), f"dt must be > 0 seconds, got {vals['dt']}; e.g. dt: 0.001")
     for key, value in sections["limits"].items():
         low = 0 if key == "max_delay_steps" else 1
-        if value is not None and not isinstance(value, bool) and value < low:
+        if value is not None and not isinstance(value, (bool, str)) and value < low:
             chk.add(path + ("limits", key), f"must be >= {low} (or null for no limit), got {value}")
     for key, value in sections["energy"].items():
         if value is not None and value < 0:

@@ -197,6 +197,10 @@ def cmd_export_nir(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    if args.prune:  # a bad SPEC fails before the model is loaded
+        from neurocc.compiler.prune import parse_spec
+
+        parse_spec(args.prune)
     target = neurocc.get_target(args.target, args.targets)
     graph = _graph(args)
     calibration = Path(args.calibration) if args.calibration else None  # x (and y) are checked by the pipeline
@@ -205,6 +209,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         from neurocc.ir.encoding import Encoding
 
         extra["encoding"] = Encoding(args.encoding, args.timesteps or 64, seed=args.seed)
+    if args.prune:
+        extra["prune"] = args.prune
     out = neurocc.compile(graph, target, Path(args.out), dt=args.dt, calibration=calibration,
                           timesteps=args.timesteps, accuracy_budget=args.accuracy_budget,
                           targets_file=args.targets, per_channel=args.per_channel, echo=print, **extra)
@@ -408,6 +414,10 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                        help="input encoding of a converted ANN: a constant current (default) or Poisson "
                             "rate spikes (default for spinnaker, whose inputs are spikes only)")
         p.add_argument("--seed", type=int, default=0, help="seed of the Poisson encoding (default 0)")
+        p.add_argument("--prune", metavar="SPEC",
+                       help="zero the smallest-magnitude weights first: FRACTION (per layer), global:FRACTION, "
+                            "neurons:FRACTION (whole neurons/channels); FRACTION in [0, 1) or NN%% "
+                            "(docs/mapping.md#pruning)")
     elif name == "run":
         artifact()
         p.add_argument("--backend", required=True, metavar="B",

@@ -59,6 +59,8 @@ class Limits:
     bits_per_synapse: int | None = None            # storage per synapse incl. index (memory model)
     shared_conv_kernels: bool | None = None        # conv kernels stored once per core (not expanded)
     inputs_use_cores: bool | None = None           # spike sources occupy cores (SpiNNaker sources do)
+    synapse_encoding: str | None = None            # loihi | spinnaker_rows | None (expanded × bits)
+    max_synapses_per_row: int | None = None        # longest synaptic row (one pre neuron → one core)
 
     @property
     def neurons_per_chip(self) -> int | None:

@@ -18,6 +18,11 @@ Every count is separable over the axes of the layer's *view shape* ``(C, *spatia
   count is ``Π_i Σ_{j∈T_i} |R_i(j)|``. Per-axis tables have ``n_post × width`` entries (``width``
   is the kernel footprint), so the cost grows with the side lengths, not with the neuron count.
 
+Zero weights are absent synapses (:mod:`neurocc.compiler.sparsity`): a ``full`` path through one
+dense op (other ops one-to-one) whose weight has zeros carries its CSR pattern (``Conn.sparse``),
+and a ``local`` path through one convolution whose kernel has zero taps carries the exact
+synapse count of every post neuron (``Conn.syn_counts``); the partition counts those instead.
+
 Composition of ops inside one path is exact per axis (an intermediate position in padding
 connects nothing). Two paths between the same pair of layers are counted separately (an upper
 bound on fan-in and fan-out where their receptive fields overlap).
@@ -30,6 +35,7 @@ from typing import Literal
 
 import numpy as np
 
+from neurocc.compiler.sparsity import SparseRows
 from neurocc.ir.discrete import delay_steps
 from neurocc.errors import CompileError
 from neurocc.ir.graph import Graph
@@ -148,6 +154,8 @@ class Conn:
     dense_in: int | None
     weight_bits: int | None
     delay_steps: int
+    sparse: SparseRows | None = None   # non-zero pattern of a sparse dense op (see sparsity.py)
+    syn_counts: np.ndarray | None = None  # local path through one conv with zero taps: synapses per post neuron
 
 
 @dataclass(frozen=True)
@@ -282,11 +290,51 @@ def _build_conn(graph: Graph, shapes: dict[str, Shape], views: dict[str, Shape],
                                where=f"path {pre} -> {post}", fix="report this graph to the neurocc developers")
     if n_full is not None or (state is not None and len(state) != len(views[post])):
         n_pre = n_full if n_full is not None else _reach(state, view)
-        return Conn(pre, post, "full", n_pre, (), ops, None, dense_in, bits, delay)
+        sparse = _sparse_rows(graph, ops, n_pre, views[post]) if n_full is not None else None
+        return Conn(pre, post, "full", n_pre, (), ops, None, dense_in, bits, delay, sparse)
     axes = tuple(state) if state is not None else tuple(identity_map(n) for n in views[post])
     if len(axes) != len(views[post]) or any(a.n_post != n for a, n in zip(axes, views[post])):
         return Conn(pre, post, "full", _reach(state, view), (), ops, None, None, bits, delay)
-    return Conn(pre, post, "local", int(np.prod(view, dtype=np.int64)), axes, ops, shared, None, bits, delay)
+    counts = _conv_counts(graph, shapes, ops, views[post])
+    return Conn(pre, post, "local", int(np.prod(view, dtype=np.int64)), axes, ops, shared, None, bits, delay,
+                None, counts)
+
+
+def _conv_counts(graph: Graph, shapes: dict[str, Shape], ops: tuple[str, ...], post_view: Shape) -> np.ndarray | None:
+    """Exact synapses per post neuron of a path through one convolution whose kernel has zero
+    taps (others identity): ``count[c, y, x] = Σ_{ky,kx} M[c, ky, kx] · valid_y[y, ky] · valid_x[x, kx]``,
+    ``M`` the number of non-zero input-channel weights of tap (ky, kx), ``valid`` whether the tap
+    reads inside the input (not padding). None when the kernel has no zero (the footprint is exact)."""
+    convs = [o for o in ops if isinstance(graph.nodes[o], Conv2d)]
+    if len(convs) != 1 or any(graph.nodes[o].kind not in IDENTITY_KINDS for o in ops if o != convs[0]):
+        return None
+    node = graph.nodes[convs[0]]
+    nz = np.asarray(node.weight) != 0
+    if nz.all():
+        return None
+    in_shape, out_shape = shapes[graph.predecessors(convs[0])[0]], shapes[convs[0]]
+    if tuple(out_shape) != tuple(post_view):
+        return None
+    taps = nz.sum(axis=1).astype(np.float64)                       # (C_out, *kernel)
+    for ax, (n_in, n_out, k, s, p, d) in enumerate(zip(in_shape[1:], out_shape[1:], node.weight.shape[2:],
+                                                      node.stride, node.padding, node.dilation)):
+        t = s * np.arange(n_out)[:, None] - p + d * np.arange(k)[None, :]
+        valid = ((t >= 0) & (t < n_in)).astype(np.float64)         # (n_out, k)
+        taps = np.tensordot(taps, valid, axes=([1], [1]))          # kernel axis → output axis (appended)
+    return np.rint(taps).astype(np.int64).reshape(post_view)
+
+
+def _sparse_rows(graph: Graph, ops: tuple[str, ...], n_pre: int, post_view: Shape) -> SparseRows | None:
+    """The non-zero pattern of the path's one dense op when every other op maps neurons one to
+    one (Flatten, Scale, Delay, Add), so its rows are the post neurons and its columns the pre
+    neurons; else None (counted as fully connected)."""
+    dense = [o for o in ops if _is_dense(graph.nodes[o])]
+    if len(dense) != 1 or any(graph.nodes[o].kind not in IDENTITY_KINDS for o in ops if o != dense[0]):
+        return None
+    w = graph.nodes[dense[0]].weight
+    if w.shape != (int(np.prod(post_view, dtype=np.int64)), n_pre):
+        return None
+    return SparseRows.from_weight(w)
 
 
 def _reach(state: list[AxisMap] | None, view: Shape) -> int:

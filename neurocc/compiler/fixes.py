@@ -11,10 +11,17 @@ Candidates, generated from the violations found:
   entries) binds and more chips are allowed;
 * ``groups``: split a conv layer's input channels into k groups (a grouped convolution: changes
   the model, needs retraining), when per-core fan-in or synaptic memory binds at a conv layer;
-* ``target``: use another target from targets.yaml that fits the same graph.
+* ``target``: use another target from targets.yaml that fits the same graph;
+* ``prune``: zero the smallest fraction of the smallest-magnitude weights (per layer, and global)
+  that makes the network fit, when synaptic memory, fan-in/out, synaptic rows, SDRAM, cores or
+  chips bind (:mod:`neurocc.compiler.prune`; fractions 5 %, 10 %, ..., 95 %, 98 %, 99 %, found by
+  bisection). With ``recompile`` (the compile pipeline passes it) the source model is pruned and
+  compiled again as ``compile --prune`` would, the fit is re-checked on that graph and the
+  accuracy on the calibration data (emulator, labels required) is reported.
 
 Ranking: fixes that make the network fit first; then deployment changes (chips, move) before
-quantization (weight_bits), other hardware (target) and model changes (groups); then fewer cores.
+quantization (weight_bits), other hardware (target) and model changes (groups, prune); then fewer
+cores.
 """
 from __future__ import annotations
 
@@ -31,12 +38,15 @@ from neurocc.targets import Target
 if TYPE_CHECKING:
     from neurocc.compiler.mapping import Fix, MappingReport
 
-_KIND_RANK = {"chips": 0, "move": 0, "weight_bits": 1, "target": 2, "groups": 3}
+_KIND_RANK = {"chips": 0, "move": 0, "weight_bits": 1, "target": 2, "groups": 3, "prune": 3}
+_PRUNABLE = {"synapse_memory_bits", "sdram_bytes", "chips", "cores_per_chip", "fan_in_axons",
+             "fan_out_axons", "synapses_per_row"}
+PRUNE_GRID = tuple(round(0.05 * k, 2) for k in range(1, 20)) + (0.98, 0.99)
 _MEMORY = {"synapse_memory_bits", "sdram_bytes", "chips", "cores_per_chip"}
 
 
 def compute_fixes(graph: Graph, target: Target, report: "MappingReport", targets: dict[str, Target],
-                  weight_bits: int | None) -> list["Fix"]:
+                  weight_bits: int | None, recompile=None) -> list["Fix"]:
     resources = {v.resource for v in report.violations}
     fixes: list[Fix] = []
     if resources == {"chips"}:
@@ -48,6 +58,8 @@ def compute_fixes(graph: Graph, target: Target, report: "MappingReport", targets
     if resources & {"fan_in_axons", "synapse_memory_bits"}:
         fixes += _groups_fixes(graph, target, report, weight_bits)
     fixes += _target_fixes(graph, target, targets)
+    if resources & _PRUNABLE:
+        fixes += _prune_fixes(graph, target, weight_bits, recompile)
     return sorted(fixes, key=lambda f: (not f.fits, _KIND_RANK[f.kind], f.cores, f.action))
 
 
@@ -66,11 +78,13 @@ def _outcome(graph: Graph, target: Target, weight_bits: int | None = None, pin: 
     return False, r.cores, r.chips, f"still does not fit ({r.cores} cores on {r.chips} {chips}); then binding: {r.binding.text()}"
 
 
-def _fix(kind: str, action: str, outcome, changes_model: bool = False) -> "Fix":
+def _fix(kind: str, action: str, outcome, changes_model: bool = False, accuracy: float | None = None) -> "Fix":
     from neurocc.compiler.mapping import Fix
 
     fits, cores, chips, effect = outcome
-    return Fix(kind, action, fits, cores, chips, effect, changes_model)
+    if accuracy is not None:
+        effect += f"; accuracy on the calibration data after pruning {100 * accuracy:.2f}%"
+    return Fix(kind, action, fits, cores, chips, effect, changes_model, accuracy)
 
 
 def _chips_fix(graph, target, report, weight_bits) -> list["Fix"]:
@@ -154,3 +168,50 @@ def _target_fixes(graph: Graph, target: Target, targets: dict[str, Target]) -> l
         if outcome[0]:
             out.append(_fix("target", f"use target '{name}'", outcome))
     return out
+
+
+def _prune_fixes(graph, target, weight_bits, recompile) -> list["Fix"]:
+    """Per layer and global: the smallest grid fraction whose pruned graph fits (module doc)."""
+    from neurocc.compiler.prune import PruneSpec, prune_graph, weight_ops
+
+    if not weight_ops(graph):
+        return []
+    out = []
+    for scope in ("layer", "global"):
+        def outcome(i: int, scope=scope):
+            return _outcome(prune_graph(graph, PruneSpec(PRUNE_GRID[i], scope)), target, weight_bits)
+
+        found = _bisect(outcome, len(PRUNE_GRID))
+        if found is None:
+            continue
+        i, result = found
+        spec, acc = PruneSpec(PRUNE_GRID[i], scope), None
+        # the float model's magnitudes order a little differently: up to 2 grid steps more
+        tries = range(i, min(i + 3, len(PRUNE_GRID))) if recompile is not None else range(0)
+        for j in tries:
+            spec = PruneSpec(PRUNE_GRID[j], scope)
+            pruned, acc = recompile(spec)
+            result = _outcome(pruned, target, weight_bits)
+            if result[0]:
+                break
+        where = "in every layer" if scope == "layer" else "over all layers"
+        out.append(_fix("prune", f"prune {100 * spec.fraction:.0f}% of the smallest-magnitude weights {where} "
+                                 f"(`compile --prune {spec.text()}`; fine-tune to recover accuracy)",
+                        result, changes_model=True, accuracy=acc))
+    return out
+
+
+def _bisect(outcome, n: int):
+    """Smallest index i < n with outcome(i) fitting (outcome assumed monotone), or None."""
+    top = outcome(n - 1)
+    if not top[0]:
+        return None
+    lo, hi, best = -1, n - 1, top
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        res = outcome(mid)
+        if res[0]:
+            hi, best = mid, res
+        else:
+            lo = mid
+    return hi, best

@@ -73,17 +73,19 @@ class Binding:
 class Fix:
     """A concrete change and its predicted effect, computed by mapping again with it applied."""
 
-    kind: str            # weight_bits | chips | target | groups | move
+    kind: str            # weight_bits | chips | target | groups | move | prune
     action: str          # e.g. "lower weight bits to 4"
     fits: bool
     cores: int
     chips: int
     effect: str          # e.g. "fits: 37 cores on 1 chip"
     changes_model: bool = False
+    accuracy: float | None = None   # prune: emulator accuracy on the calibration data after the change
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "action": self.action, "fits": self.fits, "cores": self.cores,
-                "chips": self.chips, "effect": self.effect, "changes_model": self.changes_model}
+                "chips": self.chips, "effect": self.effect, "changes_model": self.changes_model,
+                "accuracy": self.accuracy}
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,7 +130,9 @@ class MappingError(CompileError):
     def __init__(self, report: MappingReport) -> None:
         self.report = report
         b = report.binding
-        fixes = [f"{f.action}: {f.effect}" for f in report.fixes[:3]]
+        shown = list(report.fixes[:3])
+        shown += [f for f in report.fixes[3:] if f.kind == "prune" and f.fits][:1]  # the model-side fix
+        fixes = [f"{f.action}: {f.effect}" for f in shown]
         super().__init__(
             f"the network does not fit target '{report.target}': {b.text() if b else 'unknown limit'}",
             where=f"layer '{b.layer}'" if b and b.layer else f"target '{report.target}'",
@@ -142,21 +146,26 @@ def require_fit(report: MappingReport) -> MappingReport:
     return report
 
 
-def map_network(graph: Graph, target: Target, *, weight_bits: int | None = None) -> tuple[Partition, Placement]:
+def map_network(graph: Graph, target: Target, *, weight_bits: int | None = None,
+                rates: dict[str, float] | None = None) -> tuple[Partition, Placement]:
     part = partition(graph, target, weight_bits=weight_bits)
-    return part, place(part, target, graph)
+    return part, place(part, target, graph, rates=rates)
 
 
 def mapping_report(graph: Graph, target: Target, *, targets: dict[str, Target] | None = None,
-                   weight_bits: int | None = None, with_fixes: bool = True) -> MappingReport:
+                   weight_bits: int | None = None, with_fixes: bool = True, recompile=None,
+                   rates: dict[str, float] | None = None) -> MappingReport:
     """Partition, place and tabulate; for a network that does not fit, compute ranked fixes
-    (``targets``: other targets to try as a fix)."""
-    part, pl = map_network(graph, target, weight_bits=weight_bits)
+    (``targets``: other targets to try as a fix; ``recompile(PruneSpec) -> (graph, accuracy)``:
+    how the compile pipeline rebuilds a pruned model, for the prune fix's accuracy; ``rates``:
+    measured spikes per neuron per step of each layer, to weight the placement's traffic)."""
+    part, pl = map_network(graph, target, weight_bits=weight_bits, rates=rates)
     report = build_report(target, part, pl)
     if with_fixes and not report.fits:
         from neurocc.compiler.fixes import compute_fixes
 
-        report = _with_fixes(report, tuple(compute_fixes(graph, target, report, targets or {}, weight_bits)))
+        report = _with_fixes(report, tuple(compute_fixes(graph, target, report, targets or {}, weight_bits,
+                                                                recompile)))
     return report
 
 
@@ -215,7 +224,8 @@ def _binding(violations: tuple[Violation, ...], rows: tuple[ResourceUse, ...]) -
 def _layers_json(part: Partition) -> list[dict]:
     return [{"name": n, "kind": lp.kind, "shape": list(lp.shape), "view": list(lp.view),
              "neurons": lp.n_neurons, "on_cores": lp.on_cores, "block": list(lp.block),
-             "contiguous": lp.contiguous, "cores": len(lp.slices) if lp.on_cores else 0}
+             "contiguous": lp.contiguous, "cores": len(lp.slices) if lp.on_cores else 0,
+             "synapses": int(sum(s.usage.synapses for s in lp.slices))}
             for n, lp in part.layers.items()]
 
 

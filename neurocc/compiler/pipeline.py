@@ -339,7 +339,8 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
                   calibration: Any = None, timesteps: int | None = None,
                   method: Method | str = Method.EULER, targets_file: str | Path | None = None,
                   accuracy_budget: float | None = None, per_channel: bool = False, encoding: Any = None,
-                  stats: dict[str, LayerStats] | None = None, echo: Callable[[str], None] | None = None) -> Path:
+                  stats: dict[str, LayerStats] | None = None, echo: Callable[[str], None] | None = None,
+                  prune: Any = None) -> Path:
     """Compile ``graph`` for ``target`` into the artifact directory ``out_dir`` (written atomically).
 
     ``dt`` (seconds) overrides the target's step (NIR files carry none). ``calibration``: a path
@@ -350,9 +351,15 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     (:mod:`neurocc.compiler.budget`). The mapping (partition + place) must fit the target.
     ``echo`` (e.g. ``print``) receives the compile tables: conversion, quantization,
     diagnostics, budget trials (:mod:`neurocc.compiler.summary`) and the mapping table.
+    ``prune``: a prune SPEC (:mod:`neurocc.compiler.prune`) applied to ``graph`` first.
     """
+    from neurocc.compiler.prune import parse_spec, prune_graph
+
     tgt = resolve_target(target, targets_file)
     check_output_dir(out_dir)
+    spec = None if prune is None else parse_spec(prune)
+    if spec is not None:
+        graph = prune_graph(graph, spec)
     budget_doc = None
     if accuracy_budget is not None:
         from neurocc.compiler.budget import search
@@ -363,8 +370,17 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     else:
         compiled = compile_graph(graph, tgt, dt=dt, method=method, calibration=calibration, timesteps=timesteps,
                                  encoding=encoding, per_channel=per_channel, stats=stats)
-    mapping = _mapping(compiled.graph, tgt, targets_file)
+    recompile = _recompiler(graph, tgt, dict(dt=dt, method=method, calibration=calibration, timesteps=timesteps,
+                                             encoding=encoding, per_channel=per_channel, stats=stats))
+    rates = {n: float(d["rate"]) for n, d in ((compiled.calibration or {}).get("layers") or {}).items()
+             if isinstance(d, dict) and d.get("rate") is not None}
+    mapping = _mapping(compiled.graph, tgt, targets_file, recompile, rates or None)
     extra = _manifest_extra(graph, compiled, mapping, budget_doc, calibration, timesteps)
+    if spec is not None:
+        from neurocc.compiler.prune import density
+
+        extra["prune"] = {"spec": spec.text(), "scope": spec.scope, "fraction": spec.fraction,
+                          "density": density(compiled.graph)}
     files = {MAPPING_FILE: (mapping.to_json() + "\n").encode()}
     if compiled.cal is not None:  # what `neurocc validate --samples N` draws from
         sample = compiled.cal.subset(CAL_SAMPLE)
@@ -386,13 +402,27 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     return Path(out_dir)
 
 
-def _mapping(graph: Graph, tgt: Target, targets_file: str | Path | None) -> Any:
-    """The mapping report; MappingError (naming the binding constraint) when it does not fit."""
+def _mapping(graph: Graph, tgt: Target, targets_file: str | Path | None, recompile: Any = None,
+             rates: dict[str, float] | None = None) -> Any:
+    """The mapping report; MappingError (naming the binding constraint) when it does not fit.
+    ``rates``: the calibrated spike rate of each layer, weighting the placement's traffic."""
     from neurocc.compiler.mapping import mapping_report, require_fit
     from neurocc.targets import load_targets
 
     others = {n: t for n, t in load_targets(targets_file).items() if n != tgt.name}
-    return require_fit(mapping_report(graph, tgt, targets=others))
+    return require_fit(mapping_report(graph, tgt, targets=others, recompile=recompile, rates=rates))
+
+
+def _recompiler(graph: Graph, tgt: Target, kwargs: dict[str, Any]) -> Callable[[Any], tuple[Graph, Any]]:
+    """For the prune fix: compile ``graph`` pruned by a spec as ``compile --prune`` would; return
+    the executed graph and the emulator's accuracy on the calibration data (None without labels)."""
+    def recompile(spec: Any) -> tuple[Graph, Any]:
+        from neurocc.compiler.prune import prune_graph
+
+        c = compile_graph(prune_graph(graph, spec), tgt, **kwargs)
+        return c.graph, (None if c.diagnostics is None else c.diagnostics.accuracy_quant)
+
+    return recompile
 
 
 def _manifest_extra(graph: Graph, c: Compiled, mapping: Any, budget: dict[str, Any] | None, calibration: Any,

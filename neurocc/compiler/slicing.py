@@ -18,6 +18,11 @@ Resources per slice (``T`` = the slice, ``R(T)`` its receptive field in the sour
   kernels, (output channels in T) × (kernel weights per channel) × weight bits;
 * ``fan_in_axons`` = Σ_conn |R(T)| (distinct presynaptic neurons);
 * ``fan_out_axons`` = Σ_{n∈T} Σ_conn (number of slices of the postsynaptic layer that n feeds).
+
+Sparse connections (zero weights, :mod:`neurocc.compiler.sparsity`) are not separable: their
+per-slice values are one array over the slice grid (a term with a single grid-shaped array, so
+``exact`` is exact and ``bound`` is the true maximum), computed with one pass over the non-zeros;
+so is synapse memory under a target's ``synapse_encoding``.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neurocc.compiler import sparsity
 from neurocc.compiler.connectivity import Conn, Network
 
 RESOURCES = ("neurons", "synapse_memory_bits", "fan_in_axons", "fan_out_axons")
@@ -83,12 +89,19 @@ class LayerCalc:
 
     ``blocks`` holds the blocks already chosen for other layers (fan-out needs the slices of the
     postsynaptic layers); ``bits`` gives, per connection, (bits per expanded synapse, weight bits
-    of a shared kernel); ``shared`` says whether the target stores conv kernels once per core.
+    of a shared kernel); ``shared`` says whether the target stores conv kernels once per core;
+    ``encoding`` is the target's synapse encoding for dense-op connections (None: expanded
+    synapses × bits; see :mod:`neurocc.compiler.sparsity`). A sparse connection (``Conn.sparse``)
+    counts only its non-zero synapses; its per-slice values are one array over the slice grid
+    (a term with a single grid-shaped array: exact, and its max is the exact bound).
     """
 
     def __init__(self, net: Network, name: str, blocks: dict[str, Block],
-                 bits: dict[int, tuple[int, int]], shared: bool, count_fan_out: bool = True) -> None:
+                 bits: dict[int, tuple[int, int]], shared: bool, count_fan_out: bool = True,
+                 encoding: str | None = None, cache: dict | None = None) -> None:
         self.net, self.name, self.blocks, self.bits, self.shared = net, name, blocks, bits, shared
+        self.encoding = encoding
+        self._shared = {} if cache is None else cache   # per-connection grids, reusable across calcs
         self.view = net.layers[name].view
         self.ins = net.into(name)
         self.outs = net.out_of(name) if count_fan_out else []
@@ -112,7 +125,17 @@ class LayerCalc:
                 out["fan_out_axons"].append(self._fo(c, block, post_block, sz))
         return out
 
+    def _grid(self, c: Conn, block: Block, what: str, fn) -> Term:
+        key = (id(c), block, what)
+        if key not in self._shared:
+            self._shared[key] = fn()
+        return 1.0, [self._shared[key]]
+
     def _syn(self, c: Conn, block: Block, sz: list[np.ndarray]) -> Term:
+        if c.sparse is not None:
+            return self._grid(c, block, "syn", lambda: sparsity.per_slice_synapses(c.sparse, self.view, block))
+        if c.syn_counts is not None:
+            return self._grid(c, block, "syn", lambda: sparsity.per_slice_sum(c.syn_counts, self.view, block))
         if c.kind == "full":
             return float(c.n_pre), sz
         return 1.0, [self._axis(c, i, b, "syn") for i, b in enumerate(block)]
@@ -122,15 +145,27 @@ class LayerCalc:
             return float(c.shared_units * w_bits), [sz[0] if i == 0 else np.ones_like(s) for i, s in enumerate(sz)]
         if self.shared and c.kind == "full" and c.dense_in:
             return float(c.dense_in * w_bits), sz
+        if self.encoding and c.kind == "full":
+            return self._grid(c, block, f"mem{w_bits}", lambda: self._encoded(c, block, w_bits))
         return syn[0] * syn_bits, syn[1]
 
+    def _encoded(self, c: Conn, block: Block, w_bits: int) -> np.ndarray:
+        grid = sparsity.grid_of(self.view, block)
+        lists = sparsity.axon_lists(c.sparse, c.n_pre, self.view, block)
+        return sparsity.encoded_bits(lists, int(np.prod(grid)), self.encoding, w_bits).reshape(grid)
+
     def _rf(self, c: Conn, block: Block) -> Term:
+        if c.sparse is not None:
+            return self._grid(c, block, "rf", lambda: sparsity.per_slice_fan_in(c.sparse, self.view, block))
         if c.kind == "full":
             return float(c.n_pre), [np.ones(len(sizes(n, b)), np.int64) for n, b in zip(self.view, block)]
         return 1.0, [self._axis(c, i, b, "rf") for i, b in enumerate(block)]
 
     def _fo(self, c: Conn, block: Block, post_block: Block, sz: list[np.ndarray]) -> Term:
         post_view = self.net.layers[c.post].view
+        if c.sparse is not None:
+            return self._grid(c, (*block, -1, *post_block), "fo", lambda: sparsity.per_slice_fan_out(
+                c.sparse, self.view, block, post_view, post_block))
         if c.kind == "full":
             n_post = int(np.prod([len(sizes(n, b)) for n, b in zip(post_view, post_block)]))
             return float(n_post), sz

@@ -10,6 +10,13 @@ A parameter that is an array is written as ``{"array": "<node>/<field>"}`` and s
 key in the ``.npz`` (exact dtype and shape kept). Enums are their string value, integer formats
 are ``{"bits", "signed", "rounding", "overflow"}`` objects, tuples are lists. Loading needs no
 pickle: ``np.load(allow_pickle=False)``.
+
+Sparse weights: the ``weight`` (out, in) of a dense kind (Affine, Linear, QDense,
+QSpiNNakerDense) with at most :data:`SPARSE_MAX_DENSITY` of its entries non-zero is written as
+``{"array": KEY, "sparse": "csr", "shape": [out, in]}`` and stored as three arrays
+``KEY/indptr`` (int64, out + 1), ``KEY/indices`` (int32, column of each non-zero, sorted per
+row) and ``KEY/data`` (the non-zero values, the weight's dtype). Loading rebuilds the dense
+matrix (zeros elsewhere), so every pass and backend sees the same array.
 """
 from __future__ import annotations
 
@@ -29,6 +36,26 @@ from neurocc.ir.types import IntFormat
 
 FORMAT = "neurocc-graph"
 VERSION = 1
+SPARSE_MAX_DENSITY = 0.5
+_DENSE_KINDS = ("Affine", "Linear", "QDense", "QSpiNNakerDense")
+
+
+def _encode_sparse(w: np.ndarray, key: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """CSR of a 2-D weight (module doc)."""
+    rows, cols = np.nonzero(w)
+    indptr = np.zeros(w.shape[0] + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=w.shape[0]), out=indptr[1:])
+    arrays[f"{key}/indptr"], arrays[f"{key}/indices"] = indptr, cols.astype(np.int32)
+    arrays[f"{key}/data"] = w[rows, cols]
+    return {"array": key, "sparse": "csr", "shape": [int(n) for n in w.shape]}
+
+
+def _decode_sparse(value: dict[str, Any], arrays: Any) -> np.ndarray:
+    key = value["array"]
+    indptr, indices, data = (np.asarray(arrays[f"{key}/{k}"]) for k in ("indptr", "indices", "data"))
+    w = np.zeros(tuple(value["shape"]), data.dtype)
+    w[np.repeat(np.arange(w.shape[0]), np.diff(indptr)), indices] = data
+    return w
 
 
 def _encode(value: Any, key: str, arrays: dict[str, np.ndarray]) -> Any:
@@ -47,12 +74,20 @@ def _encode(value: Any, key: str, arrays: dict[str, np.ndarray]) -> Any:
     return value
 
 
+def _encode_param(node: Any, field: str, key: str, arrays: dict[str, np.ndarray]) -> Any:
+    value = getattr(node, field)
+    if (field == "weight" and node.kind in _DENSE_KINDS and isinstance(value, np.ndarray) and value.ndim == 2
+            and value.size and np.count_nonzero(value) <= SPARSE_MAX_DENSITY * value.size):
+        return _encode_sparse(value, key, arrays)
+    return _encode(value, key, arrays)
+
+
 def graph_to_dict(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The JSON document and the arrays of ``graph``."""
     arrays: dict[str, np.ndarray] = {}
     nodes = []
     for name, node in graph.nodes.items():
-        params = {f.name: _encode(getattr(node, f.name), f"{name}/{f.name}", arrays)
+        params = {f.name: _encode_param(node, f.name, f"{name}/{f.name}", arrays)
                   for f in dataclasses.fields(node)}
         nodes.append({"name": name, "kind": node.kind, "params": params})
     doc = {
@@ -69,6 +104,8 @@ def graph_to_dict(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 
 def _decode(value: Any, arrays: Any) -> Any:
+    if isinstance(value, dict) and value.get("sparse") == "csr":
+        return _decode_sparse(value, arrays)
     if isinstance(value, dict) and set(value) == {"array"}:
         return np.asarray(arrays[value["array"]])
     if isinstance(value, list):

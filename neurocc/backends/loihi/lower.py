@@ -6,7 +6,8 @@ Pure: numpy only, no Lava. Mapping (Lava 0.10 ``fixed_pt`` models, research note
 neurocc                         Lava
 ==============================  ==================================================================
 Input                           ``io.source.RingBuffer`` per (input, shift, shape), int32 data
-QDense → neuron, delay D        ``Dense`` (D = 1) or ``DelayDense(delays=D-1)`` (2 ≤ D ≤ 64);
+QDense → neuron, delay D        ``Dense`` (D = 1; ``Sparse`` with CSR weights when at most half the
+                                weights are non-zero) or ``DelayDense(delays=D-1)`` (2 ≤ D ≤ 64);
                                 weights, ``weight_exp``, ``num_weight_bits`` as given (Lava
                                 clips/truncates them exactly like the emulator); binary spikes
                                 ``num_message_bits=0``, ``graded`` → 24
@@ -46,6 +47,7 @@ SYNAPSES = (QDense, QConv2d, QSumPool2d)
 NEURONS = (QLIF, QLI)
 SUPPORTED = (Input, Output, Flatten, *SYNAPSES, *NEURONS)
 QLI_VTH = 1 << 17  # (2**17) << 6 = 2**23 > 2**23 - 1, the largest voltage: never fires
+SPARSE_MAX_DENSITY = 0.5  # QDense weights this sparse become a Lava Sparse process
 MAX_DELAY = 63     # DelayDense's limit (Loihi 2's 6-bit synaptic delay)
 GRADED_BITS = 24
 
@@ -257,7 +259,8 @@ class _Lowering:
                       "num_message_bits": GRADED_BITS if node.graded else 0}
             if delay:
                 params["delays"] = delay
-            return LProc(name, "delay_dense" if delay else "dense", tuple(node.weight.shape), params,
+            kind = "delay_dense" if delay else "sparse" if _sparse(node.weight) else "dense"
+            return LProc(name, kind, tuple(node.weight.shape), params,
                          {"weights": node.weight.astype(np.int32)}, node=syn)
         if isinstance(node, QConv2d):
             if not self._conv_ok(syn, node):
@@ -312,6 +315,12 @@ class _Lowering:
                                "or a QLI (voltage)")
             return
         self._probe(p.root, "s" if isinstance(src, QLIF) else "v", name, tuple(self.shapes[name]), p.delay)
+
+
+def _sparse(w: np.ndarray) -> bool:
+    """Lava ``Sparse`` (CSR weights; the same bit-accurate arithmetic as ``Dense``) for weights
+    at most :data:`SPARSE_MAX_DENSITY` non-zero, e.g. a pruned layer."""
+    return w.size > 0 and np.count_nonzero(w) <= SPARSE_MAX_DENSITY * w.size
 
 
 def _uniform(a: np.ndarray) -> int | np.ndarray:

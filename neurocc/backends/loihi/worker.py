@@ -54,6 +54,11 @@ def _make(L: SimpleNamespace, p: LProc, data: dict[str, np.ndarray]) -> Any:
     if p.kind == "dense":
         return L.Dense(weights=a["weights"], weight_exp=q["weight_exp"], num_weight_bits=q["num_weight_bits"],
                        num_message_bits=q["num_message_bits"], name=p.name)
+    if p.kind == "sparse":
+        from scipy.sparse import csr_matrix
+
+        return L.Sparse(weights=csr_matrix(a["weights"]), weight_exp=q["weight_exp"],
+                        num_weight_bits=q["num_weight_bits"], num_message_bits=q["num_message_bits"], name=p.name)
     if p.kind == "delay_dense":
         return L.DelayDense(weights=a["weights"], delays=int(q["delays"]), weight_exp=q["weight_exp"],
                             num_weight_bits=q["num_weight_bits"], num_message_bits=q["num_message_bits"],

@@ -36,6 +36,7 @@ from typing import Literal
 
 import numpy as np
 
+from neurocc.compiler import sparsity
 from neurocc.compiler.connectivity import Conn, Network, analyse
 from neurocc.compiler.slicing import Block, CoreBudget, LayerCalc, _contiguous, choose_block, no_gc, sizes
 from neurocc.ir.graph import Graph
@@ -189,17 +190,21 @@ def _partition(graph: Graph, target: Target, weight_bits: int | None) -> Partiti
     on_cores = {n: (not layer.is_input) or inputs_use_cores(target) for n, layer in net.layers.items()}
     bits = {id(c): conn_bits(c, lim, weight_bits) for c in net.conns}
     shared = shared_conv_kernels(target)
-    blocks, unfixable = _choose_all(net, budget, on_cores, bits, shared)
-    layers = {n: _layer_partition(net, n, blocks, bits, shared, on_cores[n]) for n in net.order}
+    enc = lim.synapse_encoding
+    cache: dict = {}   # sparse/encoded per-slice grids, shared by the block search and the final usage
+    blocks, unfixable = _choose_all(net, budget, on_cores, bits, shared, enc, cache)
+    layers = {n: _layer_partition(net, n, blocks, bits, shared, on_cores[n], enc, cache) for n in net.order}
     violations = [Violation(r, v, budget.get(r) or 0, n, "core",
                             "even the smallest slice needs more than one core has")
                   for n, found in unfixable.items() for r, v in found.items()]
     violations += _delay_violations(net, lim)
+    violations += _row_violations(net, blocks, lim)
     return Partition(target, layers, net, tuple(violations), weight_bits, shared)
 
 
 def _choose_all(net: Network, budget: CoreBudget, on_cores: dict[str, bool],
-                bits: dict[int, tuple[int, int]], shared: bool) -> tuple[dict[str, Block], dict]:
+                bits: dict[int, tuple[int, int]], shared: bool, enc: str | None,
+                cache: dict | None = None) -> tuple[dict[str, Block], dict]:
     """Blocks for every layer, reverse topological; layers whose fan-out saw an unsliced
     successor (a recurrent cycle) are revisited until nothing changes (at most 4 rounds)."""
     blocks: dict[str, Block] = {}
@@ -211,7 +216,7 @@ def _choose_all(net: Network, budget: CoreBudget, on_cores: dict[str, bool],
             if not on_cores[name]:
                 blocks[name] = tuple(net.layers[name].view)
                 continue
-            calc = LayerCalc(net, name, blocks, bits, shared)
+            calc = LayerCalc(net, name, blocks, bits, shared, encoding=enc, cache=cache)
             choice = choose_block(calc, budget)
             prev = blocks.get(name)
             changed = prev is not None and prev != choice.block
@@ -230,11 +235,11 @@ def _choose_all(net: Network, budget: CoreBudget, on_cores: dict[str, bool],
 
 
 def _layer_partition(net: Network, name: str, blocks: dict[str, Block], bits: dict[int, tuple[int, int]],
-                     shared: bool, on_cores: bool) -> LayerPartition:
+                     shared: bool, on_cores: bool, enc: str | None = None, cache: dict | None = None) -> LayerPartition:
     """Exact per-slice usage from the separable terms (one value per slice, C-order)."""
     layer = net.layers[name]
     block = blocks[name]
-    calc = LayerCalc(net, name, blocks, bits, shared, count_fan_out=on_cores)
+    calc = LayerCalc(net, name, blocks, bits, shared, count_fan_out=on_cores, encoding=enc, cache=cache)
     terms = calc.terms(block)
     grid = tuple(len(sizes(n, b)) for n, b in zip(layer.view, block))
     vals = {r: np.rint(LayerCalc.exact(t, grid)).astype(np.int64) if t else np.zeros(int(np.prod(grid)), np.int64)
@@ -256,3 +261,21 @@ def _delay_violations(net: Network, lim: Limits) -> list[Violation]:
     return [Violation("delay_steps", c.delay_steps, lim.max_delay_steps, c.post, "connection",
                       f"path {c.pre} -> {c.post} delays spikes by {c.delay_steps} steps")
             for c in net.conns if c.delay_steps > lim.max_delay_steps]
+
+
+def _row_violations(net: Network, blocks: dict[str, Block], lim: Limits) -> list[Violation]:
+    """Synaptic rows longer than ``max_synapses_per_row`` (one pre neuron's synapses into one core)."""
+    if lim.max_synapses_per_row is None:
+        return []
+    out = []
+    for c in net.conns:
+        if c.kind != "full" or c.post not in blocks:
+            continue
+        view, block = net.layers[c.post].view, blocks[c.post]
+        n_slices = int(np.prod(sparsity.grid_of(view, block)))
+        longest = int(sparsity.longest_row(sparsity.axon_lists(c.sparse, c.n_pre, view, block), n_slices).max(initial=0))
+        if longest > lim.max_synapses_per_row:
+            out.append(Violation("synapses_per_row", longest, lim.max_synapses_per_row, c.post, "core",
+                                 f"path {c.pre} -> {c.post}: one presynaptic neuron has {longest} synapses "
+                                 f"into one core; lower neurons_per_core or prune the connection"))
+    return out

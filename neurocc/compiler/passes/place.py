@@ -3,7 +3,9 @@
 ``place(partition, target, graph=None) -> Placement``. The slice graph has one node per slice
 and an edge weighted by the **axon traffic** ``w(S, T) = |S ∩ R(T)|``: how many neurons of slice S
 feed slice T (each spike of such a neuron crosses S → T once). It is computed per connection
-from the same separable per-axis tables as the partition (no per-synapse lists).
+from the same separable per-axis tables as the partition (no per-synapse lists); for a sparse
+dense op only the neurons of S with a non-zero weight into T count
+(:func:`neurocc.compiler.sparsity.traffic`).
 
 1. **Fill**: slices in network (topological) order fill chip 0, then chip 1, ...; a chip is
    closed when the next slice would exceed ``cores_per_chip``, ``sdram_bytes_per_chip`` (Σ
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neurocc.compiler import sparsity
 from neurocc.compiler.connectivity import Conn
 from neurocc.compiler.passes.partition import Partition, Slice, Violation
 from neurocc.compiler.slicing import no_gc, sizes
@@ -96,13 +99,15 @@ class Placement:
 
 
 def place(partition: Partition, target: Target, graph: Graph | None = None, *, refine: bool = True,
-          own_chip: str | None = None) -> Placement:
+          own_chip: str | None = None, rates: Mapping[str, float] | None = None) -> Placement:
     """Assign slices to chips and cores (deterministic). ``own_chip`` names a layer that starts
-    on a fresh chip and shares it with no other layer. ``graph`` is accepted for symmetry with
-    the other passes; everything needed is in the partition."""
+    on a fresh chip and shares it with no other layer. ``rates`` (spikes per neuron per step of
+    each layer, e.g. measured on calibration data) weight the traffic, so the refinement keeps
+    the busiest connections on chip; layers without a rate count one spike per step. ``graph``
+    is accepted for symmetry with the other passes; everything needed is in the partition."""
     with no_gc():
         slices = partition.slices
-        src, dst, w = traffic_edges(partition)
+        src, dst, w = traffic_edges(partition, rates)
         chip = _fill(partition, target, slices, own_chip)
         refined = False
         if refine and chip.size and chip.max() > 0:
@@ -111,8 +116,10 @@ def place(partition: Partition, target: Target, graph: Graph | None = None, *, r
 
 
 # ----- traffic ------------------------------------------------------------------------------------
-def traffic_edges(partition: Partition) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(source slice id, destination slice id, axons) over the slices on cores."""
+def traffic_edges(partition: Partition, rates: Mapping[str, float] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(source slice id, destination slice id, axons × the source layer's rate) over the slices
+    on cores (rate 1 when ``rates`` does not name the layer)."""
     ids: dict[str, int] = {}
     k = 0
     for name, lp in partition.layers.items():
@@ -120,6 +127,9 @@ def traffic_edges(partition: Partition) -> tuple[np.ndarray, np.ndarray, np.ndar
             ids[name] = k
             k += len(lp.slices)
     parts = [_conn_pairs(partition, c, ids) for c in partition.network.conns if c.pre in ids and c.post in ids]
+    if rates:
+        pres = [c.pre for c in partition.network.conns if c.pre in ids and c.post in ids]
+        parts = [(a, b, x * float(rates.get(pre, 1.0))) for (a, b, x), pre in zip(parts, pres)]
     if not parts:
         e = np.zeros(0, np.int64)
         return e, e, np.zeros(0)
@@ -129,7 +139,9 @@ def traffic_edges(partition: Partition) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 def _conn_pairs(partition: Partition, c: Conn, ids: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     pre, post = partition.layers[c.pre], partition.layers[c.post]
-    if c.kind == "full":
+    if c.sparse is not None:
+        mat = sparsity.traffic(c.sparse, pre.view, pre.block, post.view, post.block)
+    elif c.kind == "full":
         w_pre = np.asarray([s.n_neurons for s in pre.slices], np.float64)
         mat = np.broadcast_to(w_pre[:, None], (len(pre.slices), len(post.slices)))
     else:
