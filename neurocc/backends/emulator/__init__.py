@@ -49,9 +49,11 @@ def _profile(graph: Graph):
     return get_profile(graph.numerics)
 
 
-def prepare(graph: Graph):
+def prepare(graph: Graph, kernels: str = "auto"):
     """Check ``graph`` and build its reusable :class:`~.program.Program` (BackendError listing
-    every problem when the emulator cannot run it)."""
+    every problem when the emulator cannot run it). ``kernels``: ``auto`` (compiled numba
+    kernels where implemented, numpy elsewhere), ``numba`` (the same; error without numba) or
+    ``numpy`` (the reference everywhere); results are identical (:mod:`.accel`)."""
     from neurocc.backends.emulator.checks import graph_problems
     from neurocc.backends.emulator.program import Program
 
@@ -60,19 +62,20 @@ def prepare(graph: Graph):
         raise BackendError(f"the emulator cannot run graph '{graph.name}' ({len(found)} problem(s))",
                            where=f"graph '{graph.name}'", problems=found,
                            fix="see each problem; quantize the graph for its numerics profile or fix the node")
-    return Program(graph, _profile(graph))
+    return Program(graph, _profile(graph), kernels)
 
 
 def simulate(graph: Graph, inputs: Mapping[str, np.ndarray], steps: int | None = None,
-             record: bool = False, program: Any = None) -> SimResult:
+             record: bool = False, program: Any = None, kernels: str = "auto") -> SimResult:
     """Run ``graph`` on ``inputs`` (one ``(T, batch, *shape)`` array per Input node).
 
     ``steps`` defaults to T; more steps than T pad zero input, fewer use the first ``steps``.
-    ``program`` (from :func:`prepare`) skips the checks and set-up when running a graph often.
+    ``program`` (from :func:`prepare`) skips the checks and set-up when running a graph often;
+    ``kernels`` (without ``program``): see :func:`prepare`.
     """
     from neurocc.backends.emulator.checks import check_inputs
 
-    prog = program if program is not None else prepare(graph)
+    prog = program if program is not None else prepare(graph, kernels)
     arrays, steps, batch = check_inputs(graph, inputs, steps, prog.shapes)
     outputs, traces, events = prog.run(arrays, steps, batch, record)
     return SimResult(outputs=outputs, traces=traces, events=events, steps=steps, batch=batch)

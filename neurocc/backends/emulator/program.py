@@ -34,7 +34,7 @@ _INT = {"Input": K.Identity, "Output": K.Identity, "Add": K.Identity, "Flatten":
         "QDense": K.QDense, "QConv2d": K.QConv, "QSumPool2d": K.Pool, "QLIF": IntNeuron, "QLI": IntNeuron}
 
 
-def _make_kernel(graph: Graph, name: str, shapes: dict, profile) -> K.Kernel:
+def _make_kernel(graph: Graph, name: str, shapes: dict, profile, accel: str | None = None) -> K.Kernel:
     node = graph.nodes[name]
     preds = graph.predecessors(name)
     in_shape = shapes[preds[0]] if preds else shapes[name]
@@ -44,8 +44,11 @@ def _make_kernel(graph: Graph, name: str, shapes: dict, profile) -> K.Kernel:
         from neurocc.backends.emulator.spinnaker import SPINNAKER_KERNELS
         table = {**_INT, **SPINNAKER_KERNELS}
     cls = table[node.kind]
+    if accel:
+        from neurocc.backends.emulator.accel import kernel_class
+        cls = kernel_class(cls, node, profile)
     kw: dict = {}
-    if cls in (K.QDense, K.QConv, K.Pool, IntNeuron) or getattr(cls, "needs_profile", False):
+    if issubclass(cls, (K.QDense, K.QConv, K.Pool, IntNeuron)) or getattr(cls, "needs_profile", False):
         kw["profile"] = profile
     if cls in (FloatNeuron, K.Delay):
         kw["dt"] = graph.dt
@@ -54,6 +57,8 @@ def _make_kernel(graph: Graph, name: str, shapes: dict, profile) -> K.Kernel:
     k = cls(name, node, in_shape, shapes[name], integer, **kw)
     if node.kind == "Input" and integer:
         k.out_dtype = np.int64
+    if hasattr(k, "force"):
+        k.force = accel == "numba"
     return k
 
 
@@ -107,12 +112,18 @@ class Block:
 
 
 class Program:
-    """A graph prepared for execution: kernels, blocks, histories. Reusable across runs."""
+    """A graph prepared for execution: kernels, blocks, histories. Reusable across runs.
+    ``kernels``: ``auto`` | ``numba`` | ``numpy`` (see :mod:`.accel`); ``compiled`` lists the
+    nodes that run a compiled kernel."""
 
-    def __init__(self, graph: Graph, profile) -> None:
+    def __init__(self, graph: Graph, profile, kernels: str = "auto") -> None:
+        from neurocc.backends.emulator.accel import use_compiled
+
         self.graph = graph
         self.shapes = graph.shapes()
-        self.kernels = {n: _make_kernel(graph, n, self.shapes, profile) for n in graph.nodes}
+        accel = kernels if use_compiled(kernels) else None
+        self.kernels = {n: _make_kernel(graph, n, self.shapes, profile, accel) for n in graph.nodes}
+        self.compiled = sorted(n for n, k in self.kernels.items() if type(k).__module__.endswith(".accel"))
         order = {n: i for i, n in enumerate(graph.order())}
         self.blocks = []
         for comp in _sccs(graph):
