@@ -47,6 +47,7 @@ MODES = ("auto", "numba", "numpy")
 C_GATHER_NB = 1.2e-10  # seconds per gathered weight element, compiled (int8, 2-core x86)
 C_SCATTER_NB = 1.5e-10  # seconds per scattered multiply-add, compiled conv
 C_CALL_NB = 3e-6        # seconds per compiled call
+C_ROW_NB = 2e-8         # seconds per row of a compiled gather
 LOAD_S = 2.0            # estimated numpy seconds after which ``auto`` loads the compiled kernels
 _state = {"spent": 0.0, "loaded": False}
 
@@ -112,7 +113,7 @@ def gather(kernel, x: np.ndarray, W: Weights, binary: bool) -> np.ndarray | None
     is to run (a dense product is cheaper by the cost model, or :func:`pays` says not yet)."""
     R = x.shape[0]
     nnz = int(np.count_nonzero(x))
-    if R * C_CALL_NB + nnz * W.n_out * C_GATHER_NB > R * W.n_in * W.n_out * 1.6e-11 + 2e-5:
+    if C_CALL_NB + R * C_ROW_NB + nnz * W.n_out * C_GATHER_NB > R * W.n_in * W.n_out * 1.6e-11 + 2e-5:
         return None
     if not pays(kernel, _numpy_seconds(R, nnz, W)):
         return None

@@ -103,23 +103,6 @@ def gather_graded(x, w, cols, bounds, out):
                 out[r, c] += xv * np.int64(w[j, c])
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _wrap(x, bits):
-    """Two's-complement wrap of int64 ``x`` to ``bits`` (core.wrap)."""
-    half = np.int64(1) << (bits - 1)
-    if -half <= x < half:
-        return x, 0
-    m = (np.int64(1) << bits) - 1
-    return ((x + half) & m) - half, 1
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _decay(x, f):
-    """core.decay: sign(p)·(|p| >> 12), p = x·f."""
-    p = x * f
-    return -((-p) >> 12) if p < 0 else p >> 12
-
-
 @njit(cache=True, nogil=True)
 def lif_window(a_in, u, v, ref, fu, fv, bias, vth, out, rec_u, rec_v, rec_ref, loihi, spiking, subtract,
                refractory, record, counts):
@@ -142,64 +125,77 @@ def lif_window(a_in, u, v, ref, fu, fv, bias, vth, out, rec_u, rec_v, rec_ref, l
     T, B, N = a_in.shape
     U24 = np.int64(1) << 23
     VLIM = U24 - 1
+    H32, M32 = np.int64(1) << 31, (np.int64(1) << 32) - 1
+    H24, M24 = U24, (np.int64(1) << 24) - 1
+    us = np.empty((B, N), np.int64)
+    vs = np.empty((B, N), np.int64)
+    rs = np.empty((B, N), np.int64)
     for b in range(B):
         for i in range(N):
-            uu = np.int64(u[b, i])
-            vv = np.int64(v[b, i])
-            rr = np.int64(ref[b, i])
-            f_u, f_v, bi, th = fu[i], fv[i], bias[i], vth[i]
-            for t in range(T):
-                a, k = _wrap(np.int64(a_in[t, b, i]), 32)
-                counts[C_INPUT] += k
-                dec = _decay(uu, f_u)
+            us[b, i] = np.int64(u[b, i])
+            vs[b, i] = np.int64(v[b, i])
+            rs[b, i] = np.int64(ref[b, i])
+    c_in = c_u = c_v = c_32 = np.int64(0)
+    for t in range(T):           # branch-free element loop (selects only), so it vectorises
+        for b in range(B):
+            ub, vb, rb, ab, ob = us[b], vs[b], rs[b], a_in[t, b], out[t, b]
+            for i in range(N):
+                x = np.int64(ab[i])
+                a = ((x + H32) & M32) - H32
+                c_in += a != x
+                p = ub[i] * fu[i]
+                dec = (p >> 12) if p >= 0 else -((-p) >> 12)
                 if loihi:
-                    a6, k1 = _wrap(a << 6, 32)
-                    s, k2 = _wrap(dec + a6, 32)
-                    counts[C_I32] += k1 + k2
-                    if s > U24:
-                        s -= 2 * U24
-                        counts[C_U_WRAP] += 1
-                    elif s <= -U24:
-                        s += 2 * U24
-                        counts[C_U_WRAP] += 1
-                    uu = s
+                    a6 = a << 6
+                    a6w = ((a6 + H32) & M32) - H32
+                    s0 = dec + a6w
+                    s1 = ((s0 + H32) & M32) - H32
+                    c_32 += (a6w != a6) + (s1 != s0)
+                    hi = s1 > U24
+                    lo = s1 <= -U24
+                    uu = s1 - 2 * U24 if hi else (s1 + 2 * U24 if lo else s1)
+                    c_u += hi or lo
                 else:
-                    uu, k = _wrap(dec + (a << 6), 24)
-                    counts[C_U_WRAP] += k
-                s = _decay(vv, f_v) + uu + bi
+                    s0 = dec + (a << 6)
+                    uu = ((s0 + H24) & M24) - H24
+                    c_u += uu != s0
+                q = vb[i] * fv[i]
+                s = ((q >> 12) if q >= 0 else -((-q) >> 12)) + uu + bias[i]
                 if loihi:
-                    s, k = _wrap(s, 32)
-                    counts[C_I32] += k
-                if s > VLIM:
-                    s = VLIM
-                    counts[C_V_SAT] += 1
-                elif s < -VLIM:
-                    s = -VLIM
-                    counts[C_V_SAT] += 1
+                    s2 = ((s + H32) & M32) - H32
+                    c_32 += s2 != s
+                    s = s2
+                sat = min(max(s, -VLIM), VLIM)
+                c_v += sat != s
+                s = sat
+                rr = rb[i]
                 if spiking:
-                    z = False
+                    th = vth[i]
+                    hold = rr > 0
+                    s = vb[i] if hold else s
+                    z = (s > th) and not hold
                     if refractory > 0:
-                        if rr > 0:
-                            s = vv
-                            rr -= 1
-                        elif s > th:
-                            z = True
-                            rr = refractory
-                    elif s > th:
-                        z = True
-                    if z:
-                        s = s - th if subtract else 0
-                    out[t, b, i] = 1 if z else 0
+                        rr = refractory if z else max(rr - 1, 0)
+                    s = (s - th if subtract else 0) if z else s
+                    ob[i] = z
                 else:
-                    out[t, b, i] = s
-                vv = s
+                    ob[i] = s
+                ub[i] = uu
+                vb[i] = s
+                rb[i] = rr
                 if record:
                     rec_u[t, b, i] = uu
-                    rec_v[t, b, i] = vv
+                    rec_v[t, b, i] = s
                     rec_ref[t, b, i] = rr
-            u[b, i] = uu
-            v[b, i] = vv
-            ref[b, i] = rr
+    counts[C_INPUT] += c_in
+    counts[C_U_WRAP] += c_u
+    counts[C_V_SAT] += c_v
+    counts[C_I32] += c_32
+    for b in range(B):
+        for i in range(N):
+            u[b, i] = us[b, i]
+            v[b, i] = vs[b, i]
+            ref[b, i] = rs[b, i]
 
 
 @njit(cache=True, nogil=True)
