@@ -133,29 +133,31 @@ def compile(model: Any, target: "str | Target" = "loihi2", out_dir: str | Path |
 
 def run(artifact_dir: str | Path, backend: str = "emulator",
         inputs: "dict[str, np.ndarray] | str | Path | None" = None, *, steps: int | None = None,
-        record: bool = False) -> "dict[str, np.ndarray]":
-    """Run an artifact on ``backend``; time-major arrays ``(steps, batch, *shape)`` (``neurocc run``)."""
+        record: bool = False, device: str | None = None) -> "dict[str, np.ndarray]":
+    """Run an artifact on ``backend``; time-major arrays ``(steps, batch, *shape)`` (``neurocc run``).
+    ``device`` ``cpu``/``cuda``: the emulator's (or reference's) batched torch path."""
     run_artifact = feature("neurocc.runtime.run", "run_artifact", "running artifacts (neurocc run)")
     return run_artifact(Path(artifact_dir), backend, _arrays(inputs, "--input"), steps=steps,
-                        record=record)
+                        record=record, device=device)
 
 
 def validate(artifact_dir: str | Path, backends: list[str] | None = None,
              inputs: "dict[str, np.ndarray] | str | Path | None" = None, samples: int | None = None,
-             json_path: str | Path | None = None) -> dict[str, Any]:
+             json_path: str | Path | None = None, device: str | None = None) -> dict[str, Any]:
     """Compare backends with their reference; the validation.json document (``neurocc validate``)."""
     validate_artifact = feature("neurocc.runtime.validate", "validate_artifact",
                                 "validation (neurocc validate)")
     return validate_artifact(Path(artifact_dir), backends=backends, inputs=_arrays(inputs, "--input"),
-                             samples=samples, json_path=None if json_path is None else Path(json_path))
+                             samples=samples, json_path=None if json_path is None else Path(json_path),
+                             device=device)
 
 
 def evaluate(artifact_dir: str | Path, data: "dict[str, np.ndarray] | str | Path",
-             backend: str | None = None) -> dict[str, Any]:
+             backend: str | None = None, device: str | None = None) -> dict[str, Any]:
     """Accuracy of an artifact on labelled data ``{x, y}`` (``neurocc evaluate``)."""
     evaluate_artifact = feature("neurocc.runtime.evaluate", "evaluate_artifact",
                                 "evaluation (neurocc evaluate)")
-    return evaluate_artifact(Path(artifact_dir), _arrays(data, "--data"), backend=backend)
+    return evaluate_artifact(Path(artifact_dir), _arrays(data, "--data"), backend=backend, device=device)
 
 
 def plan(model: Any, targets: "list[str | Target] | None" = None,

@@ -201,7 +201,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     inputs = read_npz(Path(args.input), "--input")
     outputs = neurocc.run(Path(args.artifact), args.backend, inputs, steps=args.steps,
-                          record=args.record)
+                          record=args.record, device=args.device)
     write_npz(Path(args.output), outputs)
     print(f"wrote {args.output}: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in outputs.items()))
     return 0
@@ -210,7 +210,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     inputs = read_npz(Path(args.input), "--input") if args.input else None
     report = neurocc.validate(Path(args.artifact), backends=args.backends, inputs=inputs,
-                              samples=args.samples, json_path=args.json)
+                              samples=args.samples, json_path=args.json, device=args.device)
     results = report.get("results", [])
     fmt = _formatter("neurocc.runtime.validate", "format_validation")
     print(fmt(report) if fmt else _validation_table(results))
@@ -248,7 +248,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if missing:
         raise InputError(f"the data file lacks array(s) {', '.join(missing)}", where=f"--data {args.data}",
                          fix="save it as numpy.savez(path, x=samples, y=integer_labels)")
-    result = neurocc.evaluate(Path(args.artifact), Path(args.data), backend=args.backend)
+    result = neurocc.evaluate(Path(args.artifact), Path(args.data), backend=args.backend, device=args.device)
     fmt = _formatter("neurocc.runtime.evaluate", "format_evaluation")
     print(fmt(result) if fmt else f"accuracy: {result['accuracy']:.4f}")
     if args.json:
@@ -375,6 +375,7 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--output", required=True, metavar="Y.npz", help="where to write the outputs")
         p.add_argument("--steps", type=_positive_int, metavar="N", help="steps to run (default: the input's)")
         p.add_argument("--record", action="store_true", help="also write every state variable as <node>/<var>")
+        _device_flag(p)
     elif name == "validate":
         artifact()
         p.add_argument("--backends", type=_names, metavar="a,b,c",
@@ -383,11 +384,13 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         src.add_argument("--input", metavar="X.npz", help="inputs to compare on")
         src.add_argument("--samples", type=_positive_int, metavar="N", help="N generated input samples")
         p.add_argument("--json", metavar="REPORT.json", help="where to write the report (default DIR/validation.json)")
+        _device_flag(p)
     elif name == "evaluate":
         artifact()
         p.add_argument("--data", required=True, metavar="TEST.npz", help="arrays x (samples, *shape) and y (labels)")
         p.add_argument("--backend", metavar="B", help="backend to evaluate on (default: emulator)")
         p.add_argument("--json", metavar="RESULT.json", help="also write the result as JSON")
+        _device_flag(p)
     elif name == "plan":
         p.add_argument("--target", type=_names, metavar="a,b", help="targets to plan for (default: all)")
     elif name == "deploy":
@@ -395,6 +398,11 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("-o", "--out", required=True, metavar="BUNDLE", help="the bundle directory to write")
     elif name == "report":
         artifact()
+
+
+def _device_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", choices=("cpu", "cuda"),
+                   help="run the emulator/reference on its batched torch path on this device (default: numpy/numba)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -48,9 +48,10 @@ def check(graph: Graph, target: Any) -> list[str]:
 
 
 def run(artifact: Any, inputs: Mapping[str, np.ndarray], steps: int | None = None,
-        record: bool = False) -> dict[str, np.ndarray]:
-    """Backend contract: the artifact's float graph run on ``inputs``."""
-    res = simulate(float_graph(artifact), inputs, steps, record)
+        record: bool = False, device: str | None = None) -> dict[str, np.ndarray]:
+    """Backend contract: the artifact's float graph run on ``inputs`` (``device``: the
+    emulator's torch path, see ``neurocc.backends.emulator.prepare``)."""
+    res = simulate(float_graph(artifact), inputs, steps, record, device=device)
     return {**res.outputs, **res.traces} if record else dict(res.outputs)
 
 

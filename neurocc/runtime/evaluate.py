@@ -105,9 +105,10 @@ def latency(graph: Graph) -> int:
 
 
 def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tuple[Any, Any],
-             backend: str = "emulator", batch_size: int = 256) -> dict[str, Any]:
+             backend: str = "emulator", batch_size: int = 256, device: str | None = None) -> dict[str, Any]:
     """Accuracy of the artifact on ``backend``: ``{"accuracy", "n", "backend", "per_class",
-    "timesteps", "latency_steps", "encoding"}``; ``per_class`` maps label → {"n", "accuracy"}."""
+    "timesteps", "latency_steps", "encoding"}``; ``per_class`` maps label → {"n", "accuracy"}.
+    ``device``: the emulator's torch path (see :func:`neurocc.runtime.run.run_artifact`)."""
     from neurocc.runtime.run import as_artifact, run_artifact
 
     art = as_artifact(artifact_dir)
@@ -122,7 +123,7 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
     preds = []
     for i in range(0, len(x), max(1, int(batch_size))):
         xs = encode(x[i:i + batch_size], enc, steps, first_index=i)
-        ys = run_artifact(art, backend, {spec["name"]: xs}, steps=steps)[out]
+        ys = run_artifact(art, backend, {spec["name"]: xs}, steps=steps, device=device)[out]
         preds.append(decode(ys, spiking=spiking, timesteps=enc.timesteps).argmax(1))
     pred = np.concatenate(preds)
     per_class = {int(c): {"n": int(np.sum(y == c)), "accuracy": float(np.mean(pred[y == c] == c))}
@@ -133,9 +134,9 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
 
 
 def evaluate_artifact(artifact_dir: str | Path, data: Any, backend: str | None = None,
-                      batch_size: int = 256) -> dict[str, Any]:
+                      batch_size: int = 256, device: str | None = None) -> dict[str, Any]:
     """:func:`evaluate` with ``backend=None`` meaning the emulator (``neurocc.evaluate``)."""
-    return evaluate(artifact_dir, data, backend=backend or "emulator", batch_size=batch_size)
+    return evaluate(artifact_dir, data, backend=backend or "emulator", batch_size=batch_size, device=device)
 
 
 def format_evaluation(result: Mapping[str, Any]) -> str:

@@ -119,22 +119,31 @@ def require_fit(art: Artifact, backend: str) -> None:
                        fix="; or ".join(fixes) if fixes else "use a larger target (see `neurocc plan MODEL`)")
 
 
+DEVICE_BACKENDS = ("emulator", "reference")  # backends with a torch path (``device``)
+
+
 def run_artifact(artifact_dir: Artifact | str | Path, backend: str, inputs: Mapping[str, Any],
-                 steps: int | None = None, record: bool = False) -> dict[str, np.ndarray]:
-    """Run the artifact on ``backend``; outputs (and, with ``record``, ``<node>/<var>`` traces)."""
+                 steps: int | None = None, record: bool = False, device: str | None = None) -> dict[str, np.ndarray]:
+    """Run the artifact on ``backend``; outputs (and, with ``record``, ``<node>/<var>`` traces).
+    ``device`` (``cpu`` / ``cuda``, emulator and reference only): the emulator's batched torch
+    path; None: its numpy/numba kernels."""
     from neurocc.backends import get_backend
 
     art = as_artifact(artifact_dir)
     if steps is not None and (not isinstance(steps, (int, np.integer)) or steps < 1):
         raise InputError(f"steps must be a positive integer, got {steps!r}", where="--steps",
                          fix="pass --steps N with N >= 1, or leave it out to run as many steps as the input has")
+    if device is not None and backend not in DEVICE_BACKENDS:
+        raise InputError(f"--device {device} applies to the emulator and reference backends only, not '{backend}'",
+                         where="--device", fix="leave --device out for this backend")
     checked, _, _ = check_inputs(art, inputs)
     module = get_backend(backend)
     require_fit(art, backend)
     if backend not in ("emulator", "reference") and art.target_settings.get("backend") is None:
         raise BackendError(f"target '{art.target}' has no runtime yet (plan and compile only)",
                            where=f"--backend {backend}", fix="run it with --backend emulator or reference")
-    result = module.run(art, prepare_inputs(art, checked, backend), steps=steps, record=record)
+    extra = {} if device is None else {"device": device}
+    result = module.run(art, prepare_inputs(art, checked, backend), steps=steps, record=record, **extra)
     outputs = dict(getattr(result, "outputs", result))
     if record and hasattr(result, "traces"):
         outputs.update(result.traces)

@@ -39,7 +39,7 @@ from neurocc.errors import InputError, NeuroccError
 from neurocc.ir.artifact import Artifact
 from neurocc.ir.graph import Graph
 from neurocc.runtime import compare
-from neurocc.runtime.run import as_artifact, check_inputs, run_artifact
+from neurocc.runtime.run import DEVICE_BACKENDS, as_artifact, check_inputs, run_artifact
 
 DEFAULT_STEPS = 100      # steps of random input when the artifact names no timesteps
 DEFAULT_SAMPLES = 4      # random input samples when neither inputs nor samples are given
@@ -230,8 +230,10 @@ def _result(art: Artifact, backend: str, runs: dict[str, Any]) -> dict[str, Any]
 
 def validate_artifact(artifact_dir: Artifact | str | Path, backends: Sequence[str] | None = None,
                       inputs: Mapping[str, np.ndarray] | None = None, samples: int | None = None,
-                      json_path: str | Path | None = None, seed: int = 0) -> dict[str, Any]:
-    """Run and judge ``backends`` (default: :func:`default_backends`); write and return the report."""
+                      json_path: str | Path | None = None, seed: int = 0,
+                      device: str | None = None) -> dict[str, Any]:
+    """Run and judge ``backends`` (default: :func:`default_backends`); write and return the report.
+    ``device``: the emulator and reference run on the torch path (other backends as always)."""
     art = as_artifact(artifact_dir)
     names = [b for b in (list(backends) if backends else default_backends(art)) if b != "reference"]
     source = "input file"
@@ -241,7 +243,7 @@ def validate_artifact(artifact_dir: Artifact | str | Path, backends: Sequence[st
     runs: dict[str, Any] = {}
     for b in {n: None for n in names + [_judge(art, n)[0] for n in names]}:
         try:
-            runs[b] = run_artifact(art, b, checked, record=True)
+            runs[b] = run_artifact(art, b, checked, record=True, device=device if b in DEVICE_BACKENDS else None)
         except NeuroccError as err:
             runs[b] = err
     doc = {"artifact": str(art.path), "target": art.target,
