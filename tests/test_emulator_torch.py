@@ -96,3 +96,30 @@ def test_device_errors():
     if not CUDA:
         with pytest.raises(BackendError, match="no CUDA GPU"):
             prepare(g, device="cuda")
+
+
+def test_cli_device_flag(tmp_path, nir_paper):
+    """`neurocc run --device cpu` equals the default emulator run; --device on a backend without
+    a torch path is a one-paragraph error (exit 1)."""
+    import subprocess
+    import sys
+
+    def cmd(*args):
+        return subprocess.run([sys.executable, "-m", "neurocc", *args], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300)
+
+    art = tmp_path / "art"
+    assert cmd("compile", str(nir_paper / "lif_norse.nir"), "--target", "emulator", "--dt", "1e-4",
+               "-o", str(art)).returncode == 0
+    x = (np.random.default_rng(0).random((50, 3, 1)) < 0.3).astype(np.uint8)
+    name = __import__("json").loads((art / "manifest.json").read_text())["inputs"][0]["name"]
+    np.savez(tmp_path / "x.npz", **{name: x})
+    outs = []
+    for extra in ([], ["--device", "cpu"]):
+        r = cmd("run", str(art), "--backend", "emulator", "--input", "x.npz", "--output", "y.npz", "--record", *extra)
+        assert r.returncode == 0, r.stderr
+        with np.load(tmp_path / "y.npz") as z:
+            outs.append({k: z[k] for k in z.files})
+    assert outs[0].keys() == outs[1].keys() and all(np.array_equal(outs[0][k], outs[1][k]) for k in outs[0])
+    r = cmd("run", str(art), "--backend", "loihi", "--input", "x.npz", "--output", "y.npz", "--device", "cpu")
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "--device" in r.stderr
