@@ -87,9 +87,20 @@ def exact_matmul(k: _OnDevice, x: np.ndarray, W: Weights, binary: bool) -> np.nd
 
 
 class TQDense(_OnDevice, K.QDense):
-    """QDense with the exact torch GEMM for the sum."""
+    """QDense with the exact torch GEMM for the sum; on a CPU with numba, the compiled
+    event-driven gather of :mod:`.accel` where its cost model says it is cheaper (sparse
+    spikes)."""
+
+    force = True      # (for accel.pays: a device run is a large run)
+    numba = False
 
     def matmul(self, x: np.ndarray, W: Weights, binary: bool) -> np.ndarray:
+        if self.numba and (binary or x.dtype.kind != "f"):
+            from neurocc.backends.emulator import accel
+
+            y = accel.gather(self, x, W, binary)
+            if y is not None:
+                return y
         return exact_matmul(self, x, W, binary)
 
 
@@ -255,4 +266,4 @@ def kernel_class(cls: type, node, profile, device: str, numba: bool = True) -> t
         sub = TFloatNeuron
     if sub is None:
         return accel.kernel_class(cls, node, profile) if not torch_neurons else cls
-    return type(f"{sub.__name__}_{device.replace(':', '_')}", (sub,), {"device": device})
+    return type(f"{sub.__name__}_{device.replace(':', '_')}", (sub,), {"device": device, "numba": not torch_neurons})
