@@ -85,7 +85,7 @@ def test_float_networks(device, kernels):
         ref = simulate(g, inputs, record=True, kernels="numpy")
         prog = prepare(g, kernels=kernels, device=device)
         got = simulate(g, inputs, record=True, program=prog)
-        assert prog.compiled
+        assert bool(prog.compiled) != (device == "cpu" and kernels == "auto")   # float on a CPU: numpy
         close(g, ref, got)
 
 

@@ -5,16 +5,21 @@ Like :mod:`.accel`, it is a set of subclasses of the numpy kernels chosen per no
 dispatch point (:func:`kernel_class`); a node it does not implement runs its numpy kernel
 (per layer, the arrays cross over). What runs where:
 
+On a CPU with numba (``kernels`` ``auto``/``numba``) the path is the compiled one of
+:mod:`.accel` from the first call, with numpy's GEMMs (single-thread OpenBLAS is no slower
+than torch's CPU GEMM, and torch's intra-op threads contend on a shared machine); the torch
+kernels run on a CPU with ``kernels="numpy"`` or without numba (how the tests exercise them
+here), and always on CUDA:
+
 =================  ===========================================  ================================
-numpy kernel       device ``cpu``                               device ``cuda``
+numpy kernel       device ``cpu`` (``kernels="numpy"``)          device ``cuda``
 =================  ===========================================  ================================
 ``QDense``         torch float32 GEMM when every partial sum    torch float64 GEMM when exact
                    < 2**24, float64 < 2**53 (exact integers)    (< 2**53); int64 sums: numpy
 ``Dense`` (float)  torch float64 GEMM                           torch float64 GEMM
-``IntNeuron``      the compiled numba kernel (:mod:`.accel`;    torch int64, the profile's
-                   fastest on a CPU); torch without numba or    equations (:class:`TIntNeuron`)
-                   with ``kernels="numpy"``
-``FloatNeuron``    numpy; torch as for IntNeuron                torch float64 (:class:`TFloatNeuron`)
+``IntNeuron``      torch int64 (:class:`TIntNeuron`)             torch int64, the profile's
+                                                                equations (:class:`TIntNeuron`)
+``FloatNeuron``    torch float64 (:class:`TFloatNeuron`)         torch float64, the same operations
 =================  ===========================================  ================================
 
 Integer numerics stay exact on every device: the GEMMs are exact by the same bounds as
@@ -99,8 +104,7 @@ class TQDense(_OnDevice, K.QDense):
             from neurocc.backends.emulator import accel
 
             y = accel.gather(self, x, W, binary)
-            if y is not None:
-                return y
+            return rows_matmul(x, W, binary) if y is None else y   # OpenBLAS: no slower than torch's CPU GEMM
         return exact_matmul(self, x, W, binary)
 
 
@@ -258,7 +262,7 @@ def kernel_class(cls: type, node, profile, device: str, numba: bool = True) -> t
     sub = None
     if cls is K.QDense and pname in ("loihi", "int8") and fields <= _INT_FIELDS["QDense"]:
         sub = TQDense
-    elif cls is K.Dense and node.kind in _FLOAT_FIELDS and fields <= _FLOAT_FIELDS[node.kind]:
+    elif cls is K.Dense and torch_neurons and node.kind in _FLOAT_FIELDS and fields <= _FLOAT_FIELDS[node.kind]:
         sub = TDense
     elif cls is IntNeuron and torch_neurons and pname in ("loihi", "int8") and fields <= _INT_FIELDS.get(node.kind, set()):
         sub = TIntNeuron
