@@ -87,6 +87,11 @@ def test_float_networks(device, kernels):
         got = simulate(g, inputs, record=True, program=prog)
         assert bool(prog.compiled) != (device == "cpu" and kernels == "auto")   # float on a CPU: numpy
         close(g, ref, got)
+    g, inputs = cases[0]
+    from neurocc.backends import reference
+
+    out = reference.run(g, inputs, device=device)
+    assert np.array_equal(out["output"], simulate(g, inputs, kernels="numpy").outputs["output"])
 
 
 def test_device_errors():
