@@ -9,7 +9,10 @@ ratios share the machine's load:
 * ``onnx-window``  the edge-cpu window graph (layer-major MatMul over T·B rows, Scan per LIF);
 * ``onnx-step``    the streaming step graph, one ``InferenceSession.run`` per step;
 * ``torch-loop``   float32 torch eager: ``nn.Linear`` + element-wise LIF, a Python loop over T;
-* ``emulator``     neurocc's emulator on the same graph (float64 reference or integer).
+* ``emulator``     neurocc's emulator on the same graph (float64 reference or integer), numpy
+                   kernels (the reference implementation);
+* ``emu-numba``    the same with the compiled numba kernels (``kernels="numba"``: integer graphs);
+* ``emu-torch``    the same on the batched torch path (``device="cpu"``).
 
 ``--numerics float32`` compiles for ``edge-cpu-f32``; ``int8`` for ``edge-cpu`` (the torch loop
 stays float32: it is the baseline a user would otherwise deploy). Spikes of the ONNX forms are
@@ -99,10 +102,16 @@ def variants(graph, x: np.ndarray) -> dict[str, Callable[[], object]]:
     feed = edge_cpu.prepare_inputs(graph, {"x": x}, None)
     window = WindowRunner(edge_cpu.emit(graph, "window"))
     step = StepRunner(edge_cpu.emit(graph, "step"))
-    prog = prepare(graph)
-    return {"onnx-window": lambda: window.run(feed)["y"],
-            "onnx-step": lambda: step.run(feed)["y"],
-            "emulator": lambda: simulate(graph, {"x": x}, program=prog).outputs["y"]}
+    prog = prepare(graph, kernels="numpy")
+    fns = {"onnx-window": lambda: window.run(feed)["y"],
+           "onnx-step": lambda: step.run(feed)["y"],
+           "emulator": lambda: simulate(graph, {"x": x}, program=prog).outputs["y"]}
+    if graph.numerics is not None:
+        nb = prepare(graph, kernels="numba")
+        fns["emu-numba"] = lambda: simulate(graph, {"x": x}, program=nb).outputs["y"]
+    tp = prepare(graph, device="cpu")
+    fns["emu-torch"] = lambda: simulate(graph, {"x": x}, program=tp).outputs["y"]
+    return fns
 
 
 def bench(numerics: str, batch: int, steps: int, reps: int, fg) -> None:

@@ -5,7 +5,9 @@ weight_exp −1) → QLIF(du=2048, dv=1024)] × 3 under the loihi profile, ~10 %
 layer's vth bisected on the emulator so that it fires at ~10 %. Everything is measured in one
 run and printed with its ratios:
 
-* emulator ms per step (best of repeats), batch 1 and batch 32 (per sample-step);
+* emulator ms per step (best of repeats), batch 1 and batch 32 (per sample-step), for each
+  kernel set of ``--kernels`` (``numpy``: the reference; ``numba``: the compiled kernels of
+  ``neurocc.backends.emulator.accel``, compiled before timing; outputs checked identical);
 * event synaptic ops/s = Σ_t Σ_layers (presynaptic spikes × fan-out) / time;
 * Lava ms per step = (wall(T_long) − wall(T_short)) / (T_long − T_short), which cancels the
   worker start, the Lava import and compile (Lava has no batch: the batch-32 ratio is per
@@ -17,7 +19,7 @@ run and printed with its ratios:
 BLAS is pinned to one thread. Usage::
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_emulator.py [--sizes 100 1000 4000]
-        [--steps 100] [--lava-steps 400] [--no-lava]
+        [--steps 100] [--lava-steps 400] [--no-lava] [--kernels numpy numba]
 """
 from __future__ import annotations
 
@@ -108,6 +110,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=100, help="emulator steps (up to 1000)")
     ap.add_argument("--lava-steps", type=int, default=400, help="long Lava run (the short one is 1/8 of it)")
     ap.add_argument("--no-lava", action="store_true")
+    ap.add_argument("--kernels", nargs="+", default=["numpy", "numba"], choices=["numpy", "numba"])
     args = ap.parse_args()
     from threadpoolctl import threadpool_limits
 
@@ -125,13 +128,20 @@ def main() -> None:
         x32 = (rng.random((T, 32, n)) < 0.1).astype(np.uint8)
         vth = tune(n, x1)
         g = build(n, vth)
-        prog = prepare(g)
+        prog = prepare(g, kernels="numpy")
         rec = simulate(g, {"input": x1}, record=True, program=prog).traces
         pre = [x1] + [rec[f"l{k}/out"] for k in range(2)]
         synops = sum(float(p.sum()) * n for p in pre)              # per T steps, batch 1
         rates = [float(rec[f"l{k}/out"].mean()) for k in range(3)]
-        e1 = best(lambda: simulate(g, {"input": x1}, program=prog), 3) / T
-        e32 = best(lambda: simulate(g, {"input": x32}, program=prog), 2) / (T * 32)
+        times = {}
+        ref = {b: simulate(g, {"input": xb}, program=prog).outputs["output"] for b, xb in ((1, x1), (32, x32))}
+        for kern in args.kernels:
+            pk = prepare(g, kernels=kern)
+            for b, xb in ((1, x1), (32, x32)):       # warm-up (compiles), and the outputs must agree
+                assert np.array_equal(simulate(g, {"input": xb}, program=pk).outputs["output"], ref[b]), kern
+            times[kern] = (best(lambda: simulate(g, {"input": x1}, program=pk), 3) / T,
+                           best(lambda: simulate(g, {"input": x32}, program=pk), 2) / (T * 32))
+        e1, e32 = times[args.kernels[-1]]
         itemsize = prog.kernels["d0"].W.w_t.itemsize
         bytes_step = synops / T * itemsize
         roof1 = bytes_step / bw
@@ -141,21 +151,30 @@ def main() -> None:
             lt = args.lava_steps
             emu_sp = simulate(g, {"input": xl[:lt]}, program=prog).outputs["output"]
             lava, note = lava_per_step(g, xl, max(lt // 8, 10), lt, emu_sp)
-        rows.append((n, rates, e1, e32, synops / T, lava, note, roof1, roof32, itemsize))
+        rows.append((n, rates, e1, e32, synops / T, lava, note, roof1, roof32, itemsize, times))
     print()
     print("| N | rates l1/l2/l3 | emu b1 ms/step | emu b32 ms/sample-step | emu b1 SynOps/s | Lava ms/step "
           "| Lava SynOps/s | b1 × Lava | b32 × Lava (per sample-step) | b1 / bandwidth bound | b32 / GEMM bound |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for n, rates, e1, e32, so, lava, note, roof1, roof32, _ in rows:
+    print(f"(emu = the {args.kernels[-1]} kernels)")
+    for n, rates, e1, e32, so, lava, note, roof1, roof32, *_ in rows:
         lv = f"{lava * 1e3:.2f}" if lava else "n/a"
         print(f"| {n} | {'/'.join(f'{r:.3f}' for r in rates)} | {e1 * 1e3:.3f} | {e32 * 1e3:.4f} | {so / e1:.2e} | {lv} "
               f"| {so / lava:.2e} | {lava / e1:.1f}× | {lava / e32:.1f}× | {e1 / roof1:.2f}× | {e32 / roof32:.2f}× |"
               if lava else
               f"| {n} | {'/'.join(f'{r:.3f}' for r in rates)} | {e1 * 1e3:.3f} | {e32 * 1e3:.4f} | {so / e1:.2e} | n/a "
               f"| n/a | n/a | n/a | {e1 / roof1:.2f}× | {e32 / roof32:.2f}× |")
-    for n, *_, note, roof1, roof32, itemsize in rows:
+    for n, *_, note, roof1, roof32, itemsize, _ in rows:
         print(f"N={n}: Lava: {note}; bandwidth bound {roof1 * 1e3:.4f} ms/step ({itemsize}-byte weights), "
               f"GEMM bound {roof32 * 1e3:.4f} ms/sample-step")
+    if len(args.kernels) > 1:
+        print()
+        print("| N | kernels | b1 ms/step | b32 ms/sample-step | b1 × Lava | b32 × Lava | b1 / bandwidth bound |")
+        print("|---|---|---|---|---|---|---|")
+        for n, *_, lava, note, roof1, roof32, itemsize, times in rows:
+            for kern, (t1, t32) in times.items():
+                lv = (f"{lava / t1:.1f}×", f"{lava / t32:.1f}×") if lava else ("n/a", "n/a")
+                print(f"| {n} | {kern} | {t1 * 1e3:.4f} | {t32 * 1e3:.5f} | {lv[0]} | {lv[1]} | {t1 / roof1:.2f}× |")
 
 
 if __name__ == "__main__":

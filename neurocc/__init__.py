@@ -158,9 +158,11 @@ def _check_options(timesteps: Any, method: Any) -> None:
 
 def run(artifact_dir: str | Path, backend: str = "emulator",
         inputs: "dict[str, np.ndarray] | str | Path | None" = None, *, steps: int | None = None,
-        record: bool = False, pad: "int | str | None" = None, progress: bool = False) -> "dict[str, np.ndarray]":
+        record: bool = False, pad: "int | str | None" = None, progress: bool = False,
+        device: str | None = None) -> "dict[str, np.ndarray]":
     """Run an artifact on ``backend``; time-major arrays ``(steps, batch, *shape)`` (``neurocc run``).
-    ``pad``: append that many steps of zero input (``"auto"``: the graph's latency).
+    ``pad``: append that many steps of zero input (``"auto"``: the graph's latency); ``device``
+    ``cpu``/``cuda``: the emulator's (or reference's) batched torch path.
 
     The result is a dict (a :class:`~neurocc.runtime.run.RunOutputs`) whose ``overflow`` holds the
     wrap/saturation counts per node (``{node: {event: count}}``; None for backends that do not count
@@ -169,32 +171,32 @@ def run(artifact_dir: str | Path, backend: str = "emulator",
     from neurocc.overflow import warn
 
     out = run_artifact(Path(artifact_dir), backend, _arrays(inputs, "--input"), steps=steps,
-                       record=record, pad=pad, progress=progress)
+                       record=record, pad=pad, progress=progress, device=device)
     warn(out.overflow, f"{backend} run of {artifact_dir}")
     return out
 
 
 def validate(artifact_dir: str | Path, backends: list[str] | None = None,
              inputs: "dict[str, np.ndarray] | str | Path | None" = None, samples: int | None = None,
-             json_path: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
+             json_path: str | Path | None = None, progress: bool = False, device: str | None = None) -> dict[str, Any]:
     """Compare backends with their reference; the validation.json document (``neurocc validate``)."""
     validate_artifact = feature("neurocc.runtime.validate", "validate_artifact",
                                 "validation (neurocc validate)")
     return validate_artifact(Path(artifact_dir), backends=backends, inputs=_arrays(inputs, "--input"),
                              samples=samples, json_path=None if json_path is None else Path(json_path),
-                             progress=progress)
+                             progress=progress, device=device)
 
 
 def evaluate(artifact_dir: str | Path, data: "dict[str, np.ndarray] | str | Path",
              backend: str | None = None, *, readout: str = "count", time_major: bool = False,
-             progress: bool = False) -> dict[str, Any]:
+             progress: bool = False, device: str | None = None) -> dict[str, Any]:
     """Accuracy of an artifact on labelled data ``{x, y}`` (``neurocc evaluate``): ``x`` static
     ``(samples, *shape)`` or sequences ``(samples, steps, *shape)`` (``time_major=True``: ``(steps,
     samples, *shape)``); ``readout`` is ``count``, ``membrane`` or ``first``."""
     evaluate_artifact = feature("neurocc.runtime.evaluate", "evaluate_artifact",
                                 "evaluation (neurocc evaluate)")
     return evaluate_artifact(Path(artifact_dir), _arrays(data, "--data"), backend=backend, readout=readout,
-                             time_major=time_major, progress=progress)
+                             time_major=time_major, progress=progress, device=device)
 
 
 def plan(model: Any, targets: "list[str | Target] | None" = None,

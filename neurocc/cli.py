@@ -223,7 +223,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     inputs = read_npz(Path(args.input), "--input")
     outputs = neurocc.run(Path(args.artifact), args.backend, inputs, steps=args.steps,
-                          record=args.record, pad=args.pad, progress=True)
+                          record=args.record, pad=args.pad, progress=True, device=args.device)
     write_npz(Path(args.output), outputs)
     meta = _run_metadata(args, outputs)
     print(f"wrote {args.output}: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in outputs.items())
@@ -252,7 +252,7 @@ def _run_metadata(args: argparse.Namespace, outputs: Any) -> Path:
 def cmd_validate(args: argparse.Namespace) -> int:
     inputs = read_npz(Path(args.input), "--input") if args.input else None
     report = neurocc.validate(Path(args.artifact), backends=args.backends, inputs=inputs,
-                              samples=args.samples, json_path=args.json, progress=True)
+                              samples=args.samples, json_path=args.json, progress=True, device=args.device)
     results = report.get("results", [])
     fmt = _formatter("neurocc.runtime.validate", "format_validation")
     print(fmt(report) if fmt else _validation_table(results))
@@ -291,7 +291,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise InputError(f"the data file lacks array(s) {', '.join(missing)}", where=f"--data {args.data}",
                          fix="save it as numpy.savez(path, x=samples, y=integer_labels)")
     result = neurocc.evaluate(Path(args.artifact), Path(args.data), backend=args.backend, readout=args.readout,
-                              time_major=args.time_major, progress=True)
+                              time_major=args.time_major, progress=True, device=args.device)
     fmt = _formatter("neurocc.runtime.evaluate", "format_evaluation")
     print(fmt(result) if fmt else f"accuracy: {result['accuracy']:.4f}")
     if args.json:
@@ -429,6 +429,7 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--pad", nargs="?", const="auto", type=_pad, metavar="N",
                        help="append N steps of zero input (no N: the graph's latency) so the last input steps "
                             "reach the outputs")
+        _device_flag(p)
     elif name == "validate":
         artifact()
         p.add_argument("--backends", type=_names, metavar="a,b,c",
@@ -437,6 +438,7 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         src.add_argument("--input", metavar="X.npz", help="inputs to compare on")
         src.add_argument("--samples", type=_positive_int, metavar="N", help="N generated input samples")
         p.add_argument("--json", metavar="REPORT.json", help="where to write the report (default DIR/validation.json)")
+        _device_flag(p)
     elif name == "evaluate":
         artifact()
         p.add_argument("--data", required=True, metavar="TEST.npz",
@@ -447,6 +449,7 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--time-major", action="store_true",
                        help="x sequences are (steps, samples, *shape) instead of (samples, steps, *shape)")
         p.add_argument("--json", metavar="RESULT.json", help="also write the result as JSON")
+        _device_flag(p)
     elif name == "plan":
         p.add_argument("--target", type=_names, metavar="a,b", help="targets to plan for (default: all)")
         p.add_argument("--steps", type=_positive_int, metavar="N", help="steps per inference (default 100, or the "
@@ -464,6 +467,11 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         artifact()
         p.add_argument("--input", metavar="X.npz", help="time-major inputs to show (default: calibration samples)")
         p.add_argument("--data", metavar="TEST.npz", help="labelled data: its first samples are shown, accuracy on all")
+
+
+def _device_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", choices=("cpu", "cuda"),
+                   help="run the emulator/reference on its batched torch path on this device (default: numpy/numba)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,12 +30,13 @@ def float_graph(artifact: Any) -> Graph:
 
 
 def simulate(graph: Graph, inputs: Mapping[str, np.ndarray], steps: int | None = None,
-             record: bool = False) -> SimResult:
-    """Float reference run of a float ``graph`` (BackendError for a quantized one)."""
+             record: bool = False, device: str | None = None) -> SimResult:
+    """Float reference run of a float ``graph`` (BackendError for a quantized one); ``device``:
+    the emulator's torch path (``neurocc.backends.emulator.prepare``)."""
     if graph.numerics is not None:
         raise BackendError(f"graph '{graph.name}' is quantized ('{graph.numerics}')", where="reference",
                            fix="pass the float graph (artifact.float_graph), or use the emulator backend")
-    return _simulate(graph, inputs, steps, record)
+    return _simulate(graph, inputs, steps, record, device=device)
 
 
 def check(graph: Graph, target: Any) -> list[str]:
@@ -48,9 +49,10 @@ def check(graph: Graph, target: Any) -> list[str]:
 
 
 def run(artifact: Any, inputs: Mapping[str, np.ndarray], steps: int | None = None,
-        record: bool = False) -> dict[str, np.ndarray]:
-    """Backend contract: the artifact's float graph run on ``inputs``."""
-    res = simulate(float_graph(artifact), inputs, steps, record)
+        record: bool = False, device: str | None = None) -> dict[str, np.ndarray]:
+    """Backend contract: the artifact's float graph run on ``inputs`` (``device``: the
+    emulator's torch path, see ``neurocc.backends.emulator.prepare``)."""
+    res = simulate(float_graph(artifact), inputs, steps, record, device=device)
     return {**res.outputs, **res.traces} if record else dict(res.outputs)
 
 

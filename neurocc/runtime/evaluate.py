@@ -125,14 +125,16 @@ def artifact_encoding(manifest: Mapping[str, Any]) -> Encoding:
 
 def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tuple[Any, Any],
              backend: str = "emulator", batch_size: int = 256, *, readout: str = "count",
-             time_major: bool = False, progress: bool = False) -> dict[str, Any]:
+             time_major: bool = False, progress: bool = False,
+             device: str | None = None) -> dict[str, Any]:
     """Accuracy of the artifact on ``backend``: ``{"accuracy", "n", "backend", "readout", "input",
     "per_class", "confusion", "timesteps", "latency_steps", "encoding", "overflow"}``; ``per_class``
     maps label → {"n", "accuracy"}, ``confusion[true][predicted]`` counts samples; ``overflow``: the
     wrap/saturation counts per node over all samples (:mod:`neurocc.overflow`; null for backends that
     do not count them), also issued as warnings. ``x`` is static
     ``(samples, *shape)`` or sequences ``(samples, steps, *shape)`` (``time_major``: ``(steps,
-    samples, *shape)``); ``progress`` draws a bar on stderr (the CLI turns it on)."""
+    samples, *shape)``); ``progress`` draws a bar on stderr (the CLI turns it on); ``device``: the emulator's torch
+    path (see :func:`neurocc.runtime.run.run_artifact`)."""
     from neurocc.progress import Step, quiet
     from neurocc.runtime.run import as_artifact
 
@@ -152,7 +154,8 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
     counts: overflow.Counts | None = None
     with Step(f"evaluate on {backend}", total=len(x), unit="samples", **quiet(progress)) as step:
         for i in range(0, len(x), size):
-            pred_b, events = _predict(art, backend, graph, x[i:i + size], enc, window, lag, readout, i)
+            pred_b, events = _predict(art, backend, graph, x[i:i + size], enc, window, lag, readout, i,
+                                      device)
             preds.append(pred_b)
             counts = counts if events is None else overflow.collect(events, counts or {})
             step.add(len(preds[-1]))
@@ -182,7 +185,7 @@ def _warn_inputs(art: Any, x: np.ndarray, sequence: bool, time_major: bool) -> N
 
 
 def _predict(art: Any, backend: str, graph: Graph, xb: np.ndarray, enc: Encoding | None, window: int,
-             lag: int, readout: str, first: int) -> tuple[np.ndarray, Any]:
+             lag: int, readout: str, first: int, device: str | None = None) -> tuple[np.ndarray, Any]:
     """Predicted classes of one batch and its overflow counts (None when the backend does not count
     them): the run lasts ``window + lag`` steps, the window is scored."""
     from neurocc.runtime.run import run_artifact
@@ -195,7 +198,8 @@ def _predict(art: Any, backend: str, graph: Graph, xb: np.ndarray, enc: Encoding
         if lag:
             xs = np.concatenate([xs, np.zeros((lag, *xs.shape[1:]), xs.dtype)])
     name = art.inputs[0]["name"]
-    outs = run_artifact(art, backend, {name: xs}, steps=steps, record=needs_record(graph, readout), warn=False)
+    outs = run_artifact(art, backend, {name: xs}, steps=steps, record=needs_record(graph, readout), warn=False,
+                        device=device)
     return scores(graph, outs, readout, window, backend).argmax(1), outs.overflow
 
 

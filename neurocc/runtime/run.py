@@ -197,14 +197,18 @@ def lag_note(artifact_dir: Artifact | str | Path, backend: str, pad: int | str |
     return f"latency: outputs lag the input by {lag} step(s) on '{backend}' (one per synapse layer); {tail}"
 
 
+DEVICE_BACKENDS = ("emulator", "reference")  # backends with a torch path (``device``)
+
+
 def run_artifact(artifact_dir: Artifact | str | Path, backend: str, inputs: Mapping[str, Any],
                  steps: int | None = None, record: bool = False, pad: int | str | None = None,
-                 progress: bool = False, warn: bool = True) -> RunOutputs:
+                 progress: bool = False, warn: bool = True, device: str | None = None) -> RunOutputs:
     """Run the artifact on ``backend``; outputs (and, with ``record``, ``<node>/<var>`` traces),
     with the overflow counts when the backend reports them (no warning here: each command warns
     once over all its runs with :func:`neurocc.overflow.warn`). ``pad``: append zero steps
     (``"auto"``: the :func:`latency`); ``progress``: show a spinner and a closing line on stderr;
-    ``warn``: see :func:`check_inputs`."""
+    ``warn``: see :func:`check_inputs`; ``device`` (``cpu`` / ``cuda``, emulator and reference
+    only): the emulator's batched torch path; None: its numpy/numba kernels."""
     from neurocc.backends import get_backend
     from neurocc.overflow import collect
     from neurocc.progress import Step, quiet
@@ -213,6 +217,9 @@ def run_artifact(artifact_dir: Artifact | str | Path, backend: str, inputs: Mapp
     if steps is not None and (not isinstance(steps, (int, np.integer)) or steps < 1):
         raise InputError(f"steps must be a positive integer, got {steps!r}", where="--steps",
                          fix="pass --steps N with N >= 1, or leave it out to run as many steps as the input has")
+    if device is not None and backend not in DEVICE_BACKENDS:
+        raise InputError(f"--device {device} applies to the emulator and reference backends only, not '{backend}'",
+                         where="--device", fix="leave --device out for this backend")
     checked, n_steps, batch = check_inputs(art, inputs, warn)
     added = pad_steps(art, backend, pad)
     _check_run_size(art, (steps or n_steps) + added, batch)
@@ -226,14 +233,15 @@ def run_artifact(artifact_dir: Artifact | str | Path, backend: str, inputs: Mapp
                            where=f"--backend {backend}", fix="run it with --backend emulator or reference")
     total = steps or n_steps + added
     events = None
+    extra = {} if device is None else {"device": device}
     with Step(f"run on {backend}", **quiet(progress)) as step:
         step.note(f"{total} steps x batch {batch}")
         ready = prepare_inputs(art, checked, backend)
         if hasattr(module, "run_events"):
-            result, raw = module.run_events(art, ready, steps=steps, record=record)
+            result, raw = module.run_events(art, ready, steps=steps, record=record, **extra)
             events = collect(raw)
         else:
-            result = module.run(art, ready, steps=steps, record=record)
+            result = module.run(art, ready, steps=steps, record=record, **extra)
         step.done(f"{total} steps x batch {batch}")
     outputs = dict(getattr(result, "outputs", result))
     if record and hasattr(result, "traces"):

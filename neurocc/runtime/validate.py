@@ -52,7 +52,7 @@ from neurocc.errors import InputError, NeuroccError
 from neurocc.ir.artifact import Artifact
 from neurocc.ir.graph import Graph
 from neurocc.runtime import compare
-from neurocc.runtime.run import as_artifact, check_inputs, run_artifact
+from neurocc.runtime.run import DEVICE_BACKENDS, as_artifact, check_inputs, run_artifact
 from neurocc.targets import Validation
 
 DEFAULT_STEPS = 100      # steps of random input when the artifact names no timesteps
@@ -320,9 +320,11 @@ def _verdict(res: Mapping[str, Any], rule: str, min_cos: float | None) -> tuple[
 
 def validate_artifact(artifact_dir: Artifact | str | Path, backends: Sequence[str] | None = None,
                       inputs: Mapping[str, np.ndarray] | None = None, samples: int | None = None,
-                      json_path: str | Path | None = None, seed: int = 0, progress: bool = False) -> dict[str, Any]:
+                      json_path: str | Path | None = None, seed: int = 0, progress: bool = False,
+                      device: str | None = None) -> dict[str, Any]:
     """Run and judge ``backends`` (default: :func:`default_backends`); write and return the report.
-    Unknown backend names are refused before anything runs; ``progress``: a bar on stderr."""
+    Unknown backend names are refused before anything runs; ``progress``: a bar on stderr;
+    ``device``: the emulator and reference run on the torch path (other backends as always)."""
     from neurocc.backends import check_names
     from neurocc.progress import Step, quiet
 
@@ -340,7 +342,8 @@ def validate_artifact(artifact_dir: Artifact | str | Path, backends: Sequence[st
         for b in order:
             step.advance(f"running {b} ({batch} sample(s) x {steps} steps)")
             try:
-                runs[b] = run_artifact(art, b, checked, record=True)
+                runs[b] = run_artifact(art, b, checked, record=True,
+                                       device=device if b in DEVICE_BACKENDS else None)
             except NeuroccError as err:
                 runs[b] = err
         step.advance()

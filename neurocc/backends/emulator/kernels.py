@@ -155,6 +155,8 @@ class QDense(Kernel):
     both floor and toward-zero rounding, since 2**k · S / 2**-e = S · 2**(k+e)). Register
     checks are skipped only where a static bound proves no overflow is possible."""
 
+    matmul = staticmethod(rows_matmul)   # the exact sum S = x @ W (a compiled subclass may replace it)
+
     def __init__(self, *a, profile=None, **kw) -> None:
         super().__init__(*a, **kw)
         self.profile = profile
@@ -166,7 +168,7 @@ class QDense(Kernel):
         from neurocc.ir.numerics import shift, wrap
 
         p, graded = self.profile, self.node.graded
-        S = rows_matmul(x, self.W, binary=not graded)
+        S = self.matmul(x, self.W, not graded)
         xmax = float(np.abs(x).max(initial=0)) if graded else 1.0
         k = self.W.scale_shift
         if self.check_acc and self.W.bound(xmax) * 2.0 ** k >= 2.0 ** (p.accumulator.bits - 1):
@@ -190,6 +192,8 @@ class QConv(Kernel):
     """Integer convolution under ``profile`` (loihi: raw weights, output wrapped to 24 bits;
     int8: int32 accumulator, then ``weight_exp`` on the sum as QDense)."""
 
+    conv_fn = staticmethod(convpool.conv)  # the exact int64 sum (a compiled subclass may replace it)
+
     def __init__(self, *a, profile=None, **kw) -> None:
         super().__init__(*a, **kw)
         self.profile = profile
@@ -197,7 +201,7 @@ class QConv(Kernel):
     def rows(self, x: np.ndarray) -> np.ndarray:
         n = self.node
         xin = np.asarray(x, np.int64) if n.graded else (x != 0).astype(np.int64)
-        acc = convpool.conv(xin, np.asarray(n.weight, np.int64), n.stride, n.padding, n.dilation, n.groups,
+        acc = self.conv_fn(xin, np.asarray(n.weight, np.int64), n.stride, n.padding, n.dilation, n.groups,
                             integer=True)
         if self.profile.name == "loihi":
             y, k = self.profile.conv_output(acc)

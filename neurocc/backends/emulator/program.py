@@ -36,7 +36,8 @@ _INT = {"Input": K.Identity, "Output": K.Identity, "Add": K.Identity, "Flatten":
         "QSigmaDelta": SigmaDelta}
 
 
-def _make_kernel(graph: Graph, name: str, shapes: dict, profile) -> K.Kernel:
+def _make_kernel(graph: Graph, name: str, shapes: dict, profile, accel: str | None = None,
+                 device: str | None = None) -> K.Kernel:
     node = graph.nodes[name]
     preds = graph.predecessors(name)
     in_shape = shapes[preds[0]] if preds else shapes[name]
@@ -46,16 +47,24 @@ def _make_kernel(graph: Graph, name: str, shapes: dict, profile) -> K.Kernel:
         from neurocc.backends.emulator.spinnaker import SPINNAKER_KERNELS
         table = {**_INT, **SPINNAKER_KERNELS}
     cls = table[node.kind]
+    if device:   # the batched torch path (torch_path.py), else the compiled one (accel.py)
+        from neurocc.backends.emulator.torch_path import kernel_class as torch_class
+        cls = torch_class(cls, node, profile, device, numba=accel is not None)
+    elif accel:
+        from neurocc.backends.emulator.accel import kernel_class
+        cls = kernel_class(cls, node, profile)
     kw: dict = {}
-    if cls in (K.QDense, K.QConv, K.Pool, IntNeuron) or getattr(cls, "needs_profile", False):
+    if issubclass(cls, (K.QDense, K.QConv, K.Pool, IntNeuron)) or getattr(cls, "needs_profile", False):
         kw["profile"] = profile
-    if cls in (FloatNeuron, K.Delay):
+    if issubclass(cls, (FloatNeuron, K.Delay)):
         kw["dt"] = graph.dt
-    if cls is FloatNeuron:
+    if issubclass(cls, FloatNeuron):
         kw["method"] = graph.method
     k = cls(name, node, in_shape, shapes[name], integer, **kw)
     if node.kind == "Input" and integer:
         k.out_dtype = np.int64
+    if hasattr(k, "force"):
+        k.force = accel == "numba" or device is not None
     return k
 
 
@@ -109,12 +118,23 @@ class Block:
 
 
 class Program:
-    """A graph prepared for execution: kernels, blocks, histories. Reusable across runs."""
+    """A graph prepared for execution: kernels, blocks, histories. Reusable across runs.
+    ``kernels``: ``auto`` | ``numba`` | ``numpy`` (see :mod:`.accel`); ``device``: None (numpy
+    and numba) or ``cpu`` / ``cuda`` (the torch path, :mod:`.torch_path`); ``compiled`` lists
+    the nodes that run a compiled or torch kernel."""
 
-    def __init__(self, graph: Graph, profile) -> None:
+    def __init__(self, graph: Graph, profile, kernels: str = "auto", device: str | None = None) -> None:
+        from neurocc.backends.emulator.accel import use_compiled
+
         self.graph = graph
         self.shapes = graph.shapes()
-        self.kernels = {n: _make_kernel(graph, n, self.shapes, profile) for n in graph.nodes}
+        accel = kernels if use_compiled(kernels) else None
+        if device is not None:
+            from neurocc.backends.emulator.torch_path import check_device
+            device = check_device(device)
+        self.kernels = {n: _make_kernel(graph, n, self.shapes, profile, accel, device) for n in graph.nodes}
+        self.compiled = sorted(n for n, k in self.kernels.items()
+                               if type(k).__module__.endswith((".accel", ".torch_path")))
         order = {n: i for i, n in enumerate(graph.order())}
         self.blocks = []
         for comp in _sccs(graph):

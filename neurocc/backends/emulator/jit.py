@@ -1,0 +1,238 @@
+"""numba-compiled loops of the emulator's optional accelerated path (see :mod:`.accel`).
+
+Every function here is plain integer arithmetic on int64 (or on narrower integer arrays whose
+sums are proven to fit, as the numpy path does) and computes exactly what the numpy reference
+kernels compute; ``tests/test_emulator_accel.py`` runs both paths on every test network and on
+random ones and asserts bit-identical outputs, traces and event counts.
+
+* :func:`active` / :func:`gather_binary` / :func:`gather_graded`: ``S = x @ w_t`` for the
+  rows of ``x`` (R, in), summing only the weight rows of non-zero inputs (event-driven).
+  Binary sums accumulate in the caller's ``out`` dtype (int32 only when ``Weights.bound(1) <
+  2**31``, so no partial sum can wrap; else int64), int8 weights through int16 partials as
+  the numpy path does (twice the SIMD lanes); graded sums in int64.
+* :func:`lif_window`: the fused QLIF/QLI update of :mod:`neurocc.ir.numerics.profiles`
+  (loihi and int8 rules; one pass over a window of steps, event counters included).
+* :func:`conv_scatter`: integer Conv2d as an event-driven scatter (each non-zero input adds
+  its kernel into the outputs it reaches), int64 sums.
+
+Compilation is lazy (first call) and cached on disk (``cache=True``; numba writes the cache
+next to this file, or under ``NUMBA_CACHE_DIR`` when that directory is not writable).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+CHUNK = 254  # int8 rows per int16 partial (an even count: rows are added in pairs)
+
+# counter slots of lif_window's ``counts``
+C_INPUT, C_U_WRAP, C_V_SAT, C_I32 = 0, 1, 2, 3
+
+
+@njit(cache=True, nogil=True)
+def active(x):
+    """(cols, bounds): column indices of the non-zeros of ``x`` (R, in), row by row."""
+    R, n = x.shape
+    bounds = np.zeros(R + 1, np.int64)
+    for r in range(R):
+        c = 0
+        for j in range(n):
+            if x[r, j] != 0:
+                c += 1
+        bounds[r + 1] = bounds[r] + c
+    cols = np.empty(bounds[R], np.int64)
+    for r in range(R):
+        p = bounds[r]
+        for j in range(n):
+            if x[r, j] != 0:
+                cols[p] = j
+                p += 1
+    return cols, bounds
+
+
+@njit(cache=True, nogil=True)
+def gather_binary(w, cols, bounds, out):
+    """``out[r] += Σ_{j in active(r)} w[j]`` (binary inputs; any integer widths whose sums
+    fit ``out``'s dtype: the caller checks ``Weights.bound(1)``)."""
+    R, n = out.shape
+    for r in range(R):
+        for p in range(bounds[r], bounds[r + 1]):
+            j = cols[p]
+            for c in range(n):
+                out[r, c] += w[j, c]
+
+
+@njit(cache=True, nogil=True)
+def gather_binary_i8(w, cols, bounds, out):
+    """:func:`gather_binary` for int8 ``w`` and int32 ``out``: rows are summed two at a time
+    into an int16 partial of at most :data:`CHUNK` rows (|Σ| <= 254·128 < 2**15: exact), then
+    the partial is added to the int32 row (exact while ``Weights.bound(1) < 2**31``)."""
+    R, n = out.shape
+    acc = np.zeros(n, np.int16)
+    for r in range(R):
+        p0 = bounds[r]
+        while p0 < bounds[r + 1]:
+            p1 = min(p0 + CHUNK, bounds[r + 1])
+            for c in range(n):
+                acc[c] = 0
+            p = p0
+            while p + 1 < p1:
+                j = cols[p]
+                k = cols[p + 1]
+                for c in range(n):
+                    acc[c] += np.int16(w[j, c]) + np.int16(w[k, c])
+                p += 2
+            if p < p1:
+                j = cols[p]
+                for c in range(n):
+                    acc[c] += w[j, c]
+            for c in range(n):
+                out[r, c] += acc[c]
+            p0 = p1
+
+
+@njit(cache=True, nogil=True)
+def gather_graded(x, w, cols, bounds, out):
+    """``out[r] += Σ_{j in active(r)} x[r, j] · w[j]`` in int64 (graded integer inputs)."""
+    R, n = out.shape
+    for r in range(R):
+        for p in range(bounds[r], bounds[r + 1]):
+            j = cols[p]
+            xv = np.int64(x[r, j])
+            for c in range(n):
+                out[r, c] += xv * np.int64(w[j, c])
+
+
+@njit(cache=True, nogil=True)
+def lif_window(a_in, u, v, ref, fu, fv, bias, vth, out, rec_u, rec_v, rec_ref, loihi, spiking, subtract,
+               refractory, record, counts):
+    """QLIF/QLI over a window: ``a_in`` (T, B, N) integer sums; state ``u``/``v``/``ref``
+    (B, N) float64 holding integers (the numpy kernel's representation), updated in place;
+    parameters (N,) int64 (``fu``/``fv`` decay factors, ``bias`` and ``vth`` in state LSBs);
+    ``out`` (T, B, N): spikes (spiking) or v; ``rec_*`` (T, B, N) int64 when ``record``.
+
+    Per element (profiles.Profile.neuron_input / lif_current / lif_voltage and
+    neurons.IntNeuron._update)::
+
+        a = wrap32(a_in)
+        loihi: u ← lava_wrap24(wrap32(trunc0(u·fu/2^12) + wrap32(a << 6)))
+        int8:  u ← wrap24(trunc0(u·fu/2^12) + (a << 6))
+        s = trunc0(v·fv/2^12) + u + bias;  loihi: s ← wrap32(s);  v' = clip(s, ±(2^23 − 1))
+        refractory: hold = ref > 0; v' ← v where hold; z = v' > vth and not hold;
+                    ref ← refractory where z else max(ref − 1, 0)
+        z = v' > vth;  v' ← v' − vth (subtract) or 0 where z
+    """
+    T, B, N = a_in.shape
+    U24 = np.int64(1) << 23
+    VLIM = U24 - 1
+    H32, M32 = np.int64(1) << 31, (np.int64(1) << 32) - 1
+    H24, M24 = U24, (np.int64(1) << 24) - 1
+    us = np.empty((B, N), np.int64)
+    vs = np.empty((B, N), np.int64)
+    rs = np.empty((B, N), np.int64)
+    for b in range(B):
+        for i in range(N):
+            us[b, i] = np.int64(u[b, i])
+            vs[b, i] = np.int64(v[b, i])
+            rs[b, i] = np.int64(ref[b, i])
+    c_in = c_u = c_v = c_32 = np.int64(0)
+    for t in range(T):           # branch-free element loop (selects only), so it vectorises
+        for b in range(B):
+            ub, vb, rb, ab, ob = us[b], vs[b], rs[b], a_in[t, b], out[t, b]
+            for i in range(N):
+                x = np.int64(ab[i])
+                a = ((x + H32) & M32) - H32
+                c_in += a != x
+                p = ub[i] * fu[i]
+                dec = (p >> 12) if p >= 0 else -((-p) >> 12)
+                if loihi:
+                    a6 = a << 6
+                    a6w = ((a6 + H32) & M32) - H32
+                    s0 = dec + a6w
+                    s1 = ((s0 + H32) & M32) - H32
+                    c_32 += (a6w != a6) + (s1 != s0)
+                    hi = s1 > U24
+                    lo = s1 <= -U24
+                    uu = s1 - 2 * U24 if hi else (s1 + 2 * U24 if lo else s1)
+                    c_u += hi or lo
+                else:
+                    s0 = dec + (a << 6)
+                    uu = ((s0 + H24) & M24) - H24
+                    c_u += uu != s0
+                q = vb[i] * fv[i]
+                s = ((q >> 12) if q >= 0 else -((-q) >> 12)) + uu + bias[i]
+                if loihi:
+                    s2 = ((s + H32) & M32) - H32
+                    c_32 += s2 != s
+                    s = s2
+                sat = min(max(s, -VLIM), VLIM)
+                c_v += sat != s
+                s = sat
+                rr = rb[i]
+                if spiking:
+                    th = vth[i]
+                    hold = rr > 0
+                    s = vb[i] if hold else s
+                    z = (s > th) and not hold
+                    if refractory > 0:
+                        rr = refractory if z else max(rr - 1, 0)
+                    s = (s - th if subtract else 0) if z else s
+                    ob[i] = z
+                else:
+                    ob[i] = s
+                ub[i] = uu
+                vb[i] = s
+                rb[i] = rr
+                if record:
+                    rec_u[t, b, i] = uu
+                    rec_v[t, b, i] = s
+                    rec_ref[t, b, i] = rr
+    counts[C_INPUT] += c_in
+    counts[C_U_WRAP] += c_u
+    counts[C_V_SAT] += c_v
+    counts[C_I32] += c_32
+    for b in range(B):
+        for i in range(N):
+            u[b, i] = us[b, i]
+            v[b, i] = vs[b, i]
+            ref[b, i] = rs[b, i]
+
+
+@njit(cache=True, nogil=True)
+def conv_scatter(x, w, stride, padding, dilation, groups, out):
+    """Event-driven integer Conv2d: ``x`` (R, C, H, W) integer; ``w`` (C/groups, kh, kw, C_out)
+    int64 (the weight transposed so output channels are contiguous); ``out`` (R, Ho, Wo, C_out)
+    int64 zeros. Each non-zero ``x[r, c, h, w]`` adds ``x · w[c', i, j, o]`` to output
+    ``(oh, ow) = ((h + ph − i·dh) / sh, (w + pw − j·dw) / sw)`` where that is a whole in-range
+    position, for the output channels ``o`` of c's group (PyTorch semantics, zero padding)."""
+    R, C, H, W = x.shape
+    cig, kh, kw, co = w.shape
+    _, Ho, Wo, _ = out.shape
+    sh, sw = stride
+    ph, pw = padding
+    dh, dw = dilation
+    cog = co // groups
+    for r in range(R):
+        for c in range(C):
+            g = c // cig
+            ci = c - g * cig
+            o0 = g * cog
+            for h in range(H):
+                for q in range(W):
+                    xv = np.int64(x[r, c, h, q])
+                    if xv == 0:
+                        continue
+                    for i in range(kh):
+                        nh = h + ph - i * dh
+                        if nh < 0 or nh % sh != 0 or nh // sh >= Ho:
+                            continue
+                        oh = nh // sh
+                        for j in range(kw):
+                            nw = q + pw - j * dw
+                            if nw < 0 or nw % sw != 0 or nw // sw >= Wo:
+                                continue
+                            ow = nw // sw
+                            wk = w[ci, i, j]
+                            dst = out[r, oh, ow]
+                            for o in range(cog):
+                                dst[o0 + o] += xv * wk[o0 + o]
