@@ -226,7 +226,8 @@ def test_missing_numba(monkeypatch):
 
 def test_unknown_node_options_fall_back_per_layer():
     # a neuron with a field the compiled kernel does not implement (as a future option would
-    # be) runs the numpy kernel; the other layers stay compiled
+    # be), set away from its default, runs the numpy kernel; the other layers stay compiled.
+    # At its default the option means the behaviour the compiled kernel has: it stays compiled.
     @dataclasses.dataclass(frozen=True, eq=False)
     class QLIFX(Q.QLIF):
         reset_delay: int = 0
@@ -234,7 +235,9 @@ def test_unknown_node_options_fall_back_per_layer():
     g = rec_net(0, "int8")
     nodes = dict(g.nodes)
     old = nodes["l1"]
-    nodes["l1"] = QLIFX(**{f.name: getattr(old, f.name) for f in dataclasses.fields(Q.QLIF)})
+    same = {f.name: getattr(old, f.name) for f in dataclasses.fields(Q.QLIF)}
+    assert accel.kernel_class(IntNeuron, QLIFX(**same), get_profile("int8")) is accel.NbIntNeuron
+    nodes["l1"] = QLIFX(**same, reset_delay=1)
     g2 = g.replace(nodes=nodes)
     assert accel.kernel_class(IntNeuron, nodes["l1"], get_profile("int8")) is IntNeuron
     assert accel.kernel_class(IntNeuron, old, get_profile("int8")) is accel.NbIntNeuron

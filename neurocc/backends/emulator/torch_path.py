@@ -251,22 +251,20 @@ def kernel_class(cls: type, node, profile, device: str, numba: bool = True) -> t
     """THE dispatch point of the torch path: the torch subclass of ``cls`` for ``node`` on
     ``device``; on a CPU with ``numba`` (``kernels`` not ``numpy``) neurons take the compiled
     class of :mod:`.accel` instead; else ``cls``."""
-    import dataclasses
-
     from neurocc.backends.emulator import accel
 
-    fields = {f.name for f in dataclasses.fields(node)}
+    known = lambda names: accel.implements(node, names)  # noqa: E731
     cuda = not device.startswith("cpu")
     torch_neurons = cuda or not (numba and accel.numba_status()[0])
     pname = profile.name if profile is not None else None
     sub = None
-    if cls is K.QDense and pname in ("loihi", "int8") and fields <= _INT_FIELDS["QDense"]:
+    if cls is K.QDense and pname in ("loihi", "int8") and known(_INT_FIELDS["QDense"]):
         sub = TQDense
-    elif cls is K.Dense and torch_neurons and node.kind in _FLOAT_FIELDS and fields <= _FLOAT_FIELDS[node.kind]:
+    elif cls is K.Dense and torch_neurons and node.kind in _FLOAT_FIELDS and known(_FLOAT_FIELDS[node.kind]):
         sub = TDense
-    elif cls is IntNeuron and torch_neurons and pname in ("loihi", "int8") and fields <= _INT_FIELDS.get(node.kind, set()):
+    elif cls is IntNeuron and torch_neurons and pname in ("loihi", "int8") and node.kind in _INT_FIELDS and known(_INT_FIELDS[node.kind]):
         sub = TIntNeuron
-    elif cls is FloatNeuron and torch_neurons and fields <= _FLOAT_FIELDS.get(node.kind, set()):
+    elif cls is FloatNeuron and torch_neurons and node.kind in _FLOAT_FIELDS and known(_FLOAT_FIELDS[node.kind]):
         sub = TFloatNeuron
     if sub is None:
         return accel.kernel_class(cls, node, profile) if not torch_neurons else cls
