@@ -28,7 +28,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from neurocc.ir.types import IntFormat, ResetMode, Shape
+from neurocc.ir.types import IntFormat, ResetMode, ResetTiming, Shape
 
 NODE_KINDS: dict[str, type["Node"]] = {}
 
@@ -367,6 +367,43 @@ class _Neuron(Node):
 
 
 @dataclass(frozen=True, eq=False)
+class _Spiking(_Neuron):
+    """The spike and reset semantics shared by IF, LIF and CubaLIF (defaults = NIR's).
+
+    One step, after the membrane integration ``v ← α·v + g·in + b`` of the kind::
+
+        fire(v)        = v > θ   (v ≥ θ when ``fire_at_threshold``: Sinabs)
+        z              = fire(v) ∈ {0, 1}   (⌊v/θ⌋ where fire(v), else 0, when ``multi_spike``:
+                         Sinabs' MultiSpike, a spike count per step)
+        after_spike:     v ← v_reset (zero) | v − z·θ (subtract) | v (none), in the same step
+        next_step:       r = fire(v[t−1]) is applied during step t after the decay, before the
+                         input:  v[t] = α·v[t−1]·(1 − r) + g·in + b  (zero)
+                                 v[t] = α·v[t−1] + g·in + b − r·θ    (subtract: θ is not decayed)
+        next_step_end:   r = fire(v[t−1]) applied after the input:
+                                 v[t] = (1 − r)·(α·v[t−1] + g·in + b)  (zero: the step's input is lost)
+                                 subtract as next_step
+        reset_now:       (next_step*, snnTorch ``reset_delay=False``) then, in step t,
+                         v ← v − (z − r)·θ (subtract) | v − (z − r)·v (zero)
+        v_min:           v ← max(v, v_min) last (Sinabs ``min_v_mem``)
+
+    ``v_reset`` is used by ``zero`` with ``after_spike`` only (the snnTorch timings reset to 0).
+    """
+
+    reset: ResetMode = ResetMode.ZERO
+    reset_timing: ResetTiming = ResetTiming.AFTER_SPIKE
+    reset_now: bool = False
+    fire_at_threshold: bool = False
+    multi_spike: bool = False
+    v_min: float | None = None
+
+    def check(self) -> list[str]:
+        probs = super().check()
+        if self.reset_now and self.reset_timing is ResetTiming.AFTER_SPIKE:
+            probs.append("reset_now applies to the next_step timings only")
+        return probs
+
+
+@dataclass(frozen=True, eq=False)
 class Threshold(_Neuron):
     """z = H(x − θ): 1 where the input exceeds ``threshold``, else 0. Stateless."""
 
@@ -389,7 +426,7 @@ class I(_Neuron):  # noqa: E742 (NIR's name)
 
 
 @dataclass(frozen=True, eq=False)
-class IF(_Neuron):
+class IF(_Spiking):
     """Integrate-and-fire: dv/dt = r · I(t); z = v > v_threshold; on z: v ← v_reset
     (``reset=zero``) or v ← v − v_threshold (``reset=subtract``). State ``v``; output z.
 
@@ -404,7 +441,6 @@ class IF(_Neuron):
     r: np.ndarray = field(default_factory=lambda: np.ones(0))
     v_threshold: np.ndarray = field(default_factory=lambda: np.ones(0))
     v_reset: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    reset: ResetMode = ResetMode.ZERO
 
 
 @dataclass(frozen=True, eq=False)
@@ -419,7 +455,7 @@ class LI(_Neuron):
 
 
 @dataclass(frozen=True, eq=False)
-class LIF(_Neuron):
+class LIF(_Spiking):
     """Leaky integrate-and-fire: τ dv/dt = (v_leak − v) + r · I(t); z = v > v_threshold;
     on z: v ← v_reset (``reset=zero``) or v ← v − v_threshold (``reset=subtract``).
     State ``v``; output z.
@@ -433,7 +469,6 @@ class LIF(_Neuron):
     v_leak: np.ndarray = field(default_factory=lambda: np.zeros(0))
     v_threshold: np.ndarray = field(default_factory=lambda: np.ones(0))
     v_reset: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    reset: ResetMode = ResetMode.ZERO
 
 
 @dataclass(frozen=True, eq=False)
@@ -452,7 +487,7 @@ class CubaLI(_Neuron):
 
 
 @dataclass(frozen=True, eq=False)
-class CubaLIF(_Neuron):
+class CubaLIF(_Spiking):
     """Current-based LIF: τ_syn du/dt = −u + w_in · I(t); τ_mem dv/dt = (v_leak − v) + r · u;
     z = v > v_threshold; on z: v ← v_reset or v ← v − v_threshold (``reset``).
     States ``u`` (current), ``v``; output z. The current is updated before the membrane.
@@ -468,7 +503,6 @@ class CubaLIF(_Neuron):
     v_threshold: np.ndarray = field(default_factory=lambda: np.ones(0))
     v_reset: np.ndarray = field(default_factory=lambda: np.zeros(0))
     w_in: np.ndarray = field(default_factory=lambda: np.ones(0))
-    reset: ResetMode = ResetMode.ZERO
 
 
 # --------------------------------------------------------------------------------------------

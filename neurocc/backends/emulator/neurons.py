@@ -28,7 +28,7 @@ import numpy as np
 from neurocc.backends.emulator.kernels import Kernel
 from neurocc.ir.discrete import decay_factors
 from neurocc.ir.numerics import core
-from neurocc.ir.types import ResetMode
+from neurocc.ir.types import ResetMode, ResetTiming
 
 
 def _decays(node, dt: float | None, method):
@@ -39,7 +39,9 @@ def _decays(node, dt: float | None, method):
 
 
 class FloatNeuron(Kernel):
-    """I, IF, LI, LIF, CubaLI, CubaLIF in float64 (see the module docstring)."""
+    """I, IF, LI, LIF, CubaLI, CubaLIF in float64 (see the module docstring); the spike/reset
+    semantics of IF/LIF/CubaLIF (reset mode and timing, ≥ test, multi-spike, v_min) are the
+    equations of :class:`neurocc.ir.nodes._Spiking`."""
 
     stateful = True
 
@@ -54,12 +56,16 @@ class FloatNeuron(Kernel):
         if self.spiking:
             self.th = np.asarray(n.v_threshold, np.float64)
             self.v_reset = np.asarray(n.v_reset, np.float64)
-            self.subtract = n.reset is ResetMode.SUBTRACT
+            self.mode = n.reset
+            self.timing = n.reset_timing
         self.has_bias = bool(np.any(self.bv))
         self.record_vars = n.state_vars
 
     def reset(self, batch: int) -> None:
         self.state = {var: np.zeros((batch, *self.out_shape)) for var in self.node.state_vars}
+
+    def _fire(self, v: np.ndarray) -> np.ndarray:
+        return v >= self.th if self.node.fire_at_threshold else v > self.th
 
     def step(self, x: np.ndarray) -> np.ndarray:
         st = self.state
@@ -67,17 +73,43 @@ class FloatNeuron(Kernel):
         if self.cuba:
             st["u"] = u = self.au * st["u"] + self.gu * x
             inp = u
-        v = self.av * st["v"] + self.gv * inp
-        if self.has_bias:
-            v += self.bv
         if not self.spiking:
-            st["v"] = v
-            return v
-        z = v > self.th
-        if z.any():
-            v = np.where(z, v - self.th if self.subtract else self.v_reset, v)
+            v = self.av * st["v"] + self.gv * inp
+            st["v"] = v + self.bv if self.has_bias else v
+            return st["v"]
+        v, z = self._spike_step(st["v"], inp)
+        if self.node.v_min is not None:
+            v = np.maximum(v, self.node.v_min)
         st["v"] = v
-        return z.astype(np.float64)
+        return z
+
+    def _spike_step(self, v0: np.ndarray, inp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(new membrane, spikes) for one step: integration, spike and reset as the node's timing says."""
+        zero, sub = self.mode is ResetMode.ZERO, self.mode is ResetMode.SUBTRACT
+        early = self.timing is not ResetTiming.AFTER_SPIKE
+        r = self._fire(v0).astype(np.float64) if early and self.mode is not ResetMode.NONE else None
+        dec = self.av * v0
+        if r is not None and zero and self.timing is ResetTiming.NEXT_STEP:
+            dec = dec * (1.0 - r)
+        v = dec + self.gv * inp
+        if self.has_bias:
+            v = v + self.bv
+        if r is not None and sub:
+            v = v - r * self.th
+        elif r is not None and zero and self.timing is ResetTiming.NEXT_STEP_END:
+            v = v - r * v
+        fired = self._fire(v)
+        z = np.where(fired, np.floor(v / self.th), 0.0) if self.node.multi_spike else fired.astype(np.float64)
+        if r is not None:
+            if self.node.reset_now:
+                d = fired - r
+                v = v - d * self.th if sub else v - d * v
+        elif fired.any():
+            if sub:
+                v = v - z * self.th
+            elif zero:
+                v = np.where(fired, self.v_reset, v)
+        return v, z
 
 
 class IntNeuron(Kernel):

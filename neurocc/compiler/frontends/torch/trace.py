@@ -23,10 +23,11 @@ from neurocc.compiler.frontends.torch.modules import (
     is_passthrough,
     neuron_factory,
     neuron_outputs,
+    recurrent_factory,
 )
 from neurocc.errors import ModelLoadError
 from neurocc.ir import nodes as ir
-from neurocc.ir.graph import Graph
+from neurocc.ir.graph import Edge, Graph
 
 STATE = object()  # marker: a value that is neuron state, not a tensor of the graph
 FAILED = object()  # marker: a value whose producer was already reported as unsupported
@@ -108,7 +109,7 @@ class _Converter:
                                  problems=self.problems,
                                  fix="replace them with supported layers (Linear, Conv1d/2d, BatchNorm, ReLU, "
                                      "AvgPool2d, MaxPool2d, Flatten, Dropout, +, neurocc.nn / snnTorch "
-                                     "Leaky/Synaptic neurons) or export the model to NIR yourself")
+                                     "Leaky/Synaptic/RLeaky/RSynaptic neurons) or export the model to NIR yourself")
         return self.b.finish(dt=self.dt, method="euler" if self.dt is not None else None)
 
     def _guess_shape(self, x: Any) -> tuple[int, ...]:
@@ -179,6 +180,10 @@ class _Converter:
             self.values[n] = src
         elif is_neuron(m):
             self.b.add(n.target, neuron_factory(m, self.dt), src)
+            rec = recurrent_factory(m)
+            if rec is not None:  # RLeaky/RSynaptic: spikes of step t−1 through R back into the neuron
+                self.b.add(f"{n.target}.recurrent", rec)
+                self.b.edges += [Edge(n.target, f"{n.target}.recurrent", 1), Edge(f"{n.target}.recurrent", n.target)]
             k = neuron_outputs(m)
             self.values[n] = (n.target,) + (STATE,) * (k - 1) if k > 1 else n.target
         else:
