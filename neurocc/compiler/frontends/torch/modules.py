@@ -123,6 +123,14 @@ def neuron_factory(m: Any, dt: float) -> Any:
     return lambda shape: snt.neuron(m, shape, dt)
 
 
+def neuron_problems(m: Any) -> list[str]:
+    """What cannot be translated exactly in neuron module ``m`` (empty when fine)."""
+    from neurocc import nn as nnc
+    from neurocc.compiler.frontends.torch import snntorch as snt
+
+    return [] if isinstance(m, nnc._Neuron) else snt.problems(m)
+
+
 def recurrent_factory(m: Any) -> Any:
     """A function of the neuron's shape giving the node on its one-step recurrent edge, or None."""
     from neurocc.compiler.frontends.torch import snntorch as snt

@@ -53,7 +53,7 @@ def _to_numpy(t: Any) -> np.ndarray:
     return t.detach().cpu().numpy().astype(np.float64) if hasattr(t, "detach") else np.asarray(t, np.float64)
 
 
-def _problems(m: Any) -> list[str]:
+def problems(m: Any) -> list[str]:
     import torch
 
     kind = type(m).__name__
@@ -77,9 +77,9 @@ def _problems(m: Any) -> list[str]:
 
 def neuron(m: Any, shape: Shape, dt: float) -> ir.Node:
     """The IR neuron for snnTorch module ``m`` with input ``shape``; ValueError naming what to change."""
-    problems = _problems(m)
-    if problems:
-        raise ValueError("; ".join(problems))
+    bad = problems(m)
+    if bad:
+        raise ValueError("; ".join(bad))
     kind = type(m).__name__
 
     def full(t: Any) -> np.ndarray:

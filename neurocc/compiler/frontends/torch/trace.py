@@ -23,6 +23,7 @@ from neurocc.compiler.frontends.torch.modules import (
     is_passthrough,
     neuron_factory,
     neuron_outputs,
+    neuron_problems,
     recurrent_factory,
 )
 from neurocc.errors import ModelLoadError
@@ -143,7 +144,9 @@ class _Converter:
         if n.op == "output":
             out = n.args[0]
             out = out[0] if isinstance(out, (tuple, list)) else out
-            src = self._tensor(out, n)
+            v = self.values.get(out)
+            # a neuron returning (spk, mem...) as the model's result (output=True on the last neuron)
+            src = v[0] if isinstance(v, tuple) else self._tensor(out, n)
             if src:
                 self.b.add("output", ir.Output(), src)
             return
@@ -174,7 +177,9 @@ class _Converter:
             if node is None:
                 self.problems.append(f"{n.target} ({type(m).__module__}.{type(m).__name__}): no neurocc equivalent")
                 return
-        if src is None:
+        bad = neuron_problems(m) if is_neuron(m) else []
+        self.problems += [f"{n.target} ({type(m).__name__}): {p}" for p in bad]
+        if src is None or bad:
             return
         if is_passthrough(m):
             self.values[n] = src
