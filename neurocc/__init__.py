@@ -109,6 +109,7 @@ def export_nir(model: Any, path: str | Path, **load_kw: Any) -> Path:
 def compile(model: Any, target: "str | Target" = "loihi2", out_dir: str | Path | None = None, *,
             dt: float | None = None, calibration: Any = None, timesteps: int | None = None,
             accuracy_budget: float | None = None, targets_file: str | Path | None = None,
+            source: Any = None, check_source: bool = True, allow_source_mismatch: bool = False,
             **load_kw: Any) -> Any:
     """Compile ``model`` for ``target`` into the artifact directory ``out_dir`` (``neurocc compile``).
 
@@ -120,15 +121,31 @@ def compile(model: Any, target: "str | Target" = "loihi2", out_dir: str | Path |
     points of calibration accuracy the emulator may lose against the float model; per-layer
     weight bits and timesteps are searched to stay within it. Other keywords: ``per_channel``,
     ``method``, ``encoding``, ``stats`` (to the pipeline) and the :func:`load` options.
-    Returns the artifact directory.
+
+    The source check (docs/source-check.md): the trained model (``model`` itself, or ``source``
+    when ``model`` is a Graph) is run in its own framework and compared layer by layer with the
+    float reference; a divergence fails the compile unless ``allow_source_mismatch=True``, which
+    records it in the manifest. ``check_source=False`` skips it. Returns the artifact directory.
     """
     load_kw, compile_kw = _split(load_kw)  # the rest (e.g. method=) goes to the pipeline
     graph = _as_graph(model, **load_kw)
     tgt = _target(target, targets_file)
     out = Path(out_dir) if out_dir is not None else Path("out") / f"{graph.name}-{tgt.name}"
     compile_model = feature("neurocc.compiler.pipeline", "compile_model", "compiling (neurocc compile)")
+    src = source if source is not None else (None if _is_graph(model) else model)
+    if check_source and src is not None:
+        open_source = feature("neurocc.runtime.source", "open_source", "the source check")
+        hook = feature("neurocc.runtime.source", "compile_check", "the source check")
+        opened = open_source(src, **{k: v for k, v in load_kw.items() if k in ("entry", "weights", "trust_pickle")})
+        compile_kw["source_check"] = hook(opened, allow_mismatch=allow_source_mismatch, echo=compile_kw.get("echo"))
     return compile_model(graph, tgt, out, dt=dt, calibration=calibration, timesteps=timesteps,
                          accuracy_budget=accuracy_budget, targets_file=targets_file, **compile_kw)
+
+
+def _is_graph(model: Any) -> bool:
+    from neurocc.ir import Graph
+
+    return isinstance(model, Graph)
 
 
 def run(artifact_dir: str | Path, backend: str = "emulator",

@@ -1,0 +1,133 @@
+"""Run a torch / snnTorch / neurocc.nn model in torch itself, step by step, recording every layer.
+
+The model is run the way its framework runs it (no neurocc code in the loop):
+
+* state is cleared before the sequence with the framework's own calls: ``snntorch.utils.reset``
+  (``init_hidden=True`` neurons) and ``reset_mem()`` on every snnTorch neuron (snnTorch keeps
+  the membrane in the module even with ``init_hidden=False``); Sinabs layers ``reset_states()``;
+* a step-function model ``forward(x)`` is called once per step with ``x[t]`` of shape
+  ``(batch, *shape)``; a ``forward(x, *state)`` model is called with ``None`` state first and
+  the returned state ``out[1:]`` afterwards (neurocc.nn and snnTorch ``init_hidden=False``
+  layouts);
+* forward hooks on the modules whose qualified names are IR node names (the torch frontend names
+  each node after its module: ``fc1``, ``0``, ``features.3``) record each layer's output, and for
+  neurons the state the framework keeps: snnTorch ``mem`` → ``v`` and ``syn`` → ``u`` (the
+  membrane *before* the delayed reset of ``reset_delay=True``), neurocc.nn's returned state
+  (``LIF``/``IF``: ``(v,)``, ``CubaLIF``: ``(u, v)``, after the reset).
+
+Records are time-major float64 arrays ``(steps, batch, *shape)`` keyed ``"<node>/<var>"`` as the
+reference backend's (``out``, ``u``, ``v``). torch is imported inside the functions.
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from neurocc.errors import InputError
+
+NNC_STATE = {"LIF": ("v",), "IF": ("v",), "CubaLIF": ("u", "v")}   # neurocc.nn returned state, in order
+
+
+def state_args(model: Any) -> int:
+    """How many state arguments ``model.forward`` takes after the input (0: a ``forward(x)``)."""
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return 0
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 0
+    return max(0, sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params) - 1)
+
+
+def reset_state(model: Any) -> None:
+    """Clear every neuron's state with the framework's own calls (see the module docstring)."""
+    try:
+        import snntorch
+        from snntorch import utils as sutils
+
+        sutils.reset(model)
+        for m in model.modules():
+            if isinstance(m, snntorch.SpikingNeuron) and hasattr(m, "reset_mem"):
+                m.reset_mem()
+    except ImportError:
+        pass
+    for m in model.modules():
+        if hasattr(m, "reset_states") and type(m).__module__.startswith("sinabs"):
+            m.reset_states()
+
+
+def _first_tensor(value: Any) -> Any:
+    while isinstance(value, (tuple, list)) and value:
+        value = value[0]
+    return value
+
+
+def _neuron_state(module: Any, output: Any) -> dict[str, Any]:
+    """The state a neuron module keeps after its call, as IR variable names."""
+    kind = type(module).__name__
+    if type(module).__module__.startswith("neurocc.nn") and kind in NNC_STATE and isinstance(output, tuple):
+        return dict(zip(NNC_STATE[kind], output[1]))
+    out: dict[str, Any] = {}
+    for attr, var in (("syn", "u"), ("mem", "v"), ("v_mem", "v")):
+        value = getattr(module, attr, None)
+        if value is not None and hasattr(value, "detach"):
+            out[var] = value
+    return out
+
+
+class _Recorder:
+    """Forward hooks that keep one step of each named module's output and state."""
+
+    def __init__(self, model: Any, names: Iterable[str]) -> None:
+        modules = dict(model.named_modules())
+        self.step: dict[str, Any] = {}
+        self.handles = [modules[n].register_forward_hook(self._hook(n)) for n in names if n in modules and n]
+        self.named = [n for n in names if n in modules and n]
+
+    def _hook(self, name: str) -> Any:
+        def hook(module: Any, args: Any, output: Any) -> None:
+            self.step[f"{name}/out"] = _first_tensor(output)
+            for var, value in _neuron_state(module, output).items():
+                self.step[f"{name}/{var}"] = value
+        return hook
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def run_module(model: Any, inputs: Mapping[str, np.ndarray], names: Iterable[str]) -> dict[str, np.ndarray]:
+    """Run ``model`` on time-major ``inputs`` (one array ``(steps, batch, *shape)``), step by step;
+    every recorded value of the modules called ``names``, plus ``output`` (the model's first
+    returned value), time-major float64."""
+    import torch
+
+    if len(inputs) != 1:
+        raise InputError(f"the source model takes one input; got {sorted(inputs)}", where="source check",
+                         fix="compare models with one input")
+    (x,) = inputs.values()
+    model = model.eval()
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    n_state = state_args(model)
+    rec = _Recorder(model, list(names))
+    steps: list[dict[str, np.ndarray]] = []
+    try:
+        reset_state(model)
+        state: tuple[Any, ...] = (None,) * n_state
+        with torch.no_grad():
+            for t in range(x.shape[0]):
+                rec.step = {}
+                out = model(torch.as_tensor(np.asarray(x[t]), dtype=dtype), *state)
+                if n_state:
+                    state = tuple(out[1:1 + n_state])
+                rec.step["output"] = _first_tensor(out)
+                steps.append({k: v.detach().cpu().double().numpy().copy() for k, v in rec.step.items()
+                              if hasattr(v, "detach")})
+    finally:
+        rec.close()
+        reset_state(model)
+    keys = [k for k in steps[0] if all(k in s and s[k].shape == steps[0][k].shape for s in steps)]
+    return {k: np.stack([s[k] for s in steps]) for k in keys}
