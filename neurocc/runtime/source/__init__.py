@@ -138,7 +138,19 @@ def run_check(src: Source, graph: Graph, inputs: Mapping[str, np.ndarray]) -> So
     x = {k: np.asarray(v, np.float32) for k, v in inputs.items()}
     got = run_module(src.module, x, list(graph.nodes))
     res = simulate(graph, {k: v.astype(np.float64) for k, v in x.items()}, record=True)
-    return compare_records(graph, {**res.outputs, **res.traces}, got)
+    return compare_records(graph, {**res.outputs, **res.traces}, got, unmapped_modules(src.module, graph))
+
+
+def unmapped_modules(module: Any, graph: Graph) -> dict[str, list[str]]:
+    """Per graph node named after a module: its submodules with parameters that no node is named after."""
+    out: dict[str, list[str]] = {}
+    for name, m in module.named_modules():
+        if name in graph.nodes:
+            subs = [f"{name}.{q}" for q, sm in m.named_modules() if q and f"{name}.{q}" not in graph.nodes
+                    and any(True for _ in sm.parameters(recurse=False))]
+            if subs:
+                out[name] = subs
+    return out
 
 
 def random_inputs(graph: Graph, samples: int = RANDOM_SAMPLES, steps: int | None = None,

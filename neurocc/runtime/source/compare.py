@@ -159,10 +159,15 @@ def _is_tie(graph: Graph, ref: Mapping[str, np.ndarray], src: Mapping[str, np.nd
 
 
 def likely_cause(graph: Graph, ref: Mapping[str, np.ndarray], src: Mapping[str, np.ndarray], first: tuple,
-                 b: int) -> str:
-    """One sentence naming what most likely differs at the first divergence."""
+                 b: int, unmapped: Mapping[str, list[str]] | None = None) -> str:
+    """One sentence naming what most likely differs at the first divergence. ``unmapped``: per
+    node, the source's submodules with weights that no graph node stands for."""
     t, _, _, key, i = first
     node, var = key.rsplit("/", 1)
+    missing = (unmapped or {}).get(node)
+    if missing and var in ("u", "v"):
+        return (f"the source's '{node}' has submodule(s) {', '.join(missing)} with weights that no node of the graph "
+                "holds (e.g. a recurrent connection the frontend dropped): its contribution to the state is missing")
     nd = graph.nodes[node]
     recurrent = any(e.dst == node or e.src == node for e in graph.recurrent_edges())
     spk = ref.get(f"{node}/out")
@@ -184,8 +189,10 @@ def likely_cause(graph: Graph, ref: Mapping[str, np.ndarray], src: Mapping[str, 
             "(padding, stride, pooling, flattening order) differ")
 
 
-def compare_records(graph: Graph, ref: Mapping[str, np.ndarray], src: Mapping[str, np.ndarray]) -> SourceComparison:
-    """Judge ``src`` (the source model's record) against ``ref`` (the float reference's) on ``graph``."""
+def compare_records(graph: Graph, ref: Mapping[str, np.ndarray], src: Mapping[str, np.ndarray],
+                    unmapped: Mapping[str, list[str]] | None = None) -> SourceComparison:
+    """Judge ``src`` (the source model's record) against ``ref`` (the float reference's) on ``graph``
+    (``unmapped``: see :func:`likely_cause`)."""
     mism, stats = _masks(graph, ref, src)
     batch = next(iter(ref.values())).shape[1]
     firsts = _first_per_sample(graph, mism, batch)
@@ -202,7 +209,7 @@ def compare_records(graph: Graph, ref: Mapping[str, np.ndarray], src: Mapping[st
         diverged[node] = diverged.get(node, 0) + 1
         if first_doc is None or f[:3] < (first_doc["step"], *first_doc["_pos"]):
             first_doc = _divergence_doc(ref, src, f, b)
-            cause = likely_cause(graph, ref, src, f, b)
+            cause = likely_cause(graph, ref, src, f, b, unmapped)
     if first_doc is not None:
         first_doc.pop("_pos")
     layers = [Layer(n, graph.nodes[n].kind, graph.nodes[n].spiking, st["sm"], st["sc"], st["err"], st["tol"],

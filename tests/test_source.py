@@ -1,0 +1,143 @@
+"""The source check: the trained model run in snnTorch/torch itself versus neurocc's float reference.
+
+The models are written as snnTorch's tutorials write them (``nn.Sequential`` with
+``init_hidden=True`` neurons; a class with explicit ``mem`` state). Mutations of the loaded
+graph (a dropped recurrent edge, the reset order swapped, a misread decay) stand for frontend
+bugs: the check must fail on each and name the node and the cause.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+snn = pytest.importorskip("snntorch")
+
+import neurocc  # noqa: E402
+from neurocc.compiler.pipeline import float_side  # noqa: E402
+from neurocc.errors import CompileError  # noqa: E402
+from neurocc.ir.graph import Graph  # noqa: E402
+from neurocc.ir.types import ResetTiming  # noqa: E402
+from neurocc.runtime.source import open_source, random_inputs, run_check  # noqa: E402
+from neurocc.targets import get_target  # noqa: E402
+
+nn = torch.nn
+
+
+def _scaled(model: nn.Module, gain: float = 3.0) -> nn.Module:
+    """Seeded weights scaled so that every layer fires within 50 steps of 20 % input spikes."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Linear) and m.out_features != m.in_features:
+                m.weight.mul_(gain)
+    return model
+
+
+def _leaky(reset: str = "subtract") -> nn.Module:
+    torch.manual_seed(0)
+    return _scaled(nn.Sequential(nn.Linear(12, 20), snn.Leaky(beta=0.9, init_hidden=True, reset_mechanism=reset),
+                                 nn.Linear(20, 5), snn.Leaky(beta=0.9, init_hidden=True, reset_mechanism=reset)))
+
+
+def _rleaky() -> nn.Module:
+    torch.manual_seed(1)  # the issue's example model
+    return _scaled(nn.Sequential(nn.Linear(12, 20), snn.RLeaky(beta=0.9, linear_features=20, init_hidden=True,
+                                                                reset_mechanism="zero"),
+                                 nn.Linear(20, 5), snn.Leaky(beta=0.9, init_hidden=True)))
+
+
+def _float_graph(model: nn.Module) -> Graph:
+    return float_side(neurocc.load(model), get_target("emulator"), None, "euler", None, None).float_graph
+
+
+def _check(model: nn.Module, graph: Graph | None = None) -> object:
+    graph = graph if graph is not None else _float_graph(model)
+    return run_check(open_source(model), graph, random_inputs(graph))
+
+
+@pytest.mark.parametrize("make", [lambda: _leaky("subtract"), lambda: _leaky("zero"), _rleaky],
+                         ids=["leaky-subtract", "leaky-zero", "rleaky-zero"])
+def test_source_check_agrees_on_snntorch_models(make) -> None:  # type: ignore[no-untyped-def]
+    model = make()
+    cmp = _check(model)
+    spikes = sum(la.spikes_compared for la in cmp.layers)
+    assert spikes > 0 and cmp.diverged == 0, cmp.first_divergence
+    assert cmp.identical + cmp.ties == cmp.samples
+    assert {la.node for la in cmp.layers} >= {"0", "1", "2", "3"}
+
+
+def test_dropping_the_recurrent_edge_fails_the_check() -> None:
+    model = _rleaky()
+    graph = _float_graph(model)
+    rec = graph.recurrent_edges()
+    assert rec, "RLeaky must load with a recurrent edge"
+    loop = {e.src for e in rec} | {e.dst for e in rec}   # the neuron and its recurrent weight node
+    weight = next(n for n in loop if n != "1")
+    mutated = Graph({k: v for k, v in graph.nodes.items() if k != weight},
+                    tuple(e for e in graph.edges if weight not in (e.src, e.dst)), dt=graph.dt,
+                    method=graph.method, name=graph.name)
+    cmp = _check(model, mutated.verify())
+    assert not cmp.passed and cmp.diverged > 0
+    assert cmp.first_divergence["node"] == "1" and cmp.first_divergence["var"] in ("v", "out")
+    assert f"submodule(s) {weight}" in cmp.cause and "recurrent" in cmp.cause
+
+
+def test_swapping_the_reset_order_fails_the_check() -> None:
+    model = _leaky("subtract")
+    graph = _float_graph(model)
+    node = graph.nodes["1"]
+    assert node.reset_timing is ResetTiming.NEXT_STEP
+    mutated = graph.with_node("1", replace(node, reset_timing=ResetTiming.AFTER_SPIKE))
+    cmp = _check(model, mutated)
+    assert not cmp.passed
+    fd = cmp.first_divergence
+    assert (fd["node"], fd["var"]) == ("1", "v"), fd
+    assert "reset" in cmp.cause
+    # the source's membrane at that element is not the reference's
+    assert abs(fd["expected"] - fd["got"]) > 1e-3
+
+
+def test_compile_fails_on_a_divergence_and_records_it_when_allowed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    trained = _leaky("zero")
+    misread = _leaky("zero")
+    misread[3].beta = torch.tensor(0.8)   # what a frontend reading the wrong beta would build
+    lines: list[str] = []
+    with pytest.raises(CompileError) as info:
+        neurocc.compile(misread, "emulator", tmp_path / "a", source=trained, echo=lines.append)
+    msg = str(info.value)
+    assert "node '3'" in msg and "Likely cause" in msg and "--allow-source-mismatch" in msg
+    assert not (tmp_path / "a").exists()
+    out = neurocc.compile(neurocc.load(misread), "emulator", tmp_path / "b", source=trained,
+                          allow_source_mismatch=True, echo=lines.append)
+    doc = json.loads((out / "manifest.json").read_text())["source"]
+    assert doc["checked"] and not doc["result"]["passed"] and doc["allowed_mismatch"]
+    assert doc["result"]["first_divergence"]["node"] == "3"
+    assert doc["frameworks"]["snntorch"] == snn.__version__
+    text = "\n".join(lines)
+    assert "dt: 0.001 s, from the model" in text and "source check against" in text
+
+
+def test_compile_records_source_file_digest_and_versions(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+
+    model = _leaky("subtract")
+    path = tmp_path / "weights.pt"
+    torch.save(model.state_dict(), path)
+    (tmp_path / "zoo_factory.py").write_text(
+        "import torch, snntorch as snn\n"
+        "def build():\n"
+        "    return torch.nn.Sequential(torch.nn.Linear(12, 20), snn.Leaky(beta=0.9, init_hidden=True),\n"
+        "                               torch.nn.Linear(20, 5), snn.Leaky(beta=0.9, init_hidden=True))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    lines: list[str] = []
+    out = neurocc.compile(str(path), "edge-cpu", tmp_path / "art", entry="zoo_factory:build", echo=lines.append)
+    doc = json.loads((out / "manifest.json").read_text())["source"]
+    assert doc["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert set(doc["frameworks"]) == {"torch", "snntorch"} and doc["frameworks"]["snntorch"] == snn.__version__
+    assert torch.__version__.startswith(doc["frameworks"]["torch"])
+    assert doc["checked"] and doc["result"]["passed"], doc.get("result")
+    text = "\n".join(lines)
+    assert "source check against" in text and "  1 " in text
