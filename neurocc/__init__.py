@@ -134,10 +134,9 @@ def compile(model: Any, target: "str | Target" = "loihi2", out_dir: str | Path |
     compile_model = feature("neurocc.compiler.pipeline", "compile_model", "compiling (neurocc compile)")
     src = source if source is not None else (None if _is_graph(model) else model)
     if check_source and src is not None:
-        open_source = feature("neurocc.runtime.source", "open_source", "the source check")
         hook = feature("neurocc.runtime.source", "compile_check", "the source check")
-        opened = open_source(src, **{k: v for k, v in load_kw.items() if k in ("entry", "weights", "trust_pickle")})
-        compile_kw["source_check"] = hook(opened, allow_mismatch=allow_source_mismatch, echo=compile_kw.get("echo"))
+        compile_kw["source_check"] = hook(_open_source(src, load_kw), allow_mismatch=allow_source_mismatch,
+                                          echo=compile_kw.get("echo"))
     return compile_model(graph, tgt, out, dt=dt, calibration=calibration, timesteps=timesteps,
                          accuracy_budget=accuracy_budget, targets_file=targets_file, **compile_kw)
 
@@ -159,12 +158,28 @@ def run(artifact_dir: str | Path, backend: str = "emulator",
 
 def validate(artifact_dir: str | Path, backends: list[str] | None = None,
              inputs: "dict[str, np.ndarray] | str | Path | None" = None, samples: int | None = None,
-             json_path: str | Path | None = None) -> dict[str, Any]:
-    """Compare backends with their reference; the validation.json document (``neurocc validate``)."""
+             json_path: str | Path | None = None, source: Any = None, **source_kw: Any) -> dict[str, Any]:
+    """Compare backends with their reference; the validation.json document (``neurocc validate``).
+
+    ``source``: the trained model (an nn.Module, a .pt with ``entry``/``weights`` or
+    ``trust_pickle``) adds a ``source`` row: it runs in its own framework against the float
+    reference (``neurocc validate --source MODEL``)."""
     validate_artifact = feature("neurocc.runtime.validate", "validate_artifact",
                                 "validation (neurocc validate)")
     return validate_artifact(Path(artifact_dir), backends=backends, inputs=_arrays(inputs, "--input"),
-                             samples=samples, json_path=None if json_path is None else Path(json_path))
+                             samples=samples, json_path=None if json_path is None else Path(json_path),
+                             source=_open_source(source, source_kw))
+
+
+def _open_source(source: Any, kw: dict[str, Any]) -> Any:
+    """A runtime Source for ``source`` (already one, or a model :func:`load` reads), or None."""
+    if source is None:
+        return None
+    Source = feature("neurocc.runtime.source", "Source", "the source check")
+    if isinstance(source, Source):
+        return source
+    open_source = feature("neurocc.runtime.source", "open_source", "the source check")
+    return open_source(source, **{k: v for k, v in kw.items() if k in ("entry", "weights", "trust_pickle")})
 
 
 def evaluate(artifact_dir: str | Path, data: "dict[str, np.ndarray] | str | Path",

@@ -231,3 +231,27 @@ def _mismatch_error(cmp: SourceComparison, src: Source, compiled: Any) -> Compil
         fix="rewrite the layer named above with modules whose semantics neurocc reproduces (docs/frontends.md), "
             "or compile anyway with --allow-source-mismatch (Python: allow_source_mismatch=True): the measured "
             "difference is recorded in the artifact's manifest under 'source'")
+
+
+def validation_row(art: Any, src: Source, inputs: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """validation.json's ``source`` result: the source model against the ``reference`` backend (the
+    artifact's float graph) on the validation inputs; ``rule`` ``source`` (spikes exact, graded
+    values and states within :data:`.compare.TOL_REL`, ties at the threshold allowed)."""
+    res: dict[str, Any] = {"backend": "source", "reference": "reference", "rule": "source", "min_cosine": None,
+                           "cosine": None, "cosine_per_layer": {}, "first_divergence_class": None,
+                           "source": {**src.record, "frameworks": framework_versions(src.module)}}
+    if src.module is None:
+        return {**res, "exact": False, "compared": 0, "mismatches": 0, "first_divergence": None,
+                "first_divergence_explanation": None, "passed": False,
+                "error": f"the source model cannot run: {src.where} is {src.why_not}"}
+    try:
+        cmp = run_check(src, art.float_graph, inputs)
+    except Exception as err:  # the user's model code can raise anything when run step by step
+        return {**res, "exact": False, "compared": 0, "mismatches": 0, "first_divergence": None,
+                "first_divergence_explanation": None, "passed": False,
+                "error": f"running {src.where} step by step failed ({type(err).__name__}: {err})"}
+    spikes = sum(la.spikes_compared for la in cmp.layers)
+    return {**res, "exact": cmp.identical == cmp.samples, "compared": spikes,
+            "mismatches": sum(la.spike_mismatches for la in cmp.layers), "first_divergence": cmp.first_divergence,
+            "first_divergence_explanation": cmp.cause, "passed": cmp.passed, "error": None,
+            "class_agreement": cmp.output_count_agreement, "source_check": cmp.to_dict()}
