@@ -25,7 +25,7 @@ Rule = Literal["exact", "cosine"]
 
 NUMERICS: tuple[str, ...] = ("loihi", "spinnaker", "int8", "float32")
 RULES: tuple[str, ...] = ("exact", "cosine")
-RESET_MODES: tuple[str, ...] = ("zero", "subtract")
+RESET_MODES: tuple[str, ...] = ("zero", "subtract", "none")
 # Backends a target may name (the runnable ones in neurocc.backends.REGISTRY; ``reference`` is
 # the float simulator every artifact has, not a target). A new backend adds its name here too.
 BACKENDS: tuple[str, ...] = ("emulator", "loihi", "spinnaker", "edge-cpu")

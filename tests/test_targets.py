@@ -79,7 +79,8 @@ def test_contract_backends_and_numerics() -> None:
     assert t["emulator"].limits.neurons_per_core is None and t["emulator"].limits.chips is None
     # Loihi and SpiNNaker numerics reset to a value only (Lava LIF, IF_curr_exp)
     assert t["loihi2"].reset_modes == ("zero",) and t["spinnaker"].reset_modes == ("zero",)
-    assert set(t["edge-cpu"].reset_modes) == {"zero", "subtract"}
+    # "none" (no reset: snnTorch reset_mechanism="none") added with issue 12; the int8 numerics implement it
+    assert set(t["edge-cpu"].reset_modes) == {"zero", "subtract", "none"}
 
 
 def test_figures_match_the_research_notes() -> None:

@@ -18,7 +18,7 @@ from typing import ClassVar
 import numpy as np
 
 from neurocc.ir.nodes import Conv2d, Node, Shape, _Pool2d
-from neurocc.ir.types import ResetMode
+from neurocc.ir.types import ResetMode, ResetTiming
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,8 +115,9 @@ class QLIF(_QNeuron):
 
     ``du`` −1..4095 (−1: no current decay), ``dv`` 0..4096 (4096: no memory), ``vth`` 0..2**17
     (17-bit mantissa; 2**17 never spikes), ``bias_mant`` 13-bit signed, ``bias_exp`` −7..7
-    (negative: floor right shift). ``reset=subtract`` (v ← v − vth<<6) only where the profile
-    allows it (int8). ``refractory`` (int8 only; Lava has no bit-accurate refractory): for that
+    (negative: floor right shift). ``reset=subtract`` (v ← v − vth<<6) and ``none``, the snnTorch
+    ``reset_timing``s, ``reset_now`` and ``fire_at_threshold`` (z = v ≥ vth<<6) only where the
+    profile allows them (int8); their integer rule is :mod:`neurocc.ir.numerics.reset`. ``refractory`` (int8 only; Lava has no bit-accurate refractory): for that
     many steps after a spike v is held at its post-reset value and cannot spike, while u keeps
     integrating; the counter is recorded as ``<node>/ref``. The exact arithmetic per profile
     (u wrap, v saturation, int32 registers) is in :mod:`neurocc.ir.numerics.profiles`.
@@ -133,6 +134,9 @@ class QLIF(_QNeuron):
     bias_exp: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     reset: ResetMode = ResetMode.ZERO
     refractory: int = 0
+    reset_timing: ResetTiming = ResetTiming.AFTER_SPIKE
+    reset_now: bool = False
+    fire_at_threshold: bool = False
 
 
 @dataclass(frozen=True, eq=False)

@@ -28,6 +28,7 @@ import numpy as np
 from neurocc.backends.emulator.kernels import Kernel
 from neurocc.ir.discrete import decay_factors
 from neurocc.ir.numerics import core
+from neurocc.ir.numerics import reset as reset_rule
 from neurocc.ir.types import ResetMode, ResetTiming
 
 
@@ -172,6 +173,9 @@ class IntNeuron(Kernel):
         (always true for states this kernel produced; see :meth:`_window_fast` for the proof)."""
         if self.profile.name != "loihi" or self.refractory or a.size == 0:
             return False
+        if self.spiking and (self.node.reset is not ResetMode.ZERO or self.node.fire_at_threshold
+                             or self.node.reset_timing is not ResetTiming.AFTER_SPIKE):
+            return False
         if self._fast_static is None:
             b = 0.0 if self.bias is None else float(np.abs(self.bias).max(initial=0))
             self._fast_static = bool(self.fu.min(initial=0) >= 0 and self.fu.max(initial=0) <= core.DECAY_ONE
@@ -230,7 +234,8 @@ class IntNeuron(Kernel):
     def _update(self, a: np.ndarray) -> np.ndarray:
         p, st = self.profile, self.state
         u, nu, n32 = p.lif_current(st["u"], a, self.fu)
-        v, nsat, n32v = p.lif_voltage(st["v"], u, self.bias, self.fv)
+        r, v_in = reset_rule.pre(st["v"], self.vth, self.node) if self.spiking else (None, st["v"])
+        v, nsat, n32v = p.lif_voltage(v_in, u, self.bias, self.fv)
         if nu or nsat or n32 or n32v:
             self.count("u_wrap", nu)
             self.count("v_saturate", nsat)
@@ -239,13 +244,15 @@ class IntNeuron(Kernel):
         if not self.spiking:
             st["v"] = v
             return v
-        if self.refractory:
-            hold = st["ref"] > 0
-            v = np.where(hold, st["v"], v)
-            z = (v > self.vth) & ~hold
-            st["ref"] = np.where(z, float(self.refractory), np.maximum(st["ref"] - 1, 0))
-        else:
-            z = v > self.vth
+        if not self.refractory:
+            z, v, n = reset_rule.post(v, r, self.vth, self.node)
+            self.count("v_saturate", n)
+            st["v"] = v
+            return z
+        hold = st["ref"] > 0  # refractory (int8 QLIF from netx; after_spike timing only)
+        v = np.where(hold, st["v"], v)
+        z = (v > self.vth) & ~hold
+        st["ref"] = np.where(z, float(self.refractory), np.maximum(st["ref"] - 1, 0))
         if z.any():
             v = np.where(z, v - self.vth if self.subtract else 0.0, v)
         st["v"] = v

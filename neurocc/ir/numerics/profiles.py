@@ -67,6 +67,9 @@ class Profile:
     refractory: bool
     weight_exp_rounding: Rounding
     node_kinds: frozenset[str] = field(default_factory=frozenset)
+    # spike/reset semantics beyond NIR's (neurocc.ir.numerics.reset): snnTorch's timings, v >= vth
+    reset_timings: tuple[str, ...] = ("after_spike",)
+    fire_at_threshold: bool = False
 
     # ---- synapses --------------------------------------------------------------------------
     def dense_weights(self, weight: np.ndarray, num_weight_bits: int = 8) -> np.ndarray:
@@ -167,10 +170,12 @@ INT8 = Profile(
     current=IntFormat(24, True, Rounding.TOWARD_ZERO, Overflow.WRAP),    # true two's complement
     voltage=IntFormat(24, True, Rounding.TOWARD_ZERO, Overflow.SATURATE),
     synapse_delay=0,
-    reset_modes=("zero", "subtract"),
+    reset_modes=("zero", "subtract", "none"),
     refractory=True,
     weight_exp_rounding=Rounding.TOWARD_ZERO,
     node_kinds=_ANY | {"QDense", "QConv2d", "QSumPool2d", "QLIF", "QLI"},
+    reset_timings=("after_spike", "next_step", "next_step_end"),
+    fire_at_threshold=True,
 )
 
 
