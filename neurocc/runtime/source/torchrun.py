@@ -99,6 +99,17 @@ class _Recorder:
             h.remove()
 
 
+def _sinabs_time_axis(model: Any) -> bool:
+    """Sinabs layers other than the ``*Squeeze`` ones take ``(batch, time, ...)``: a step is fed as
+    ``x[t][:, None]`` (time 1; the layers keep their state between calls) and recorded without it."""
+    return any(type(m).__module__.startswith("sinabs") and hasattr(m, "reset_states")
+               and "Squeeze" not in type(m).__name__ for m in model.modules())
+
+
+def _untimed(a: np.ndarray, timed: bool) -> np.ndarray:
+    return (a[:, 0] if timed and a.ndim >= 2 and a.shape[1] == 1 else a).copy()
+
+
 def run_module(model: Any, inputs: Mapping[str, np.ndarray], names: Iterable[str]) -> dict[str, np.ndarray]:
     """Run ``model`` on time-major ``inputs`` (one array ``(steps, batch, *shape)``), step by step;
     every recorded value of the modules called ``names``, plus ``output`` (the model's first
@@ -112,6 +123,7 @@ def run_module(model: Any, inputs: Mapping[str, np.ndarray], names: Iterable[str
     model = model.eval()
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     n_state = state_args(model)
+    timed = _sinabs_time_axis(model)
     rec = _Recorder(model, list(names))
     steps: list[dict[str, np.ndarray]] = []
     try:
@@ -120,11 +132,12 @@ def run_module(model: Any, inputs: Mapping[str, np.ndarray], names: Iterable[str
         with torch.no_grad():
             for t in range(x.shape[0]):
                 rec.step = {}
-                out = model(torch.as_tensor(np.asarray(x[t]), dtype=dtype), *state)
+                xt = torch.as_tensor(np.asarray(x[t]), dtype=dtype)
+                out = model(xt[:, None] if timed else xt, *state)
                 if n_state:
                     state = tuple(out[1:1 + n_state])
                 rec.step["output"] = _first_tensor(out)
-                steps.append({k: v.detach().cpu().double().numpy().copy() for k, v in rec.step.items()
+                steps.append({k: _untimed(v.detach().cpu().double().numpy(), timed) for k, v in rec.step.items()
                               if hasattr(v, "detach")})
     finally:
         rec.close()
