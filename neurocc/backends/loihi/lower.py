@@ -177,6 +177,9 @@ class _Lowering:
         if isinstance(node, QLIF) and node.reset != ResetMode.ZERO:
             self.problem(name, f"reset={node.reset.value}: Lava's LIF only resets v to 0 "
                                "(quantize for loihi with reset=zero)")
+        if isinstance(node, QLIF) and (node.reset_timing.value != "after_spike" or node.fire_at_threshold):
+            self.problem(name, f"reset timing '{node.reset_timing.value}'/v >= vth: Lava's LIF resets right after "
+                               "v > vth (quantize for loihi: it rewrites or refuses snnTorch's timings)")
         if isinstance(node, QLIF) and node.refractory > 0:
             self.problem(name, f"refractory={node.refractory}: Lava has no bit-accurate refractory period")
         mant = node.bias_mant.astype(np.int64)

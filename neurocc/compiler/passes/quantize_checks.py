@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurocc.ir.discrete import NEURON_TYPES, after_spike_equivalent
+from neurocc.ir.discrete import NEURON_TYPES
+from neurocc.ir.numerics.reset import semantics_problems
 from neurocc.ir.graph import Graph
 from neurocc.ir.nodes import (
     Affine,
@@ -72,27 +73,3 @@ def _neuron_problems(graph: Graph, name: str, node: Node, target: Target, profil
                      "(17-bit unsigned mantissa); fix: retrain with thresholds >= 0")
     return found
 
-
-def semantics_problems(node: Node, where: str, target: str, profile: Profile) -> list[str]:
-    """Spike/reset semantics of a float neuron that ``profile`` cannot compute exactly."""
-    if not hasattr(node, "reset_timing"):
-        return []
-    found = []
-    if node.reset_timing.value not in profile.reset_timings:
-        node = after_spike_equivalent(node)
-    if node.reset_timing.value not in profile.reset_timings:
-        what = ("reset_delay=False" if node.reset_now else f"reset '{node.reset.value}' with snnTorch's timing "
-                f"'{node.reset_timing.value}' (the reset of a spike acts in the next step)")
-        found.append(f"{where}: {what} is not available on target '{target}' ({profile.name} numerics reset right "
-                     "after the spike); fix: compile for the emulator or edge-cpu (int8), or use snnTorch "
-                     "Leaky with reset_mechanism='zero', whose spikes this target reproduces")
-    if node.fire_at_threshold and not profile.fire_at_threshold:
-        found.append(f"{where}: spikes at v >= threshold (Sinabs) but {profile.name} fires at v > threshold; fix: "
-                     "compile for the emulator or edge-cpu (int8)")
-    if node.multi_spike:
-        found.append(f"{where}: several spikes per step (Sinabs MultiSpike) have no integer target; fix: build "
-                     "the layer with spike_fn=sinabs.activation.SingleSpike (and retrain)")
-    if node.v_min is not None:
-        found.append(f"{where}: min_v_mem = {node.v_min:g} (a membrane floor) is not in the integer numerics; fix: "
-                     "min_v_mem=None (and retrain), or run it on the float reference / edge-cpu float32")
-    return found

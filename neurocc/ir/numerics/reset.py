@@ -66,3 +66,31 @@ def post(v: np.ndarray, r: np.ndarray | None, vth: np.ndarray, node: Any) -> tup
     if z.any() and node.reset is not ResetMode.NONE:
         v = np.where(z, v - vth if sub else 0, v).astype(v.dtype)
     return z, v, nsat
+
+
+def semantics_problems(node: Any, where: str, target: str, profile: Any) -> list[str]:
+    """Spike/reset semantics of a float neuron that ``profile`` cannot compute exactly."""
+    from neurocc.ir.discrete import after_spike_equivalent
+
+    if not hasattr(node, "reset_timing"):
+        return []
+    found = []
+    if node.reset_timing.value not in profile.reset_timings:
+        node = after_spike_equivalent(node)
+    if node.reset_timing.value not in profile.reset_timings and node.reset.value in getattr(
+            profile, "reset_modes", (node.reset.value,)):  # (an unavailable reset mode is reported as such)
+        what = ("reset_delay=False" if node.reset_now else f"reset '{node.reset.value}' with snnTorch's timing "
+                f"'{node.reset_timing.value}' (the reset of a spike acts in the next step)")
+        found.append(f"{where}: {what} is not available on target '{target}' ({profile.name} numerics reset right "
+                     "after the spike); fix: compile for edge-cpu (int8) or edge-cpu-f32, or use snnTorch "
+                     "Leaky with reset_mechanism='zero', whose spikes this target reproduces")
+    if node.fire_at_threshold and not profile.fire_at_threshold:
+        found.append(f"{where}: spikes at v >= threshold (Sinabs) but {profile.name} fires at v > threshold; fix: "
+                     "compile for edge-cpu (int8) or edge-cpu-f32")
+    if node.multi_spike:
+        found.append(f"{where}: several spikes per step (Sinabs MultiSpike) have no integer target; fix: build "
+                     "the layer with spike_fn=sinabs.activation.SingleSpike (and retrain)")
+    if node.v_min is not None:
+        found.append(f"{where}: min_v_mem = {node.v_min:g} (a membrane floor) is not in the integer numerics; fix: "
+                     "min_v_mem=None (and retrain), or run it on the float reference / edge-cpu float32")
+    return found
