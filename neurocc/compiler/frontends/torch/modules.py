@@ -5,7 +5,8 @@ later by ``normalize``), ReLU, AvgPool2d, MaxPool2d, Flatten (torch dims count t
 one), Dropout/Identity dropped (:func:`is_passthrough`). Neurons: :mod:`neurocc.nn` ``LIF``/
 ``CubaLIF``/``IF`` (1:1, graph ``dt`` = the modules' dt) and snnTorch ``Leaky``/``Synaptic``
 ``Leaky``/``Synaptic``/``RLeaky``/``RSynaptic`` with snnTorch's exact step order and recurrent
-edges (:mod:`.snntorch`).
+edges (:mod:`.snntorch`), Sinabs ``IAF``/``LIF`` (and ``*Squeeze``) neurons and ``SumPool2d``
+(:mod:`.sinabs`).
 
 Parameters are copied out of the modules as numpy arrays (float32 as stored; snnTorch neuron
 parameters in float64). torch is imported inside the functions only.
@@ -81,7 +82,9 @@ def ann_node(m: Any) -> ir.Node | None:
         return ir.MaxPool2d(kernel_size=k, stride=int_tuple(m.stride or k, 2), padding=int_tuple(m.padding, 2))
     if isinstance(m, nn.Flatten):
         return flatten_node(m.start_dim, m.end_dim)
-    return None
+    from neurocc.compiler.frontends.torch import sinabs as sin
+
+    return sin.pool_node(m)  # sinabs.layers.SumPool2d (LPPool2d, p = 1)
 
 
 def flatten_node(start_dim: int, end_dim: int) -> ir.Flatten:
@@ -92,17 +95,34 @@ def flatten_node(start_dim: int, end_dim: int) -> ir.Flatten:
                       end_dim=end_dim - 1 if end_dim > 0 else end_dim)
 
 
+def is_pool(m: Any) -> bool:
+    """Pooling modules outside torch.nn's namespace that must stay one layer (sinabs SumPool2d)."""
+    from torch import nn
+
+    return isinstance(m, nn.LPPool2d)
+
+
 def is_passthrough(m: Any) -> bool:
     from torch import nn
 
-    return isinstance(m, (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout))
+    from neurocc.compiler.frontends.torch import sinabs as sin
+
+    return isinstance(m, (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout,
+                          *sin.passthrough_types()))
+
+
+def _framework(m: Any) -> Any:
+    """The module (:mod:`.snntorch` or :mod:`.sinabs`) that maps neuron ``m``; None for neurocc.nn."""
+    from neurocc.compiler.frontends.torch import sinabs as sin
+    from neurocc.compiler.frontends.torch import snntorch as snt
+
+    return sin if isinstance(m, sin.neuron_types()) else snt if isinstance(m, snt.snntorch_types()) else None
 
 
 def is_neuron(m: Any) -> bool:
     from neurocc import nn as nnc
-    from neurocc.compiler.frontends.torch import snntorch as snt
 
-    return isinstance(m, (nnc._Neuron, *snt.snntorch_types()))
+    return isinstance(m, nnc._Neuron) or _framework(m) is not None
 
 
 def neuron_outputs(m: Any) -> int:
@@ -110,25 +130,23 @@ def neuron_outputs(m: Any) -> int:
     from neurocc import nn as nnc
     from neurocc.compiler.frontends.torch import snntorch as snt
 
-    return 2 if isinstance(m, nnc._Neuron) else snt.outputs(m)
+    if isinstance(m, nnc._Neuron):
+        return 2
+    return snt.outputs(m) if _framework(m) is snt else 1
 
 
 def neuron_factory(m: Any, dt: float) -> Any:
     """A function of the node's shape that returns the IR neuron for module ``m``."""
-    from neurocc import nn as nnc
-    from neurocc.compiler.frontends.torch import snntorch as snt
-
-    if isinstance(m, nnc._Neuron):
+    fw = _framework(m)
+    if fw is None:
         return lambda shape: _neurocc_neuron(m, shape)
-    return lambda shape: snt.neuron(m, shape, dt)
+    return lambda shape: fw.neuron(m, shape, dt)
 
 
 def neuron_problems(m: Any) -> list[str]:
     """What cannot be translated exactly in neuron module ``m`` (empty when fine)."""
-    from neurocc import nn as nnc
-    from neurocc.compiler.frontends.torch import snntorch as snt
-
-    return [] if isinstance(m, nnc._Neuron) else snt.problems(m)
+    fw = _framework(m)
+    return [] if fw is None else fw.problems(m)
 
 
 def recurrent_factory(m: Any) -> Any:

@@ -21,6 +21,7 @@ from neurocc.compiler.frontends.torch.modules import (
     flatten_node,
     is_neuron,
     is_passthrough,
+    is_pool,
     neuron_factory,
     neuron_outputs,
     neuron_problems,
@@ -44,14 +45,16 @@ def from_module(model: Any, *, input_shape: tuple[int, ...] | None = None, dt: f
     """
     from torch import fx
 
-    model = model.eval()
+    from neurocc.compiler.frontends.torch.sinabs import unwrap
+
+    model = unwrap(model).eval()  # sinabs.from_model's Network → its spiking_model
     name = type(model).__name__
     where = source or name
     dt = _graph_dt(model, dt, where)
 
     class _Tracer(fx.Tracer):
         def is_leaf_module(self, m: Any, qualname: str) -> bool:
-            return is_neuron(m) or super().is_leaf_module(m, qualname)
+            return is_neuron(m) or is_passthrough(m) or is_pool(m) or super().is_leaf_module(m, qualname)
 
     try:
         graph = _Tracer().trace(model)
