@@ -20,7 +20,8 @@ w_in = τ_syn/dt)`` (Euler gives back ``β·v + x``); β = 1 everywhere → ``IF
 
 ``R`` is the recurrent weight: ``all_to_all=True`` → the module's ``recurrent`` ``nn.Linear``/
 ``nn.Conv2d`` (with its bias); ``all_to_all=False`` → ``Scale(V)`` (element-wise). It is a node
-``<layer>.recurrent`` fed by the neuron over an edge with ``delay = 1`` and feeding the neuron.
+``<layer>.recurrent`` fed by the neuron over an edge with ``delay = 1`` and feeding the neuron
+(R's input in step 0 is 0, so its bias acts from step 0 on, as snnTorch's ``recurrent(spk=0)``).
 """
 from __future__ import annotations
 

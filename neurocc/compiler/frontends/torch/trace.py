@@ -191,6 +191,7 @@ class _Converter:
             rec = recurrent_factory(m)
             if rec is not None:  # RLeaky/RSynaptic: spikes of step t−1 through R back into the neuron
                 self.b.add(f"{n.target}.recurrent", rec)
+                # the delay sits before R, so that R(spk[−1] = 0) = R's bias already acts in step 0, as in snnTorch
                 self.b.edges += [Edge(n.target, f"{n.target}.recurrent", 1), Edge(f"{n.target}.recurrent", n.target)]
             k = neuron_outputs(m)
             self.values[n] = (n.target,) + (STATE,) * (k - 1) if k > 1 else n.target
