@@ -27,6 +27,7 @@ from neurocc.compiler.frontends.torch.modules import (
     neuron_problems,
     recurrent_factory,
 )
+from neurocc.compiler.frontends.torch.timeloop import step_graph
 from neurocc.errors import ModelLoadError
 from neurocc.ir import nodes as ir
 from neurocc.ir.graph import Edge, Graph
@@ -67,6 +68,12 @@ def from_module(model: Any, *, input_shape: tuple[int, ...] | None = None, dt: f
             f"torch.fx cannot trace {name}.forward ({type(err).__name__}: {err})", where=where,
             fix="write forward as one time step with no Python control flow on tensors (state passed "
                 "in and returned explicitly), or build the model as nn.Sequential") from None
+    try:
+        graph = step_graph(graph, is_neuron, dict(model.named_modules()))
+    except ValueError as err:
+        raise ModelLoadError(f"{name}.forward loops over time but cannot be read as one step: {err}", where=where,
+                             fix="write the loop body with each layer called once per step (as snnTorch's "
+                                 "tutorials do), or write forward as one time step") from None
     return _Converter(model, name, where, dt).run(graph, input_shape)
 
 
