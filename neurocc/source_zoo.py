@@ -57,7 +57,8 @@ def _snn_rec(kind: str, **kw: Any) -> Callable[[], Any]:
 
         cls = snn.RLeaky if kind == "RLeaky" else snn.RSynaptic
         extra = {"alpha": 0.8} if kind == "RSynaptic" else {}
-        return nn.Sequential(nn.Linear(64, 32), cls(beta=0.9, linear_features=32, init_hidden=True, **extra, **kw),
+        size = {} if kw.get("all_to_all", True) is False else {"linear_features": 32}
+        return nn.Sequential(nn.Linear(64, 32), cls(beta=0.9, init_hidden=True, **size, **extra, **kw),
                              nn.Linear(32, 10), snn.Leaky(beta=0.9, init_hidden=True, reset_mechanism=kw.get(
                                  "reset_mechanism", "subtract")))
     return build
@@ -188,7 +189,7 @@ def evaluate(zm: ZooModel, model: Any, out_dir: str | Path, targets: tuple[str, 
     try:
         graph = neurocc.load(model, input_shape=(1, 8, 8) if zm.image else None)
     except NeuroccError as err:
-        row["error"] = f"load: {err.what}"
+        row["error"] = f"load: {err.what}: {'; '.join(err.problems or [])}"[:300]
         return row
     fg = float_side(graph, get_target("edge-cpu"), None, "euler", None, None).float_graph
     got = run_module(model, {"input": test}, list(fg.nodes))
@@ -210,7 +211,8 @@ def evaluate(zm: ZooModel, model: Any, out_dir: str | Path, targets: tuple[str, 
             row[f"{t}_acc"] = _acc(np.asarray(out, np.float64), y_te)
             row[f"{t}_source_check"] = bool(art.manifest["source"]["result"]["passed"])
         except NeuroccError as err:
-            row[f"{t}_error"] = err.what.splitlines()[0][:160]
+            detail = (err.problems or [""])[0] if getattr(err, "problems", None) else ""
+            row[f"{t}_error"] = f"{err.what.splitlines()[0]}: {detail}"[:240]
     return row
 
 
