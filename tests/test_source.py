@@ -141,3 +141,40 @@ def test_compile_records_source_file_digest_and_versions(tmp_path, monkeypatch) 
     assert doc["checked"] and doc["result"]["passed"], doc.get("result")
     text = "\n".join(lines)
     assert "source check against" in text and "  1 " in text
+
+
+def test_cli_compile_prints_the_check_and_validate_adds_a_source_row(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from neurocc.cli import main
+
+    (tmp_path / "zoo_cli.py").write_text(
+        "import torch, snntorch as snn\n"
+        "def build():\n"
+        "    torch.manual_seed(0)\n"
+        "    m = torch.nn.Sequential(torch.nn.Linear(12, 20), snn.Leaky(beta=0.9, init_hidden=True),\n"
+        "                            torch.nn.Linear(20, 5), snn.Leaky(beta=0.9, init_hidden=True))\n"
+        "    with torch.no_grad():\n"
+        "        m[0].weight.mul_(3)\n"
+        "    return m\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import zoo_cli
+
+    weights = tmp_path / "w.pt"
+    torch.save(zoo_cli.build().state_dict(), weights)
+    art = tmp_path / "art"
+    assert main(["compile", str(weights), "--entry", "zoo_cli:build", "--target", "edge-cpu", "-o", str(art)]) == 0
+    out = capsys.readouterr().out
+    assert "dt: 0.001 s, from the model" in out and "source check against" in out
+    assert "  3              LIF       spikes 0/" in out
+    assert main(["validate", str(art), "--backends", "edge-cpu", "--source", str(weights),
+                 "--entry", "zoo_cli:build"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("source "))
+    assert row.split()[-1] == "PASS" and "reference" in row
+    doc = json.loads((art / "validation.json").read_text())
+    src = next(r for r in doc["results"] if r["backend"] == "source")
+    assert src["passed"] and src["compared"] > 0 and src["mismatches"] == 0
+    assert src["source"]["sha256"] and src["source"]["frameworks"]["snntorch"] == snn.__version__
+    assert main(["compile", str(weights), "--entry", "zoo_cli:build", "--target", "edge-cpu", "-o",
+                 str(tmp_path / "art2"), "--no-source-check"]) == 0
+    assert "source check" not in capsys.readouterr().out
+    assert "source" not in json.loads((tmp_path / "art2" / "manifest.json").read_text())
