@@ -178,3 +178,33 @@ def test_cli_compile_prints_the_check_and_validate_adds_a_source_row(tmp_path, m
                  str(tmp_path / "art2"), "--no-source-check"]) == 0
     assert "source check" not in capsys.readouterr().out
     assert "source" not in json.loads((tmp_path / "art2" / "manifest.json").read_text())
+
+
+def _ann_onnx(tmp_path) -> tuple[object, np.ndarray]:  # type: ignore[no-untyped-def]
+    """A small CNN exported to ONNX as torch users do, and static calibration images."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+                          nn.Linear(64, 10)).eval()
+    path = tmp_path / "cnn.onnx"
+    torch.onnx.export(model, torch.zeros(1, 1, 8, 8), str(path), input_names=["input"],
+                      dynamic_axes={"input": {0: "batch"}}, dynamo=False)
+    x = np.random.default_rng(0).random((96, 1, 8, 8)).astype(np.float32)
+    return path, x
+
+
+def test_ann_source_check_runs_onnx_runtime_before_conversion(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("onnxruntime")
+    path, x = _ann_onnx(tmp_path)
+    lines: list[str] = []
+    out = neurocc.compile(str(path), "edge-cpu", tmp_path / "art", calibration={"x": x}, timesteps=8,
+                          echo=lines.append)
+    doc = json.loads((out / "manifest.json").read_text())["source"]
+    assert doc["checked"] and doc["result"]["passed"] and "onnxruntime" in doc["frameworks"]
+    assert len(doc["result"]["layers"]) >= 3   # per-layer outputs of ONNX Runtime, not only the output
+    assert "the ANN run in its framework, before conversion" in "".join(lines)
+    graph = neurocc.load(str(path))
+    conv = next(n for n, v in graph.nodes.items() if v.kind == "Conv2d")
+    bad = graph.with_node(conv, replace(graph.nodes[conv], bias=graph.nodes[conv].bias + 0.25))  # a misread bias
+    with pytest.raises(CompileError) as info:
+        neurocc.compile(bad, "edge-cpu", tmp_path / "bad", calibration={"x": x}, timesteps=8, source=str(path))
+    assert f"node '{conv}'" in str(info.value)

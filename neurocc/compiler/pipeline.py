@@ -361,6 +361,8 @@ class FloatSide:
     cal: Any = None
     timesteps: int | None = None
     conversion: bool = False
+    ann_graph: Graph | None = None          # an ANN: its normalized graph (before conversion)
+    folded: tuple[str, ...] = ()            # an ANN: layers a BatchNorm was folded into
 
 
 def float_side(graph: Graph, tgt: Target, dt: float | None, method: Method | str, calibration: Any,
@@ -370,7 +372,13 @@ def float_side(graph: Graph, tgt: Target, dt: float | None, method: Method | str
 
     graph = graph.verify()
     if any(n.ann_only for n in graph.nodes.values()):
-        return FloatSide(None, conversion=True)
+        from neurocc.compiler.passes.normalize import normalize
+        from neurocc.ir.nodes import BatchNorm
+
+        norm = normalize(graph)
+        cal = calibrate.read_calibration(calibration, norm, static=True) if calibration is not None else None
+        folded = tuple(p for n, v in graph.nodes.items() if isinstance(v, BatchNorm) for p in graph.predecessors(n))
+        return FloatSide(None, cal, conversion=True, ann_graph=norm, folded=folded)
     _no_neurons(graph)
     cal = calibrate.read_calibration(calibration, graph, static=False) if calibration is not None else None
     fg = run_passes(graph, Options(tgt, float(dt if dt is not None else tgt.dt), Method(method)))
@@ -388,7 +396,7 @@ def dt_line(graph: Graph, tgt: Target, dt: float | None) -> str:
     elif graph.dt is not None:
         used, origin = float(graph.dt), "the model (its frontend's step, e.g. snnTorch's beta read at 1e-3 s)"
     else:
-        used, origin = float(tgt.dt), f"target '{tgt.name}' default (the model carries no dt: NIR files have none)"
+        used, origin = float(tgt.dt), f"target '{tgt.name}' default (the model carries no dt, as NIR files and ANNs)"
     taus = [float(np.min(v)) for n in graph.nodes.values() if isinstance(n, NEURON_TYPES)
             for k, v in vars(n).items() if k.startswith("tau") and v is not None and np.size(v)]
     line = f"dt: {used:g} s, from {origin}"

@@ -48,6 +48,8 @@ class Source:
     module: Any = None
     why_not: str | None = None
     record: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    kind: str = "torch"          # torch (an nn.Module) | onnx (ONNX Runtime) | pt2 (torch.export)
 
 
 def _sha256(path: Path) -> str:
@@ -103,9 +105,10 @@ def open_source(model: Any, *, entry: str | None = None, weights: str | Path | N
     if suffix in (".pt", ".pth") or entry is not None:
         module = _load_torch(path, entry, weights, trust_pickle)
         return Source(str(path or entry), module, record=rec)
+    if suffix in (".onnx", ".pt2") and path is not None:
+        return Source(str(path), None, record=rec, path=path, kind=suffix[1:])
     what = {".nir": "a NIR file (no framework of its own to run; see docs/source-check.md)",
-            ".h5": "a NIR file", ".hdf5": "a NIR file", ".onnx": "an ONNX file (ANN: compared by the conversion)",
-            ".pt2": "a torch.export archive (ANN layers only: compared by the conversion)",
+            ".h5": "a NIR file", ".hdf5": "a NIR file",
             ".json": "a neurocc graph"}.get(suffix, "not a model neurocc can run in its framework")
     return Source(str(model), None, why_not=what, record=rec)
 
@@ -197,9 +200,10 @@ def compile_check(src: Source, *, allow_mismatch: bool = False,
     say = echo or (lambda s: None)
 
     def hook(compiled: Any) -> dict[str, Any]:
-        doc: dict[str, Any] = {**src.record, "frameworks": framework_versions(src.module), "checked": False}
-        why = src.why_not or ("the model is an ANN converted by neurocc (the conversion table compares it "
-                              "with the ANN)" if compiled.conversion else None)
+        doc: dict[str, Any] = {**src.record, "frameworks": _versions(src), "checked": False}
+        if compiled.conversion and src.why_not is None and compiled.cal is not None:
+            return _ann_hook(src, compiled, doc, allow_mismatch, say)
+        why = src.why_not or ("the model is an ANN without calibration data" if compiled.conversion else None)
         if why is None:
             inputs, how = check_inputs_for(compiled)
             try:
@@ -217,6 +221,59 @@ def compile_check(src: Source, *, allow_mismatch: bool = False,
         return doc
 
     return hook
+
+
+def _versions(src: Source) -> dict[str, str]:
+    out = framework_versions(src.module)
+    if src.kind != "torch":
+        import importlib.metadata as md
+
+        out.update({name: md.version(name) for name in (("onnxruntime", "onnx") if src.kind == "onnx" else ("torch",))})
+    return out
+
+
+def run_ann(src: Source, graph: Graph, x: np.ndarray, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The ANN check (:mod:`.annrun`): the source ANN against neurocc's reading of it, on static ``x``."""
+    from neurocc.runtime.source import annrun
+
+    if src.kind == "onnx":
+        got = annrun.run_onnx(src.path, x)
+    elif src.kind == "pt2":
+        import torch
+
+        module = torch.export.load(src.path).module()
+        try:
+            got = annrun.run_torch_ann(module, x, [])
+        except (AssertionError, RuntimeError):   # exported with a fixed batch (of 1): run sample by sample
+            parts = [annrun.run_torch_ann(module, x[i:i + 1], [])["output"] for i in range(len(x))]
+            got = {"output": np.concatenate(parts)}
+    else:
+        got = annrun.run_torch_ann(src.module, x, list(graph.nodes))
+    return annrun.compare_ann(graph, {k: v for k, v in got.items() if k not in skip}, x)
+
+
+def _ann_hook(src: Source, side: Any, doc: dict[str, Any], allow_mismatch: bool,
+              say: Callable[[str], None]) -> dict[str, Any]:
+    from neurocc.runtime.source import annrun
+
+    (x,) = side.cal.subset(annrun.ANN_SAMPLES).x.values()
+    try:
+        res = run_ann(src, side.ann_graph, np.asarray(x, np.float32), side.folded)
+    except Exception as err:  # the user's model code / runtime can raise anything
+        doc["why_not"] = f"running the ANN in its framework failed ({type(err).__name__}: {err})"
+        say(f"source check: not run: {doc['why_not']}\n")
+        return doc
+    say(annrun.format_ann(res, src.where) + "\n")
+    doc.update(checked=True, inputs=f"{res['samples']} static calibration samples (the ANN before conversion)",
+               result=res, allowed_mismatch=not res["passed"])
+    if not res["passed"] and not allow_mismatch:
+        fd = res["first_divergence"] or {}
+        raise CompileError(f"neurocc's reading of the ANN does not compute what the ANN computes: node "
+                           f"'{fd.get('node')}' index {fd.get('index')}: neurocc {fd.get('expected')}, source "
+                           f"{fd.get('got')}. Likely cause: {res['likely_cause']}", where=src.where,
+                           fix="report it with the model, or compile anyway with --allow-source-mismatch (Python: "
+                               "allow_source_mismatch=True): the difference is recorded in the manifest")
+    return doc
 
 
 def _mismatch_error(cmp: SourceComparison, src: Source, compiled: Any) -> CompileError:
@@ -239,7 +296,15 @@ def validation_row(art: Any, src: Source, inputs: Mapping[str, np.ndarray]) -> d
     values and states within :data:`.compare.TOL_REL`, ties at the threshold allowed)."""
     res: dict[str, Any] = {"backend": "source", "reference": "reference", "rule": "source", "min_cosine": None,
                            "cosine": None, "cosine_per_layer": {}, "first_divergence_class": None,
-                           "source": {**src.record, "frameworks": framework_versions(src.module)}}
+                           "source": {**src.record, "frameworks": _versions(src)}}
+    if art.manifest.get("conversion"):   # an ANN: checked before conversion, at compile (its graph is gone)
+        done = (art.manifest.get("source") or {}).get("result")
+        return {**res, "exact": bool(done and done["passed"]), "compared": len((done or {}).get("layers", [])),
+                "mismatches": 0 if not done or done["passed"] else 1,
+                "first_divergence": (done or {}).get("first_divergence"),
+                "first_divergence_explanation": (done or {}).get("likely_cause"), "passed": bool(done and done["passed"]),
+                "error": None if done else "an ANN is checked before conversion, at compile; this artifact holds "
+                                           "no such check (compile it from the model file)"}
     if src.module is None:
         return {**res, "exact": False, "compared": 0, "mismatches": 0, "first_divergence": None,
                 "first_divergence_explanation": None, "passed": False,
