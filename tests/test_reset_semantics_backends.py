@@ -1,8 +1,9 @@
 """Issue 12's reset semantics on the integer side: the emulator and the edge-cpu ONNX graphs stay
 bit-exact for every reset mode × timing × reset_now × ``>=`` test (one integer rule,
 :mod:`neurocc.ir.numerics.reset`), an snnTorch net compiles for edge-cpu and runs identically on
-both, targets without snnTorch's timings refuse by node name, and snnTorch's Leaky zero reset
-(whose spikes the after-spike form reproduces exactly) still runs on Lava equal to the emulator."""
+both and on Lava (loihi2, neurocc's Lava process model), fixed-function targets (loihi1, spinnaker)
+refuse by node name, and snnTorch's Leaky zero reset (whose spikes the after-spike form reproduces
+exactly) is rewritten for them."""
 from __future__ import annotations
 
 import itertools
@@ -87,36 +88,51 @@ def test_snntorch_net_compiles_for_edge_cpu_and_equals_the_emulator(tmp_path: Pa
     assert not bad, bad
 
 
-def test_chip_targets_refuse_snntorch_timings_by_node(tmp_path: Path) -> None:
+def test_fixed_function_targets_refuse_snntorch_timings_by_node(tmp_path: Path) -> None:
     xs = (np.random.default_rng(0).random((20, 4, 12)) < 0.3).astype(np.float32)
     g = load(_snn_net())
-    for target in ("loihi2", "spinnaker"):
+    for target in ("loihi1", "spinnaker"):
         with pytest.raises(CompileError) as err:
             compile_model(g, target, tmp_path / target, calibration=xs)
         text = str(err.value)
         assert "node '1' (LIF): reset 'subtract'" in text, text
         assert "node '3' (CubaLIF): reset 'zero' with snnTorch's timing 'next_step_end'" in text, text
-        assert "edge-cpu" in text
+        assert "loihi2" in text and "edge-cpu" in text
 
 
-def test_leaky_zero_reset_runs_on_lava_equal_to_emulator(lava_ok: None, tmp_path: Path) -> None:
-    """snnTorch Leaky(reset_mechanism='zero'): next_step zero = after_spike zero in spikes, so loihi2
-    compiles it; Lava (bit-accurate process models) equals the emulator and snnTorch's spike counts."""
-    from neurocc.backends import loihi
+def test_leaky_zero_reset_is_rewritten_for_loihi1(tmp_path: Path) -> None:
+    """snnTorch Leaky(reset_mechanism='zero'): next_step zero = after_spike zero in spikes, so a
+    fixed-function target gets Lava's own reset (the float reference of the artifact is unchanged)."""
     from neurocc.backends.reference import simulate as ref_sim
 
     torch.manual_seed(1)
     net = nn.Sequential(nn.Linear(8, 12), snn.Leaky(beta=0.8, init_hidden=True, reset_mechanism="zero"),
                         nn.Linear(12, 3), snn.Leaky(beta=0.8, init_hidden=True, reset_mechanism="zero"))
-    with torch.no_grad():
-        for p in net.parameters():
-            p.mul_(2.0)
     xs = (np.random.default_rng(3).random((30, 2, 8)) < 0.4).astype(np.float32)
     g = load(net)
-    art = compile_model(g, "loihi2", tmp_path / "l", calibration=xs)
+    art = compile_model(g, "loihi1", tmp_path / "l", calibration=xs)
     qg = load_artifact(art).graph
-    assert qg.nodes["1"].reset_timing is ResetTiming.AFTER_SPIKE  # the spike-exact rewrite
-    em = simulate(qg, {"input": xs})
-    lv = loihi.run(art, {"input": xs})
+    assert qg.nodes["1"].reset_timing is ResetTiming.AFTER_SPIKE
+    f = load_artifact(art).float_graph
+    np.testing.assert_array_equal(ref_sim(f, {"input": xs}).outputs["output"], ref_sim(g, {"input": xs}).outputs["output"])
+
+
+def test_soft_reset_and_snntorch_timings_on_lava_equal_the_emulator(lava_ok: None, tmp_path: Path) -> None:
+    """loihi2 runs snnTorch's subtract (next_step, reset_delay=False) and Synaptic/RLeaky zero
+    (next_step_end) through neurocc's Lava process model: bit-exact with the emulator, every u and v."""
+    from neurocc.backends import loihi
+
+    xs = (np.random.default_rng(0).random((25, 2, 12)) < 0.3).astype(np.float32)
+    net = _snn_net()
+    net[5].reset_delay = False
+    art = compile_model(load(net), "loihi2", tmp_path / "l", calibration=xs)
+    qg = load_artifact(art).graph
+    assert qg.nodes["1"].reset is ResetMode.SUBTRACT and qg.nodes["5"].reset_now
+    em = simulate(qg, {"input": xs}, record=True)
+    lv = loihi.run(art, {"input": xs}, record=True)
+    assert em.outputs["output"].sum() > 5
     np.testing.assert_array_equal(lv["output"], em.outputs["output"])
-    assert ref_sim(g, {"input": xs}).outputs["output"].sum() > 0
+    keys = [k for k in em.traces if k in lv]
+    assert {"1/v", "3/u", "3/v", "5/v"} <= set(keys)
+    bad = {k: int(np.count_nonzero(em.traces[k] != lv[k])) for k in keys if not np.array_equal(em.traces[k], lv[k])}
+    assert not bad, bad

@@ -48,7 +48,7 @@ from neurocc.compiler.passes.qscale import (
     weight_scale,
 )
 from neurocc.compiler.passes.qscale import jsonable_scale as _jsonable_scale
-from neurocc.compiler.passes.quantize_checks import structure_problems
+from neurocc.compiler.passes.quantize_checks import structure_problems, target_semantics
 from neurocc.errors import CompileError
 from neurocc.ir.discrete import NEURON_TYPES, after_spike_equivalent, decay_factors
 from neurocc.ir.graph import Edge, Graph
@@ -354,7 +354,7 @@ class _Quantizer:
         rep.update(vth=[int(vth.min()), int(vth.max())])
         if not hasattr(node, "reset_timing"):  # Threshold: no reset
             return QLIF(du=du, dv=dv, vth=vth.astype(np.int32), bias_mant=bias_mant, bias_exp=bias_exp)
-        if node.reset_timing.value not in self.prof.reset_timings:
+        if node.reset_timing.value not in target_semantics(self.target, self.prof).reset_timings:
             node = after_spike_equivalent(node)  # the same spikes (checked by structure_problems)
         return QLIF(du=du, dv=dv, vth=vth.astype(np.int32), bias_mant=bias_mant, bias_exp=bias_exp,
                     reset=node.reset, reset_timing=node.reset_timing, reset_now=node.reset_now,

@@ -156,10 +156,12 @@ LOIHI = Profile(
     current=IntFormat(24, True, Rounding.TOWARD_ZERO, Overflow.WRAP),    # Lava's off-by-one wrap
     voltage=IntFormat(24, True, Rounding.TOWARD_ZERO, Overflow.SATURATE),  # ±(2^23 − 1)
     synapse_delay=1,
-    reset_modes=("zero",),
+    reset_modes=("zero", "subtract", "none"),  # subtract/none: neurocc's Lava process model (lava_models.py)
     refractory=False,
     weight_exp_rounding=Rounding.FLOOR,
     node_kinds=_ANY | {"QDense", "QConv2d", "QSumPool2d", "QLIF", "QLI"},
+    reset_timings=("after_spike", "next_step", "next_step_end"),
+    fire_at_threshold=True,
 )
 
 INT8 = Profile(

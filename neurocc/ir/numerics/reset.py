@@ -81,12 +81,12 @@ def semantics_problems(node: Any, where: str, target: str, profile: Any) -> list
             profile, "reset_modes", (node.reset.value,)):  # (an unavailable reset mode is reported as such)
         what = ("reset_delay=False" if node.reset_now else f"reset '{node.reset.value}' with snnTorch's timing "
                 f"'{node.reset_timing.value}' (the reset of a spike acts in the next step)")
-        found.append(f"{where}: {what} is not available on target '{target}' ({profile.name} numerics reset right "
-                     "after the spike); fix: compile for edge-cpu (int8) or edge-cpu-f32, or use snnTorch "
-                     "Leaky with reset_mechanism='zero', whose spikes this target reproduces")
+        found.append(f"{where}: {what} is not available on target '{target}' (its neurons reset right after the "
+                     "spike); fix: compile for loihi2, edge-cpu or edge-cpu-f32, or use snnTorch Leaky with "
+                     "reset_mechanism='zero', whose spikes this target reproduces")
     if node.fire_at_threshold and not profile.fire_at_threshold:
         found.append(f"{where}: spikes at v >= threshold (Sinabs) but {profile.name} fires at v > threshold; fix: "
-                     "compile for edge-cpu (int8) or edge-cpu-f32")
+                     "compile for loihi2, edge-cpu or edge-cpu-f32")
     if node.multi_spike:
         found.append(f"{where}: several spikes per step (Sinabs MultiSpike) have no integer target; fix: build "
                      "the layer with spike_fn=sinabs.activation.SingleSpike (and retrain)")
