@@ -218,6 +218,8 @@ def evaluate(zm: ZooModel, model: Any, out_dir: str | Path, targets: tuple[str, 
 
 def run_zoo(names: list[str] | None = None, iters: int = ITERS, out_dir: str | Path | None = None) -> list[dict]:
     """Train and evaluate the zoo models called ``names`` (default: all)."""
+    from neurocc.errors import NeuroccError
+
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for zm in models():
@@ -229,7 +231,11 @@ def run_zoo(names: list[str] | None = None, iters: int = ITERS, out_dir: str | P
                 rows.append({"model": zm.name, "framework": zm.framework, "layout": zm.layout, "reset": zm.reset,
                              "error": f"training in {zm.framework} failed: {type(err).__name__}: {err}"[:200]})
                 continue
-            rows.append(evaluate(zm, model, out_dir or tmp))
+            try:
+                rows.append(evaluate(zm, model, out_dir or tmp))
+            except NeuroccError as err:   # e.g. a targets file being edited: the row says so, the zoo goes on
+                rows.append({"model": zm.name, "framework": zm.framework, "layout": zm.layout, "reset": zm.reset,
+                             "error": f"{err.what}: {'; '.join(err.problems)}"[:300]})
     return rows
 
 
