@@ -133,3 +133,23 @@ def test_conv_avgpool_leaky_is_folded_and_exact(tmp_path: Path) -> None:
         np.testing.assert_array_equal(simulate(graph, {"input": xs.numpy()}).outputs["output"], want)
     art = compile_model(g, "edge-cpu", tmp_path / "a", calibration=xs.numpy())
     assert all(n.kind != "AvgPool2d" for n in load_artifact(art).graph.nodes.values())
+
+
+def test_conv_maxpool_leaky_exact_in_float_refused_for_integers(tmp_path: Path) -> None:
+    """Tutorial 6/7's CSNN (Conv → MaxPool → Leaky): the float reference and edge-cpu-f32 compute the
+    max of currents exactly; integer targets refuse, naming the AvgPool2d rewrite's measured figure."""
+    from neurocc.backends import edge_cpu
+    from neurocc.compiler.pipeline import compile_model
+    from neurocc.errors import CompileError
+
+    torch.manual_seed(0)
+    net = _scale(csnn(nn.MaxPool2d), 2.0)
+    xs = (torch.rand(30, 4, 1, 8, 8) < 0.4).float()
+    want = _run_csnn(net, xs)
+    g = load(net, input_shape=(1, 8, 8))
+    assert want.sum() > 5
+    np.testing.assert_array_equal(simulate(g, {"input": xs.numpy()}).outputs["output"], want)
+    art = compile_model(g, "edge-cpu-f32", tmp_path / "f32", calibration=xs.numpy())
+    np.testing.assert_array_equal(edge_cpu.run(art, {"input": xs.numpy()})["output"], want)
+    with pytest.raises(CompileError, match=r"MaxPool2d by AvgPool2d keeps the predicted class on \d+\.\d %"):
+        compile_model(g, "edge-cpu", tmp_path / "i8", calibration=xs.numpy())

@@ -163,6 +163,10 @@ def prepare(graph: Graph, tgt: Target, *, dt: float | None = None, method: Metho
         cal = calibrate.read_calibration(calibration, graph, static=False)
         steps = timesteps or cal.steps
     float_graph = run_passes(graph, opts)
+    if not ann:  # max-pool of currents: exact in float, refused (with the AvgPool figure) for integers
+        from neurocc.compiler.maxpool import refuse_integer_maxpool
+
+        refuse_integer_maxpool(float_graph, tgt, cal)
     to_q = fuse_pools(float_graph) if tgt.numerics == "loihi" else float_graph
     stats = None
     if cal is not None and tgt.numerics != "float32":

@@ -1,7 +1,7 @@
 """Node kinds of the neurocc IR: one frozen dataclass per primitive, equations in the docstring.
 
 Names and continuous-time semantics follow NIR 1.0 (``nir/ir/*.py``); ANN-only kinds
-(``ReLU``, ``BatchNorm``, ``MaxPool2d``, ``Add``) exist for conversion and are removed by the
+(``ReLU``, ``BatchNorm``, ``Add``) exist for conversion and are removed by the
 ``normalize``/``convert`` passes before a spiking backend sees the graph.
 
 Conventions shared by every kind:
@@ -538,10 +538,14 @@ class BatchNorm(Node):
 
 @dataclass(frozen=True, eq=False)
 class MaxPool2d(_Pool2d):
-    """y[c, h, w] = max over the window (padding with −inf). Unsupported on spiking targets."""
+    """y[c, h, w] = max over the window (padding with −inf).
+
+    In a spiking graph it pools a weight layer's **currents** (snnTorch's Conv → MaxPool → Leaky):
+    the float reference, the emulator's float graph and edge-cpu-f32 compute it exactly; integer
+    targets refuse it (``neurocc.compiler.maxpool`` measures the AvgPool rewrite). The ANN → SNN
+    conversion refuses it (a max of spike trains is not the spikes of a max)."""
 
     kind: ClassVar[str] = "MaxPool2d"
-    ann_only: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, eq=False)

@@ -37,7 +37,7 @@ SIDECAR = "edge_cpu.json"        # names, shapes, dtypes and state spec of both 
 DIGEST_KEY = "neurocc.graph_digest"
 
 FLOAT_KINDS = frozenset({"Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d",
-                         "AvgPool2d", "Flatten", "Delay", "Add", "Threshold", "I", "IF", "LI", "LIF",
+                         "AvgPool2d", "MaxPool2d", "Flatten", "Delay", "Add", "Threshold", "I", "IF", "LI", "LIF",
                          "CubaLI", "CubaLIF"})
 INT_KINDS = frozenset({"Input", "Output", "Flatten", "Delay", "Add", "QDense", "QConv2d", "QSumPool2d",
                        "QLIF", "QLI"})
