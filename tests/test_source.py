@@ -208,3 +208,39 @@ def test_ann_source_check_runs_onnx_runtime_before_conversion(tmp_path) -> None:
     with pytest.raises(CompileError) as info:
         neurocc.compile(bad, "edge-cpu", tmp_path / "bad", calibration={"x": x}, timesteps=8, source=str(path))
     assert f"node '{conv}'" in str(info.value)
+
+
+NUM_STEPS = 30
+
+
+class _Tutorial5(nn.Module):
+    """snnTorch tutorial 5's layout: forward loops over time and stacks the records."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.lif1 = nn.Linear(12, 20), snn.Leaky(beta=0.9)
+        self.fc2, self.lif2 = nn.Linear(20, 5), snn.Leaky(beta=0.9)
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        mem1, mem2 = self.lif1.init_leaky(), self.lif2.init_leaky()
+        spk2_rec, mem2_rec = [], []
+        for step in range(NUM_STEPS):
+            spk1, mem1 = self.lif1(self.fc1(x[step]), mem1)
+            spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
+            spk2_rec.append(spk2)
+            mem2_rec.append(mem2)
+        return torch.stack(spk2_rec, dim=0), torch.stack(mem2_rec, dim=0)
+
+
+def test_a_forward_that_loops_over_time_runs_as_one_sequence() -> None:
+    from neurocc.runtime.source.torchrun import run_module
+
+    torch.manual_seed(0)
+    model = _scaled(_Tutorial5())
+    graph = _float_graph(model)
+    x = random_inputs(graph, steps=NUM_STEPS)
+    rec = run_module(model, x, list(graph.nodes))
+    assert rec["lif1/out"].shape == (NUM_STEPS, 16, 20) and rec["output"].shape == (NUM_STEPS, 16, 5)
+    assert rec["lif1/out"].sum() > 0
+    cmp = run_check(open_source(model), graph, x)
+    assert cmp.diverged == 0 and {la.node for la in cmp.layers} == {"fc1", "lif1", "fc2", "lif2"}

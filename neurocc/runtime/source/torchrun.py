@@ -83,16 +83,22 @@ class _Recorder:
 
     def __init__(self, model: Any, names: Iterable[str]) -> None:
         modules = dict(model.named_modules())
-        self.step: dict[str, Any] = {}
+        self.calls: dict[str, list[Any]] = {}
         self.handles = [modules[n].register_forward_hook(self._hook(n)) for n in names if n in modules and n]
         self.named = [n for n in names if n in modules and n]
 
     def _hook(self, name: str) -> Any:
         def hook(module: Any, args: Any, output: Any) -> None:
-            self.step[f"{name}/out"] = _first_tensor(output)
+            self.calls.setdefault(f"{name}/out", []).append(_first_tensor(output))
             for var, value in _neuron_state(module, output).items():
-                self.step[f"{name}/{var}"] = value
+                self.calls.setdefault(f"{name}/{var}", []).append(value)
         return hook
+
+    def last(self) -> dict[str, Any]:
+        """The value of each key's last call, and forget the calls."""
+        out = {k: v[-1] for k, v in self.calls.items()}
+        self.calls = {}
+        return out
 
     def close(self) -> None:
         for h in self.handles:
@@ -124,6 +130,8 @@ def run_module(model: Any, inputs: Mapping[str, np.ndarray], names: Iterable[str
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     n_state = state_args(model)
     timed = _sinabs_time_axis(model)
+    if not timed and loops_over_time(model, x, dtype):
+        return _run_sequence(model, x, dtype, names)
     rec = _Recorder(model, list(names))
     steps: list[dict[str, np.ndarray]] = []
     try:
@@ -131,16 +139,58 @@ def run_module(model: Any, inputs: Mapping[str, np.ndarray], names: Iterable[str
         state: tuple[Any, ...] = (None,) * n_state
         with torch.no_grad():
             for t in range(x.shape[0]):
-                rec.step = {}
                 xt = torch.as_tensor(np.asarray(x[t]), dtype=dtype)
                 out = model(xt[:, None] if timed else xt, *state)
                 if n_state:
                     state = tuple(out[1:1 + n_state])
-                rec.step["output"] = _first_tensor(out)
-                steps.append({k: _untimed(v.detach().cpu().double().numpy(), timed) for k, v in rec.step.items()
+                step = {**rec.last(), "output": _first_tensor(out)}
+                steps.append({k: _untimed(v.detach().cpu().double().numpy(), timed) for k, v in step.items()
                               if hasattr(v, "detach")})
     finally:
         rec.close()
         reset_state(model)
     keys = [k for k in steps[0] if all(k in s and s[k].shape == steps[0][k].shape for s in steps)]
     return {k: np.stack([s[k] for s in steps]) for k in keys}
+
+
+def loops_over_time(model: Any, x: np.ndarray, dtype: Any) -> bool:
+    """Whether ``forward`` loops over time itself (snnTorch tutorials 5-7: ``for step in
+    range(num_steps)`` on a time-major ``x``): one call on the whole ``x`` calls some layer once per
+    step. A step model called so either fails (then: False) or calls each layer once."""
+    import torch
+
+    counts: dict[str, int] = {}
+    hooks = [m.register_forward_hook(lambda *a, n=n: counts.__setitem__(n, counts.get(n, 0) + 1))
+             for n, m in model.named_modules() if n]
+    try:
+        reset_state(model)
+        with torch.no_grad():
+            model(torch.as_tensor(np.asarray(x), dtype=dtype))
+    except Exception:  # a step model given the whole sequence may raise anything (shapes)
+        return False
+    finally:
+        for h in hooks:
+            h.remove()
+        reset_state(model)
+    return x.shape[0] > 1 and max(counts.values(), default=0) == x.shape[0]
+
+
+def _run_sequence(model: Any, x: np.ndarray, dtype: Any, names: Iterable[str]) -> dict[str, np.ndarray]:
+    """A time-looping model called once on the whole ``x``; each hooked layer's calls are its steps;
+    the first returned value is the per-step output when it has ``steps`` rows (``torch.stack``)."""
+    import torch
+
+    rec = _Recorder(model, list(names))
+    try:
+        reset_state(model)
+        with torch.no_grad():
+            out = _first_tensor(model(torch.as_tensor(np.asarray(x), dtype=dtype)))
+    finally:
+        rec.close()
+        reset_state(model)
+    steps = x.shape[0]
+    result = {k: np.stack([v.detach().cpu().double().numpy() for v in vals]) for k, vals in rec.calls.items()
+              if len(vals) == steps and all(hasattr(v, "detach") for v in vals)}
+    if hasattr(out, "shape") and out.shape[0] == steps:
+        result["output"] = out.detach().cpu().double().numpy()
+    return result
