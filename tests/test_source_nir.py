@@ -156,3 +156,11 @@ def test_rockpool_to_nir_matches_rockpool(tmp_path) -> None:  # type: ignore[no-
     ref = simulate(fg, {"input": x.astype(np.float64)}, record=True).traces
     theirs = rec["1_LIFTorch_output"].detach().numpy().transpose(1, 0, 2)
     assert int((ref["1_LIFTorch/out"] != theirs).sum()) == 0
+
+
+def test_compile_says_the_nir_paper_graph_looks_made_for_1e_4(nir_paper, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    graph = neurocc.load(nir_paper / "lif_norse.nir")
+    assert graph.dt is None      # NIR carries no dt
+    line = dt_line(graph, get_target("loihi2"), None)
+    assert line.startswith("dt: 0.001 s, from target 'loihi2' default") and "--dt 0.0001" in line, line
+    assert dt_line(graph, get_target("loihi2"), 1e-4) == "dt: 0.0001 s, from --dt"
