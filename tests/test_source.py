@@ -244,3 +244,30 @@ def test_a_forward_that_loops_over_time_runs_as_one_sequence() -> None:
     assert rec["lif1/out"].sum() > 0
     cmp = run_check(open_source(model), graph, x)
     assert cmp.diverged == 0 and {la.node for la in cmp.layers} == {"fc1", "lif1", "fc2", "lif2"}
+
+
+def test_a_spike_decided_at_the_threshold_is_a_tie_and_any_other_fails() -> None:
+    """Hand-made records of one LIF layer (threshold 1), two samples, three steps: sample 0's first
+    difference is a spike where the non-spiking run's membrane is 1 + 1e-7 (float32 rounding at
+    the threshold); sample 1's is a spike where the membrane is 0.5 away (a real divergence)."""
+    from neurocc.ir import nodes as ir
+    from neurocc.runtime.source.compare import compare_records
+
+    lif = ir.LIF(tau=np.full(2, 0.01), r=np.full(2, 10.0), v_leak=np.zeros(2), v_threshold=np.ones(2),
+                 v_reset=np.zeros(2))
+    graph = Graph.chain(("input", ir.Input(shape=(2,))), ("lif", lif), ("output", ir.Output(shape=(2,))))
+    v = np.zeros((3, 2, 2))
+    v[1] = [[1.0 + 1e-7, 0.2], [0.2, 0.2]]
+    v[2] = [[0.3, 0.3], [0.3, 0.3]]
+    ref_out = np.zeros((3, 2, 2))
+    src_out = ref_out.copy()
+    src_out[1, 0, 0] = 1.0          # the source fired at the threshold; the reference (v = 1 + 1e-7 > 1?) did not
+    src_out[2, 1, 1] = 1.0          # the source fired with v = 0.3: not a tie
+    ref = {"lif/out": ref_out, "lif/v": v}
+    src = {"lif/out": src_out, "lif/v": v.copy()}
+    cmp = compare_records(graph, ref, src)
+    assert (cmp.identical, cmp.ties, cmp.diverged) == (0, 1, 1)
+    assert cmp.first_divergence == {"node": "lif", "step": 2, "index": [1, 1], "var": "out", "expected": 0.0,
+                                    "got": 1.0}
+    assert not cmp.passed and "threshold" in cmp.cause
+    assert cmp.layers[0].spike_mismatches == 2 and cmp.layers[0].tie_samples == 1
