@@ -31,6 +31,9 @@ import numpy as np
 from neurocc.ir.types import IntFormat, ResetMode, ResetTiming, Shape
 
 NODE_KINDS: dict[str, type["Node"]] = {}
+# field metadata: leave the field out of the stored graph and its text/digest while it holds its
+# default (fields added after the format was fixed: older files and digests stay as they were)
+OMIT_DEFAULT = {"omit_default": True}
 
 
 @functools.cache
@@ -99,6 +102,12 @@ class Node:
     def params(self) -> dict[str, typing.Any]:
         """Every field by name (arrays included), in declaration order."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def stored_params(self) -> dict[str, typing.Any]:
+        """:meth:`params` without the ``OMIT_DEFAULT`` fields that hold their default (what files,
+        :meth:`Graph.text` and digests contain)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if not (f.metadata.get("omit_default") and getattr(self, f.name) == f.default)}
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: v for k, v in self.params().items() if isinstance(v, np.ndarray)}
@@ -387,14 +396,15 @@ class _Spiking(_Neuron):
         v_min:           v ← max(v, v_min) last (Sinabs ``min_v_mem``)
 
     ``v_reset`` is used by ``zero`` with ``after_spike`` only (the snnTorch timings reset to 0).
+    ``reset`` is declared by each kind (last, as before these fields existed); the other fields
+    are left out of the stored graph and its text/digest when they hold their default.
     """
 
-    reset: ResetMode = ResetMode.ZERO
-    reset_timing: ResetTiming = ResetTiming.AFTER_SPIKE
-    reset_now: bool = False
-    fire_at_threshold: bool = False
-    multi_spike: bool = False
-    v_min: float | None = None
+    reset_timing: ResetTiming = field(default=ResetTiming.AFTER_SPIKE, metadata=OMIT_DEFAULT)
+    reset_now: bool = field(default=False, metadata=OMIT_DEFAULT)
+    fire_at_threshold: bool = field(default=False, metadata=OMIT_DEFAULT)
+    multi_spike: bool = field(default=False, metadata=OMIT_DEFAULT)
+    v_min: float | None = field(default=None, metadata=OMIT_DEFAULT)
 
     def check(self) -> list[str]:
         probs = super().check()
@@ -441,6 +451,7 @@ class IF(_Spiking):
     r: np.ndarray = field(default_factory=lambda: np.ones(0))
     v_threshold: np.ndarray = field(default_factory=lambda: np.ones(0))
     v_reset: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    reset: ResetMode = ResetMode.ZERO
 
 
 @dataclass(frozen=True, eq=False)
@@ -469,6 +480,7 @@ class LIF(_Spiking):
     v_leak: np.ndarray = field(default_factory=lambda: np.zeros(0))
     v_threshold: np.ndarray = field(default_factory=lambda: np.ones(0))
     v_reset: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    reset: ResetMode = ResetMode.ZERO
 
 
 @dataclass(frozen=True, eq=False)
@@ -503,6 +515,7 @@ class CubaLIF(_Spiking):
     v_threshold: np.ndarray = field(default_factory=lambda: np.ones(0))
     v_reset: np.ndarray = field(default_factory=lambda: np.zeros(0))
     w_in: np.ndarray = field(default_factory=lambda: np.ones(0))
+    reset: ResetMode = ResetMode.ZERO
 
 
 # --------------------------------------------------------------------------------------------

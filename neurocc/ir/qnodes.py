@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from neurocc.ir.nodes import Conv2d, Node, Shape, _Pool2d
+from neurocc.ir.nodes import OMIT_DEFAULT, Conv2d, Node, Shape, _Pool2d
 from neurocc.ir.types import ResetMode, ResetTiming
 
 
@@ -134,9 +134,9 @@ class QLIF(_QNeuron):
     bias_exp: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     reset: ResetMode = ResetMode.ZERO
     refractory: int = 0
-    reset_timing: ResetTiming = ResetTiming.AFTER_SPIKE
-    reset_now: bool = False
-    fire_at_threshold: bool = False
+    reset_timing: ResetTiming = field(default=ResetTiming.AFTER_SPIKE, metadata=OMIT_DEFAULT)
+    reset_now: bool = field(default=False, metadata=OMIT_DEFAULT)
+    fire_at_threshold: bool = field(default=False, metadata=OMIT_DEFAULT)
 
 
 @dataclass(frozen=True, eq=False)

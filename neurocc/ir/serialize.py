@@ -13,7 +13,6 @@ pickle: ``np.load(allow_pickle=False)``.
 """
 from __future__ import annotations
 
-import dataclasses
 import enum
 import json
 import zipfile
@@ -52,8 +51,7 @@ def graph_to_dict(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     arrays: dict[str, np.ndarray] = {}
     nodes = []
     for name, node in graph.nodes.items():
-        params = {f.name: _encode(getattr(node, f.name), f"{name}/{f.name}", arrays)
-                  for f in dataclasses.fields(node)}
+        params = {k: _encode(v, f"{name}/{k}", arrays) for k, v in node.stored_params().items()}
         nodes.append({"name": name, "kind": node.kind, "params": params})
     doc = {
         "format": FORMAT,
