@@ -77,3 +77,47 @@ def refuse_integer_maxpool(graph: Graph, target: Any, cal: Any) -> None:
         where=f"target '{target.name}'",
         fix="retrain with nn.AvgPool2d (folded into the convolution for every target), or compile for "
             "edge-cpu-f32, which computes the max-pool exactly")
+
+
+def ann_maxpool_rewrite(graph: Graph, cal: Any) -> tuple[Graph, dict[str, Any] | None]:
+    """A converted ANN (LeNet-style) with MaxPool2d: its spiking approximation.
+
+    A max of spike trains is not the spikes of a max, so the conversion replaces every MaxPool2d by
+    an AvgPool2d of the same window (then converted as usual: SumPool2d with the 1/k² in the unit).
+    The figures (recorded in the artifact's conversion report and printed as a warning) are measured
+    on the calibration data with the float ANN forward: the share of samples whose predicted class
+    the rewrite keeps and, with labels, the ANN's accuracy with MaxPool2d and with AvgPool2d. The
+    converted network's own accuracy is in the compile diagnostics as for any converted ANN.
+    Returns (graph, None) when there is no MaxPool2d.
+    """
+    import warnings
+
+    from neurocc.compiler.passes.convert import ann_forward
+    from neurocc.compiler.passes.normalize import normalize
+
+    pools = [n for n, v in graph.nodes.items() if isinstance(v, MaxPool2d)]
+    if not pools:
+        return graph, None
+    avg = avgpool_rewrite(graph)
+    (x,) = cal.x.values()
+    x = x[:MEASURE_SAMPLES]
+    y = None if cal.y is None else np.asarray(cal.y)[:MEASURE_SAMPLES]
+
+    def predict(g: Graph) -> np.ndarray:
+        norm = normalize(g)
+        out = norm.outputs[0]
+        return ann_forward(norm, x, [out])[out].reshape(len(x), -1).argmax(1)
+
+    a, b = predict(graph), predict(avg)
+    fig: dict[str, Any] = {"nodes": pools, "approximation": "AvgPool2d (same window)", "samples": int(len(x)),
+                           "same_prediction": float(np.mean(a == b))}
+    if y is not None:
+        fig["ann_accuracy_maxpool"] = float(np.mean(a == y))
+        fig["ann_accuracy_avgpool"] = float(np.mean(b == y))
+    acc = (f"; ANN accuracy {100 * fig['ann_accuracy_maxpool']:.1f} % → {100 * fig['ann_accuracy_avgpool']:.1f} %"
+           if y is not None else "")
+    warnings.warn(f"MaxPool2d ({', '.join(pools)}) converted as AvgPool2d (a max of spike trains has no exact "
+                  f"spiking form): the ANN keeps its predicted class on {100 * fig['same_prediction']:.1f} % of "
+                  f"{len(x)} calibration samples{acc}. Retrain with AvgPool2d to remove the difference.",
+                  stacklevel=2)
+    return avg, fig

@@ -183,12 +183,15 @@ def default_encoding(tgt: Target) -> str:
 
 def _convert(graph: Graph, tgt: Target, calibration: Any, timesteps: int | None, encoding: Any) -> tuple:
     from neurocc.compiler import calibrate
+    from neurocc.compiler.maxpool import ann_maxpool_rewrite
     from neurocc.compiler.passes.convert import ann_forward, convert, reset_for_target
     from neurocc.compiler.passes.normalize import normalize
     from neurocc.ir.encoding import Encoding
 
     norm = normalize(graph)
     cal = calibrate.read_calibration(calibration, norm, static=True)
+    # LeNet-style MaxPool → AvgPool approximation, measured; predictions below stay the original ANN's
+    graph, maxpool = ann_maxpool_rewrite(graph, cal)
     steps = int(timesteps or (encoding.timesteps if encoding is not None else DEFAULT_TIMESTEPS))
     enc = Encoding(default_encoding(tgt), steps) if encoding is None else replace(encoding, timesteps=steps)
     (x,) = cal.x.values()
@@ -196,7 +199,7 @@ def _convert(graph: Graph, tgt: Target, calibration: Any, timesteps: int | None,
                           calibration_y=cal.y, sweep_samples=SWEEP_SAMPLES)
     out = norm.outputs[0]
     pred = ann_forward(norm, x[:DIAG_SAMPLES], [out])[out].reshape(min(len(x), DIAG_SAMPLES), -1).argmax(1)
-    return snn, report.to_dict(), pred, cal, enc, steps
+    return snn, {**report.to_dict(), **({"maxpool_approximation": maxpool} if maxpool else {})}, pred, cal, enc, steps
 
 
 def quantize_prepared(prep: Prepared, *, stats: dict[str, LayerStats] | None = None, per_channel: bool = False,
