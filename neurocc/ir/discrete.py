@@ -9,6 +9,7 @@ Per-step update of every float neuron kind (``x`` = the summed input of the step
     current (CubaLI, CubaLIF):   u ← α_u · u + g_u · x
     membrane:                    v ← α_v · v + g_v · in + b_v     in = u (Cuba*) or x (others)
     spike (IF, LIF, CubaLIF):    z = v > v_threshold;  v ← v_reset (zero) or v − v_threshold
+                                 (NIR's order; snnTorch's and Sinabs' variants: nodes._Spiking)
     Threshold:                   z = x > threshold (stateless)
 
 with, for a time constant τ (``tau``, ``tau_mem``; ``tau_syn`` for the current):

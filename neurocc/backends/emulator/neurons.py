@@ -12,6 +12,10 @@ x = the summed input of step t; all float64)::
     exact: α = exp(−dt/τ), g_v = r·(1 − α), b_v = v_leak·(1 − α), g_u = w_in·(1 − α_u)
     I, IF: α_v = 1, g_v = r, b_v = 0 (integrate once per step, whatever dt)
 
+The spike and reset above are NIR's (``reset_timing=after_spike``); snnTorch's timings, reset
+``none``, ``v ≥ θ``, multi-spike and ``v_min`` follow :class:`neurocc.ir.nodes._Spiking` (float)
+and :mod:`neurocc.ir.numerics.reset` (integer).
+
 The input of step t acts in step t (the NIR paper's convention: an input at step 60 is in v at
 step 60). States start at 0; ``v_reset`` applies only after a spike.
 
