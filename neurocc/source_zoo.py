@@ -76,13 +76,16 @@ def _snn_conv(reset: str, pool: bool = False) -> Callable[[], Any]:
     return build
 
 
-def _sinabs(kind: str, conv: bool = False) -> Callable[[], Any]:
+def _sinabs(kind: str, conv: bool = False, single_spike: bool = True) -> Callable[[], Any]:
     def build() -> Any:
         import sinabs.layers as sl
         from torch import nn
 
-        neuron = (lambda: sl.IAFSqueeze(batch_size=None, num_timesteps=1)) if kind == "IAFSqueeze" else \
-            (lambda: sl.LIF(tau_mem=10.0)) if kind == "LIF" else sl.IAF
+        import sinabs.activation as sa
+
+        single = {"spike_fn": sa.SingleSpike} if single_spike else {}
+        neuron = (lambda: sl.IAFSqueeze(batch_size=None, num_timesteps=1, **single)) if kind == "IAFSqueeze" else \
+            (lambda: sl.LIF(tau_mem=10.0, **single)) if kind == "LIF" else (lambda: sl.IAF(**single))
         if conv:
             return nn.Sequential(nn.Conv2d(1, 6, 3), neuron(), nn.Flatten(), nn.Linear(216, 10), neuron())
         return nn.Sequential(nn.Linear(64, 32), neuron(), nn.Linear(32, 10), neuron())
@@ -113,9 +116,12 @@ def models() -> list[ZooModel]:
         ZooModel("snn-conv-zero", "snnTorch", "conv", "zero", _snn_conv("zero"), image=True),
         ZooModel("snn-conv-avgpool", "snnTorch", "conv", "subtract, Conv→AvgPool→Leaky",
                  _snn_conv("subtract", pool=True), image=True),
-        ZooModel("sinabs-iaf", "Sinabs", "dense", "subtract (membrane_subtract)", _sinabs("IAF")),
-        ZooModel("sinabs-lif", "Sinabs", "dense", "subtract", _sinabs("LIF")),
-        ZooModel("sinabs-iaf-conv", "Sinabs", "conv", "subtract", _sinabs("IAFSqueeze", conv=True), image=True),
+        ZooModel("sinabs-iaf-multi", "Sinabs", "dense", "subtract, MultiSpike (Sinabs' default)",
+                 _sinabs("IAF", single_spike=False)),
+        ZooModel("sinabs-iaf", "Sinabs", "dense", "subtract, SingleSpike", _sinabs("IAF")),
+        ZooModel("sinabs-lif", "Sinabs", "dense", "subtract, SingleSpike", _sinabs("LIF")),
+        ZooModel("sinabs-iaf-conv", "Sinabs", "conv", "subtract, SingleSpike", _sinabs("IAFSqueeze", conv=True),
+                 image=True),
     ]
 
 
@@ -168,7 +174,7 @@ def _acc(outputs: np.ndarray, y: np.ndarray) -> float:
 
 
 def evaluate(zm: ZooModel, model: Any, out_dir: str | Path, targets: tuple[str, ...] = ("loihi2", "edge-cpu"),
-             backends: dict[str, str] | None = None) -> dict[str, Any]:
+             backends: dict[str, str] | None = None, compile_kw: dict[str, Any] | None = None) -> dict[str, Any]:
     """One row of the zoo table (see the module docstring); errors are recorded, not raised."""
     import neurocc
     from neurocc.backends.reference import simulate
@@ -203,7 +209,8 @@ def evaluate(zm: ZooModel, model: Any, out_dir: str | Path, targets: tuple[str, 
     for t in targets:
         try:
             art_dir = neurocc.compile(model, t, Path(out_dir) / f"{zm.name}-{t}", calibration={"x": cal},
-                                      input_shape=(1, 8, 8) if zm.image else None, allow_source_mismatch=True)
+                                      input_shape=(1, 8, 8) if zm.image else None, allow_source_mismatch=True,
+                                      **(compile_kw or {}))
             art = load_artifact(art_dir)
             lag = latency(art.graph)[art.graph.outputs[0]] - latency(art.float_graph)[art.float_graph.outputs[0]]
             x = np.concatenate([test, np.zeros((lag, *test.shape[1:]), np.float32)]) if lag else test

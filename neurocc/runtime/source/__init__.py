@@ -172,7 +172,8 @@ def format_check(cmp: SourceComparison, where: str) -> str:
              f"output spike counts equal on {agree} of samples"]
     lines += [la.line() for la in cmp.layers]
     if cmp.not_compared:
-        lines.append(f"  not compared (no module of that name in the source): {', '.join(cmp.not_compared)}")
+        lines.append(f"  not compared (no module of that name in the source, or one whose output is not the node's, "
+                     f"e.g. a convolution whose pooling the graph folded in): {', '.join(cmp.not_compared)}")
     if cmp.first_divergence:
         fd = cmp.first_divergence
         lines.append(f"  first divergence: node '{fd['node']}' var {fd['var']} step {fd['step']} index "
