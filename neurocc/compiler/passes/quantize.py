@@ -48,7 +48,7 @@ from neurocc.compiler.passes.qscale import (
     weight_scale,
 )
 from neurocc.compiler.passes.qscale import jsonable_scale as _jsonable_scale
-from neurocc.compiler.passes.quantize_checks import structure_problems, target_semantics
+from neurocc.compiler.passes.quantize_checks import structure_problems
 from neurocc.errors import CompileError
 from neurocc.ir.discrete import NEURON_TYPES, after_spike_equivalent, decay_factors
 from neurocc.ir.graph import Edge, Graph
@@ -354,8 +354,9 @@ class _Quantizer:
         rep.update(vth=[int(vth.min()), int(vth.max())])
         if not hasattr(node, "reset_timing"):  # Threshold: no reset
             return QLIF(du=du, dv=dv, vth=vth.astype(np.int32), bias_mant=bias_mant, bias_exp=bias_exp)
-        if node.reset_timing.value not in target_semantics(self.target, self.prof).reset_timings:
-            node = after_spike_equivalent(node)  # the same spikes (checked by structure_problems)
+        # NIR's after-spike form wherever it gives the same spikes (snnTorch Leaky zero): Lava's own LIF,
+        # netx and the emulator's fast path then apply; other timings stay (checked by structure_problems)
+        node = after_spike_equivalent(node)
         return QLIF(du=du, dv=dv, vth=vth.astype(np.int32), bias_mant=bias_mant, bias_exp=bias_exp,
                     reset=node.reset, reset_timing=node.reset_timing, reset_now=node.reset_now,
                     fire_at_threshold=node.fire_at_threshold)
