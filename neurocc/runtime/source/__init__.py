@@ -226,11 +226,23 @@ def compile_check(src: Source, *, allow_mismatch: bool = False,
 
 def _versions(src: Source) -> dict[str, str]:
     out = framework_versions(src.module)
+    if src.module is None and src.path is None and str(src.record.get("file") or "").lower().endswith(
+            (".nir", ".h5", ".hdf5")):
+        out.update(framework_versions(None) or {"nir": _version("nir")})
     if src.kind != "torch":
         import importlib.metadata as md
 
         out.update({name: md.version(name) for name in (("onnxruntime", "onnx") if src.kind == "onnx" else ("torch",))})
     return out
+
+
+def _version(name: str) -> str:
+    import importlib.metadata as md
+
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return "not installed"
 
 
 def run_ann(src: Source, graph: Graph, x: np.ndarray, skip: tuple[str, ...] = ()) -> dict[str, Any]:
