@@ -5,7 +5,8 @@ trained briefly on scikit-learn's digits as rate-coded spikes, then judged three
    float reference on the test set: the fraction of samples with identical output spike counts
    (acceptance: >= 99 %), plus the source check's first divergence when there is one;
 2. each integer target (``loihi2`` on the emulator, ``edge-cpu`` on ONNX Runtime) against the
-   source model's accuracy (acceptance: within 1 point);
+   source model's accuracy (acceptance: within 1 point), and ``spinnaker`` within its own rule
+   (``validate``: the PyNN run's mean-activity cosine against the float reference);
 3. whether ``compile`` passes its source check.
 
 Inputs: pixels in [0, 1] as Bernoulli spikes per step (:data:`STEPS` steps), drawn from seeded
@@ -220,7 +221,31 @@ def evaluate(zm: ZooModel, model: Any, out_dir: str | Path, targets: tuple[str, 
         except NeuroccError as err:
             detail = (err.problems or [""])[0] if getattr(err, "problems", None) else ""
             row[f"{t}_error"] = f"{err.what.splitlines()[0]}: {detail}"[:240]
+    _spinnaker(row, model, zm, cal, out_dir, compile_kw)
     return row
+
+
+SPINNAKER_SAMPLES = 8
+
+
+def _spinnaker(row: dict[str, Any], model: Any, zm: ZooModel, cal: np.ndarray, out_dir: str | Path,
+               compile_kw: dict[str, Any] | None) -> None:
+    """spinnaker within its rule: ``validate`` (the float PyNN run against the reference, mean-activity
+    cosine >= the target's min_cosine) on :data:`SPINNAKER_SAMPLES` calibration samples."""
+    import neurocc
+    from neurocc.errors import NeuroccError
+
+    try:
+        art = neurocc.compile(model, "spinnaker", Path(out_dir) / f"{zm.name}-spinnaker", calibration={"x": cal},
+                              input_shape=(1, 8, 8) if zm.image else None, allow_source_mismatch=True,
+                              **(compile_kw or {}))
+        res = neurocc.validate(art, backends=["spinnaker"], samples=SPINNAKER_SAMPLES)["results"][0]
+        row.update(spinnaker_cosine=res["cosine"], spinnaker_passed=bool(res["passed"]))
+        if res.get("error"):
+            row["spinnaker_error"] = str(res["error"])[:200]
+    except NeuroccError as err:
+        detail = (err.problems or [""])[0]
+        row["spinnaker_error"] = f"{err.what.splitlines()[0]}: {detail}"[:240]
 
 
 def run_zoo(names: list[str] | None = None, iters: int = ITERS, out_dir: str | Path | None = None) -> list[dict]:
@@ -250,20 +275,26 @@ def _pct(v: Any) -> str:
     return "-" if v is None else f"{100 * v:.1f}"
 
 
+def _spin(r: dict) -> str:
+    if r.get("spinnaker_cosine") is None:
+        return "-"
+    return f"{r['spinnaker_cosine']:.4f} ({'PASS' if r.get('spinnaker_passed') else 'FAIL'})"
+
+
 def format_table(rows: list[dict]) -> str:
     """The Markdown table of docs/source-check.md."""
     head = ("| model | framework | layout | reset | source acc % | reference acc % | equal counts % | "
-            "loihi2 acc % | edge-cpu acc % | first divergence / error |")
+            "loihi2 acc % | edge-cpu acc % | spinnaker cosine (rule) | first divergence / error |")
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for r in rows:
         fd = r.get("first_divergence")
         note = r.get("error") or (f"node '{fd['node']}' {fd['var']} step {fd['step']}: {r.get('cause')}" if fd else "")
-        for t in ("loihi2", "edge-cpu"):
+        for t in ("loihi2", "edge-cpu", "spinnaker"):
             if r.get(f"{t}_error"):
                 note += f" {t}: {r[f'{t}_error']}"
         lines.append(f"| {r['model']} | {r['framework']} | {r['layout']} | {r['reset']} | {_pct(r.get('source_acc'))} | "
                      f"{_pct(r.get('reference_acc'))} | {_pct(r.get('count_agreement'))} | {_pct(r.get('loihi2_acc'))} | "
-                     f"{_pct(r.get('edge-cpu_acc'))} | {note.strip().replace('|', '/')} |")
+                     f"{_pct(r.get('edge-cpu_acc'))} | {_spin(r)} | {note.strip().replace('|', '/')} |")
     return "\n".join(lines)
 
 
