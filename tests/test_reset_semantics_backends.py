@@ -136,3 +136,38 @@ def test_soft_reset_and_snntorch_timings_on_lava_equal_the_emulator(lava_ok: Non
     assert {"1/v", "3/u", "3/v", "5/v"} <= set(keys)
     bad = {k: int(np.count_nonzero(em.traces[k] != lv[k])) for k in keys if not np.array_equal(em.traces[k], lv[k])}
     assert not bad, bad
+
+
+def test_edge_cpu_f32_reproduces_the_reference_with_the_new_semantics(tmp_path: Path) -> None:
+    """The float32 ONNX graph (edge-cpu-f32) against the float64 reference: reset_now, next_step_end,
+    reset none (snnTorch) and v >= θ with v_min (Sinabs); spikes equal, membranes within float32."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(12, 20), snn.RLeaky(beta=0.9, linear_features=20, init_hidden=True, reset_delay=False),
+                        nn.Linear(20, 10), snn.Synaptic(alpha=0.6, beta=0.8, init_hidden=True, reset_mechanism="zero"),
+                        nn.Linear(10, 5), snn.Leaky(beta=0.9, init_hidden=True, reset_mechanism="none"))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(2.0)
+    xs = (np.random.default_rng(0).random((50, 8, 12)) < 0.3).astype(np.float32)
+    graphs = {"snntorch": load(net.eval())}
+    sinabs = pytest.importorskip("sinabs.layers", reason="sinabs is not installed")
+    from sinabs.activation import SingleSpike
+
+    torch.manual_seed(1)
+    sin = nn.Sequential(nn.Linear(12, 16), sinabs.IAF(spike_fn=SingleSpike, min_v_mem=-0.5), nn.Linear(16, 5),
+                        sinabs.LIF(tau_mem=6.0, spike_fn=SingleSpike, norm_input=False))
+    with torch.no_grad():
+        for p in sin.parameters():
+            p.mul_(2.0)
+    graphs["sinabs"] = load(sin.eval(), input_shape=(12,))
+    from neurocc.backends.reference import simulate as ref_sim
+
+    for name, g in graphs.items():
+        art = compile_model(g, "edge-cpu-f32", tmp_path / name, calibration=xs)
+        got = edge_cpu.run(art, {"input": xs}, record=True)
+        want = ref_sim(g, {"input": xs}, record=True)
+        assert want.outputs["output"].sum() > 20, name
+        np.testing.assert_array_equal(got["output"], want.outputs["output"], err_msg=name)
+        for k, v in want.traces.items():
+            if k.endswith("/v"):
+                assert np.abs(got[k] - v).max() <= 50 * 4 * 2.0 ** -24 * max(1.0, float(np.abs(v).max())), (name, k)
