@@ -32,15 +32,16 @@ CASES = [(m, t, now, ge) for m, t, now, ge in itertools.product(
     if not (now and (t is ResetTiming.AFTER_SPIKE or m is ResetMode.NONE))]
 
 
-def _graph(mode: ResetMode, timing: ResetTiming, now: bool, ge: bool) -> Graph:
+def _graph(mode: ResetMode, timing: ResetTiming, now: bool, ge: bool, floor: bool = False) -> Graph:
     """x(10) → fc → lif ⟲ rec (delay 1) → fc2 → lif2 → out, int8, random integer parameters."""
     rng = np.random.default_rng(5)
     sem = dict(reset=mode, reset_timing=timing, reset_now=now, fire_at_threshold=ge)
 
     def lif(n: int) -> Q.QLIF:
         r = lambda lo, hi: rng.integers(lo, hi, n).astype(np.int32)  # noqa: E731
+        v_min = rng.integers(-200 * 64, -10 * 64, n) if floor else None  # Sinabs min_v_mem, in v's units
         return Q.QLIF(du=r(0, 4096), dv=r(100, 1500), vth=r(20, 200), bias_mant=r(-10, 10),
-                      bias_exp=np.zeros(n, np.int32), **sem)
+                      bias_exp=np.zeros(n, np.int32), v_min=v_min, **sem)
 
     nodes = {"x": N.Input(shape=(10,)), "fc": Q.QDense(weight=rng.integers(-100, 128, (16, 10))),
              "lif": lif(16), "rec": Q.QDense(weight=rng.integers(-60, 60, (16, 16))),
@@ -50,10 +51,13 @@ def _graph(mode: ResetMode, timing: ResetTiming, now: bool, ge: bool) -> Graph:
     return Graph(nodes, edges, dt=1e-3, numerics="int8", name="reset_case").verify()
 
 
-@pytest.mark.parametrize("mode,timing,now,ge", CASES, ids=lambda v: getattr(v, "value", str(v)))
+@pytest.mark.parametrize("mode,timing,now,ge,floor", [(*c, False) for c in CASES] + [
+    (ResetMode.SUBTRACT, ResetTiming.AFTER_SPIKE, False, True, True),    # Sinabs: >=, min_v_mem
+    (ResetMode.ZERO, ResetTiming.AFTER_SPIKE, False, False, True),       # the fast zero-reset path excluded
+    (ResetMode.SUBTRACT, ResetTiming.NEXT_STEP, True, False, True)], ids=lambda v: getattr(v, "value", str(v)))
 def test_every_reset_semantic_is_exact_on_edge_cpu(mode: ResetMode, timing: ResetTiming, now: bool,
-                                                    ge: bool) -> None:
-    g = _graph(mode, timing, now, ge)
+                                                    ge: bool, floor: bool) -> None:
+    g = _graph(mode, timing, now, ge, floor)
     x = (np.random.default_rng(1).random((40, 3, 10)) < 0.4).astype(np.float32)
     ref = simulate(g, {"x": x}, record=True)
     got = edge_cpu.run(g, {"x": x}, record=True)

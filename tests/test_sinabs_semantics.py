@@ -122,3 +122,30 @@ def test_unsupported_sinabs_layers_are_refused_by_name() -> None:
         load(net, input_shape=(4,))
     text = str(err.value)
     assert "1 (IAF): IAF with tau_syn" in text and "3 (LIF): MembraneReset(reset_value=0.2)" in text
+
+
+def test_single_spike_min_v_mem_compiles_for_edge_cpu(tmp_path: Any) -> None:
+    """SingleSpike + min_v_mem: int8 (edge-cpu) keeps v >= θ and the floor, emulator == ONNX graph bit for
+    bit; loihi2 refuses the floor by node."""
+    from neurocc.backends import edge_cpu
+    from neurocc.backends.emulator import simulate as emulate
+    from neurocc.compiler.pipeline import compile_model
+    from neurocc.errors import CompileError
+    from neurocc.ir.artifact import load_artifact
+
+    torch.manual_seed(4)
+    net = _gain(nn.Sequential(nn.Linear(10, 16), sl.IAF(spike_fn=SingleSpike, min_v_mem=-0.5), nn.Linear(16, 5),
+                              sl.IAF(spike_fn=SingleSpike, reset_fn=MembraneReset())), 2.0)
+    xs = _spikes((10,), 6).numpy()
+    g = load(net, input_shape=(10,))
+    art = compile_model(g, "edge-cpu", tmp_path / "e", calibration=xs)
+    q = load_artifact(art).graph
+    assert q.nodes["1"].fire_at_threshold and q.nodes["1"].v_min is not None
+    em = emulate(q, {"input": xs}, record=True)
+    got = edge_cpu.run(art, {"input": xs}, record=True)
+    assert em.outputs["output"].sum() > 10
+    np.testing.assert_array_equal(got["output"], em.outputs["output"])
+    np.testing.assert_array_equal(got["1/v"], em.traces["1/v"])
+    assert (em.traces["1/v"] == q.nodes["1"].v_min).any()  # the floor binds
+    with pytest.raises(CompileError, match=r"node '1' \(IF\): min_v_mem = -0.5"):
+        compile_model(g, "loihi2", tmp_path / "l", calibration=xs)

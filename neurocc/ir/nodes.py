@@ -106,8 +106,11 @@ class Node:
     def stored_params(self) -> dict[str, typing.Any]:
         """:meth:`params` without the ``OMIT_DEFAULT`` fields that hold their default (what files,
         :meth:`Graph.text` and digests contain)."""
+        def default(f: dataclasses.Field, v: typing.Any) -> bool:
+            return v is f.default or (not isinstance(v, np.ndarray) and v == f.default)
+
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if not (f.metadata.get("omit_default") and getattr(self, f.name) == f.default)}
+                if not (f.metadata.get("omit_default") and default(f, getattr(self, f.name)))}
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: v for k, v in self.params().items() if isinstance(v, np.ndarray)}

@@ -116,8 +116,9 @@ class QLIF(_QNeuron):
     ``du`` −1..4095 (−1: no current decay), ``dv`` 0..4096 (4096: no memory), ``vth`` 0..2**17
     (17-bit mantissa; 2**17 never spikes), ``bias_mant`` 13-bit signed, ``bias_exp`` −7..7
     (negative: floor right shift). ``reset=subtract`` (v ← v − vth<<6) and ``none``, the snnTorch
-    ``reset_timing``s, ``reset_now`` and ``fire_at_threshold`` (z = v ≥ vth<<6) only where the
-    profile allows them (int8); their integer rule is :mod:`neurocc.ir.numerics.reset`. ``refractory`` (int8 only; Lava has no bit-accurate refractory): for that
+    ``reset_timing``s, ``reset_now``, ``fire_at_threshold`` (z = v ≥ vth<<6) and ``v_min`` (a
+    membrane floor in v's units, Sinabs' ``min_v_mem``: int8 only) only where the profile allows
+    them; their integer rule is :mod:`neurocc.ir.numerics.reset`. ``refractory`` (int8 only; Lava has no bit-accurate refractory): for that
     many steps after a spike v is held at its post-reset value and cannot spike, while u keeps
     integrating; the counter is recorded as ``<node>/ref``. The exact arithmetic per profile
     (u wrap, v saturation, int32 registers) is in :mod:`neurocc.ir.numerics.profiles`.
@@ -137,6 +138,7 @@ class QLIF(_QNeuron):
     reset_timing: ResetTiming = field(default=ResetTiming.AFTER_SPIKE, metadata=OMIT_DEFAULT)
     reset_now: bool = field(default=False, metadata=OMIT_DEFAULT)
     fire_at_threshold: bool = field(default=False, metadata=OMIT_DEFAULT)
+    v_min: np.ndarray | None = field(default=None, metadata=OMIT_DEFAULT)  # int: v ← max(v, v_min) last
 
 
 @dataclass(frozen=True, eq=False)

@@ -167,7 +167,8 @@ def step(b: "Builder", ctx: "Ctx", name: str, node: Node, a: str,
     if node.kind == "QLI":
         new["v"] = v
         return v, new
-    if (node.reset is ResetMode.ZERO and not node.refractory and r is None and not node.fire_at_threshold):
+    if (node.reset is ResetMode.ZERO and not node.refractory and r is None and not node.fire_at_threshold
+            and node.v_min is None):
         return _spike_reset_zero(b, p.lif_threshold(node.vth), v, new)
     return _int_spike(b, node, p.lif_threshold(node.vth), v, st, new, F64, r)
 

@@ -193,8 +193,14 @@ def _spike_post_early(b, node, v: str, r: str, vth: str, new: dict[str, str], sd
     if node.reset_now:
         d = b.op("Sub", [b.cast(z, sdt), b.cast(r, sdt)], "d")
         v = sat(b.op("Sub", [v, b.op("Mul", [d, vth if sub else v])]))
-    new["v"] = v
+    new["v"] = _int_floor(b, node, v, sdt)
     return z
+
+
+def _int_floor(b, node, v: str, sdt) -> str:
+    """:func:`neurocc.ir.numerics.reset._floor`: ``v ← max(v, v_min)`` when the QLIF has a v_min."""
+    v_min = getattr(node, "v_min", None)
+    return v if v_min is None else b.op("Max", [v, b.const(np.asarray(v_min, sdt), "v_min")], "v")
 
 
 def _int_spike(b, node, vth_value, v, st, new, sdt, r=None):
@@ -211,11 +217,10 @@ def _int_spike(b, node, vth_value, v, st, new, sdt, r=None):
         z = b.op("And", [b.op("Greater", [v, vth]), b.op("Not", [hold])], "z")
     else:
         z = _fire(b, node, v, vth)
-    if node.reset is ResetMode.NONE:
-        new["v"] = v
-    else:
+    if node.reset is not ResetMode.NONE:
         after = b.op("Sub", [v, vth]) if node.reset is ResetMode.SUBTRACT else k(b, 0)
-        new["v"] = b.op("Where", [z, after, v], "v")
+        v = b.op("Where", [z, after, v], "v")
+    new["v"] = _int_floor(b, node, v, sdt)
     if node.refractory:
         dec = b.op("Max", [b.op("Sub", [st["ref"], k(b, 1)]), k(b, 0)])
         new["ref"] = b.op("Where", [z, k(b, node.refractory), dec], "ref")

@@ -178,7 +178,7 @@ class IntNeuron(Kernel):
         if self.profile.name != "loihi" or self.refractory or a.size == 0:
             return False
         if self.spiking and (self.node.reset is not ResetMode.ZERO or self.node.fire_at_threshold
-                             or self.node.reset_timing is not ResetTiming.AFTER_SPIKE):
+                             or self.node.reset_timing is not ResetTiming.AFTER_SPIKE or self.node.v_min is not None):
             return False
         if self._fast_static is None:
             b = 0.0 if self.bias is None else float(np.abs(self.bias).max(initial=0))

@@ -65,6 +65,7 @@ from neurocc.ir.nodes import (
     SumPool2d,
 )
 from neurocc.ir.numerics.core import (
+    V24_LIM,
     lava_sign_mode,
     lava_weight_drop_bits,
     mantissa_exponent,
@@ -357,9 +358,13 @@ class _Quantizer:
         # NIR's after-spike form wherever it gives the same spikes (snnTorch Leaky zero): Lava's own LIF,
         # netx and the emulator's fast path then apply; other timings stay (checked by structure_problems)
         node = after_spike_equivalent(node)
+        v_min = None  # Sinabs min_v_mem in v's units (θ·s ↔ vth, and v holds vth << 6)
+        if node.v_min is not None:
+            v_min = np.clip(_rint(np.broadcast_to(node.v_min * s, shape) * (1 << STATE_SHIFT)), -V24_LIM, V24_LIM)
         return QLIF(du=du, dv=dv, vth=vth.astype(np.int32), bias_mant=bias_mant, bias_exp=bias_exp,
                     reset=node.reset, reset_timing=node.reset_timing, reset_now=node.reset_now,
-                    fire_at_threshold=node.fire_at_threshold)
+                    fire_at_threshold=node.fire_at_threshold,
+                    v_min=None if v_min is None else v_min.astype(np.int64))
 
     def _drive(self, name: str, node: Node, dec: Any, gain: np.ndarray, notes: list[str]) -> np.ndarray:
         """Per-neuron constant drive of the membrane in float units per step: b_v + g · b_affine."""

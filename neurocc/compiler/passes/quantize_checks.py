@@ -87,4 +87,5 @@ def target_semantics(target: Target, profile: Profile) -> SimpleNamespace:
     fixed = modes == ("zero",)
     return SimpleNamespace(name=profile.name, reset_modes=modes,
                            reset_timings=("after_spike",) if fixed else profile.reset_timings,
-                           fire_at_threshold=profile.fire_at_threshold and not fixed)
+                           fire_at_threshold=profile.fire_at_threshold and not fixed,
+                           v_min=profile.v_min and not fixed)

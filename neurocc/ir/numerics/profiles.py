@@ -70,6 +70,7 @@ class Profile:
     # spike/reset semantics beyond NIR's (neurocc.ir.numerics.reset): snnTorch's timings, v >= vth
     reset_timings: tuple[str, ...] = ("after_spike",)
     fire_at_threshold: bool = False
+    v_min: bool = False  # a membrane floor (Sinabs min_v_mem)
 
     # ---- synapses --------------------------------------------------------------------------
     def dense_weights(self, weight: np.ndarray, num_weight_bits: int = 8) -> np.ndarray:
@@ -178,6 +179,7 @@ INT8 = Profile(
     node_kinds=_ANY | {"QDense", "QConv2d", "QSumPool2d", "QLIF", "QLI"},
     reset_timings=("after_spike", "next_step", "next_step_end"),
     fire_at_threshold=True,
+    v_min=True,
 )
 
 

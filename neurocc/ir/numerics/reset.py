@@ -16,6 +16,7 @@ One step, with ``vth`` the scaled threshold (``vth << 6``) and ``fire(v) = v > v
         reset_now (snnTorch reset_delay=False): d = z − r;  v ← sat24(v − d·vth) (subtract)
                                                  | sat24(v − d·v) (zero)
         after_spike:            v ← v − vth (subtract) | 0 (zero) where z;  none: v kept
+        v_min (int8):           v ← max(v, v_min), last
 """
 from __future__ import annotations
 
@@ -61,11 +62,17 @@ def post(v: np.ndarray, r: np.ndarray | None, vth: np.ndarray, node: Any) -> tup
             d = z.astype(v.dtype) - r
             v, n = saturate(v - d * vth if sub else v - d * v, -V24_LIM, V24_LIM)
             nsat += n
-        return z, v, nsat
+        return z, _floor(v, node), nsat
     z = _fire(v, vth, node)
     if z.any() and node.reset is not ResetMode.NONE:
         v = np.where(z, v - vth if sub else 0, v).astype(v.dtype)
-    return z, v, nsat
+    return z, _floor(v, node), nsat
+
+
+def _floor(v: np.ndarray, node: Any) -> np.ndarray:
+    """``v ← max(v, v_min)`` (QLIF ``v_min``, integer, in v's units), last; unchanged without one."""
+    v_min = getattr(node, "v_min", None)
+    return v if v_min is None else np.maximum(v, v_min).astype(v.dtype)
 
 
 def semantics_problems(node: Any, where: str, target: str, profile: Any) -> list[str]:
@@ -90,7 +97,7 @@ def semantics_problems(node: Any, where: str, target: str, profile: Any) -> list
     if node.multi_spike:
         found.append(f"{where}: several spikes per step (Sinabs MultiSpike) have no integer target; fix: build "
                      "the layer with spike_fn=sinabs.activation.SingleSpike (and retrain)")
-    if node.v_min is not None:
+    if node.v_min is not None and not getattr(profile, "v_min", False):
         found.append(f"{where}: min_v_mem = {node.v_min:g} (a membrane floor) is not in the integer numerics; fix: "
-                     "min_v_mem=None (and retrain), or run it on the float reference / edge-cpu float32")
+                     "min_v_mem=None (and retrain), or compile for edge-cpu or edge-cpu-f32")
     return found
