@@ -113,6 +113,7 @@ def export_nir(model: Any, path: str | Path, **load_kw: Any) -> Path:
 def compile(model: Any, target: "str | Target" = "loihi2", out_dir: str | Path | None = None, *,
             dt: float | None = None, calibration: Any = None, timesteps: int | None = None,
             accuracy_budget: float | None = None, targets_file: str | Path | None = None,
+            source: Any = None, check_source: bool = True, allow_source_mismatch: bool = False,
             **load_kw: Any) -> Any:
     """Compile ``model`` for ``target`` into the artifact directory ``out_dir`` (``neurocc compile``).
 
@@ -124,7 +125,11 @@ def compile(model: Any, target: "str | Target" = "loihi2", out_dir: str | Path |
     points of calibration accuracy the emulator may lose against the float model; per-layer
     weight bits and timesteps are searched to stay within it. Other keywords: ``per_channel``,
     ``method``, ``encoding``, ``stats`` (to the pipeline) and the :func:`load` options.
-    Returns the artifact directory.
+
+    The source check (docs/source-check.md): the trained model (``model`` itself, or ``source``
+    when ``model`` is a Graph) is run in its own framework and compared layer by layer with the
+    float reference; a divergence fails the compile unless ``allow_source_mismatch=True``, which
+    records it in the manifest. ``check_source=False`` skips it. Returns the artifact directory.
     """
     from neurocc._limits import check_dt
 
@@ -139,6 +144,11 @@ def compile(model: Any, target: "str | Target" = "loihi2", out_dir: str | Path |
     feature("neurocc.compiler.sanity", "check_finite", "model checks")(graph, getattr(graph, "name", "model"))
     out = Path(out_dir) if out_dir is not None else Path("out") / f"{graph.name}-{tgt.name}"
     compile_model = feature("neurocc.compiler.pipeline", "compile_model", "compiling (neurocc compile)")
+    src = source if source is not None else (None if _is_graph(model) else model)
+    if check_source and src is not None:
+        hook = feature("neurocc.runtime.source", "compile_check", "the source check")
+        compile_kw["source_check"] = hook(_open_source(src, load_kw), allow_mismatch=allow_source_mismatch,
+                                          echo=compile_kw.get("echo"))
     return compile_model(graph, tgt, out, dt=dt, calibration=calibration, timesteps=timesteps,
                          accuracy_budget=accuracy_budget, targets_file=targets_file, **compile_kw)
 
@@ -154,6 +164,12 @@ def _check_options(timesteps: Any, method: Any) -> None:
     if method is not None and not isinstance(method, Method) and method not in {m.value for m in Method}:
         raise InputError(f"unknown discretisation method {method!r}", where="method",
                          fix="use one of: " + ", ".join(m.value for m in Method))
+
+
+def _is_graph(model: Any) -> bool:
+    from neurocc.ir import Graph
+
+    return isinstance(model, Graph)
 
 
 def run(artifact_dir: str | Path, backend: str = "emulator",
@@ -178,13 +194,29 @@ def run(artifact_dir: str | Path, backend: str = "emulator",
 
 def validate(artifact_dir: str | Path, backends: list[str] | None = None,
              inputs: "dict[str, np.ndarray] | str | Path | None" = None, samples: int | None = None,
-             json_path: str | Path | None = None, progress: bool = False, device: str | None = None) -> dict[str, Any]:
-    """Compare backends with their reference; the validation.json document (``neurocc validate``)."""
+             json_path: str | Path | None = None, progress: bool = False, device: str | None = None,
+             source: Any = None, **source_kw: Any) -> dict[str, Any]:
+    """Compare backends with their reference; the validation.json document (``neurocc validate``).
+
+    ``source``: the trained model (an nn.Module, a .pt with ``entry``/``weights`` or
+    ``trust_pickle``) adds a ``source`` row: it runs in its own framework against the float
+    reference (``neurocc validate --source MODEL``)."""
     validate_artifact = feature("neurocc.runtime.validate", "validate_artifact",
                                 "validation (neurocc validate)")
     return validate_artifact(Path(artifact_dir), backends=backends, inputs=_arrays(inputs, "--input"),
                              samples=samples, json_path=None if json_path is None else Path(json_path),
-                             progress=progress, device=device)
+                             progress=progress, device=device, source=_open_source(source, source_kw))
+
+
+def _open_source(source: Any, kw: dict[str, Any]) -> Any:
+    """A runtime Source for ``source`` (already one, or a model :func:`load` reads), or None."""
+    if source is None:
+        return None
+    Source = feature("neurocc.runtime.source", "Source", "the source check")
+    if isinstance(source, Source):
+        return source
+    open_source = feature("neurocc.runtime.source", "open_source", "the source check")
+    return open_source(source, **{k: v for k, v in kw.items() if k in ("entry", "weights", "trust_pickle")})
 
 
 def evaluate(artifact_dir: str | Path, data: "dict[str, np.ndarray] | str | Path",

@@ -211,11 +211,22 @@ def cmd_compile(args: argparse.Namespace) -> int:
         extra["encoding"] = Encoding(args.encoding, args.timesteps or 64, seed=args.seed)
     if args.prune:
         extra["prune"] = args.prune
+    if not args.no_source_check:  # the trained model itself, run in its framework (docs/source-check.md)
+        extra["source"] = _source(args.model, args)
     out = neurocc.compile(graph, target, Path(args.out), dt=args.dt, calibration=calibration,
                           timesteps=args.timesteps, accuracy_budget=args.accuracy_budget,
-                          targets_file=args.targets, per_channel=args.per_channel, echo=print, **extra)
+                          targets_file=args.targets, per_channel=args.per_channel, echo=print,
+                          allow_source_mismatch=args.allow_source_mismatch, **extra)
     print(f"compiled '{graph.name}' for {target.name} into {out}")
     return 0
+
+
+def _source(model: str, args: argparse.Namespace) -> Any:
+    """The runtime's Source for MODEL with the --entry/--weights/--trust-pickle options."""
+    from neurocc.runtime.source import open_source
+
+    kw = _load_kw(args)
+    return open_source(model, entry=kw["entry"], weights=kw["weights"], trust_pickle=kw["trust_pickle"])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -251,8 +262,10 @@ def _run_metadata(args: argparse.Namespace, outputs: Any) -> Path:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     inputs = read_npz(Path(args.input), "--input") if args.input else None
+    source = _source(args.source, args) if args.source else None
     report = neurocc.validate(Path(args.artifact), backends=args.backends, inputs=inputs,
-                              samples=args.samples, json_path=args.json, progress=True, device=args.device)
+                              samples=args.samples, json_path=args.json, progress=True, device=args.device,
+                              source=source)
     results = report.get("results", [])
     fmt = _formatter("neurocc.runtime.validate", "format_validation")
     print(fmt(report) if fmt else _validation_table(results))
@@ -418,6 +431,11 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                        help="zero the smallest-magnitude weights first: FRACTION (per layer), global:FRACTION, "
                             "neurons:FRACTION (whole neurons/channels); FRACTION in [0, 1) or NN%% "
                             "(docs/mapping.md#pruning)")
+        p.add_argument("--allow-source-mismatch", action="store_true",
+                       help="compile even when the trained model, run in its own framework, differs from neurocc's "
+                            "float reference; the measured difference is recorded in the manifest")
+        p.add_argument("--no-source-check", action="store_true",
+                       help="do not run the trained model in its framework to compare it with neurocc's reading")
     elif name == "run":
         artifact()
         p.add_argument("--backend", required=True, metavar="B",
@@ -439,6 +457,14 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         src.add_argument("--samples", type=_positive_int, metavar="N", help="N generated input samples")
         p.add_argument("--json", metavar="REPORT.json", help="where to write the report (default DIR/validation.json)")
         _device_flag(p)
+        p.add_argument("--source", metavar="MODEL",
+                       help="the trained model (.pt/.pth, or pkg.module:factory with --weights): adds a 'source' row, "
+                            "the model run in its own framework against the float reference")
+        p.add_argument("--entry", metavar="PKG.MODULE:FACTORY", help="what builds the --source model (state_dict .pt)")
+        p.add_argument("--weights", metavar="FILE", help="a state_dict (.pt) to load into the --source model")
+        p.add_argument("--trust-pickle", action="store_true",
+                       help="allow full pickle loading of the --source .pt (runs code in it: only for files you trust)")
+        p.add_argument("--input-shape", type=_shape, metavar="SHAPE", help=argparse.SUPPRESS)
     elif name == "evaluate":
         artifact()
         p.add_argument("--data", required=True, metavar="TEST.npz",

@@ -30,13 +30,13 @@ READOUT_RULES: tuple[str, ...] = ("relative_error", "cosine")
 # A target file that states no readout rule: relative error 0.25 (what the built-in targets state;
 # the measurements behind it are in targets.yaml beside them).
 DEFAULT_READOUT_MAX_ERROR = 0.25
-RESET_MODES: tuple[str, ...] = ("zero", "subtract")
+RESET_MODES: tuple[str, ...] = ("zero", "subtract", "none")
 # Backends a target may name (the runnable ones in neurocc.backends.REGISTRY; ``reference`` is
 # the float simulator every artifact has, not a target). A new backend adds its name here too.
 BACKENDS: tuple[str, ...] = ("emulator", "loihi", "spinnaker", "edge-cpu")
-# Reset modes each numerics profile implements (Lava's LIF and sPyNNaker's IF_curr_exp reset
-# to a value only: lava-loihi.md §2.3, spinnaker.md §4).
-NUMERICS_RESETS: dict[str, tuple[str, ...]] = {"loihi": ("zero",), "spinnaker": ("zero",),
+# Reset modes each numerics profile implements (sPyNNaker's IF_curr_exp resets to a value only:
+# spinnaker.md §4; loihi: Lava's LIF resets to 0, neurocc's Lava process model subtracts too).
+NUMERICS_RESETS: dict[str, tuple[str, ...]] = {"loihi": RESET_MODES, "spinnaker": ("zero",),
                                                "int8": RESET_MODES, "float32": RESET_MODES}
 BUILTIN = Path(__file__).resolve().parent / "targets.yaml"
 DOCS = "docs/targets.md"

@@ -4,7 +4,8 @@
 #   1. python3.11 -m venv .venv
 #   2. pip install -r requirements/base.txt                       (every backend's toolchain)
 #   3. pip install --no-deps --ignore-requires-python -r requirements/lava.txt  (Lava, see docs)
-#   4. pip install --no-deps -e .                                  (neurocc itself, editable)
+#   4. pip install --no-deps -r requirements/no-deps.txt           (Sinabs, Norse, Rockpool, nirtorch)
+#   5. pip install --no-deps -e .                                  (neurocc itself, editable)
 #
 # A stamp file in .venv holds a hash of the requirement files, pyproject.toml and this script;
 # when it matches, nothing is done. Change a dependency and the next run installs again.
@@ -19,7 +20,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 VENV="${NEUROCC_VENV:-.venv}"
 STAMP="$VENV/.neurocc-setup"
-INPUTS=(pyproject.toml requirements/base.txt requirements/lava.txt scripts/setup.sh)
+INPUTS=(pyproject.toml requirements/base.txt requirements/lava.txt requirements/no-deps.txt scripts/setup.sh)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -70,6 +71,9 @@ say "installing requirements/base.txt (torch CPU, onnx, nir, PyNN, NEST, brian2,
 say "installing Lava without its pins (requirements/lava.txt; docs/backends/loihi.md says why)"
 "${PIP[@]}" install --no-deps --ignore-requires-python -r requirements/lava.txt ||
     die "installing requirements/lava.txt failed (see pip's message above)"
+say "installing Sinabs, Norse, Rockpool and nirtorch without their pins (requirements/no-deps.txt says why)"
+"${PIP[@]}" install --no-deps -r requirements/no-deps.txt ||
+    die "installing requirements/no-deps.txt failed (see pip's message above)"
 say "installing neurocc (editable)"
 "${PIP[@]}" install --no-deps -e . || die "installing neurocc itself failed (see pip's message above)"
 "$VENV/bin/python" -c 'import neurocc' || die "neurocc does not import after installation"

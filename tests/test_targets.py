@@ -77,9 +77,12 @@ def test_contract_backends_and_numerics() -> None:
     assert t["edge-cpu-f32"].numerics == "float32"
     assert (t["emulator"].backend, t["emulator"].numerics) == ("emulator", "loihi")
     assert t["emulator"].limits.neurons_per_core is None and t["emulator"].limits.chips is None
-    # Loihi and SpiNNaker numerics reset to a value only (Lava LIF, IF_curr_exp)
-    assert t["loihi2"].reset_modes == ("zero",) and t["spinnaker"].reset_modes == ("zero",)
-    assert set(t["edge-cpu"].reset_modes) == {"zero", "subtract"}
+    # SpiNNaker and Loihi 1 reset to a value only (IF_curr_exp, fixed-function neurons); issue 12:
+    # loihi2 (programmable neurons) also subtracts / does not reset, via neurocc's Lava process model
+    assert t["loihi1"].reset_modes == ("zero",) and t["spinnaker"].reset_modes == ("zero",)
+    assert set(t["loihi2"].reset_modes) == {"zero", "subtract", "none"}
+    # "none" (no reset: snnTorch reset_mechanism="none") added with issue 12; the int8 numerics implement it
+    assert set(t["edge-cpu"].reset_modes) == {"zero", "subtract", "none"}
 
 
 def test_figures_match_the_research_notes() -> None:
@@ -186,11 +189,13 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_cross_field_rules(tmp_path: Path) -> None:
-    text = (GOOD_ENTRY.replace("rule: exact", "rule: cosine").replace("numerics: int8", "numerics: loihi")
+    # (issue 12: the loihi numerics implement subtract too, via neurocc's Lava process model;
+    # spinnaker's IF_curr_exp still resets to a value only)
+    text = (GOOD_ENTRY.replace("rule: exact", "rule: cosine").replace("numerics: int8", "numerics: spinnaker")
             + "    reset_modes: [zero, subtract]\n")
     msg = _error(_write(tmp_path, text))
     assert "needs a minimum" in msg and "min_cosine" in msg
-    assert "numerics 'loihi' implements reset zero only, not 'subtract'" in msg
+    assert "numerics 'spinnaker' implements reset zero only, not 'subtract'" in msg
 
 
 def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ SWEEP_SAMPLES = 256         # calibration samples of the conversion's accuracy/l
 MAPPING_FILE = "mapping.json"
 CAL_SAMPLE_FILE = "calibration_sample.npz"  # the first CAL_SAMPLE calibration samples: x per input, labels
 CAL_SAMPLE = 64
+MIN_TAU_STEPS = 5           # dt_line hints at a shorter dt when a time constant spans fewer steps
 
 __all__ = ["PASSES", "Compiled", "Options", "compile_graph", "compile_model", "fuse_pools", "run_passes"]
 
@@ -162,6 +163,10 @@ def prepare(graph: Graph, tgt: Target, *, dt: float | None = None, method: Metho
         cal = calibrate.read_calibration(calibration, graph, static=False)
         steps = timesteps or cal.steps
     float_graph = run_passes(graph, opts)
+    if not ann:  # max-pool of currents: exact in float, refused (with the AvgPool figure) for integers
+        from neurocc.compiler.maxpool import refuse_integer_maxpool
+
+        refuse_integer_maxpool(float_graph, tgt, cal)
     to_q = fuse_pools(float_graph) if tgt.numerics == "loihi" else float_graph
     stats = None
     if cal is not None and tgt.numerics != "float32":
@@ -178,12 +183,15 @@ def default_encoding(tgt: Target) -> str:
 
 def _convert(graph: Graph, tgt: Target, calibration: Any, timesteps: int | None, encoding: Any) -> tuple:
     from neurocc.compiler import calibrate
+    from neurocc.compiler.maxpool import ann_maxpool_rewrite
     from neurocc.compiler.passes.convert import ann_forward, convert, reset_for_target
     from neurocc.compiler.passes.normalize import normalize
     from neurocc.ir.encoding import Encoding
 
     norm = normalize(graph)
     cal = calibrate.read_calibration(calibration, norm, static=True)
+    # LeNet-style MaxPool → AvgPool approximation, measured; predictions below stay the original ANN's
+    graph, maxpool = ann_maxpool_rewrite(graph, cal)
     steps = int(timesteps or (encoding.timesteps if encoding is not None else DEFAULT_TIMESTEPS))
     enc = Encoding(default_encoding(tgt), steps) if encoding is None else replace(encoding, timesteps=steps)
     (x,) = cal.x.values()
@@ -191,7 +199,7 @@ def _convert(graph: Graph, tgt: Target, calibration: Any, timesteps: int | None,
                           calibration_y=cal.y, sweep_samples=SWEEP_SAMPLES)
     out = norm.outputs[0]
     pred = ann_forward(norm, x[:DIAG_SAMPLES], [out])[out].reshape(min(len(x), DIAG_SAMPLES), -1).argmax(1)
-    return snn, report.to_dict(), pred, cal, enc, steps
+    return snn, {**report.to_dict(), **({"maxpool_approximation": maxpool} if maxpool else {})}, pred, cal, enc, steps
 
 
 def quantize_prepared(prep: Prepared, *, stats: dict[str, LayerStats] | None = None, per_channel: bool = False,
@@ -340,7 +348,7 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
                   method: Method | str = Method.EULER, targets_file: str | Path | None = None,
                   accuracy_budget: float | None = None, per_channel: bool = False, encoding: Any = None,
                   stats: dict[str, LayerStats] | None = None, echo: Callable[[str], None] | None = None,
-                  prune: Any = None) -> Path:
+                  prune: Any = None, source_check: Callable[[FloatSide], dict[str, Any]] | None = None) -> Path:
     """Compile ``graph`` for ``target`` into the artifact directory ``out_dir`` (written atomically).
 
     ``dt`` (seconds) overrides the target's step (NIR files carry none). ``calibration``: a path
@@ -351,12 +359,18 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     (:mod:`neurocc.compiler.budget`). The mapping (partition + place) must fit the target.
     ``echo`` (e.g. ``print``) receives the compile tables: conversion, quantization,
     diagnostics, budget trials (:mod:`neurocc.compiler.summary`) and the mapping table.
-    ``prune``: a prune SPEC (:mod:`neurocc.compiler.prune`) applied to ``graph`` first.
+    ``prune``: a prune SPEC (:mod:`neurocc.compiler.prune`) applied to ``graph`` first (after the
+    source check, which judges the model as trained).
+    ``source_check(FloatSide)`` (the runtime's source check, :mod:`neurocc.runtime.source`) runs
+    before quantization; it may raise, and what it returns is the manifest's ``source``.
     """
     from neurocc.compiler.prune import parse_spec, prune_graph
 
     tgt = resolve_target(target, targets_file)
     check_output_dir(out_dir)
+    if echo is not None:
+        echo(dt_line(graph, tgt, dt) + "\n")
+    source_doc = source_check(float_side(graph, tgt, dt, method, calibration, timesteps)) if source_check else None
     spec = None if prune is None else parse_spec(prune)
     if spec is not None:
         graph = prune_graph(graph, spec)
@@ -381,6 +395,8 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
 
         extra["prune"] = {"spec": spec.text(), "scope": spec.scope, "fraction": spec.fraction,
                           "density": density(compiled.graph)}
+    if source_doc is not None:
+        extra["source"] = source_doc
     files = {MAPPING_FILE: (mapping.to_json() + "\n").encode()}
     if compiled.cal is not None:  # what `neurocc validate --samples N` draws from
         sample = compiled.cal.subset(CAL_SAMPLE)
@@ -400,6 +416,61 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
         echo(f"{tables}\n" if tables else "")
         echo(f"{mapping.format_table()}\n")
     return Path(out_dir)
+
+
+@dataclass(frozen=True)
+class FloatSide:
+    """What the source check compares with: the float graph as the artifact will keep it (None for
+    an ANN, which is converted), the calibration data (time-major SNN samples) and timesteps."""
+
+    float_graph: Graph | None
+    cal: Any = None
+    timesteps: int | None = None
+    conversion: bool = False
+    ann_graph: Graph | None = None          # an ANN: its normalized graph (before conversion)
+    folded: tuple[str, ...] = ()            # an ANN: layers a BatchNorm was folded into
+
+
+def float_side(graph: Graph, tgt: Target, dt: float | None, method: Method | str, calibration: Any,
+               timesteps: int | None) -> FloatSide:
+    """The float passes alone (cheap: no calibration statistics), for the source check."""
+    from neurocc.compiler import calibrate
+
+    graph = graph.verify()
+    if any(n.ann_only for n in graph.nodes.values()):
+        from neurocc.compiler.passes.normalize import normalize
+        from neurocc.ir.nodes import BatchNorm
+
+        norm = normalize(graph)
+        cal = calibrate.read_calibration(calibration, norm, static=True) if calibration is not None else None
+        folded = tuple(p for n, v in graph.nodes.items() if isinstance(v, BatchNorm) for p in graph.predecessors(n))
+        return FloatSide(None, cal, conversion=True, ann_graph=norm, folded=folded)
+    _no_neurons(graph)
+    cal = calibrate.read_calibration(calibration, graph, static=False) if calibration is not None else None
+    fg = run_passes(graph, Options(tgt, float(dt if dt is not None else tgt.dt), Method(method)))
+    return FloatSide(fg, cal, timesteps or (cal.steps if cal is not None else None))
+
+
+def dt_line(graph: Graph, tgt: Target, dt: float | None) -> str:
+    """Which dt the compile uses and where it came from; a hint when the graph's time constants
+    suggest a much shorter step (the smallest τ spans fewer than :data:`MIN_TAU_STEPS` steps of the
+    target's default; only then: a dt from the model or ``--dt`` is the user's choice)."""
+    from neurocc.ir.discrete import NEURON_TYPES
+
+    if dt is not None:
+        used, origin = float(dt), "--dt"
+    elif graph.dt is not None:
+        used, origin = float(graph.dt), "the model (its frontend's step, e.g. snnTorch's beta read at 1e-3 s)"
+    else:
+        used, origin = float(tgt.dt), f"target '{tgt.name}' default (the model carries no dt, as NIR files and ANNs)"
+    taus = [float(np.min(v)) for n in graph.nodes.values() if isinstance(n, NEURON_TYPES)
+            for k, v in vars(n).items() if k.startswith("tau") and v is not None and np.size(v)]
+    line = f"dt: {used:g} s, from {origin}"
+    if taus and min(taus) < MIN_TAU_STEPS * used and dt is None and graph.dt is None:
+        suggest = 10.0 ** np.floor(np.log10(min(taus) / MIN_TAU_STEPS))
+        line += (f"; the smallest time constant is {min(taus):.3g} s, only {min(taus) / used:.3g} steps of dt: "
+                 f"the graph looks made for dt <= {suggest:g} s (pass --dt {suggest:g} if so)")
+    return line
 
 
 def _mapping(graph: Graph, tgt: Target, targets_file: str | Path | None, recompile: Any = None,

@@ -5,7 +5,7 @@ from neurocc.ir import qnodes_spinnaker  # noqa: F401  (registers the spinnaker 
 from neurocc.ir import qnodes_sdn  # noqa: F401  (registers the sigma-delta kind)
 from neurocc.ir.nodes import NODE_KINDS, Node
 from neurocc.ir.serialize import load_graph, save_graph
-from neurocc.ir.types import IntFormat, Method, Overflow, ResetMode, Rounding, Shape
+from neurocc.ir.types import IntFormat, Method, Overflow, ResetMode, ResetTiming, Rounding, Shape
 
-__all__ = ["Edge", "Graph", "IntFormat", "Method", "NODE_KINDS", "Node", "Overflow", "ResetMode",
+__all__ = ["Edge", "Graph", "IntFormat", "Method", "NODE_KINDS", "Node", "Overflow", "ResetMode", "ResetTiming",
            "Rounding", "Shape", "load_graph", "save_graph"]

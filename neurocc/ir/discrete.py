@@ -9,6 +9,7 @@ Per-step update of every float neuron kind (``x`` = the summed input of the step
     current (CubaLI, CubaLIF):   u ← α_u · u + g_u · x
     membrane:                    v ← α_v · v + g_v · in + b_v     in = u (Cuba*) or x (others)
     spike (IF, LIF, CubaLIF):    z = v > v_threshold;  v ← v_reset (zero) or v − v_threshold
+                                 (NIR's order; snnTorch's and Sinabs' variants: nodes._Spiking)
     Threshold:                   z = x > threshold (stateless)
 
 with, for a time constant τ (``tau``, ``tau_mem``; ``tau_syn`` for the current):
@@ -106,3 +107,24 @@ def delay_steps(delay_s: np.ndarray, dt: float | None) -> np.ndarray:
     if not d.size or not dt:
         return np.zeros(d.shape, np.int64)
     return np.rint(d / dt).astype(np.int64)
+
+
+def after_spike_equivalent(node: Node) -> Node:
+    """``node`` with NIR's ``after_spike`` reset timing where that gives the same spikes, else ``node``.
+
+    snnTorch's ``next_step`` zero reset (``v[t] = α·(1 − r)·v[t−1] + g·x``, r = the spike of
+    step t−1) equals resetting v to 0 right after the spike of step t−1 (α·0 = 0), so the spikes
+    are identical; only the recorded membrane differs in the spike's own step (snnTorch keeps the
+    value above θ, NIR's form holds 0). ``reset=none`` has no reset to time. Other cases (subtract:
+    θ would decay; ``next_step_end`` zero: the step's input is lost; ``reset_now``) are returned
+    unchanged, so a backend without snnTorch's timings refuses them.
+    """
+    from neurocc.ir.types import ResetMode, ResetTiming
+
+    timing = getattr(node, "reset_timing", ResetTiming.AFTER_SPIKE)
+    if timing is ResetTiming.AFTER_SPIKE or node.reset_now:
+        return node
+    if node.reset is ResetMode.NONE or (node.reset is ResetMode.ZERO and timing is ResetTiming.NEXT_STEP
+                                        and not np.any(node.v_reset)):
+        return node.replace(reset_timing=ResetTiming.AFTER_SPIKE)
+    return node

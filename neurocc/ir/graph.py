@@ -217,7 +217,7 @@ class Graph:
         """A stable, human-readable dump; identical graphs give identical text."""
         lines = [f"graph {self.name} dt={self.dt!r} method={_v(self.method)} numerics={self.numerics}"]
         for n, node in self.nodes.items():
-            params = ", ".join(f"{k}={_fmt(v)}" for k, v in node.params().items())
+            params = ", ".join(f"{k}={_fmt(v)}" for k, v in node.stored_params().items())
             lines.append(f"  {n} = {node.kind}({params})")
         for e in self.edges:
             lines.append(f"  {e.src} -> {e.dst}" + (f" [delay {e.delay}]" if e.delay else ""))

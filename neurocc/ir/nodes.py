@@ -1,7 +1,7 @@
 """Node kinds of the neurocc IR: one frozen dataclass per primitive, equations in the docstring.
 
 Names and continuous-time semantics follow NIR 1.0 (``nir/ir/*.py``); ANN-only kinds
-(``ReLU``, ``BatchNorm``, ``MaxPool2d``, ``Add``) exist for conversion and are removed by the
+(``ReLU``, ``BatchNorm``, ``Add``) exist for conversion and are removed by the
 ``normalize``/``convert`` passes before a spiking backend sees the graph.
 
 Conventions shared by every kind:
@@ -28,9 +28,12 @@ from typing import ClassVar
 
 import numpy as np
 
-from neurocc.ir.types import IntFormat, ResetMode, Shape
+from neurocc.ir.types import IntFormat, ResetMode, ResetTiming, Shape
 
 NODE_KINDS: dict[str, type["Node"]] = {}
+# field metadata: leave the field out of the stored graph and its text/digest while it holds its
+# default (fields added after the format was fixed: older files and digests stay as they were)
+OMIT_DEFAULT = {"omit_default": True}
 
 
 @functools.cache
@@ -99,6 +102,15 @@ class Node:
     def params(self) -> dict[str, typing.Any]:
         """Every field by name (arrays included), in declaration order."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def stored_params(self) -> dict[str, typing.Any]:
+        """:meth:`params` without the ``OMIT_DEFAULT`` fields that hold their default (what files,
+        :meth:`Graph.text` and digests contain)."""
+        def default(f: dataclasses.Field, v: typing.Any) -> bool:
+            return v is f.default or (not isinstance(v, np.ndarray) and v == f.default)
+
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if not (f.metadata.get("omit_default") and default(f, getattr(self, f.name)))}
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: v for k, v in self.params().items() if isinstance(v, np.ndarray)}
@@ -367,6 +379,44 @@ class _Neuron(Node):
 
 
 @dataclass(frozen=True, eq=False)
+class _Spiking(_Neuron):
+    """The spike and reset semantics shared by IF, LIF and CubaLIF (defaults = NIR's).
+
+    One step, after the membrane integration ``v ← α·v + g·in + b`` of the kind::
+
+        fire(v)        = v > θ   (v ≥ θ when ``fire_at_threshold``: Sinabs)
+        z              = fire(v) ∈ {0, 1}   (⌊v/θ⌋ where fire(v), else 0, when ``multi_spike``:
+                         Sinabs' MultiSpike, a spike count per step)
+        after_spike:     v ← v_reset (zero) | v − z·θ (subtract) | v (none), in the same step
+        next_step:       r = fire(v[t−1]) is applied during step t after the decay, before the
+                         input:  v[t] = α·v[t−1]·(1 − r) + g·in + b  (zero)
+                                 v[t] = α·v[t−1] + g·in + b − r·θ    (subtract: θ is not decayed)
+        next_step_end:   r = fire(v[t−1]) applied after the input:
+                                 v[t] = (1 − r)·(α·v[t−1] + g·in + b)  (zero: the step's input is lost)
+                                 subtract as next_step
+        reset_now:       (next_step*, snnTorch ``reset_delay=False``) then, in step t,
+                         v ← v − (z − r)·θ (subtract) | v − (z − r)·v (zero)
+        v_min:           v ← max(v, v_min) last (Sinabs ``min_v_mem``)
+
+    ``v_reset`` is used by ``zero`` with ``after_spike`` only (the snnTorch timings reset to 0).
+    ``reset`` is declared by each kind (last, as before these fields existed); the other fields
+    are left out of the stored graph and its text/digest when they hold their default.
+    """
+
+    reset_timing: ResetTiming = field(default=ResetTiming.AFTER_SPIKE, metadata=OMIT_DEFAULT)
+    reset_now: bool = field(default=False, metadata=OMIT_DEFAULT)
+    fire_at_threshold: bool = field(default=False, metadata=OMIT_DEFAULT)
+    multi_spike: bool = field(default=False, metadata=OMIT_DEFAULT)
+    v_min: float | None = field(default=None, metadata=OMIT_DEFAULT)
+
+    def check(self) -> list[str]:
+        probs = super().check()
+        if self.reset_now and self.reset_timing is ResetTiming.AFTER_SPIKE:
+            probs.append("reset_now applies to the next_step timings only")
+        return probs
+
+
+@dataclass(frozen=True, eq=False)
 class Threshold(_Neuron):
     """z = H(x − θ): 1 where the input exceeds ``threshold``, else 0. Stateless."""
 
@@ -389,7 +439,7 @@ class I(_Neuron):  # noqa: E742 (NIR's name)
 
 
 @dataclass(frozen=True, eq=False)
-class IF(_Neuron):
+class IF(_Spiking):
     """Integrate-and-fire: dv/dt = r · I(t); z = v > v_threshold; on z: v ← v_reset
     (``reset=zero``) or v ← v − v_threshold (``reset=subtract``). State ``v``; output z.
 
@@ -419,7 +469,7 @@ class LI(_Neuron):
 
 
 @dataclass(frozen=True, eq=False)
-class LIF(_Neuron):
+class LIF(_Spiking):
     """Leaky integrate-and-fire: τ dv/dt = (v_leak − v) + r · I(t); z = v > v_threshold;
     on z: v ← v_reset (``reset=zero``) or v ← v − v_threshold (``reset=subtract``).
     State ``v``; output z.
@@ -452,7 +502,7 @@ class CubaLI(_Neuron):
 
 
 @dataclass(frozen=True, eq=False)
-class CubaLIF(_Neuron):
+class CubaLIF(_Spiking):
     """Current-based LIF: τ_syn du/dt = −u + w_in · I(t); τ_mem dv/dt = (v_leak − v) + r · u;
     z = v > v_threshold; on z: v ← v_reset or v ← v − v_threshold (``reset``).
     States ``u`` (current), ``v``; output z. The current is updated before the membrane.
@@ -504,10 +554,14 @@ class BatchNorm(Node):
 
 @dataclass(frozen=True, eq=False)
 class MaxPool2d(_Pool2d):
-    """y[c, h, w] = max over the window (padding with −inf). Unsupported on spiking targets."""
+    """y[c, h, w] = max over the window (padding with −inf).
+
+    In a spiking graph it pools a weight layer's **currents** (snnTorch's Conv → MaxPool → Leaky):
+    the float reference, the emulator's float graph and edge-cpu-f32 compute it exactly; integer
+    targets refuse it (``neurocc.compiler.maxpool`` measures the AvgPool rewrite). The ANN → SNN
+    conversion refuses it (a max of spike trains is not the spikes of a max)."""
 
     kind: ClassVar[str] = "MaxPool2d"
-    ann_only: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, eq=False)

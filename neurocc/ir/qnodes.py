@@ -17,8 +17,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from neurocc.ir.nodes import Conv2d, Node, Shape, _Pool2d
-from neurocc.ir.types import ResetMode
+from neurocc.ir.nodes import OMIT_DEFAULT, Conv2d, Node, Shape, _Pool2d
+from neurocc.ir.types import ResetMode, ResetTiming
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,8 +115,10 @@ class QLIF(_QNeuron):
 
     ``du`` −1..4095 (−1: no current decay), ``dv`` 0..4096 (4096: no memory), ``vth`` 0..2**17
     (17-bit mantissa; 2**17 never spikes), ``bias_mant`` 13-bit signed, ``bias_exp`` −7..7
-    (negative: floor right shift). ``reset=subtract`` (v ← v − vth<<6) only where the profile
-    allows it (int8). ``refractory`` (int8 only; Lava has no bit-accurate refractory): for that
+    (negative: floor right shift). ``reset=subtract`` (v ← v − vth<<6) and ``none``, the snnTorch
+    ``reset_timing``s, ``reset_now``, ``fire_at_threshold`` (z = v ≥ vth<<6) and ``v_min`` (a
+    membrane floor in v's units, Sinabs' ``min_v_mem``: int8 only) only where the profile allows
+    them; their integer rule is :mod:`neurocc.ir.numerics.reset`. ``refractory`` (int8 only; Lava has no bit-accurate refractory): for that
     many steps after a spike v is held at its post-reset value and cannot spike, while u keeps
     integrating; the counter is recorded as ``<node>/ref``. ``reset_interval`` > 0 (Lava's
     ``LIFReset``, netx's ``reset_interval``): at every step t (counted from 1, as Lava does) with
@@ -136,8 +138,12 @@ class QLIF(_QNeuron):
     bias_exp: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     reset: ResetMode = ResetMode.ZERO
     refractory: int = 0
-    reset_interval: int = 0
-    reset_offset: int = 0
+    reset_interval: int = field(default=0, metadata=OMIT_DEFAULT)
+    reset_offset: int = field(default=0, metadata=OMIT_DEFAULT)
+    reset_timing: ResetTiming = field(default=ResetTiming.AFTER_SPIKE, metadata=OMIT_DEFAULT)
+    reset_now: bool = field(default=False, metadata=OMIT_DEFAULT)
+    fire_at_threshold: bool = field(default=False, metadata=OMIT_DEFAULT)
+    v_min: np.ndarray | None = field(default=None, metadata=OMIT_DEFAULT)  # int: v ← max(v, v_min) last
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,5 +158,5 @@ class QLI(_QNeuron):
     dv: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     bias_mant: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     bias_exp: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
-    reset_interval: int = 0   # as QLIF
-    reset_offset: int = 0
+    reset_interval: int = field(default=0, metadata=OMIT_DEFAULT)   # as QLIF
+    reset_offset: int = field(default=0, metadata=OMIT_DEFAULT)

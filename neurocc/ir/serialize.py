@@ -20,7 +20,6 @@ matrix (zeros elsewhere), so every pass and backend sees the same array.
 """
 from __future__ import annotations
 
-import dataclasses
 import enum
 import json
 import zipfile
@@ -87,8 +86,7 @@ def graph_to_dict(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     arrays: dict[str, np.ndarray] = {}
     nodes = []
     for name, node in graph.nodes.items():
-        params = {f.name: _encode_param(node, f.name, f"{name}/{f.name}", arrays)
-                  for f in dataclasses.fields(node)}
+        params = {k: _encode_param(node, k, f"{name}/{k}", arrays) for k in node.stored_params()}
         nodes.append({"name": name, "kind": node.kind, "params": params})
     doc = {
         "format": FORMAT,

@@ -27,6 +27,18 @@ class ResetMode(str, enum.Enum):
 
     ZERO = "zero"          # v <- v_reset (NIR's only reset; v_reset defaults to 0)
     SUBTRACT = "subtract"  # v <- v - v_threshold ("soft reset")
+    NONE = "none"          # no reset: the membrane keeps integrating (snnTorch reset_mechanism="none")
+
+
+class ResetTiming(str, enum.Enum):
+    """When the reset of a spike acts on the membrane (see :class:`neurocc.ir.nodes.LIF`).
+
+    ``r = v[t−1] > θ`` is the spike of the previous step recomputed from the stored membrane.
+    """
+
+    AFTER_SPIKE = "after_spike"      # NIR, Sinabs, Lava: v[t] is reset right after z[t] (same step)
+    NEXT_STEP = "next_step"          # snnTorch Leaky: r acts in step t+1 after the decay, before the input
+    NEXT_STEP_END = "next_step_end"  # snnTorch Synaptic/RLeaky/RSynaptic: r acts in step t+1 after the input
 
 
 class Method(str, enum.Enum):

@@ -31,6 +31,10 @@ Who is judged against whom:
   passed when the cosine is at least :data:`QUANT_MIN_COSINE`. For a float32 artifact the two
   run the same graph and must agree exactly.
 
+With a source model (``--source MODEL``), a ``source`` row judges the trained model run in its own
+framework against the ``reference`` (rule ``source``: spikes exact, states within a float32
+tolerance, ties at the threshold allowed; :mod:`neurocc.runtime.source`).
+
 Integer graphs for Loihi add one step per Dense (``lag``, from the edge delays of the two graphs);
 float-versus-integer comparisons drop that latency before comparing (:func:`compare.align`).
 """
@@ -321,10 +325,12 @@ def _verdict(res: Mapping[str, Any], rule: str, min_cos: float | None) -> tuple[
 def validate_artifact(artifact_dir: Artifact | str | Path, backends: Sequence[str] | None = None,
                       inputs: Mapping[str, np.ndarray] | None = None, samples: int | None = None,
                       json_path: str | Path | None = None, seed: int = 0, progress: bool = False,
-                      device: str | None = None) -> dict[str, Any]:
+                      device: str | None = None, source: Any = None) -> dict[str, Any]:
     """Run and judge ``backends`` (default: :func:`default_backends`); write and return the report.
     Unknown backend names are refused before anything runs; ``progress``: a bar on stderr;
-    ``device``: the emulator and reference run on the torch path (other backends as always)."""
+    ``device``: the emulator and reference run on the torch path (other backends as always);
+    ``source`` (a :class:`neurocc.runtime.source.Source`) adds a ``source`` row: the trained model
+    run in its own framework against the ``reference`` backend (docs/source-check.md)."""
     from neurocc.backends import check_names
     from neurocc.progress import Step, quiet
 
@@ -332,9 +338,9 @@ def validate_artifact(artifact_dir: Artifact | str | Path, backends: Sequence[st
         check_names(list(backends), where="--backends")
     art = as_artifact(artifact_dir)
     names = [b for b in (list(backends) if backends else default_backends(art)) if b != "reference"]
-    source = "input file"
+    origin = "input file"
     if inputs is None:
-        inputs, source = sample_inputs(art, samples or DEFAULT_SAMPLES, seed=seed)
+        inputs, origin = sample_inputs(art, samples or DEFAULT_SAMPLES, seed=seed)
     checked, steps, batch = check_inputs(art, inputs)
     runs: dict[str, Any] = {}
     order = list({n: None for n in names + [_judge(art, n)[0] for n in names]})
@@ -351,8 +357,12 @@ def validate_artifact(artifact_dir: Artifact | str | Path, backends: Sequence[st
     counts = getattr(runs.get("emulator"), "overflow", None)
     overflow.warn(counts, f"emulator, validate {art.path}")
     doc = {"artifact": str(art.path), "target": art.target,
-           "inputs": {"source": source, "steps": steps, "batch": batch},
+           "inputs": {"source": origin, "steps": steps, "batch": batch},
            "results": [_result(art, b, runs) for b in names], "overflow": overflow.to_json(counts)}
+    if source is not None:
+        from neurocc.runtime.source import validation_row
+
+        doc["results"].append(validation_row(art, source, checked))
     write_json(Path(json_path) if json_path else art.path / VALIDATION_FILE, doc)
     return doc
 
@@ -379,7 +389,7 @@ def format_validation(result: Mapping[str, Any]) -> str:
              f"{inp.get('batch', '?')} sample(s) x {inp.get('steps', '?')} steps, {inp.get('source', '')}",
              f"{'backend':<10} {'reference':<10} {'rule':<13} {'exact':<6} {'mismatches':>22} {'cosine':>8}  passed"]
     for r in result["results"]:
-        rule = "exact" if r["rule"] == "exact" else f"cosine>={r['min_cosine']:.2f}"
+        rule = r["rule"] if r["rule"] in ("exact", "source") else f"cosine>={r['min_cosine']:.2f}"
         cos = "-" if r.get("cosine") is None else f"{r['cosine']:.4f}"
         mm = f"{r.get('mismatches', 0)}/{r.get('compared', 0)}"
         lines.append(f"{r['backend']:<10} {r['reference']:<10} {rule:<13} {'yes' if r.get('exact') else 'no':<6} "
@@ -388,9 +398,11 @@ def format_validation(result: Mapping[str, Any]) -> str:
         if r.get("error"):
             lines.append(f"  {r['backend']}: {r['error']}")
         fd = r.get("first_divergence")
-        if fd and (r["rule"] == "exact" or not r["passed"]):
+        if fd and (r["rule"] in ("exact", "source") or not r["passed"]):
             lines.append(f"  first divergence ({r['backend']} vs {r['reference']}): node '{fd['node']}' var "
                          f"{fd['var']} step {fd['step']} index {fd['index']}: expected {fd['expected']}, got {fd['got']}")
+            if r["backend"] == "source" and r.get("first_divergence_explanation"):
+                lines.append(f"    likely cause: {r['first_divergence_explanation']}")
             if r.get("first_divergence_class"):
                 lines.append(f"    likely cause [{r['first_divergence_class']}]: {r.get('first_divergence_explanation')}")
         for o, ro in (r.get("readouts") or {}).items():

@@ -2,7 +2,7 @@
 
     PYTHONPATH=.:tests python tests/hostile/pt2_census.py
 """
-import logging, sys, tempfile, warnings
+import logging, tempfile, warnings
 from pathlib import Path
 logging.disable(logging.CRITICAL); warnings.simplefilter("ignore")
 import neurocc
@@ -12,7 +12,7 @@ fired = 0
 for kind, p in pt2_payloads(cached_plain_pt2(), d, m).items():
     if m.exists(): m.unlink()
     try: neurocc.load(p); r = "loaded"
-    except neurocc.NeuroccError as e: r = "neurocc error"
+    except neurocc.NeuroccError: r = "neurocc error"
     except Exception as e: r = "foreign " + type(e).__name__
     fired += m.exists()
     print(f"{kind:24} payload ran: {m.exists()!s:5}  -> {r}")

@@ -37,7 +37,7 @@ SIDECAR = "edge_cpu.json"        # names, shapes, dtypes and state spec of both 
 DIGEST_KEY = "neurocc.graph_digest"
 
 FLOAT_KINDS = frozenset({"Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d",
-                         "AvgPool2d", "Flatten", "Delay", "Add", "Threshold", "I", "IF", "LI", "LIF",
+                         "AvgPool2d", "MaxPool2d", "Flatten", "Delay", "Add", "Threshold", "I", "IF", "LI", "LIF",
                          "CubaLI", "CubaLIF"})
 INT_KINDS = frozenset({"Input", "Output", "Flatten", "Delay", "Add", "QDense", "QConv2d", "QSumPool2d",
                        "QLIF", "QLI", "QSigmaDelta"})
@@ -72,6 +72,9 @@ def check(graph: Graph, target: Any = None) -> list[str]:
 def _float_problems(graph: Graph) -> list[str]:
     found = []
     for name, node in graph.nodes.items():
+        if getattr(node, "multi_spike", False):
+            found.append(f"node '{name}' ({node.kind}): several spikes per step (Sinabs MultiSpike) have no "
+                         "edge-cpu lowering; fix: spike_fn=sinabs.activation.SingleSpike")
         if node.kind not in FLOAT_KINDS:
             found.append(f"node '{name}' ({node.kind}) has no float ONNX lowering"
                          + (" (quantize the graph for int8 or loihi)" if node.quantized else

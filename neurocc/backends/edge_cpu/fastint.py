@@ -151,12 +151,13 @@ def pre(b: "Builder", ctx: "Ctx", name: str, x: str) -> str:
 def step(b: "Builder", ctx: "Ctx", name: str, node: Node, a: str,
          st: dict[str, str]) -> tuple[str, dict[str, str]]:
     """One step from the int32 input ``a`` and float64 state: (spikes bool | v float64, new state)."""
-    from .neurons import _int_spike
+    from .neurons import _int_spike, spike_pre
 
     p = ctx.profile
     new: dict[str, str] = {}
     u = _current(b, ctx, name, node, a, st, new)
-    dv_ = decay(b, st["v"], factors(node)[1])                                         # Profile.lif_voltage
+    r, v_in = (None, st["v"]) if node.kind == "QLI" else spike_pre(b, node, p.lif_threshold(node.vth), st["v"], F64)
+    dv_ = decay(b, v_in, factors(node)[1])                                            # Profile.lif_voltage
     s = b.op("Add", [dv_, u], "s") if dv_ is not None else u
     bias = p.lif_bias(node.bias_mant, node.bias_exp)
     if np.any(bias):
@@ -166,9 +167,10 @@ def step(b: "Builder", ctx: "Ctx", name: str, node: Node, a: str,
     if node.kind == "QLI":
         new["v"] = v
         return v, new
-    if node.reset is ResetMode.ZERO and not node.refractory:
+    if (node.reset is ResetMode.ZERO and not node.refractory and r is None and not node.fire_at_threshold
+            and node.v_min is None):
         return _spike_reset_zero(b, p.lif_threshold(node.vth), v, new)
-    return _int_spike(b, node, p.lif_threshold(node.vth), v, st, new, F64)
+    return _int_spike(b, node, p.lif_threshold(node.vth), v, st, new, F64, r)
 
 
 def _current(b: "Builder", ctx: "Ctx", name: str, node: Node, a: str, st: dict[str, str],

@@ -27,7 +27,8 @@ import numpy as np
 from neurocc.ir.discrete import delay_steps
 from neurocc.ir import numerics
 from neurocc.ir.nodes import Delay, Node
-from neurocc.ir.types import ResetMode
+from neurocc.ir.numerics import reset as reset_rule
+from neurocc.ir.types import ResetMode, ResetTiming
 
 from .intops import i32, i64, to_int32, wrap_bits
 
@@ -124,14 +125,30 @@ def _float_neuron(b, ctx, name, node, gx, st):
         gx = b.op("Mul", [f(d.gain_v, "gain_v"), u], "gu")
         if np.any(d.bias_v):
             gx = b.op("Add", [gx, f(d.bias_v, "bias_v")], "gu")
-    v = b.op("Add", [b.op("Mul", [f(d.alpha_v, "alpha_v"), st["v"]]), gx], "v")
     if not node.spiking:
-        new["v"] = v
-        return v, new
+        new["v"] = b.op("Add", [b.op("Mul", [f(d.alpha_v, "alpha_v"), st["v"]]), gx], "v")
+        return new["v"], new
     th = f(node.v_threshold, "v_threshold")
-    z = b.op("Greater", [v, th], "z")
-    after = b.op("Sub", [v, th]) if node.reset is ResetMode.SUBTRACT else f(node.v_reset, "v_reset")
-    new["v"] = b.op("Where", [z, after, v], "v")
+    r, v_prev = spike_pre(b, node, node.v_threshold, st["v"], np.float32)
+    v = b.op("Add", [b.op("Mul", [f(d.alpha_v, "alpha_v"), v_prev]), gx], "v")
+    if r is not None:  # snnTorch's timings: the float form of numerics.reset.post without saturation
+        sub = node.reset is ResetMode.SUBTRACT
+        if sub:
+            v = b.op("Sub", [v, b.op("Mul", [b.cast(r, np.float32), th])], "v")
+        elif node.reset_timing is ResetTiming.NEXT_STEP_END:
+            v = b.op("Where", [r, f(0.0, "zero"), v], "v")
+        z = _fire(b, node, v, th)
+        if node.reset_now:
+            dz = b.op("Sub", [b.cast(z, np.float32), b.cast(r, np.float32)], "d")
+            v = b.op("Sub", [v, b.op("Mul", [dz, th if sub else v])], "v")
+    else:
+        z = _fire(b, node, v, th)
+        if node.reset is not ResetMode.NONE:
+            after = b.op("Sub", [v, th]) if node.reset is ResetMode.SUBTRACT else f(node.v_reset, "v_reset")
+            v = b.op("Where", [z, after, v], "v")
+    if node.v_min is not None:
+        v = b.op("Max", [v, f(node.v_min, "v_min")], "v")
+    new["v"] = v
     return z, new
 
 
@@ -147,7 +164,8 @@ def _int_neuron(b, ctx, name, node, a6, st):
     else:     # lif_current: exact sum, true two's-complement 24-bit wrap
         u = wrap_bits(b, b.op("Add", [dec_u, a6]), p.current.bits, np.dtype(np.int64))
     bias = p.lif_bias(node.bias_mant, node.bias_exp)
-    s = b.op("Add", [_decay(b, st["v"], fv, sdt), b.cast(u, np.int64) if lava else u])   # lif_voltage
+    r, v_in = (None, st["v"]) if node.kind == "QLI" else spike_pre(b, node, p.lif_threshold(node.vth), st["v"], sdt)
+    s = b.op("Add", [_decay(b, v_in, fv, sdt), b.cast(u, np.int64) if lava else u])   # lif_voltage
     if np.any(bias):
         s = b.op("Add", [s, i64(b, np.asarray(bias, np.int64))])
     lim = numerics.V24_LIM
@@ -159,22 +177,64 @@ def _int_neuron(b, ctx, name, node, a6, st):
     if node.kind == "QLI":
         new["v"] = v
         return v, new
-    return _int_spike(b, node, p.lif_threshold(node.vth), v, st, new, sdt)
+    return _int_spike(b, node, p.lif_threshold(node.vth), v, st, new, sdt, r)
 
 
-def _int_spike(b, node, vth_value, v, st, new, sdt):
-    """Spike ``v > vth``, reset (zero | subtract vth), refractory hold, in the state dtype
-    ``sdt`` (int32, int64, or float64 holding integers: :mod:`.fastint`)."""
+def _fire(b, node, v: str, vth: str) -> str:
+    return b.op("GreaterOrEqual" if node.fire_at_threshold else "Greater", [v, vth], "z")
+
+
+def spike_pre(b, node, vth_value, v_prev: str, sdt) -> tuple[str | None, str]:
+    """:func:`neurocc.ir.numerics.reset.pre` in ONNX: (r or None, the membrane the update starts from)."""
+    if not reset_rule.early(node):
+        return None, v_prev
+    r = _fire(b, node, v_prev, b.const(np.asarray(vth_value, sdt), "vth"))
+    if node.reset is ResetMode.ZERO and node.reset_timing is ResetTiming.NEXT_STEP:
+        return r, b.op("Where", [r, b.const(np.zeros((), sdt), "k"), v_prev], "v_in")
+    return r, v_prev
+
+
+def _spike_post_early(b, node, v: str, r: str, vth: str, new: dict[str, str], sdt) -> str:
+    """:func:`neurocc.ir.numerics.reset.post` for the next_step timings (r = previous step's spike)."""
+    k = lambda val: b.const(np.asarray(val, sdt), "k")  # noqa: E731
+    sat = lambda x: b.op("Clip", [x, k(-numerics.V24_LIM), k(numerics.V24_LIM)], "v")  # noqa: E731
+    sub = node.reset is ResetMode.SUBTRACT
+    if sub:
+        v = sat(b.op("Sub", [v, b.op("Mul", [b.cast(r, sdt), vth])]))
+    elif node.reset_timing is ResetTiming.NEXT_STEP_END:
+        v = b.op("Where", [r, k(0), v], "v")
+    z = _fire(b, node, v, vth)
+    if node.reset_now:
+        d = b.op("Sub", [b.cast(z, sdt), b.cast(r, sdt)], "d")
+        v = sat(b.op("Sub", [v, b.op("Mul", [d, vth if sub else v])]))
+    new["v"] = _int_floor(b, node, v, sdt)
+    return z
+
+
+def _int_floor(b, node, v: str, sdt) -> str:
+    """:func:`neurocc.ir.numerics.reset._floor`: ``v ← max(v, v_min)`` when the QLIF has a v_min."""
+    v_min = getattr(node, "v_min", None)
+    return v if v_min is None else b.op("Max", [v, b.const(np.asarray(v_min, sdt), "v_min")], "v")
+
+
+def _int_spike(b, node, vth_value, v, st, new, sdt, r=None):
+    """Spike ``v > vth`` (``>=``: fire_at_threshold), reset (zero | subtract vth | none, at the
+    node's timing), refractory hold, in the state dtype ``sdt`` (int32, int64, or float64
+    holding integers: :mod:`.fastint`)."""
     k = lambda b, val: b.const(np.asarray(val, sdt), "k")  # noqa: E731
     vth = k(b, np.asarray(vth_value, np.int64))
+    if r is not None:
+        return _spike_post_early(b, node, v, r, vth, new, sdt), new
     if node.refractory:
         hold = b.op("Greater", [st["ref"], k(b, 0)], "hold")
         v = b.op("Where", [hold, st["v"], v], "v")
         z = b.op("And", [b.op("Greater", [v, vth]), b.op("Not", [hold])], "z")
     else:
-        z = b.op("Greater", [v, vth], "z")
-    after = b.op("Sub", [v, vth]) if node.reset is ResetMode.SUBTRACT else k(b, 0)
-    new["v"] = b.op("Where", [z, after, v], "v")
+        z = _fire(b, node, v, vth)
+    if node.reset is not ResetMode.NONE:
+        after = b.op("Sub", [v, vth]) if node.reset is ResetMode.SUBTRACT else k(b, 0)
+        v = b.op("Where", [z, after, v], "v")
+    new["v"] = _int_floor(b, node, v, sdt)
     if node.refractory:
         dec = b.op("Max", [b.op("Sub", [st["ref"], k(b, 1)]), k(b, 0)])
         new["ref"] = b.op("Where", [z, k(b, node.refractory), dec], "ref")

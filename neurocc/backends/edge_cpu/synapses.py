@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from neurocc.ir.nodes import (AvgPool2d, Conv2d, Flatten, Linear, Affine, Node, Output, Scale,
+from neurocc.ir.nodes import (AvgPool2d, Conv2d, Flatten, Linear, Affine, MaxPool2d, Node, Output, Scale,
                               SumPool2d, Threshold, _Pool2d)
 from neurocc.ir.qnodes import QConv2d, QDense, QSumPool2d
 
@@ -44,6 +44,9 @@ def emit_stateless(b: "Builder", ctx: "Ctx", name: str, node: Node, x: str) -> s
         return _conv_float(b, name, node, x)
     if isinstance(node, SumPool2d):
         return pool_sum(b, ctx.in_shape(name), node, x)
+    if isinstance(node, MaxPool2d):  # ONNX MaxPool pads with −inf, as the IR
+        (kh, kw), (sh, sw), (ph, pw) = node.kernel_size, node.stride, node.padding
+        return b.op("MaxPool", [x], "maxpool", kernel_shape=[kh, kw], strides=[sh, sw], pads=[ph, pw, ph, pw])
     if isinstance(node, AvgPool2d):
         k = float(np.prod(node.kernel_size))
         return b.op("Div", [pool_sum(b, ctx.in_shape(name), node, x), b.const(np.float32(k), "k")])

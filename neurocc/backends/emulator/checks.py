@@ -9,7 +9,7 @@ from neurocc.errors import InputError, TargetsError
 from neurocc.ir.graph import Graph
 
 FLOAT_KINDS = frozenset({"Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d",
-                         "AvgPool2d", "Flatten", "Delay", "Add", "ReLU", "Threshold", "I", "IF", "LI", "LIF",
+                         "AvgPool2d", "MaxPool2d", "Flatten", "Delay", "Add", "ReLU", "Threshold", "I", "IF", "LI", "LIF",
                          "CubaLI", "CubaLIF"})
 QLIF_RANGES = {"du": (-1, 4095), "dv": (0, 4096), "vth": (0, 1 << 17), "bias_mant": (-4096, 4095),
                "bias_exp": (-7, 7)}

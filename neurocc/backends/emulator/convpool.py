@@ -79,3 +79,14 @@ def sum_pool(x: np.ndarray, kernel: tuple, stride: tuple, padding: tuple) -> np.
     kh, kw = kernel
     win = sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::stride[0], ::stride[1]]
     return win.sum(axis=(-2, -1), dtype=acc)
+
+
+def max_pool(x: np.ndarray, kernel: tuple, stride: tuple, padding: tuple) -> np.ndarray:
+    """``y[r, c, h, w] = max_{i<kH, j<kW} x_pad[r, c, s·h + i, s·w + j]`` (padding −inf), float64."""
+    x = np.asarray(x, np.float64)
+    ph, pw = padding
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    kh, kw = kernel
+    win = sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::stride[0], ::stride[1]]
+    return win.max(axis=(-2, -1))

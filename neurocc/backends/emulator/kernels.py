@@ -127,7 +127,8 @@ class Conv(Kernel):
 
 
 class Pool(Kernel):
-    """SumPool2d / QSumPool2d (exact sums) and AvgPool2d (sum / (kH·kW), count_include_pad)."""
+    """SumPool2d / QSumPool2d (exact sums), AvgPool2d (sum / (kH·kW), count_include_pad) and
+    MaxPool2d (float graphs: the max of currents, padding −inf)."""
 
     def __init__(self, *a, profile=None, **kw) -> None:
         super().__init__(*a, **kw)
@@ -135,6 +136,8 @@ class Pool(Kernel):
 
     def rows(self, x: np.ndarray) -> np.ndarray:
         n = self.node
+        if n.kind == "MaxPool2d":
+            return convpool.max_pool(x, n.kernel_size, n.stride, n.padding)
         y = convpool.sum_pool(x, n.kernel_size, n.stride, n.padding)
         if n.kind == "AvgPool2d":
             return y / float(np.prod(n.kernel_size))

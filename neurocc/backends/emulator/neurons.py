@@ -12,6 +12,10 @@ x = the summed input of step t; all float64)::
     exact: α = exp(−dt/τ), g_v = r·(1 − α), b_v = v_leak·(1 − α), g_u = w_in·(1 − α_u)
     I, IF: α_v = 1, g_v = r, b_v = 0 (integrate once per step, whatever dt)
 
+The spike and reset above are NIR's (``reset_timing=after_spike``); snnTorch's timings, reset
+``none``, ``v ≥ θ``, multi-spike and ``v_min`` follow :class:`neurocc.ir.nodes._Spiking` (float)
+and :mod:`neurocc.ir.numerics.reset` (integer).
+
 The input of step t acts in step t (the NIR paper's convention: an input at step 60 is in v at
 step 60). States start at 0; ``v_reset`` applies only after a spike.
 
@@ -28,7 +32,8 @@ import numpy as np
 from neurocc.backends.emulator.kernels import Kernel
 from neurocc.ir.discrete import decay_factors
 from neurocc.ir.numerics import core
-from neurocc.ir.types import ResetMode
+from neurocc.ir.numerics import reset as reset_rule
+from neurocc.ir.types import ResetMode, ResetTiming
 
 
 def _decays(node, dt: float | None, method):
@@ -39,7 +44,9 @@ def _decays(node, dt: float | None, method):
 
 
 class FloatNeuron(Kernel):
-    """I, IF, LI, LIF, CubaLI, CubaLIF in float64 (see the module docstring)."""
+    """I, IF, LI, LIF, CubaLI, CubaLIF in float64 (see the module docstring); the spike/reset
+    semantics of IF/LIF/CubaLIF (reset mode and timing, ≥ test, multi-spike, v_min) are the
+    equations of :class:`neurocc.ir.nodes._Spiking`."""
 
     stateful = True
 
@@ -54,12 +61,16 @@ class FloatNeuron(Kernel):
         if self.spiking:
             self.th = np.asarray(n.v_threshold, np.float64)
             self.v_reset = np.asarray(n.v_reset, np.float64)
-            self.subtract = n.reset is ResetMode.SUBTRACT
+            self.mode = n.reset
+            self.timing = n.reset_timing
         self.has_bias = bool(np.any(self.bv))
         self.record_vars = n.state_vars
 
     def reset(self, batch: int) -> None:
         self.state = {var: np.zeros((batch, *self.out_shape)) for var in self.node.state_vars}
+
+    def _fire(self, v: np.ndarray) -> np.ndarray:
+        return v >= self.th if self.node.fire_at_threshold else v > self.th
 
     def step(self, x: np.ndarray) -> np.ndarray:
         st = self.state
@@ -67,17 +78,43 @@ class FloatNeuron(Kernel):
         if self.cuba:
             st["u"] = u = self.au * st["u"] + self.gu * x
             inp = u
-        v = self.av * st["v"] + self.gv * inp
-        if self.has_bias:
-            v += self.bv
         if not self.spiking:
-            st["v"] = v
-            return v
-        z = v > self.th
-        if z.any():
-            v = np.where(z, v - self.th if self.subtract else self.v_reset, v)
+            v = self.av * st["v"] + self.gv * inp
+            st["v"] = v + self.bv if self.has_bias else v
+            return st["v"]
+        v, z = self._spike_step(st["v"], inp)
+        if self.node.v_min is not None:
+            v = np.maximum(v, self.node.v_min)
         st["v"] = v
-        return z.astype(np.float64)
+        return z
+
+    def _spike_step(self, v0: np.ndarray, inp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(new membrane, spikes) for one step: integration, spike and reset as the node's timing says."""
+        zero, sub = self.mode is ResetMode.ZERO, self.mode is ResetMode.SUBTRACT
+        early = self.timing is not ResetTiming.AFTER_SPIKE
+        r = self._fire(v0).astype(np.float64) if early and self.mode is not ResetMode.NONE else None
+        dec = self.av * v0
+        if r is not None and zero and self.timing is ResetTiming.NEXT_STEP:
+            dec = dec * (1.0 - r)
+        v = dec + self.gv * inp
+        if self.has_bias:
+            v = v + self.bv
+        if r is not None and sub:
+            v = v - r * self.th
+        elif r is not None and zero and self.timing is ResetTiming.NEXT_STEP_END:
+            v = v - r * v
+        fired = self._fire(v)
+        z = np.where(fired, np.floor(v / self.th), 0.0) if self.node.multi_spike else fired.astype(np.float64)
+        if r is not None:
+            if self.node.reset_now:
+                d = fired - r
+                v = v - d * self.th if sub else v - d * v
+        elif fired.any():
+            if sub:
+                v = v - z * self.th
+            elif zero:
+                v = np.where(fired, self.v_reset, v)
+        return v, z
 
 
 class IntNeuron(Kernel):
@@ -153,6 +190,9 @@ class IntNeuron(Kernel):
         (always true for states this kernel produced; see :meth:`_window_fast` for the proof)."""
         if self.profile.name != "loihi" or self.refractory or a.size == 0:
             return False
+        if self.spiking and (self.node.reset is not ResetMode.ZERO or self.node.fire_at_threshold
+                             or self.node.reset_timing is not ResetTiming.AFTER_SPIKE or self.node.v_min is not None):
+            return False
         if self._fast_static is None:
             b = 0.0 if self.bias is None else float(np.abs(self.bias).max(initial=0))
             self._fast_static = bool(self.fu.min(initial=0) >= 0 and self.fu.max(initial=0) <= core.DECAY_ONE
@@ -212,7 +252,8 @@ class IntNeuron(Kernel):
     def _update(self, a: np.ndarray) -> np.ndarray:
         p, st = self.profile, self.state
         u, nu, n32 = p.lif_current(st["u"], a, self.fu)
-        v, nsat, n32v = p.lif_voltage(st["v"], u, self.bias, self.fv)
+        r, v_in = reset_rule.pre(st["v"], self.vth, self.node) if self.spiking else (None, st["v"])
+        v, nsat, n32v = p.lif_voltage(v_in, u, self.bias, self.fv)
         if nu or nsat or n32 or n32v:
             self.count("u_wrap", nu)
             self.count("v_saturate", nsat)
@@ -221,13 +262,15 @@ class IntNeuron(Kernel):
         if not self.spiking:
             st["v"] = v
             return v
-        if self.refractory:
-            hold = st["ref"] > 0
-            v = np.where(hold, st["v"], v)
-            z = (v > self.vth) & ~hold
-            st["ref"] = np.where(z, float(self.refractory), np.maximum(st["ref"] - 1, 0))
-        else:
-            z = v > self.vth
+        if not self.refractory:
+            z, v, n = reset_rule.post(v, r, self.vth, self.node)
+            self.count("v_saturate", n)
+            st["v"] = v
+            return z
+        hold = st["ref"] > 0  # refractory (int8 QLIF from netx; after_spike timing only)
+        v = np.where(hold, st["v"], v)
+        z = (v > self.vth) & ~hold
+        st["ref"] = np.where(z, float(self.refractory), np.maximum(st["ref"] - 1, 0))
         if z.any():
             v = np.where(z, v - self.vth if self.subtract else 0.0, v)
         st["v"] = v

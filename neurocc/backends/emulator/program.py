@@ -28,7 +28,7 @@ WINDOW_BYTES = 1 << 28  # budget for one window's node outputs (256 MiB)
 
 _FLOAT = {"Input": K.Identity, "Output": K.Identity, "Add": K.Identity, "Flatten": K.Flatten, "Scale": K.Scale,
           "ReLU": K.ReLU, "Threshold": K.Threshold, "Affine": K.Dense, "Linear": K.Dense, "Conv1d": K.Conv,
-          "Conv2d": K.Conv, "SumPool2d": K.Pool, "AvgPool2d": K.Pool, "Delay": K.Delay,
+          "Conv2d": K.Conv, "SumPool2d": K.Pool, "AvgPool2d": K.Pool, "MaxPool2d": K.Pool, "Delay": K.Delay,
           "I": FloatNeuron, "IF": FloatNeuron, "LI": FloatNeuron, "LIF": FloatNeuron, "CubaLI": FloatNeuron,
           "CubaLIF": FloatNeuron}
 _INT = {"Input": K.Identity, "Output": K.Identity, "Add": K.Identity, "Flatten": K.Flatten, "Delay": K.Delay,

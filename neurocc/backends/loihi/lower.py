@@ -39,7 +39,6 @@ from neurocc.errors import BackendError
 from neurocc.ir.graph import Graph
 from neurocc.ir.nodes import Flatten, Input, Output
 from neurocc.ir.qnodes import QLI, QLIF, QConv2d, QDense, QSumPool2d
-from neurocc.ir.types import ResetMode
 
 from .plan import Feed, LavaNet, LConn, LProc, Probe, Readout, lava_shape, port_ops, to_lava
 
@@ -179,9 +178,6 @@ class _Lowering:
                                "neuron to neuron only within a step (put a QDense between them for delays)")
 
     def _neuron_params(self, name: str, node: QLIF | QLI) -> None:
-        if isinstance(node, QLIF) and node.reset != ResetMode.ZERO:
-            self.problem(name, f"reset={node.reset.value}: Lava's LIF only resets v to 0 "
-                               "(quantize for loihi with reset=zero)")
         if isinstance(node, QLIF) and node.refractory > 0:
             self.problem(name, f"refractory={node.refractory}: Lava has no bit-accurate refractory period")
         mant = node.bias_mant.astype(np.int64)
@@ -343,4 +339,18 @@ def _lif_args(node: QLIF | QLI, shape: tuple[int, ...]) -> tuple[dict, dict]:
             arrays[key] = to_lava(v)
     for key in ("bias_mant", "bias_exp"):
         arrays[key] = to_lava(np.broadcast_to(getattr(node, key), shape).astype(np.int64))
+    sem = _semantics(node)
+    if sem:
+        params["semantics"] = sem
     return params, arrays
+
+
+def _semantics(node: QLIF | QLI) -> dict:
+    """A QLIF's reset semantics beyond Lava's LIF (reset to 0 right after v > vth); {} if none.
+    Non-empty → the worker builds neurocc's ``NeuroccLIF`` process (:mod:`.lava_models`)."""
+    if not isinstance(node, QLIF):
+        return {}
+    sem = {"reset": node.reset.value, "reset_timing": node.reset_timing.value, "reset_now": node.reset_now,
+           "fire_at_threshold": node.fire_at_threshold}
+    default = {"reset": "zero", "reset_timing": "after_spike", "reset_now": False, "fire_at_threshold": False}
+    return {} if sem == default else sem

@@ -386,8 +386,10 @@ class _Planner:
             one[key] = int(a.flat[0]) if a.size else 0
         vth = one.get("vth", NEVER_FIRES)
         if isinstance(node, QLIF):
-            if node.reset != ResetMode.ZERO or node.refractory:
-                self.problem(name, "netx's CUBA neuron resets v to 0 and has no refractory period")
+            if (node.reset != ResetMode.ZERO or node.refractory or node.reset_timing.value != "after_spike"
+                    or node.fire_at_threshold):
+                self.problem(name, "netx's CUBA neuron resets v to 0 right after v > vth and has no refractory "
+                                   "period")
             if not 0 <= vth <= NEVER_FIRES:
                 self.problem(name, f"vth={vth} is outside Loihi's 17-bit threshold mantissa")
         if node.reset_interval:

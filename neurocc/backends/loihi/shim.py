@@ -81,12 +81,14 @@ def import_lava() -> types.SimpleNamespace:
         from lava.proc.lif.process import LIF
         from lava.proc.monitor.process import Monitor
         from lava.proc.sparse.process import Sparse
+
+        from neurocc.backends.loihi.lava_models import MODEL_MAP, NeuroccLIF
     except ModuleNotFoundError as err:
         raise BackendError(f"Lava is not installed (missing module '{err.name}')",
                            where="backend 'loihi'", fix=INSTALL_HINT) from err
     return types.SimpleNamespace(RunSteps=RunSteps, Loihi2SimCfg=Loihi2SimCfg, Conv=Conv, Dense=Dense,
                                  DelayDense=DelayDense, Sink=Sink, Source=Source, LIF=LIF, Monitor=Monitor,
-                                 Sparse=Sparse)
+                                 Sparse=Sparse, NeuroccLIF=NeuroccLIF, MODEL_MAP=MODEL_MAP)
 
 
 _SLAYER_STUBS = ("lava.lib.dl.slayer", "lava.lib.dl.slayer.neuron", "lava.lib.dl.slayer.neuron.rf")

@@ -69,6 +69,9 @@ def _make(L: SimpleNamespace, p: LProc, data: dict[str, np.ndarray]) -> Any:
                       num_message_bits=q["num_message_bits"], name=p.name)
     if p.kind == "lif":
         per = {k: (a[k] if k in a else q[k]) for k in ("du", "dv", "vth")}
+        if q.get("semantics"):  # soft reset, snnTorch's timings, v >= vth: neurocc's Lava process model
+            return L.NeuroccLIF(shape=tuple(p.shape), bias_mant=a["bias_mant"], bias_exp=a["bias_exp"], name=p.name,
+                                semantics=q["semantics"], **per)
         return L.LIF(shape=tuple(p.shape), bias_mant=a["bias_mant"], bias_exp=a["bias_exp"], name=p.name, **per)
     raise ValueError(f"unknown process kind {p.kind!r} for {p.name!r}")
 
@@ -109,7 +112,8 @@ def run_one(L: SimpleNamespace, net: LavaNet, names: list[str], data: dict[str, 
     """Build, run ``steps`` steps in fixed_pt, read every probe (time first), stop the runtime."""
     objs, recorders = build(L, net, names, data, steps)
     first = objs[names[0]]
-    first.run(condition=L.RunSteps(num_steps=steps), run_cfg=L.Loihi2SimCfg(select_tag="fixed_pt"))
+    first.run(condition=L.RunSteps(num_steps=steps),
+              run_cfg=L.Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=L.MODEL_MAP))
     try:
         out = {}
         for (proc, var), rec in recorders.items():

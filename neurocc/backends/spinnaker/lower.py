@@ -26,6 +26,7 @@ Delays: a projection from S to N gets ``ir_delay + lag(N) − lag(S)`` steps, wi
 """
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,7 @@ from neurocc.ir.nodes import (
     SumPool2d,
     _Dense,
 )
+from neurocc.ir.numerics.reset import semantics_problems
 from neurocc.ir.types import Method, ResetMode
 
 from .network import Network, Population, Projection
@@ -67,6 +69,11 @@ MAX_DENSE = 50_000_000      # largest expanded matrix (pre × post) lowered at o
 MAX_DELAY = 288             # steps reachable with a delay extension (spinnaker.md §3)
 
 
+# What sPyNNaker's IF_curr_exp computes beyond v > θ → v_reset: nothing (reset right after the spike).
+SPINNAKER_SEMANTICS = types.SimpleNamespace(name="spinnaker", reset_modes=("zero",), reset_timings=("after_spike",),
+                                            fire_at_threshold=False)
+
+
 def problems(graph: Graph) -> list[str]:
     """Every node or edge this lowering cannot map, all at once (empty: fine)."""
     found: list[str] = []
@@ -77,9 +84,10 @@ def problems(graph: Graph) -> list[str]:
     for name, node in graph.nodes.items():
         where = f"node '{name}' ({node.kind})"
         if isinstance(node, NEURONS):
-            if getattr(node, "reset", ResetMode.ZERO) is ResetMode.SUBTRACT:
-                found.append(f"{where}: reset 'subtract' has no IF_curr_exp equivalent (it resets to v_reset); "
-                             "retrain or convert with reset 'zero'")
+            if getattr(node, "reset", ResetMode.ZERO) in (ResetMode.SUBTRACT, ResetMode.NONE):
+                found.append(f"{where}: reset '{node.reset.value}' has no IF_curr_exp equivalent (it resets to "
+                             "v_reset); retrain or convert with reset 'zero'")
+            found += semantics_problems(node, where, "spinnaker", SPINNAKER_SEMANTICS)
             if any(isinstance(graph.nodes[p], (Input,) + NEURONS) for p in graph.predecessors(name)):
                 found.append(f"{where}: fed directly by a population; put a Linear (identity) in front")
         elif isinstance(node, Delay):

@@ -18,8 +18,13 @@ neurocc's own checks (``Graph.verify``). What the reader decides, since NIR leav
   parameters given as scalars are broadcast to the node's shape here, in the frontend;
 * ``Flatten.start_dim``/``end_dim`` count dims **without** the batch (as the exporters write
   them: ``cnn_sinabs.nir`` has ``start_dim=0`` on a (8, 4, 4) input, giving 128).
+* an Input whose shape starts with a batch dimension of 1 that its successors do not expect
+  (Norse's and Rockpool's exporters write the sample's ``(1, n)``; the next layer declares
+  ``(n,)``) is read without it (:func:`_drop_batch_dim`).
 * reset mode: NIR only knows "reset to v_reset". :func:`write_nir` records neurocc's
-  ``subtract`` reset in the graph metadata as ``{"neurocc.reset": {node: "subtract"}}`` and the
+  ``subtract``/``none`` resets in the graph metadata as ``{"neurocc.reset": {node: "subtract"}}``,
+  the other spike semantics of :class:`neurocc.ir.nodes._Spiking` (snnTorch's reset timing,
+  Sinabs' ``>=``/multi-spike/``v_min``) as ``{"neurocc.spiking": {node: {field: value}}}``, and the
   graph's ``dt``/``method`` as ``neurocc.dt``/``neurocc.method``; the reader reads them back.
   Other NIR tools ignore these keys (and then simulate reset-to-v_reset).
 
@@ -44,6 +49,7 @@ from neurocc.ir.graph import Edge, Graph
 from neurocc.ir.types import ResetMode, Shape
 
 RESET_KEY = "neurocc.reset"
+SPIKING_KEY = "neurocc.spiking"  # {node: {reset_timing, reset_now, fire_at_threshold, multi_spike, v_min}}
 DT_KEY = "neurocc.dt"
 METHOD_KEY = "neurocc.method"
 
@@ -73,17 +79,36 @@ def read_nir(source: Any) -> Graph:
     meta = _metadata(graph)
     nodes, edges, passthrough = _flatten(graph, "", where)
     nodes, edges = bypass(nodes, edges, passthrough, where)
+    nodes = _drop_batch_dim(nodes, edges)
     edges = mark_back_edges(list(nodes), edges, [n for n, v in nodes.items() if isinstance(v, nir.Input)])
     resets = _resets(graph, "")
     b = Builder(name=name, source=where)
     order = canonical_order(list(nodes), edges)
+    spiking = {str(k): v for k, v in (meta.get(SPIKING_KEY) or {}).items()}
     for n in order:
-        b.nodes[n] = _convert(n, nodes[n], resets.get(n, "zero"), where)
+        node = _convert(n, nodes[n], resets.get(n, "zero"), where)
+        b.nodes[n] = node.replace(**dict(spiking[n])) if n in spiking and isinstance(node, ir.Node) else node
     pos = {n: i for i, n in enumerate(order)}
     b.edges = sorted(edges, key=lambda e: (pos[e.src], pos[e.dst]))
     dt = meta.get(DT_KEY)
     method = meta.get(METHOD_KEY)
     return b.finish(dt=float(dt) if dt is not None else None, method=str(method) if method else None)
+
+
+def _drop_batch_dim(nodes: dict[str, Any], edges: list[Any]) -> dict[str, Any]:
+    """Input shapes ``(1, *s)`` read as ``s`` when every successor declares its input as ``s``."""
+    import nir
+
+    out = dict(nodes)
+    for n, node in nodes.items():
+        shape = np.atleast_1d(node.input_type.get("input")) if isinstance(node, nir.Input) else None
+        if shape is None or len(shape) < 2 or int(shape[0]) != 1:
+            continue
+        succ = [nodes[e.dst] for e in edges if e.src == n]
+        declared = [np.atleast_1d((getattr(m, "input_type", None) or {}).get("input", [])) for m in succ]
+        if succ and all(len(d) == len(shape) - 1 and np.array_equal(d, shape[1:]) for d in declared):
+            out[n] = nir.Input(input_type={"input": np.array(shape[1:])})
+    return out
 
 
 def _read_file(path: Path) -> Any:
@@ -362,9 +387,12 @@ def write_nir(graph: Graph, path: str | Path) -> None:
         preds = [e.src for e in edges if e.dst == n]
         nir_nodes[n] = _to_nir(node, shapes[preds[0]] if preds else shapes[n], shapes[n])
     metadata: dict[str, Any] = {}
-    resets = {n: "subtract" for n, v in nodes.items() if getattr(v, "reset", None) == ResetMode.SUBTRACT}
+    resets = {n: v.reset.value for n, v in nodes.items() if getattr(v, "reset", ResetMode.ZERO) != ResetMode.ZERO}
     if resets:
         metadata[RESET_KEY] = resets
+    spiking = {n: _spiking_semantics(v) for n, v in nodes.items() if _spiking_semantics(v)}
+    if spiking:
+        metadata[SPIKING_KEY] = spiking
     if graph.dt is not None:
         metadata[DT_KEY] = float(graph.dt)
     if graph.method is not None:
@@ -373,6 +401,17 @@ def write_nir(graph: Graph, path: str | Path) -> None:
                        type_check=False)
     with atomic_path(Path(path)) as tmp:
         nir.write(str(tmp), out)
+
+
+def _spiking_semantics(node: ir.Node) -> dict[str, Any]:
+    """The spike/reset fields of an IF/LIF/CubaLIF that differ from NIR's defaults (issue 12)."""
+    if not isinstance(node, ir._Spiking):
+        return {}
+    default = {"reset_timing": "after_spike", "reset_now": False, "fire_at_threshold": False, "multi_spike": False,
+               "v_min": None}
+    got = {k: getattr(node, k) for k in default}
+    got["reset_timing"] = got["reset_timing"].value
+    return {k: v for k, v in got.items() if v != default[k]}
 
 
 def _check_writable(graph: Graph) -> None:

@@ -113,7 +113,11 @@ class ConversionReport:
 
 
 def reset_for_target(target: Any) -> ResetMode:
-    """``subtract`` where the target implements it (soft reset is the accurate one), else ``zero``."""
+    """``subtract`` where the target implements it (soft reset is the accurate one), else ``zero``.
+    The loihi numerics keep ``zero`` for converted ANNs: Lava's own LIF and a netx ``network.net``
+    (their subtract runs through neurocc's Lava process model, for models that ask for it)."""
+    if getattr(target, "numerics", None) == "loihi":
+        return ResetMode.ZERO
     return ResetMode.SUBTRACT if "subtract" in tuple(target.reset_modes) else ResetMode.ZERO
 
 

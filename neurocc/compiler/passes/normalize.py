@@ -14,6 +14,9 @@ Rewrites, applied until nothing changes (so the pass is idempotent):
   before it (``W (s ⊙ x)``: columns of W scaled by s; exact for convolutions too, since zero
   padding commutes with scaling). Convolutions need s constant over each channel's positions.
   A Scale that cannot be folded is kept.
+* **AvgPool2d right after a Conv2d** (its only consumer; dilation 1, no pool padding): one Conv2d
+  (:func:`fold_avgpool`), so "Conv → AvgPool → neuron" (average pooling of currents, snnTorch
+  tutorials) has a weight layer in front of the neuron on every target.
 * **Identities**: ``Add`` with one input, ``Scale`` of all ones and ``Flatten`` that does not
   change the shape are removed; the edge ``a → id → b`` becomes ``a → b`` with the delays added.
 
@@ -27,7 +30,7 @@ import numpy as np
 
 from neurocc.errors import CompileError
 from neurocc.ir.graph import Edge, Graph
-from neurocc.ir.nodes import Add, Affine, BatchNorm, Conv2d, Flatten, Linear, Node, Scale
+from neurocc.ir.nodes import Add, Affine, AvgPool2d, BatchNorm, Conv2d, Flatten, Linear, Node, Scale
 
 SYNAPSES = (Affine, Linear, Conv2d)  # Conv1d subclasses Conv2d
 
@@ -143,6 +146,24 @@ def fold_scale_before(syn: Node, scale: np.ndarray, in_shape: tuple[int, ...]) -
 
 
 # ----- the rewrite loop ------------------------------------------------------------------------
+def fold_avgpool(conv: Conv2d, pool: AvgPool2d) -> Conv2d | None:
+    """Conv2d (stride s, dilation 1) then AvgPool2d(k, stride t, no padding) as one Conv2d:
+    kernel K + s·(k − 1), stride s·t, same padding and bias, W'[λ] = Σ_{s·i + κ = λ} W[κ] / k²
+    per spatial axis (exact algebra: both are linear; output sizes agree). None if not foldable."""
+    if conv.weight.ndim != 4 or tuple(conv.dilation) != (1, 1) or any(pool.padding):
+        return None
+    w = np.asarray(conv.weight, np.float64)
+    co, ci, kh, kw = w.shape
+    (sh, sw), (ph, pw) = conv.stride, pool.kernel_size
+    out = np.zeros((co, ci, kh + sh * (ph - 1), kw + sw * (pw - 1)))
+    for i in range(ph):
+        for j in range(pw):
+            out[:, :, sh * i:sh * i + kh, sw * j:sw * j + kw] += w
+    out /= ph * pw
+    stride = (sh * pool.stride[0], sw * pool.stride[1])
+    return conv.replace(weight=out.astype(conv.weight.dtype), stride=stride)
+
+
 def _merge(work: _Work, keep: str, drop: str, new_node: Node, keep_is_first: bool) -> _Work:
     """Replace ``keep`` by ``new_node`` and remove ``drop``, which sits next to it on one edge."""
     nodes = {n: (new_node if n == keep else v) for n, v in work.nodes.items() if n != drop}
@@ -165,9 +186,14 @@ def _fold_one(work: _Work, shapes: dict[str, tuple[int, ...]]) -> _Work | None:
             src = _bn_source(work, name)
             if src is not None:
                 return _merge(work, src, name, fold_batchnorm(work.nodes[src], node), True)
+        ins, outs = work.ins(name), work.outs(name)
+        if isinstance(node, AvgPool2d) and len(ins) == 1 and ins[0].delay == 0 \
+                and type(work.nodes[ins[0].src]) is Conv2d and len(work.outs(ins[0].src)) == 1:
+            folded = fold_avgpool(work.nodes[ins[0].src], node)
+            if folded is not None:
+                return _merge(work, ins[0].src, name, folded, True)
         if not isinstance(node, Scale):
             continue
-        ins, outs = work.ins(name), work.outs(name)
         if len(ins) == 1 and ins[0].delay == 0 and isinstance(work.nodes[ins[0].src], SYNAPSES) \
                 and len(work.outs(ins[0].src)) == 1:
             folded = fold_scale_after(work.nodes[ins[0].src], node.scale, shapes[ins[0].src])

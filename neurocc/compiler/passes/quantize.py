@@ -50,7 +50,7 @@ from neurocc.compiler.passes.qscale import (
 from neurocc.compiler.passes.qscale import jsonable_scale as _jsonable_scale
 from neurocc.compiler.passes.quantize_checks import structure_problems
 from neurocc.errors import CompileError
-from neurocc.ir.discrete import NEURON_TYPES, decay_factors
+from neurocc.ir.discrete import NEURON_TYPES, after_spike_equivalent, decay_factors
 from neurocc.ir.graph import Edge, Graph
 from neurocc.ir.nodes import (
     Affine,
@@ -65,6 +65,7 @@ from neurocc.ir.nodes import (
     SumPool2d,
 )
 from neurocc.ir.numerics.core import (
+    V24_LIM,
     lava_sign_mode,
     lava_weight_drop_bits,
     mantissa_exponent,
@@ -72,7 +73,7 @@ from neurocc.ir.numerics.core import (
 )
 from neurocc.ir.numerics.profiles import Profile, get_profile
 from neurocc.ir.qnodes import QLI, QLIF, QConv2d, QDense, QSumPool2d
-from neurocc.ir.types import ResetMode, Rounding
+from neurocc.ir.types import Rounding
 from neurocc.targets import Target
 
 STATE_SHIFT = 6            # state LSBs per weight LSB: 2**6 (Loihi MSB alignment)
@@ -353,8 +354,18 @@ class _Quantizer:
                 fix="rescale the layer's weights against its threshold (weights and thresholds differ by more "
                     "than 2^17), or calibrate the layer's scale")
         rep.update(vth=[int(vth.min()), int(vth.max())])
+        if not hasattr(node, "reset_timing"):  # Threshold: no reset
+            return QLIF(du=du, dv=dv, vth=vth.astype(np.int32), bias_mant=bias_mant, bias_exp=bias_exp)
+        # NIR's after-spike form wherever it gives the same spikes (snnTorch Leaky zero): Lava's own LIF,
+        # netx and the emulator's fast path then apply; other timings stay (checked by structure_problems)
+        node = after_spike_equivalent(node)
+        v_min = None  # Sinabs min_v_mem in v's units (θ·s ↔ vth, and v holds vth << 6)
+        if node.v_min is not None:
+            v_min = np.clip(_rint(np.broadcast_to(node.v_min * s, shape) * (1 << STATE_SHIFT)), -V24_LIM, V24_LIM)
         return QLIF(du=du, dv=dv, vth=vth.astype(np.int32), bias_mant=bias_mant, bias_exp=bias_exp,
-                    reset=getattr(node, "reset", ResetMode.ZERO))
+                    reset=node.reset, reset_timing=node.reset_timing, reset_now=node.reset_now,
+                    fire_at_threshold=node.fire_at_threshold,
+                    v_min=None if v_min is None else v_min.astype(np.int64))
 
     def _drive(self, name: str, node: Node, dec: Any, gain: np.ndarray, notes: list[str]) -> np.ndarray:
         """Per-neuron constant drive of the membrane in float units per step: b_v + g · b_affine."""

@@ -5,9 +5,12 @@ CompileError listing them).
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from neurocc.ir.discrete import NEURON_TYPES
+from neurocc.ir.numerics.reset import semantics_problems
 from neurocc.ir.graph import Graph
 from neurocc.ir.nodes import (
     Affine,
@@ -56,11 +59,13 @@ def _neuron_problems(graph: Graph, name: str, node: Node, target: Target, profil
         if not isinstance(graph.nodes[src], SYNAPSES) or isinstance(graph.nodes[src], Conv1d):
             found.append(f"{where}: input from '{src}' ({graph.nodes[src].kind}) has no weight layer; "
                          "fix: put an Affine/Linear/Conv2d (identity weights if needed) in front")
+    view = target_semantics(target, profile)
+    found += semantics_problems(node, where, target.name, view)
     reset = getattr(node, "reset", None)
-    modes = [m for m in target.reset_modes if m in profile.reset_modes]
+    modes = view.reset_modes
     if reset is not None and reset.value not in modes:
         found.append(f"{where}: reset '{reset.value}' is not available on target '{target.name}' (it resets "
-                     f"{'/'.join(modes)}); fix: use the edge-cpu target or retrain with reset zero")
+                     f"{'/'.join(modes)}); fix: use the edge-cpu or loihi2 target or retrain with reset zero")
     v_reset = getattr(node, "v_reset", None)
     if v_reset is not None and v_reset.size and np.any(v_reset != 0) and reset is ResetMode.ZERO:
         found.append(f"{where}: v_reset = {float(np.max(np.abs(v_reset))):.4g} but {profile.name} resets v to 0; fix: "
@@ -70,3 +75,17 @@ def _neuron_problems(graph: Graph, name: str, node: Node, target: Target, profil
         found.append(f"{where}: negative threshold {float(np.min(theta)):.4g} is not representable "
                      "(17-bit unsigned mantissa); fix: retrain with thresholds >= 0")
     return found
+
+
+
+def target_semantics(target: Target, profile: Profile) -> SimpleNamespace:
+    """The spike/reset semantics ``target`` runs with ``profile``: the target's reset modes, and
+    snnTorch's timings and ``v >= θ`` only where its neurons are programmable, i.e. where its
+    ``reset_modes`` list more than ``zero`` (loihi2 via neurocc's Lava process model, edge-cpu);
+    a zero-only target (loihi1, spinnaker) has fixed-function neurons."""
+    modes = tuple(m for m in target.reset_modes if m in profile.reset_modes)
+    fixed = modes == ("zero",)
+    return SimpleNamespace(name=profile.name, reset_modes=modes,
+                           reset_timings=("after_spike",) if fixed else profile.reset_timings,
+                           fire_at_threshold=profile.fire_at_threshold and not fixed,
+                           v_min=profile.v_min and not fixed)

@@ -67,6 +67,10 @@ class Profile:
     refractory: bool
     weight_exp_rounding: Rounding
     node_kinds: frozenset[str] = field(default_factory=frozenset)
+    # spike/reset semantics beyond NIR's (neurocc.ir.numerics.reset): snnTorch's timings, v >= vth
+    reset_timings: tuple[str, ...] = ("after_spike",)
+    fire_at_threshold: bool = False
+    v_min: bool = False  # a membrane floor (Sinabs min_v_mem)
 
     # ---- synapses --------------------------------------------------------------------------
     def dense_weights(self, weight: np.ndarray, num_weight_bits: int = 8) -> np.ndarray:
@@ -153,10 +157,12 @@ LOIHI = Profile(
     current=IntFormat(24, True, Rounding.TOWARD_ZERO, Overflow.WRAP),    # Lava's off-by-one wrap
     voltage=IntFormat(24, True, Rounding.TOWARD_ZERO, Overflow.SATURATE),  # ±(2^23 − 1)
     synapse_delay=1,
-    reset_modes=("zero",),
+    reset_modes=("zero", "subtract", "none"),  # subtract/none: neurocc's Lava process model (lava_models.py)
     refractory=False,
     weight_exp_rounding=Rounding.FLOOR,
     node_kinds=_ANY | {"QDense", "QConv2d", "QSumPool2d", "QLIF", "QLI", "QSigmaDelta"},
+    reset_timings=("after_spike", "next_step", "next_step_end"),
+    fire_at_threshold=True,
 )
 
 INT8 = Profile(
@@ -167,10 +173,13 @@ INT8 = Profile(
     current=IntFormat(24, True, Rounding.TOWARD_ZERO, Overflow.WRAP),    # true two's complement
     voltage=IntFormat(24, True, Rounding.TOWARD_ZERO, Overflow.SATURATE),
     synapse_delay=0,
-    reset_modes=("zero", "subtract"),
+    reset_modes=("zero", "subtract", "none"),
     refractory=True,
     weight_exp_rounding=Rounding.TOWARD_ZERO,
     node_kinds=_ANY | {"QDense", "QConv2d", "QSumPool2d", "QLIF", "QLI"},
+    reset_timings=("after_spike", "next_step", "next_step_end"),
+    fire_at_threshold=True,
+    v_min=True,
 )
 
 

@@ -5,8 +5,11 @@ module                 reads
 =====================  ======================================================================
 :mod:`.trace`          an in-memory step-function ``nn.Module``, traced with ``torch.fx``
                        (:func:`from_module`)
-:mod:`.modules`        one module → one IR node: ANN layers, :mod:`neurocc.nn` and snnTorch
-                       neurons (the snnTorch β/α → τ mapping and step ordering are there)
+:mod:`.modules`        one module → one IR node: ANN layers and :mod:`neurocc.nn` neurons;
+                       dispatches framework neurons to :mod:`.snntorch` / :mod:`.sinabs`
+:mod:`.snntorch`       snnTorch Leaky/Synaptic/RLeaky/RSynaptic: exact step order, recurrent edges
+:mod:`.sinabs`         Sinabs IAF/LIF (and ``*Squeeze``), SumPool2d, ``from_model`` networks
+:mod:`.timeloop`       a ``forward`` that loops over time (snnTorch tutorials) → its step
 :mod:`.files`          ``.pt``/``.pth`` (state_dict + ``entry``, or a pickled module only with
                        ``trust_pickle=True``) and ``.pt2`` archives (:func:`read_torch_file`,
                        :func:`load_entry`, :func:`read_exported`)

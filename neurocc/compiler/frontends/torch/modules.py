@@ -4,20 +4,9 @@ Layers: Linear → Affine (Linear without bias), Conv1d/Conv2d, BatchNorm1d/2d �
 later by ``normalize``), ReLU, AvgPool2d, MaxPool2d, Flatten (torch dims count the batch: minus
 one), Dropout/Identity dropped (:func:`is_passthrough`). Neurons: :mod:`neurocc.nn` ``LIF``/
 ``CubaLIF``/``IF`` (1:1, graph ``dt`` = the modules' dt) and snnTorch ``Leaky``/``Synaptic``
-mapped as snnTorch's own NIR exporter does, at ``dt`` (default 1e-3), method ``euler``::
-
-    Leaky(β, θ)        → LIF(τ = dt/(1−β), r = τ/dt, v_leak = 0, v_threshold = θ)
-    Synaptic(α, β, θ)  → CubaLIF(τ_syn = dt/(1−α), τ_mem = dt/(1−β), r = τ_mem/dt, w_in = τ_syn/dt)
-
-Forward Euler at that dt gives back ``v ← β·v + x`` (and ``u ← α·u + x; v ← β·v + u``).
-Step ordering (see docs/frontends.md): snnTorch computes the reset of step t from the previous
-step's membrane (``reset_delay=True``) and applies it during step t; the IR resets right after
-the spike of the same step. For ``Leaky`` with reset "zero" the spikes are identical. For
-"subtract", snnTorch gives ``v_t = β·v_{t−1} + x_t − θ·z_{t−1}`` while the IR gives
-``v_t = β·(v_{t−1} − θ·z_{t−1}) + x_t`` (the subtracted θ also decays): they differ by
-``(1−β)·θ`` per spike; with ``reset_delay=False`` they agree unless the membrane is still above
-threshold after the subtraction. ``Synaptic`` with reset "zero" zeroes the whole next-step
-membrane (the input of that step is lost); the IR keeps it.
+``Leaky``/``Synaptic``/``RLeaky``/``RSynaptic`` with snnTorch's exact step order and recurrent
+edges (:mod:`.snntorch`), Sinabs ``IAF``/``LIF`` (and ``*Squeeze``) neurons and ``SumPool2d``
+(:mod:`.sinabs`).
 
 Parameters are copied out of the modules as numpy arrays (float32 as stored; snnTorch neuron
 parameters in float64). torch is imported inside the functions only.
@@ -93,7 +82,9 @@ def ann_node(m: Any) -> ir.Node | None:
         return ir.MaxPool2d(kernel_size=k, stride=int_tuple(m.stride or k, 2), padding=int_tuple(m.padding, 2))
     if isinstance(m, nn.Flatten):
         return flatten_node(m.start_dim, m.end_dim)
-    return None
+    from neurocc.compiler.frontends.torch import sinabs as sin
+
+    return sin.pool_node(m)  # sinabs.layers.SumPool2d (LPPool2d, p = 1)
 
 
 def flatten_node(start_dim: int, end_dim: int) -> ir.Flatten:
@@ -104,45 +95,65 @@ def flatten_node(start_dim: int, end_dim: int) -> ir.Flatten:
                       end_dim=end_dim - 1 if end_dim > 0 else end_dim)
 
 
+def is_pool(m: Any) -> bool:
+    """Pooling modules outside torch.nn's namespace that must stay one layer (sinabs SumPool2d)."""
+    from torch import nn
+
+    return isinstance(m, nn.LPPool2d)
+
+
 def is_passthrough(m: Any) -> bool:
     from torch import nn
 
-    return isinstance(m, (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout))
+    from neurocc.compiler.frontends.torch import sinabs as sin
+
+    return isinstance(m, (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout,
+                          *sin.passthrough_types()))
 
 
-def _snntorch_types() -> tuple[type, ...]:
-    try:
-        import snntorch
+def _framework(m: Any) -> Any:
+    """The module (:mod:`.snntorch` or :mod:`.sinabs`) that maps neuron ``m``; None for neurocc.nn."""
+    from neurocc.compiler.frontends.torch import sinabs as sin
+    from neurocc.compiler.frontends.torch import snntorch as snt
 
-        return (snntorch.Leaky, snntorch.Synaptic)
-    except ImportError:
-        return ()
+    return sin if isinstance(m, sin.neuron_types()) else snt if isinstance(m, snt.snntorch_types()) else None
 
 
 def is_neuron(m: Any) -> bool:
     from neurocc import nn as nnc
 
-    return isinstance(m, (nnc._Neuron, *_snntorch_types()))
+    return isinstance(m, nnc._Neuron) or _framework(m) is not None
 
 
 def neuron_outputs(m: Any) -> int:
     """How many values the module's call returns (1 = spikes only)."""
     from neurocc import nn as nnc
+    from neurocc.compiler.frontends.torch import snntorch as snt
 
     if isinstance(m, nnc._Neuron):
         return 2
-    if getattr(m, "init_hidden", False) and not getattr(m, "output", False):
-        return 1
-    return 3 if type(m).__name__ == "Synaptic" else 2
+    return snt.outputs(m) if _framework(m) is snt else 1
 
 
 def neuron_factory(m: Any, dt: float) -> Any:
     """A function of the node's shape that returns the IR neuron for module ``m``."""
-    from neurocc import nn as nnc
-
-    if isinstance(m, nnc._Neuron):
+    fw = _framework(m)
+    if fw is None:
         return lambda shape: _neurocc_neuron(m, shape)
-    return lambda shape: _snntorch_neuron(m, shape, dt)
+    return lambda shape: fw.neuron(m, shape, dt)
+
+
+def neuron_problems(m: Any) -> list[str]:
+    """What cannot be translated exactly in neuron module ``m`` (empty when fine)."""
+    fw = _framework(m)
+    return [] if fw is None else fw.problems(m)
+
+
+def recurrent_factory(m: Any) -> Any:
+    """A function of the neuron's shape giving the node on its one-step recurrent edge, or None."""
+    from neurocc.compiler.frontends.torch import snntorch as snt
+
+    return snt.recurrent(m)
 
 
 def _neurocc_neuron(m: Any, shape: Shape) -> ir.Node:
@@ -150,32 +161,3 @@ def _neurocc_neuron(m: Any, shape: Shape) -> ir.Node:
         raise ValueError(f"module shape {tuple(m.shape)} does not match its input {tuple(shape)}")
     p = {k: to_numpy(getattr(m, k)) for k, _ in m.named_buffers(recurse=False)}
     return getattr(ir, type(m).__name__)(**p, reset=m.reset)
-
-
-def _snntorch_neuron(m: Any, shape: Shape, dt: float) -> ir.Node:
-    problems = []
-    if m.reset_mechanism not in ("zero", "subtract"):
-        problems.append(f"reset_mechanism={m.reset_mechanism!r} (use 'zero' or 'subtract')")
-    if m.inhibition or m.state_quant:
-        problems.append("inhibition / state_quant are not supported")
-    if np.any(to_numpy(m.graded_spikes_factor) != 1):
-        problems.append("graded_spikes_factor != 1 is not supported")
-    if problems:
-        raise ValueError("; ".join(problems))
-
-    def full(t: Any) -> np.ndarray:
-        return np.broadcast_to(np.asarray(to_numpy(t), np.float64), shape).copy()
-
-    beta = np.clip(full(m.beta), 0, 1)
-    if np.any(beta >= 1):
-        raise ValueError("beta = 1 (no leak) has no finite time constant; use neurocc.nn.IF")
-    tau_mem = dt / (1 - beta)
-    common = dict(r=tau_mem / dt, v_leak=np.zeros(shape), v_threshold=full(m.threshold), v_reset=np.zeros(shape),
-                  reset=m.reset_mechanism)
-    if type(m).__name__ == "Leaky":
-        return ir.LIF(tau=tau_mem, **common)
-    alpha = np.clip(full(m.alpha), 0, 1)
-    if np.any(alpha >= 1):
-        raise ValueError("alpha = 1 (no synaptic leak) has no finite time constant")
-    tau_syn = dt / (1 - alpha)
-    return ir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, w_in=tau_syn / dt, **common)

@@ -21,12 +21,16 @@ from neurocc.compiler.frontends.torch.modules import (
     flatten_node,
     is_neuron,
     is_passthrough,
+    is_pool,
     neuron_factory,
     neuron_outputs,
+    neuron_problems,
+    recurrent_factory,
 )
+from neurocc.compiler.frontends.torch.timeloop import step_graph
 from neurocc.errors import ModelLoadError
 from neurocc.ir import nodes as ir
-from neurocc.ir.graph import Graph
+from neurocc.ir.graph import Edge, Graph
 
 STATE = object()  # marker: a value that is neuron state, not a tensor of the graph
 FAILED = object()  # marker: a value whose producer was already reported as unsupported
@@ -42,14 +46,16 @@ def from_module(model: Any, *, input_shape: tuple[int, ...] | None = None, dt: f
     """
     from torch import fx
 
-    model = model.eval()
+    from neurocc.compiler.frontends.torch.sinabs import unwrap
+
+    model = unwrap(model).eval()  # sinabs.from_model's Network → its spiking_model
     name = type(model).__name__
     where = source or name
     dt = _graph_dt(model, dt, where)
 
     class _Tracer(fx.Tracer):
         def is_leaf_module(self, m: Any, qualname: str) -> bool:
-            return is_neuron(m) or super().is_leaf_module(m, qualname)
+            return is_neuron(m) or is_passthrough(m) or is_pool(m) or super().is_leaf_module(m, qualname)
 
     try:
         graph = _Tracer().trace(model)
@@ -62,6 +68,12 @@ def from_module(model: Any, *, input_shape: tuple[int, ...] | None = None, dt: f
             f"torch.fx cannot trace {name}.forward ({type(err).__name__}: {err})", where=where,
             fix="write forward as one time step with no Python control flow on tensors (state passed "
                 "in and returned explicitly), or build the model as nn.Sequential") from None
+    try:
+        graph = step_graph(graph, is_neuron, dict(model.named_modules()))
+    except ValueError as err:
+        raise ModelLoadError(f"{name}.forward loops over time but cannot be read as one step: {err}", where=where,
+                             fix="write the loop body with each layer called once per step (as snnTorch's "
+                                 "tutorials do), or write forward as one time step") from None
     return _Converter(model, name, where, dt).run(graph, input_shape)
 
 
@@ -108,7 +120,7 @@ class _Converter:
                                  problems=self.problems,
                                  fix="replace them with supported layers (Linear, Conv1d/2d, BatchNorm, ReLU, "
                                      "AvgPool2d, MaxPool2d, Flatten, Dropout, +, neurocc.nn / snnTorch "
-                                     "Leaky/Synaptic neurons) or export the model to NIR yourself")
+                                     "Leaky/Synaptic/RLeaky/RSynaptic neurons) or export the model to NIR yourself")
         return self.b.finish(dt=self.dt, method="euler" if self.dt is not None else None)
 
     def _guess_shape(self, x: Any) -> tuple[int, ...]:
@@ -142,7 +154,9 @@ class _Converter:
         if n.op == "output":
             out = n.args[0]
             out = out[0] if isinstance(out, (tuple, list)) else out
-            src = self._tensor(out, n)
+            v = self.values.get(out)
+            # a neuron returning (spk, mem...) as the model's result (output=True on the last neuron)
+            src = v[0] if isinstance(v, tuple) else self._tensor(out, n)
             if src:
                 self.b.add("output", ir.Output(), src)
             return
@@ -173,12 +187,19 @@ class _Converter:
             if node is None:
                 self.problems.append(f"{n.target} ({type(m).__module__}.{type(m).__name__}): no neurocc equivalent")
                 return
-        if src is None:
+        bad = neuron_problems(m) if is_neuron(m) else []
+        self.problems += [f"{n.target} ({type(m).__name__}): {p}" for p in bad]
+        if src is None or bad:
             return
         if is_passthrough(m):
             self.values[n] = src
         elif is_neuron(m):
             self.b.add(n.target, neuron_factory(m, self.dt), src)
+            rec = recurrent_factory(m)
+            if rec is not None:  # RLeaky/RSynaptic: spikes of step t−1 through R back into the neuron
+                self.b.add(f"{n.target}.recurrent", rec)
+                # the delay sits before R, so that R(spk[−1] = 0) = R's bias already acts in step 0, as in snnTorch
+                self.b.edges += [Edge(n.target, f"{n.target}.recurrent", 1), Edge(f"{n.target}.recurrent", n.target)]
             k = neuron_outputs(m)
             self.values[n] = (n.target,) + (STATE,) * (k - 1) if k > 1 else n.target
         else:
