@@ -137,7 +137,7 @@ def test_conv_keeps_weight_exp_zero_and_sum_pool_stays_exact():
 
 def test_cuba_and_threshold_and_integrator_register_values():
     dt = 1e-3
-
+    n = 2
     g = Graph.chain(("in", Input(shape=(n,))), ("fc1", Linear(weight=np.eye(n))),
                     ("cuba", CubaLIF(tau_syn=np.full(n, 5e-3), tau_mem=np.full(n, 1e-2), r=np.full(n, 10.0),
                                      v_leak=np.zeros(n), v_threshold=np.ones(n), v_reset=np.zeros(n), w_in=np.full(n, 5.0))),
@@ -165,7 +165,7 @@ def test_recurrent_loop_keeps_one_step():
 
 
 def test_every_refusal_is_listed_at_once():
-
+    n = 2
     g = Graph({"in": Input(shape=(n,)), "d": Delay(delay=np.full(n, 1e-3)), "fc": Linear(weight=np.eye(n)),
                "lif": _lif(n, reset=ResetMode.SUBTRACT), "fc2": Linear(weight=np.eye(n)),
                "lif2": LIF(tau=np.full(n, 1e-2), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.ones(n),
@@ -184,7 +184,6 @@ def test_every_refusal_is_listed_at_once():
 
 
 def test_ann_layers_and_neurons_without_weights_are_refused():
-
     g = Graph.chain(("in", Input(shape=(1, 4, 4))), ("mp", MaxPool2d()), ("flat", Flatten()),
                     ("lif", _lif(4)), ("out", Output(shape=(4,)))).verify()
     with pytest.raises(CompileError) as err:

@@ -66,6 +66,17 @@ def test_emulator_takes_the_sparse_path_and_it_changes_nothing(tmp_path, monkeyp
     assert spikes > 0
 
 
+def test_sparse_path_wins_over_the_compiled_gather_too(tmp_path, monkeypatch):
+    # once the compiled kernels are in use (numba's "auto" switch is per process), a pruned layer
+    # must still take the sparse scatter where the cost model says it is cheapest
+    from neurocc.backends.emulator import accel
+
+    if not accel.numba_status()[0]:
+        pytest.skip(f"numba unavailable: {accel.numba_status()[1]}")
+    monkeypatch.setitem(accel._state, "loaded", True)
+    test_emulator_takes_the_sparse_path_and_it_changes_nothing(tmp_path, monkeypatch)
+
+
 def test_edge_cpu_equals_emulator_on_a_pruned_net(tmp_path):
     art = compile_model(pruned_net(1), "edge-cpu", tmp_path / "edge")
     (r,) = validate_artifact(art, backends=["edge-cpu"], samples=3)["results"]

@@ -108,8 +108,10 @@ def test_report_uses_calibration_samples_shows_accuracy_and_compile_tables(ann_a
     assert "report: wrote" in r.stderr                   # the closing line of the progress
 
 
-def test_progress_shows_items_rate_and_eta_on_a_terminal():
+def test_progress_shows_items_rate_and_eta_on_a_terminal(monkeypatch):
     from neurocc.progress import REFRESH_S, Step
+
+    monkeypatch.setenv("COLUMNS", "200")   # the bar is cut to the terminal's width (pytest's may be narrow)
 
     buf = io.StringIO()
     with Step("evaluate on emulator", total=10, unit="samples", live=True, stream=buf) as step:

@@ -99,10 +99,11 @@ def kernel_class(cls: type, node, profile) -> type:
 
 # ---- synapses ---------------------------------------------------------------------------------
 def _numpy_seconds(R: int, nnz: int, W: Weights) -> float:
-    """The numpy path's own cost model (linalg.rows_matmul): the cheaper of gather and GEMM."""
+    """The numpy path's own cost model (linalg.rows_matmul): the cheapest of gather, GEMM and
+    (pruned weights) the sparse scatter."""
     from neurocc.backends.emulator import linalg as L
 
-    return min(R * L.C_ROW + nnz * (L.C_SEL + W.n_out * L.C_GATHER), R * W.n_in * W.n_out * L.C_GEMM + 2e-5)
+    return min(L.path_costs(R, nnz, W))
 
 
 def gather(kernel, x: np.ndarray, W: Weights, binary: bool) -> np.ndarray | None:
@@ -110,7 +111,8 @@ def gather(kernel, x: np.ndarray, W: Weights, binary: bool) -> np.ndarray | None
     is to run (a dense product is cheaper by the cost model, or :func:`pays` says not yet)."""
     R = x.shape[0]
     nnz = int(np.count_nonzero(x))
-    if C_CALL_NB + R * C_ROW_NB + nnz * W.n_out * C_GATHER_NB > R * W.n_in * W.n_out * 1.6e-11 + 2e-5:
+    if C_CALL_NB + R * C_ROW_NB + nnz * W.n_out * C_GATHER_NB > min(R * W.n_in * W.n_out * 1.6e-11 + 2e-5,
+                                                                    _numpy_seconds(R, nnz, W)):
         return None
     if not pays(kernel, _numpy_seconds(R, nnz, W)):
         return None

@@ -214,13 +214,18 @@ def rows_matmul(x: np.ndarray, W: Weights, binary: bool) -> np.ndarray:
     """
     if binary and x.dtype != np.bool_:
         x = x != 0
-    R = x.shape[0]
-    nnz = int(np.count_nonzero(x))
+    gather, gemm, sparse = path_costs(x.shape[0], int(np.count_nonzero(x)), W)
+    if sparse < min(gather, gemm) and _sparse_ok(x, W, binary):
+        return _sparse_scatter(x, W, binary)
+    return _gather_rows(x, W, binary) if gather < gemm else _gemm(x, W, binary)
+
+
+def path_costs(R: int, nnz: int, W: Weights) -> tuple[float, float, float]:
+    """Modelled seconds of (gather, GEMM, sparse scatter) for ``R`` rows with ``nnz`` non-zero
+    inputs (sparse: inf unless the integer weights keep a CSR copy)."""
     gather = R * C_ROW + nnz * (C_SEL + W.n_out * C_GATHER)
     gemm = R * W.n_in * W.n_out * C_GEMM + 2e-5
+    sparse = float("inf")
     if W.integer and W.csr is not None:
-        ptr = W.csr[0]
-        sparse = 1e-5 + R * W.n_out * C_SPARSE_OUT + nnz * (ptr[-1] / max(W.n_in, 1)) * C_SPARSE
-        if sparse < min(gather, gemm) and _sparse_ok(x, W, binary):
-            return _sparse_scatter(x, W, binary)
-    return _gather_rows(x, W, binary) if gather < gemm else _gemm(x, W, binary)
+        sparse = 1e-5 + R * W.n_out * C_SPARSE_OUT + nnz * (W.csr[0][-1] / max(W.n_in, 1)) * C_SPARSE
+    return gather, gemm, sparse

@@ -38,6 +38,7 @@ from neurocc.backends.emulator import kernels as K
 from neurocc.backends.emulator.linalg import F32_EXACT, F64_EXACT, I32_EXACT, Weights, rows_matmul
 from neurocc.backends.emulator.neurons import FloatNeuron, IntNeuron
 from neurocc.errors import BackendError
+from neurocc.ir.types import ResetMode
 
 DEVICES = ("cpu", "cuda")
 
@@ -142,8 +143,11 @@ class TFloatNeuron(_OnDevice, FloatNeuron):
             if self.has_bias:
                 v = v + bv
             if self.spiking:
-                z = v > th
-                v = torch.where(z, v - th if self.subtract else vr, v)
+                z = v > th        # after-spike timing, strict test: the defaults kernel_class admits
+                if self.mode is ResetMode.SUBTRACT:
+                    v = torch.where(z, v - th, v)
+                elif self.mode is ResetMode.ZERO:
+                    v = torch.where(z, vr, v)
                 out[t] = z
             else:
                 out[t] = v

@@ -109,7 +109,8 @@ def open_source(model: Any, *, entry: str | None = None, weights: str | Path | N
         return Source(str(path), None, record=rec, path=path, kind=suffix[1:])
     what = {".nir": "a NIR file (no framework of its own to run; see docs/source-check.md)",
             ".h5": "a NIR file", ".hdf5": "a NIR file",
-            ".json": "a neurocc graph"}.get(suffix, "not a model neurocc can run in its framework")
+            ".json": "a neurocc graph",
+            ".net": "a Lava-DL netx file (lava-dl's recorded outputs are its reference: docs/frontends.md)"}.get(suffix, "not a model neurocc can run in its framework")
     return Source(str(model), None, why_not=what, record=rec)
 
 
@@ -204,7 +205,9 @@ def compile_check(src: Source, *, allow_mismatch: bool = False,
         doc: dict[str, Any] = {**src.record, "frameworks": _versions(src), "checked": False}
         if compiled.conversion and src.why_not is None and compiled.cal is not None:
             return _ann_hook(src, compiled, doc, allow_mismatch, say)
-        why = src.why_not or ("the model is an ANN without calibration data" if compiled.conversion else None)
+        why = src.why_not or ("the model is an ANN without calibration data" if compiled.conversion else
+                              "the model arrives quantized (no float reading to compare)"
+                              if compiled.float_graph is None else None)
         if why is None:
             inputs, how = check_inputs_for(compiled)
             try:
