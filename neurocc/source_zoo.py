@@ -179,7 +179,7 @@ def evaluate(zm: ZooModel, model: Any, out_dir: str | Path, targets: tuple[str, 
     """One row of the zoo table (see the module docstring); errors are recorded, not raised."""
     import neurocc
     from neurocc.backends.reference import simulate
-    from neurocc.compiler.pipeline import float_side
+    from neurocc.compiler.floatside import float_side
     from neurocc.errors import NeuroccError
     from neurocc.ir.artifact import load_artifact
     from neurocc.runtime.source import unmapped_modules

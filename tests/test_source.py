@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 snn = pytest.importorskip("snntorch")
 
 import neurocc  # noqa: E402
-from neurocc.compiler.pipeline import float_side  # noqa: E402
+from neurocc.compiler.floatside import float_side  # noqa: E402
 from neurocc.errors import CompileError  # noqa: E402
 from neurocc.ir.graph import Graph  # noqa: E402
 from neurocc.ir.types import ResetTiming  # noqa: E402

@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 nir = pytest.importorskip("nir")
 
 import neurocc  # noqa: E402
-from neurocc.compiler.pipeline import dt_line, float_side  # noqa: E402
+from neurocc.compiler.floatside import dt_line, float_side  # noqa: E402
 from neurocc.runtime.source import open_source, run_check  # noqa: E402
 from neurocc.targets import get_target  # noqa: E402
 

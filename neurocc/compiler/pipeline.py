@@ -46,7 +46,6 @@ SWEEP_SAMPLES = 256         # calibration samples of the conversion's accuracy/l
 MAPPING_FILE = "mapping.json"
 CAL_SAMPLE_FILE = "calibration_sample.npz"  # the first CAL_SAMPLE calibration samples: x per input, labels
 CAL_SAMPLE = 64
-MIN_TAU_STEPS = 5           # dt_line hints at a shorter dt when a time constant spans fewer steps
 
 __all__ = ["PASSES", "Compiled", "Options", "compile_graph", "compile_model", "fuse_pools", "run_passes"]
 
@@ -348,7 +347,7 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
                   method: Method | str = Method.EULER, targets_file: str | Path | None = None,
                   accuracy_budget: float | None = None, per_channel: bool = False, encoding: Any = None,
                   stats: dict[str, LayerStats] | None = None, echo: Callable[[str], None] | None = None,
-                  prune: Any = None, source_check: Callable[[FloatSide], dict[str, Any]] | None = None) -> Path:
+                  prune: Any = None, source_check: Callable[[Any], dict[str, Any]] | None = None) -> Path:
     """Compile ``graph`` for ``target`` into the artifact directory ``out_dir`` (written atomically).
 
     ``dt`` (seconds) overrides the target's step (NIR files carry none). ``calibration``: a path
@@ -361,13 +360,15 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     diagnostics, budget trials (:mod:`neurocc.compiler.summary`) and the mapping table.
     ``prune``: a prune SPEC (:mod:`neurocc.compiler.prune`) applied to ``graph`` first (after the
     source check, which judges the model as trained).
-    ``source_check(FloatSide)`` (the runtime's source check, :mod:`neurocc.runtime.source`) runs
+    ``source_check(FloatSide)`` (:mod:`neurocc.compiler.floatside`) (the runtime's source check, :mod:`neurocc.runtime.source`) runs
     before quantization; it may raise, and what it returns is the manifest's ``source``.
     """
     from neurocc.compiler.prune import parse_spec, prune_graph
 
     tgt = resolve_target(target, targets_file)
     check_output_dir(out_dir)
+    from neurocc.compiler.floatside import dt_line, float_side
+
     if echo is not None:
         echo(dt_line(graph, tgt, dt) + "\n")
     source_doc = source_check(float_side(graph, tgt, dt, method, calibration, timesteps)) if source_check else None
@@ -416,63 +417,6 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
         echo(f"{tables}\n" if tables else "")
         echo(f"{mapping.format_table()}\n")
     return Path(out_dir)
-
-
-@dataclass(frozen=True)
-class FloatSide:
-    """What the source check compares with: the float graph as the artifact will keep it (None for
-    an ANN, which is converted), the calibration data (time-major SNN samples) and timesteps."""
-
-    float_graph: Graph | None
-    cal: Any = None
-    timesteps: int | None = None
-    conversion: bool = False
-    ann_graph: Graph | None = None          # an ANN: its normalized graph (before conversion)
-    folded: tuple[str, ...] = ()            # an ANN: layers a BatchNorm was folded into
-
-
-def float_side(graph: Graph, tgt: Target, dt: float | None, method: Method | str, calibration: Any,
-               timesteps: int | None) -> FloatSide:
-    """The float passes alone (cheap: no calibration statistics), for the source check."""
-    from neurocc.compiler import calibrate
-
-    graph = graph.verify()
-    if graph.numerics is not None:  # already integer (a netx file): no float reading to compare
-        return FloatSide(None)
-    if any(n.ann_only for n in graph.nodes.values()):
-        from neurocc.compiler.passes.normalize import normalize
-        from neurocc.ir.nodes import BatchNorm
-
-        norm = normalize(graph)
-        cal = calibrate.read_calibration(calibration, norm, static=True) if calibration is not None else None
-        folded = tuple(p for n, v in graph.nodes.items() if isinstance(v, BatchNorm) for p in graph.predecessors(n))
-        return FloatSide(None, cal, conversion=True, ann_graph=norm, folded=folded)
-    _no_neurons(graph)
-    cal = calibrate.read_calibration(calibration, graph, static=False) if calibration is not None else None
-    fg = run_passes(graph, Options(tgt, float(dt if dt is not None else tgt.dt), Method(method)))
-    return FloatSide(fg, cal, timesteps or (cal.steps if cal is not None else None))
-
-
-def dt_line(graph: Graph, tgt: Target, dt: float | None) -> str:
-    """Which dt the compile uses and where it came from; a hint when the graph's time constants
-    suggest a much shorter step (the smallest τ spans fewer than :data:`MIN_TAU_STEPS` steps of the
-    target's default; only then: a dt from the model or ``--dt`` is the user's choice)."""
-    from neurocc.ir.discrete import NEURON_TYPES
-
-    if dt is not None:
-        used, origin = float(dt), "--dt"
-    elif graph.dt is not None:
-        used, origin = float(graph.dt), "the model (its frontend's step, e.g. snnTorch's beta read at 1e-3 s)"
-    else:
-        used, origin = float(tgt.dt), f"target '{tgt.name}' default (the model carries no dt, as NIR files and ANNs)"
-    taus = [float(np.min(v)) for n in graph.nodes.values() if isinstance(n, NEURON_TYPES)
-            for k, v in vars(n).items() if k.startswith("tau") and v is not None and np.size(v)]
-    line = f"dt: {used:g} s, from {origin}"
-    if taus and min(taus) < MIN_TAU_STEPS * used and dt is None and graph.dt is None:
-        suggest = 10.0 ** np.floor(np.log10(min(taus) / MIN_TAU_STEPS))
-        line += (f"; the smallest time constant is {min(taus):.3g} s, only {min(taus) / used:.3g} steps of dt: "
-                 f"the graph looks made for dt <= {suggest:g} s (pass --dt {suggest:g} if so)")
-    return line
 
 
 def _mapping(graph: Graph, tgt: Target, targets_file: str | Path | None, recompile: Any = None,

@@ -35,12 +35,7 @@ def activity_cosine(expected: np.ndarray, got: np.ndarray) -> float:
     """Cosine similarity of time-averaged activity (see the module docstring)."""
     a = np.asarray(expected, np.float64).mean(axis=0).ravel() if len(expected) else np.zeros(0)
     b = np.asarray(got, np.float64).mean(axis=0).ravel() if len(got) else np.zeros(0)
-    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-    if na == 0.0 and nb == 0.0:
-        return 1.0
-    if na == 0.0 or nb == 0.0:
-        return 0.0
-    return float(np.clip(np.dot(a, b) / (na * nb), -1.0, 1.0))
+    return _cosine(a, b)
 
 
 def relative_error(expected: np.ndarray, got: np.ndarray) -> float:
@@ -55,7 +50,11 @@ def relative_error(expected: np.ndarray, got: np.ndarray) -> float:
 
 def trace_cosine(expected: np.ndarray, got: np.ndarray) -> float:
     """Cosine similarity of the two whole traces (1.0 when both are zero, 0.0 when one is)."""
-    a, b = np.asarray(expected, np.float64).ravel(), np.asarray(got, np.float64).ravel()
+    return _cosine(np.asarray(expected, np.float64).ravel(), np.asarray(got, np.float64).ravel())
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of two vectors: 1.0 when both are zero, 0.0 when only one is."""
     na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
     if na == 0.0 and nb == 0.0:
         return 1.0

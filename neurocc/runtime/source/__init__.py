@@ -53,11 +53,9 @@ class Source:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from neurocc.ir.artifact import sha256_file
+
+    return sha256_file(path)
 
 
 def _state_digest(module: Any) -> str:
