@@ -224,6 +224,18 @@ def test_missing_numba(monkeypatch):
         prepare(g, kernels="fast")
 
 
+def test_reset_none_runs_the_numpy_kernel_and_both_paths_agree():
+    # reset "none" (issue 12) is not in the compiled neuron loop: it must fall back, not run as zero
+    g = rec_net(0, "int8")
+    nodes = dict(g.nodes)
+    nodes["l1"] = nodes["l1"].replace(reset="none")
+    g2 = g.replace(nodes=nodes)
+    assert accel.kernel_class(IntNeuron, nodes["l1"], get_profile("int8")) is IntNeuron
+    if NUMBA:
+        assert "l1" not in prepare(g2, kernels="numba").compiled
+        both(g2, {"input": spikes(0, 20, 2)})
+
+
 def test_unknown_node_options_fall_back_per_layer():
     # a neuron with a field the compiled kernel does not implement (as a future option would
     # be), set away from its default, runs the numpy kernel; the other layers stay compiled.

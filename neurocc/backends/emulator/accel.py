@@ -153,7 +153,16 @@ def implements(node, names: set[str]) -> bool:
 
 
 def _is(node, kind: str, names: set[str]) -> bool:
-    return node.kind == kind and implements(node, names)
+    return node.kind == kind and implements(node, names) and classic_reset(node)
+
+
+def classic_reset(node) -> bool:
+    """No reset mode, or one of the two the compiled and torch kernels implement (zero, subtract);
+    ``none`` and later modes run the numpy kernels."""
+    from neurocc.ir.types import ResetMode
+
+    mode = getattr(node, "reset", None)
+    return mode is None or ResetMode(mode) in (ResetMode.ZERO, ResetMode.SUBTRACT)
 
 
 class NbQDense(K.QDense):

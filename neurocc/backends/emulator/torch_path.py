@@ -257,7 +257,7 @@ def kernel_class(cls: type, node, profile, device: str, numba: bool = True) -> t
     class of :mod:`.accel` instead; else ``cls``."""
     from neurocc.backends.emulator import accel
 
-    known = lambda names: accel.implements(node, names)  # noqa: E731
+    known = lambda names: accel.implements(node, names) and accel.classic_reset(node)  # noqa: E731
     cuda = not device.startswith("cpu")
     torch_neurons = cuda or not (numba and accel.numba_status()[0])
     pname = profile.name if profile is not None else None
