@@ -63,6 +63,32 @@ def test_integrator_readout_is_sized_for_its_calibrated_range():
     assert diag.events.get("v_saturate", 0) == 0 and 0.2 < diag.v_range <= 0.5 and diag.cosine > 0.999
 
 
+def test_spiking_layer_is_sized_for_its_negative_membrane_excursion():
+    """An IF neuron whose inputs all inhibit (no leak, reset to zero, no floor) sinks by its input
+    every step: 2000 steps × 8 inputs × rate 0.5 × 0.9 ≈ 7200 float units (360 thresholds), while
+    the weight-range scale s = 127/0.9 holds only 2^23 / (64 · s) ≈ 929 units, so the plain
+    compile saturates v. Calibration measures v_negmax and lowers the exponent so that
+    64 · s · v_negmax stays within half of 2^23 − 1; the emulator then counts no saturation, and
+    the excitatory neuron beside it still fires like the float model (cosine)."""
+    w = np.array([[0.9] * 8, [-0.9] * 8])
+    g = Graph.chain(("in", Input(shape=(8,))), ("fc", Linear(weight=w)),
+                    ("if", IF(r=np.ones(2), v_threshold=np.full(2, 20.0), v_reset=np.zeros(2))),
+                    ("out", Output(shape=(2,))), name="inhibited").verify()
+    x = _spikes(2000, 2, 8, 0.5)
+    plain = compile_graph(g, "emulator")
+    assert simulate(plain.graph, {"in": x}).events["if"]["v_saturate"] > 0
+    c = compile_graph(g, "emulator", calibration={"x": x})
+    lay = c.quantization["layers"]["if"]
+    vneg, s0 = lay["calibrated"]["v_negmax"], lay["scale"] / 2 ** lay["exp"]
+    assert vneg > 0.45 * 0.9 * 8 * 2000                  # ~ T · rate · |sum of weights|: no floor in float
+    assert lay["exp"] == math.floor(math.log2(0.5 * (2**23 - 1) / (64 * s0 * vneg))) < lay["calibrated"]["default_exp"]
+    assert "v_neg" in lay["calibrated"]["limits"]
+    res = simulate(c.graph, {"in": x})
+    assert res.events.get("if", {}).get("v_saturate", 0) == 0, res.events
+    (diag,) = c.diagnostics.layers
+    assert diag.events.get("v_saturate", 0) == 0 and diag.cosine > 0.999
+
+
 def test_per_channel_scales_use_every_rows_mantissa_and_per_neuron_thresholds():
     w = np.array([[1.0, -0.5, 0.25], [0.01, -0.004, 0.002]])
     g = Graph.chain(("in", Input(shape=(3,))), ("fc", Linear(weight=w)), ("lif", _lif(2)),

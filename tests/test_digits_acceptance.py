@@ -5,6 +5,8 @@ calibration, and its activity agreement with the float reference."""
 from __future__ import annotations
 
 import json
+import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +80,31 @@ def test_nir_paper_cnn_activity_agreement_on_random_events(nir_paper: Path, tmp_
     assert d["failures"] == [] and all(lay["spikes_quant"] > 0 for lay in d["layers"])
     assert art.manifest["calibration"]["inputs"] == {"input": {"values": "spikes"}}
     assert art.manifest["timesteps"] == 60
+
+
+def test_calibrated_mlp_on_loihi2_never_saturates_its_calibration_samples(digits: dict[str, Path],
+                                                                         tmp_path: Path) -> None:
+    """The quickstart's network (digits MLP, loihi2, T = 64, constant input, calibrated on the
+    training split) runs its 1347 calibration samples on the emulator without one wrap or
+    saturation, so no overflow warning. Before the negative excursion of a spiking layer's v was
+    sized for, hidden layer '1' (neurons held below zero by the constant input, whose float
+    membrane sinks by their input every step with no floor) hit −(2^23 − 1): 7,490 events on the
+    first 8 calibration samples, 436,966 on the 450 test digits. The fix lowers that layer's
+    exponent so that 64 · s · v_negmax uses at most half of the register."""
+    from neurocc.overflow import OverflowWarning
+
+    out = neurocc.compile(digits["model"], "loihi2", tmp_path / "art", calibration=digits["calibration"], timesteps=64)
+    lay = load_artifact(out).quantization["layers"]["1"]
+    cal = lay["calibrated"]
+    s0 = lay["scale"] / 2 ** lay["exp"]
+    # the float reference's membrane goes far below the default scale's floor (2^23 − 1 state LSBs)...
+    assert 64 * s0 * 2 ** cal["default_exp"] * cal["v_negmax"] > 2**23
+    # ...and the exponent is the one that fits it in half of the register
+    assert lay["exp"] == math.floor(math.log2(0.5 * (2**23 - 1) / (64 * s0 * cal["v_negmax"]))) < cal["default_exp"]
+    data = np.load(digits["calibration"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = neurocc.evaluate(out, {"x": data["x"], "y": data["y"]}, backend="emulator")
+    assert res["n"] == len(data["y"]) == 1347
+    assert res["overflow"] == {}, res["overflow"]
+    assert not [w for w in caught if issubclass(w.category, OverflowWarning)]

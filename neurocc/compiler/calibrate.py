@@ -14,9 +14,13 @@ Layout of a calibration file (``neurocc compile --calibration FILE.npz``), the T
 Statistics (:func:`layer_stats`): the float reference (the discretised float graph on the
 emulator's float path) runs on the calibration inputs and, per neuron layer, records the largest
 |synaptic input per step| (``u_absmax``; ``g_v · u`` for current-based kinds), the largest
-|membrane| (``v_absmax``) and the mean spike rate, all in float membrane units: the quantize
-pass keeps ``64 · s · u_absmax`` and, for non-spiking layers, ``64 · s · v_absmax`` within half
-of the 24-bit registers (:mod:`neurocc.compiler.passes.qscale`).
+|membrane| (``v_absmax``), the most negative membrane (``v_negmax`` = max(−v, 0)) and the mean
+spike rate, all in float membrane units: the quantize pass keeps ``64 · s · u_absmax``, for
+non-spiking layers ``64 · s · v_absmax`` and for spiking layers ``64 · s · v_negmax`` within half
+of the 24-bit registers (:mod:`neurocc.compiler.passes.qscale`). A spiking layer's positive side
+is bounded by its threshold; its negative side is not: a converted IF neuron held below zero by
+a negative input integrates it every step with no floor (Lava's LIF has none, and the chip's
+register saturates at −(2^23 − 1)), so ``v_negmax`` grows with T and must be sized for.
 
 Input scale (:func:`choose_input_scale`): a graded input is fed as ``rint(x · S)``. Every layer
 reading it has scale ``s = c · S`` (``c`` measured by quantizing once at ``S = 1``), so ``S``
@@ -170,21 +174,21 @@ def chunk_samples(graph: Graph, steps: int) -> int:
 
 
 def layer_stats(graph: Graph, cal: Calibration, encoding: Any | None, steps: int) -> dict[str, dict[str, float]]:
-    """Per neuron node of the float ``graph``: ``u_absmax``, ``v_absmax``, ``rate`` (see the
+    """Per neuron node of the float ``graph``: ``u_absmax``, ``v_absmax``, ``v_negmax``, ``rate`` (see the
     module docstring), measured by the float reference over ``steps`` steps on ``cal``."""
     from neurocc.backends.emulator import prepare, simulate
 
     prog = prepare(graph)
     gains = {n: decay_factors(node, graph.dt, graph.method) for n, node in graph.nodes.items()  # type: ignore[arg-type]
              if isinstance(node, NEURON_TYPES)}
-    acc: dict[str, dict[str, float]] = {n: {"u_absmax": 0.0, "v_absmax": 0.0, "spikes": 0.0, "count": 0.0}
-                                        for n in gains}
+    acc: dict[str, dict[str, float]] = {n: {"u_absmax": 0.0, "v_absmax": 0.0, "v_negmax": 0.0, "spikes": 0.0,
+                                            "count": 0.0} for n in gains}
     size = chunk_samples(graph, steps)
     for i in range(0, cal.samples, size):
         res = simulate(graph, float_inputs(cal, encoding, steps, i, size), steps=steps, record=True, program=prog)
         for n, dec in gains.items():
             _accumulate(acc[n], graph, n, dec, res.traces)
-    return {n: {"u_absmax": a["u_absmax"], "v_absmax": a["v_absmax"],
+    return {n: {"u_absmax": a["u_absmax"], "v_absmax": a["v_absmax"], "v_negmax": a["v_negmax"],
                 "rate": a["spikes"] / a["count"] if a["count"] else 0.0} for n, a in acc.items()}
 
 
@@ -198,7 +202,9 @@ def _accumulate(a: dict[str, float], graph: Graph, n: str, dec: Any, traces: Map
         u = np.abs(x) * gv
     a["u_absmax"] = max(a["u_absmax"], float(np.max(u, initial=0)))
     if f"{n}/v" in traces:
-        a["v_absmax"] = max(a["v_absmax"], float(np.max(np.abs(traces[f"{n}/v"]), initial=0)))
+        v = np.asarray(traces[f"{n}/v"], np.float64)
+        a["v_absmax"] = max(a["v_absmax"], float(np.max(np.abs(v), initial=0)))
+        a["v_negmax"] = max(a["v_negmax"], float(np.max(-v, initial=0)))
     if node.spiking:
         z = traces[f"{n}/out"]
         a["spikes"] += float(np.sum(z))
@@ -212,6 +218,7 @@ def to_layer_stats(stats: Mapping[str, Mapping[str, float]], weight_bits: Mappin
 
     bits = dict(weight_bits or {})
     return {n: LayerStats(u_absmax=s["u_absmax"] or None, v_absmax=s["v_absmax"] or None, rate=s["rate"],
+                          v_negmax=s.get("v_negmax") or None,
                           weight_bits=bits.get(n)) for n, s in stats.items()}
 
 

@@ -13,9 +13,13 @@ membrane (state registers hold ``64 · s`` LSBs per unit). Three rules choose it
 * :func:`headroom_exp` (calibrated): the largest ``e`` with
   ``64 · s0 · 2^e · u_absmax <= headroom · 2^23`` (synaptic input register),
   ``64 · s0 · 2^e · v_absmax <= headroom · (2^23 − 1)`` for non-spiking layers (an integrator
-  readout accumulates T steps of input) and ``64 · s0 · 2^e · max|drive| <= (4095 + ½) · 2^7``
-  (the 13-bit bias mantissa with its 3-bit exponent). ``u_absmax``, ``v_absmax`` come from the
-  float reference on calibration data (:mod:`neurocc.compiler.calibrate`).
+  readout accumulates T steps of input), ``64 · s0 · 2^e · v_negmax <= headroom · (2^23 − 1)``
+  for spiking layers (a converted IF neuron held below zero sinks by its input every step: the
+  float membrane has no floor, the chip's saturates) and
+  ``64 · s0 · 2^e · max|drive| <= (4095 + ½) · 2^7`` (the 13-bit bias mantissa with its 3-bit
+  exponent). ``u_absmax``, ``v_absmax``, ``v_negmax`` come from the float reference on
+  calibration data (:mod:`neurocc.compiler.calibrate`). Lowering ``e`` keeps every weight
+  mantissa (Lava shifts the summed input by ``weight_exp``); it coarsens u and v to ``1/s``.
 """
 from __future__ import annotations
 
@@ -79,6 +83,8 @@ def headroom_exp(s0_max: float, stats: Any, spiking: bool, drive_absmax: float, 
         bounds["u"] = headroom * u_limit / (64 * s0_max * stats.u_absmax)
     if stats.v_absmax and not spiking:
         bounds["v"] = headroom * v_limit / (64 * s0_max * stats.v_absmax)
+    if getattr(stats, "v_negmax", None) and spiking:   # the positive side stops at the threshold; this one has no floor
+        bounds["v_neg"] = headroom * v_limit / (64 * s0_max * stats.v_negmax)
     if drive_absmax > 0:
         bounds["bias"] = bias_max / (64 * s0_max * drive_absmax)
     if not bounds:

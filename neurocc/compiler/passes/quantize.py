@@ -101,10 +101,13 @@ class LayerStats:
     ``rint(x · scale)`` integers (spikes otherwise).
 
     Calibrated scaling (:mod:`neurocc.compiler.calibrate` measures these on the float
-    reference): ``u_absmax`` is the largest |synaptic input per step| and ``v_absmax`` the
-    largest |membrane|, both in float membrane units. When given, the layer exponent ``e`` is
-    lowered until ``64 · s · u_absmax`` (and, for non-spiking layers such as an integrator
-    readout, ``64 · s · v_absmax``) uses at most ``HEADROOM`` of the 24-bit registers, and until
+    reference): ``u_absmax`` is the largest |synaptic input per step|, ``v_absmax`` the
+    largest |membrane| and ``v_negmax`` the largest −v (0 when v never goes below 0), all in
+    float membrane units. When given, the layer exponent ``e`` is lowered until
+    ``64 · s · u_absmax``, for non-spiking layers such as an integrator readout
+    ``64 · s · v_absmax``, and for spiking layers ``64 · s · v_negmax`` (the membrane of a
+    converted neuron held below zero has no floor: it integrates its negative input every step
+    and would saturate at −(2^23 − 1)) use at most ``HEADROOM`` of the 24-bit registers, and until
     the largest bias fits ``4095 << 7``. ``weight_bits`` overrides the target's weight mantissa
     bits for this layer (the accuracy-budget search lowers it). ``rate`` is recorded only.
     """
@@ -114,6 +117,7 @@ class LayerStats:
     rate: float | None = None
     u_absmax: float | None = None
     weight_bits: int | None = None
+    v_negmax: float | None = None
 
 
 def _rint(x: np.ndarray | float) -> np.ndarray:
@@ -303,7 +307,8 @@ class _Quantizer:
         e_fit, limits = headroom_exp(float(np.max(s0)), st, bool(node.spiking), float(np.abs(drive).max(initial=0)),
                                      u_limit=U_LIMIT, v_limit=V_LIMIT, headroom=HEADROOM,
                                      bias_max=(BIAS_MANT_MAX + 0.5) * 2 ** BIAS_EXP_MAX)
-        note = {"u_absmax": st.u_absmax, "v_absmax": st.v_absmax, "rate": st.rate, "default_exp": e,
+        note = {"u_absmax": st.u_absmax, "v_absmax": st.v_absmax, "v_negmax": st.v_negmax, "rate": st.rate,
+                "default_exp": e,
                 "headroom_exp": e_fit, "limits": limits}
         return s0, min(e, e_fit), note
 
