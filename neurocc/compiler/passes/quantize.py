@@ -62,6 +62,7 @@ from neurocc.ir.nodes import (
     Linear,
     Node,
     Output,
+    Scale,
     SumPool2d,
 )
 from neurocc.ir.numerics.core import (
@@ -152,12 +153,27 @@ def quantize_with_report(graph: Graph, profile: str, target: Target, *,
         raise CompileError(f"graph '{graph.name}' has no dt/method", where="quantize",
                            fix="run the discretize pass first (compile does this)")
     prof = get_profile(profile)
+    graph = scales_to_diagonal(graph)
     problems = structure_problems(graph, target, prof)
     if problems:
         raise CompileError(f"graph '{graph.name}' cannot be quantized for target '{target.name}'",
                            where="quantize", problems=problems,
                            fix="see each problem; every one names its node and what to change")
     return _Quantizer(graph, target, prof, dict(stats or {}), per_channel).run()
+
+
+def scales_to_diagonal(graph: Graph) -> Graph:
+    """Every 1-D ``Scale`` that feeds exactly one neuron node (snnTorch's one-to-one recurrent
+    ``RLeaky``/``RSynaptic(all_to_all=False)``: ``V ⊙ spk`` on the recurrent edge) as the
+    diagonal weight layer ``Linear(diag(s))``: the same float map ``y = s ⊙ x``, which the
+    integer targets quantize like any Dense (one mantissa per neuron, the layer's scale)."""
+    nodes = dict(graph.nodes)
+    for name, node in graph.nodes.items():
+        succ = graph.successors(name)
+        if (isinstance(node, Scale) and np.ndim(node.scale) == 1 and len(succ) == 1
+                and isinstance(graph.nodes[succ[0]], NEURON_TYPES)):
+            nodes[name] = Linear(weight=np.diag(np.asarray(node.scale, np.float64)))
+    return graph.replace(nodes=nodes)
 
 
 class _Quantizer:
