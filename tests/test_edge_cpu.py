@@ -294,3 +294,36 @@ def test_emission_is_deterministic_and_checked() -> None:
         ops = {n.op_type for n in a.graph.node}
         assert "BitShift" not in ops and "QLinearMatMul" not in ops
     assert {"ConvInteger", "MatMulInteger", "Scan"} <= {n.op_type for n in edge_cpu.emit(g, "window").graph.node}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bias_on_the_current_equals_emulator(seed: int) -> None:
+    """int8 QLIF.bias_u (snnTorch's Linear bias into a Synaptic, on u): ONNX Runtime equals the
+    emulator in every node and state, including u's 24-bit wrap (large biases, du = -1 neurons)."""
+    import dataclasses
+
+    g = dense_graph("int8", seed)
+    rng = np.random.default_rng(50 + seed)
+    lif1 = g.nodes["lif1"]
+    du = lif1.du.copy()
+    du[:5] = -1                                            # no current decay: u grows until it wraps
+    bias_u = rng.integers(-3000, 3000, 30).astype(np.int64)
+    bias_u[:5] = rng.choice([-1, 1], 5) * (1 << 21)        # wraps within a few steps
+    nodes = dict(g.nodes, lif1=dataclasses.replace(lif1, du=du, bias_u=bias_u),
+                 lif2=dataclasses.replace(g.nodes["lif2"], bias_u=rng.integers(-500, 500, 6).astype(np.int64)))
+    g = g.replace(nodes=nodes).verify()
+    out = assert_same_as_emulator(g, {"x": spikes(np.random.default_rng(9 + seed), (40, 3, 20))})
+    assert out["lif1/out"].any() and out["spikes"].any()
+    u = out["lif1/u"][:, :, :5]
+    assert np.any(np.diff(np.sign(u), axis=0) * np.sign(bias_u[:5]) < 0), "no u wrap was exercised"
+
+
+def test_bias_on_the_current_is_refused_on_loihi() -> None:
+    import dataclasses
+
+    from neurocc.backends.emulator.checks import graph_problems
+
+    g = dense_graph("loihi", 0)
+    g = g.with_node("lif1", dataclasses.replace(g.nodes["lif1"], bias_u=np.ones(30, np.int64)))
+    found = graph_problems(g)
+    assert any("lif1" in p and "bias_u" in p for p in found), found

@@ -117,7 +117,9 @@ class QLIF(_QNeuron):
     (17-bit mantissa; 2**17 never spikes), ``bias_mant`` 13-bit signed, ``bias_exp`` −7..7
     (negative: floor right shift). ``reset=subtract`` (v ← v − vth<<6) and ``none``, the snnTorch
     ``reset_timing``s, ``reset_now``, ``fire_at_threshold`` (z = v ≥ vth<<6) and ``v_min`` (a
-    membrane floor in v's units, Sinabs' ``min_v_mem``: int8 only) only where the profile allows
+    membrane floor in v's units, Sinabs' ``min_v_mem``: int8 only), ``bias_u`` (int8 only: a
+    constant added to the current every step, ``u ← wrap24(trunc0(u·(4096 − (du + 1))/4096) +
+    (a_in << 6) + bias_u)``, in u's units: snnTorch's ``Linear`` bias into a ``Synaptic``) only where the profile allows
     them; their integer rule is :mod:`neurocc.ir.numerics.reset`. ``refractory`` (int8 only; Lava has no bit-accurate refractory): for that
     many steps after a spike v is held at its post-reset value and cannot spike, while u keeps
     integrating; the counter is recorded as ``<node>/ref``. ``reset_interval`` > 0 (Lava's
@@ -144,6 +146,7 @@ class QLIF(_QNeuron):
     reset_now: bool = field(default=False, metadata=OMIT_DEFAULT)
     fire_at_threshold: bool = field(default=False, metadata=OMIT_DEFAULT)
     v_min: np.ndarray | None = field(default=None, metadata=OMIT_DEFAULT)  # int: v ← max(v, v_min) last
+    bias_u: np.ndarray | None = field(default=None, metadata=OMIT_DEFAULT)  # int: added to u each step (int8)
 
 
 @dataclass(frozen=True, eq=False)

@@ -161,8 +161,11 @@ def _int_neuron(b, ctx, name, node, a6, st):
     dec_u = _decay(b, st["u"], fu, sdt)                                         # int64
     if lava:  # lif_current: int32 shift, int32 add, one 24-bit correction
         u = _lava_wrap24(b, b.op("Add", [b.cast(dec_u, np.int32), a6]))
-    else:     # lif_current: exact sum, true two's-complement 24-bit wrap
-        u = wrap_bits(b, b.op("Add", [dec_u, a6]), p.current.bits, np.dtype(np.int64))
+    else:     # lif_current: exact sum (+ bias_u), true two's-complement 24-bit wrap
+        s_u = b.op("Add", [dec_u, a6])
+        if getattr(node, "bias_u", None) is not None:
+            s_u = b.op("Add", [s_u, i64(b, np.asarray(node.bias_u, np.int64))])
+        u = wrap_bits(b, s_u, p.current.bits, np.dtype(np.int64))
     bias = p.lif_bias(node.bias_mant, node.bias_exp)
     r, v_in = (None, st["v"]) if node.kind == "QLI" else spike_pre(b, node, p.lif_threshold(node.vth), st["v"], sdt)
     s = b.op("Add", [_decay(b, v_in, fv, sdt), b.cast(u, np.int64) if lava else u])   # lif_voltage

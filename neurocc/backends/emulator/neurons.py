@@ -137,6 +137,8 @@ class IntNeuron(Kernel):
         self.fu, self.fv = f(current_decay_factor(n.du)), f(voltage_decay_factor(n.dv))
         bias = p.lif_bias(n.bias_mant, n.bias_exp)
         self.bias = f(bias) if np.any(bias) else None
+        bias_u = getattr(n, "bias_u", None)
+        self.bias_u = f(bias_u) if bias_u is not None and np.any(bias_u) else None
         self.spiking = n.kind == "QLIF"
         self.refractory = 0
         if self.spiking:
@@ -188,7 +190,7 @@ class IntNeuron(Kernel):
         decay factors in [0, 4096], ``|a << 6| <= 2**24`` over the window, ``|bias| < 2**31 −
         2**24``, and the state starts inside the invariant ``|u| <= 2**23``, ``|v| <= 2**23 − 1``
         (always true for states this kernel produced; see :meth:`_window_fast` for the proof)."""
-        if self.profile.name != "loihi" or self.refractory or a.size == 0:
+        if self.profile.name != "loihi" or self.refractory or a.size == 0 or self.bias_u is not None:
             return False
         if self.spiking and (self.node.reset is not ResetMode.ZERO or self.node.fire_at_threshold
                              or self.node.reset_timing is not ResetTiming.AFTER_SPIKE or self.node.v_min is not None):
@@ -251,7 +253,7 @@ class IntNeuron(Kernel):
 
     def _update(self, a: np.ndarray) -> np.ndarray:
         p, st = self.profile, self.state
-        u, nu, n32 = p.lif_current(st["u"], a, self.fu)
+        u, nu, n32 = p.lif_current(st["u"], a, self.fu, self.bias_u)
         r, v_in = reset_rule.pre(st["v"], self.vth, self.node) if self.spiking else (None, st["v"])
         v, nsat, n32v = p.lif_voltage(v_in, u, self.bias, self.fv)
         if nu or nsat or n32 or n32v:

@@ -84,6 +84,8 @@ def _neuron(name: str, node: Node, dt: float, problems: list[str]) -> Node | Non
            for k, a in (("du", au), ("dv", av)) if np.any(a >= 1)]
     if node.reset_interval:
         bad.append(f"reset_interval={node.reset_interval} (netx's periodic reset) has no float/NIR form")
+    if getattr(node, "bias_u", None) is not None:
+        bad.append("bias_u (a bias on the current) has no NIR CubaLIF form (NIR biases the membrane)")
     if bad:
         problems += [f"node '{name}' ({node.kind}): {b}" for b in bad]
         return None

@@ -15,6 +15,9 @@ gain ``g = g_v`` (``g_u · g_v`` for Cuba kinds, 1 for Threshold):
                                                                 memory (Threshold, as netx writes it)
     bias (state LSBs)  bias_mant << bias_exp ≈ 64 · s · (b_v + g · b_affine)
                        13-bit signed mantissa, exponent 0..7 chosen per neuron
+    current bias       int8, CubaLIF: bias_u = rint(64 · s · g · b_affine) on u (as snnTorch
+                       adds the Linear bias to the current); loihi (no bias on u): b_affine goes
+                       to the membrane at u's steady state g · b_affine / (1 − α_u)
 
 ``f_in`` is the float value of one integer unit of the synapse's input (1 for spikes and sum
 pools, 1/(kH·kW) after an average pool, 1/(64 · s_prev) after a leaky-integrator layer).
@@ -62,6 +65,7 @@ from neurocc.ir.nodes import (
     Linear,
     Node,
     Output,
+    Scale,
     SumPool2d,
 )
 from neurocc.ir.numerics.core import (
@@ -156,12 +160,27 @@ def quantize_with_report(graph: Graph, profile: str, target: Target, *,
         raise CompileError(f"graph '{graph.name}' has no dt/method", where="quantize",
                            fix="run the discretize pass first (compile does this)")
     prof = get_profile(profile)
+    graph = scales_to_diagonal(graph)
     problems = structure_problems(graph, target, prof)
     if problems:
         raise CompileError(f"graph '{graph.name}' cannot be quantized for target '{target.name}'",
                            where="quantize", problems=problems,
                            fix="see each problem; every one names its node and what to change")
     return _Quantizer(graph, target, prof, dict(stats or {}), per_channel).run()
+
+
+def scales_to_diagonal(graph: Graph) -> Graph:
+    """Every 1-D ``Scale`` that feeds exactly one neuron node (snnTorch's one-to-one recurrent
+    ``RLeaky``/``RSynaptic(all_to_all=False)``: ``V ⊙ spk`` on the recurrent edge) as the
+    diagonal weight layer ``Linear(diag(s))``: the same float map ``y = s ⊙ x``, which the
+    integer targets quantize like any Dense (one mantissa per neuron, the layer's scale)."""
+    nodes = dict(graph.nodes)
+    for name, node in graph.nodes.items():
+        succ = graph.successors(name)
+        if (isinstance(node, Scale) and np.ndim(node.scale) == 1 and len(succ) == 1
+                and isinstance(graph.nodes[succ[0]], NEURON_TYPES)):
+            nodes[name] = Linear(weight=np.diag(np.asarray(node.scale, np.float64)))
+    return graph.replace(nodes=nodes)
 
 
 class _Quantizer:
@@ -180,6 +199,7 @@ class _Quantizer:
         self.layers: dict[str, dict[str, Any]] = {}
         self.outputs: dict[str, dict[str, Any]] = {}
         self.input_scales: dict[str, float] = {}
+        self.current_bias: dict[str, np.ndarray] = {}  # int8 CubaLIF: g · b_affine per neuron, on u
 
     def run(self) -> tuple[Graph, dict[str, Any]]:
         for name, node in self.g.nodes.items():  # spikes are 0/1 whatever the layer's scale
@@ -370,7 +390,22 @@ class _Quantizer:
         return QLIF(du=du, dv=dv, vth=vth.astype(np.int32), bias_mant=bias_mant, bias_exp=bias_exp,
                     reset=node.reset, reset_timing=node.reset_timing, reset_now=node.reset_now,
                     fire_at_threshold=node.fire_at_threshold,
-                    v_min=None if v_min is None else v_min.astype(np.int64))
+                    v_min=None if v_min is None else v_min.astype(np.int64),
+                    bias_u=self._bias_u(name, s, rep))
+
+    def _bias_u(self, name: str, s: np.ndarray, rep: dict[str, Any]) -> np.ndarray | None:
+        """int8 CubaLIF: the Affine bias on the current as snnTorch/NIR add it, in u's units
+        ``rint(64 · s · g_u · g_v · b)`` (u holds 64 · s per float unit of g_v · u)."""
+        cb = self.current_bias.get(name)
+        if cb is None:
+            return None
+        q = _rint(64 * s * cb).astype(np.int64)
+        if np.abs(q).max(initial=0) >= U_LIMIT:
+            raise CompileError(f"the bias on the current, {int(np.abs(q).max())} u LSBs, exceeds the 24-bit current",
+                               where=f"node '{name}' (CubaLIF)",
+                               fix="calibrate the scale (`--calibration`) or reduce the Affine bias")
+        rep["bias_u"] = [int(q.min()), int(q.max())]
+        return q
 
     def _drive(self, name: str, node: Node, dec: Any, gain: np.ndarray, notes: list[str]) -> np.ndarray:
         """Per-neuron constant drive of the membrane in float units per step: b_v + g · b_affine."""
@@ -383,12 +418,16 @@ class _Quantizer:
                 cuba_gain = np.inf
             else:
                 cuba_gain = 1.0 / (1.0 - dec.alpha_u)
+        on_u = not self.lava and isinstance(node, CubaLIF)   # int8: QLIF.bias_u, exact
         for syn in self.g.predecessors(name):
             b = getattr(self.g.nodes[syn], "bias", None)
             if b is None or not np.any(b):
                 continue
             if isinstance(self.g.nodes[syn], Conv2d):
                 b = np.asarray(b, np.float64).reshape(-1, *([1] * (len(shape) - 1)))
+            if on_u:
+                self.current_bias[name] = self.current_bias.get(name, 0.0) + gain * np.broadcast_to(b, shape)
+                continue
             if not np.all(np.isfinite(cuba_gain)):
                 raise CompileError(f"Affine bias into '{name}' whose current never decays (tau_syn = inf)",
                                    where=f"node '{syn}'", fix="remove the bias or give the current a finite tau_syn")
