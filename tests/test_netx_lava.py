@@ -3,7 +3,8 @@
 Lava runs in a worker subprocess (neurocc.backends.loihi); skipped with the reason where Lava or
 lava-dl's test files are absent. The default run is one small worker call (tiny.net, the first
 60 steps of NTIDIGITS with its axonal delays, neurocc's own re-export of it, and the network.net
-of a float model with biases compiled for loihi2, a dense_rec file); PilotNet-SDNN is @pytest.mark.long.
+of a float model with biases compiled for loihi2, a dense_rec file) and neurocc's own PilotNet-SDNN
+file on 3 steps (a second call, ~15 s); lava-dl's PilotNet-SDNN on 9 steps is @pytest.mark.long.
 """
 from __future__ import annotations
 
@@ -91,3 +92,23 @@ def test_pilotnet_sdnn_in_lava_netx(lava_ok) -> None:
     diff = _compare(g, x, lava)
     assert not any(diff.values()), diff
     assert lava["output"].any()
+
+
+@needs_lava_dl
+def test_neurocc_written_pilotnet_sdnn_in_lava_netx(lava_ok, tmp_path) -> None:
+    """neurocc's own netx file of PilotNet-SDNN (import → export), loaded by lava-dl netx and run
+    in Lava fixed_pt with the exporter's plan (feed at the Delta's a_in, every block's s_out and
+    sigma/act probed): equal to the emulator on 3 steps (about 20 s here)."""
+    from neurocc.backends.loihi import NetxJob
+    from neurocc.backends.loihi.netx import plan_netx
+    from neurocc.backends.loihi.netx_file import write_net
+    from neurocc.backends.loihi.netx_run import run_netx_many
+
+    g = read_netx(write_net(plan_netx(read_netx(ROOT / "gts" / "pilotnet_sdnn" / "network.net")), tmp_path / "re.net"))
+    frame = np.load(ROOT / "gts" / "pilotnet_sdnn" / "input.npy")[..., 0].astype(np.int64).transpose(2, 1, 0)
+    x = np.broadcast_to(frame, (3, 1, *frame.shape)).copy()
+    (lava,) = run_netx_many([NetxJob(g, {"input": x}, None, True, tmp_path / "re.net")])
+    assert len(lava) == 10, sorted(lava)        # the read-out and one state per SDNN block
+    diff = _compare(g, x, lava)
+    assert not any(diff.values()), diff
+    assert lava["output"].any() and lava["layer6/sigma"].any()

@@ -80,3 +80,59 @@ def test_loihi_compile_of_a_biased_model_writes_network_net(tmp_path: Path) -> N
     a = simulate(q, {"input": x}).outputs["output"]
     b = simulate(back, {"input": x}).outputs["output"]
     assert a.any() and np.array_equal(a, b)
+
+
+SDNN = ["gts/pilotnet_sdnn/network.net", "gts/pilotnet_sdnn/square_network.net"]
+
+
+def _sdnn_input(g, steps: int) -> np.ndarray:
+    """PilotNet's recorded frame (cropped to the graph's input), held for ``steps`` steps."""
+    frame = np.load(ROOT / "gts" / "pilotnet_sdnn" / "input.npy")[..., 0].astype(np.int64).transpose(2, 1, 0)
+    c, h, w = g.nodes["input"].shape
+    return np.broadcast_to(frame[:c, :h, :w], (steps, 1, c, h, w)).copy()
+
+
+@needs_lava_dl
+@pytest.mark.parametrize("name", SDNN)
+def test_sdnn_import_export_import_keeps_every_parameter(name: str, tmp_path: Path) -> None:
+    """SDNN blocks (Delta input, SigmaDelta conv/dense, Sigma read-out): every parameter of every
+    node (arrays, mode, variant, relu, cum_error, shifts) and the emulator's outputs and states."""
+    g, g2, _ = _reexport(name, None, tmp_path)
+    assert list(g.nodes) == list(g2.nodes) and g.edges == g2.edges
+    assert any(n.kind == "QSigmaDelta" for n in g.nodes.values())
+    for node_name, node in g.nodes.items():
+        a, b = node.params(), g2.nodes[node_name].params()
+        assert a.keys() == b.keys(), node_name
+        for k in a:
+            assert np.array_equal(np.asarray(a[k]), np.asarray(b[k])), (node_name, k)
+    x = _sdnn_input(g, 5)
+    r1, r2 = simulate(g, {"input": x}, record=True), simulate(g2, {"input": x}, record=True)
+    assert r1.outputs["output"].any()
+    for k in (*r1.outputs, *r1.traces):
+        got = r2.outputs.get(k, r2.traces.get(k))
+        want = r1.outputs.get(k, r1.traces.get(k))
+        assert np.array_equal(want, got), k
+
+
+@needs_lava_dl
+def test_sdnn_export_refuses_what_netx_cannot_say(tmp_path: Path) -> None:
+    """The PR #875 variant, cum_error, relu=False, per-neuron vth and off-grid bias are refused
+    per node with the reason; nothing is written."""
+    g = read_netx(ROOT / SDNN[1], variant="lava-pr875")
+    probs = plan_netx(g).problems
+    assert len(probs) == 5 and all("variant 'lava-pr875'" in p for p in probs), probs
+    g = read_netx(ROOT / SDNN[1])
+    l1, l2, l3 = (g.nodes[f"layer{i}"] for i in (1, 2, 3))
+    vth = np.asarray(l3.vth).copy()
+    vth.flat[0] += 4096
+    bad = g.replace(nodes={**g.nodes, "layer1": l1.replace(cum_error=True), "layer2": l2.replace(relu=False),
+                           "layer3": l3.replace(vth=vth, bias=np.asarray(l3.bias) + 1)})
+    plan = plan_netx(bad)
+    assert not plan.expressible
+    text = "\n".join(plan.problems)
+    for want in ("node 'layer1' (QSigmaDelta): cum_error=True", "node 'layer2' (QSigmaDelta): relu=False",
+                 "node 'layer3' (QSigmaDelta): per-neuron vth", "node 'layer3' (QSigmaDelta): bias is not"):
+        assert want in text, text
+    with pytest.raises(ValueError):
+        write_net(plan, tmp_path / "no.net")
+    assert not (tmp_path / "no.net").exists()

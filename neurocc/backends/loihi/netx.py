@@ -16,6 +16,9 @@ QDense →(1) N with N → QDense_rec →(1) N    ``dense_rec`` (``weight_rec``)
 Flatten (C, H, W) → (C·H·W,)                ``flatten`` (netx: ``transpose([2,1,0]).flatten()``)
 QLI                                         neuron ``vThMant`` = 2**17 (never fires); no neuron
                                             group when du = −1, dv = 4096, no bias (netx's default)
+QSigmaDelta (lava-0.10 numerics)            neuron ``type`` SDNN (:mod:`.netx_sdnn`): sigma_delta
+                                            after a synapse, delta as the input neuron, sigma as
+                                            ``sigma_output``; the synapses after it are graded
 ==========================================  ====================================================
 
 Exactness (nothing is written that computes something else):
@@ -51,12 +54,15 @@ from neurocc.ir.graph import Graph
 from neurocc.ir.nodes import Flatten, Input, Output
 from neurocc.ir.numerics.core import bias_value
 from neurocc.ir.qnodes import QLI, QLIF, QConv2d, QDense
+from neurocc.ir.qnodes_sdn import QSigmaDelta
 from neurocc.ir.types import ResetMode
 
+from .netx_sdnn import STATE as SDNN_STATE
+from .netx_sdnn import sdnn_group
 from .netx_weights import graph_dense_values, netx_dense_effect, same_values
 from .plan import Feed, Readout, lava_shape
 
-NEURONS = (QLIF, QLI)
+NEURONS = (QLIF, QLI, QSigmaDelta)
 NEVER_FIRES = 1 << 17   # vThMant of netx's neuron-less dense layer (``1 << 18 - 1`` in netx)
 BIAS_EXP = 6            # netx's fixed bias exponent for CUBA neurons
 BIAS_BITS = 13          # Loihi's signed bias mantissa
@@ -241,10 +247,12 @@ class _Planner:
                 if root in self.seen and self.layers:   # not a node the chain already reported
                     self.problem(name, f"reads '{root}', which is not a netx layer's neuron")
                 continue
-            var = "s" if isinstance(self.g.nodes[root], QLIF) else "v"
+            var = "v" if isinstance(self.g.nodes[root], QLI) else "s"
             out.append(Readout(name, str(blocks[root]), var, tuple(self.shapes[name]), delay))
         for n, b in blocks.items():
-            out += [Readout(f"{n}/{v}", str(b), v, tuple(self.shapes[n])) for v in ("u", "v")]
+            node = self.g.nodes[n]
+            state = SDNN_STATE[node.mode] if isinstance(node, QSigmaDelta) else ("u", "v")
+            out += [Readout(f"{n}/{v}", str(b), v, tuple(self.shapes[n])) for v in state]
         return out
 
     # ----- layers -------------------------------------------------------------------------------------
@@ -285,6 +293,8 @@ class _Planner:
                 data["delay"] = np.asarray(data.get("delay", 0), np.int64) + axonal
                 if data["delay"].max() > MAX_DELAY:
                     self.problem(via, f"axonal delays up to {int(data['delay'].max())}; netx holds 0..{MAX_DELAY}")
+        if self._after_sdnn(cur) and not getattr(node, "graded", False):
+            self.problem(syn, "reads a sigma-delta neuron without graded spikes; netx's SDNN sends graded messages")
         if self.blocks == 0:   # the first synapse reads the Input (perhaps through a Flatten)
             self.input_bits = GRADED_BITS if getattr(node, "graded", False) else 0
             self.feed_shape = tuple(self.shapes[cur])
@@ -298,6 +308,11 @@ class _Planner:
                                      data=data, neuron=group, info=data.pop("_info", {})))
         self.blocks += 1
         return neuron
+
+    def _after_sdnn(self, cur: str) -> bool:
+        while isinstance(self.g.nodes[cur], Flatten) and self.g.predecessors(cur):
+            cur = self.g.predecessors(cur)[0]
+        return isinstance(self.g.nodes[cur], QSigmaDelta)
 
     def _axonal(self, syn: str, outs: list) -> tuple[np.ndarray | None, str | None]:
         """A per-neuron ``Delay`` between a dense synapse (delay 1) and its neuron (delay 0), as
@@ -377,6 +392,11 @@ class _Planner:
         """The ``neuron/`` group of ``name`` and its bias in weight units (None: not exact)."""
         node = self.g.nodes[name]
         shape = tuple(self.shapes[name])
+        if isinstance(node, QSigmaDelta):
+            group, bias, probs = sdnn_group(node, shape, input_layer=self.blocks == 0 and not self.layers)
+            for p in probs:
+                self.problem(name, p)
+            return group, bias
         one = {}
         keys = {"du": node.du, "dv": node.dv, **({"vth": node.vth} if isinstance(node, QLIF) else {})}
         for key, arr in keys.items():

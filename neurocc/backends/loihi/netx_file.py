@@ -7,11 +7,13 @@ File layout (research note lava-loihi.md §5.2; what ``lava.lib.dl.netx.hdf5.Net
     /layer/<i>/shape       int, PyTorch order: (N,) dense, (C, H, W) conv and 3-D input
     /layer/<i>/weight      float32 holding integers: dense (out, in), conv (out, in/groups, kH, kW)
     /layer/<i>/weight_rec  float32 (out, out), dense_rec only
-    /layer/<i>/bias        float32 integers: bias_mant of the neuron with bias_exp 6; (out,) dense,
+    /layer/<i>/bias        float32 integers: bias_mant of the neuron with bias_exp 6 (SDNN: bias / 2**12); (out,) dense,
                            (C,) per channel or (W, H, C) per neuron for conv
     /layer/<i>/delay       dense only: (out,) extra steps per output row (DelayDense, 0..62)
     /layer/<i>/stride, padding, dilation   (y, x); groups: int         conv only
     /layer/<i>/neuron/     type 'CUBA', iDecay (= du + 1), vDecay (= dv), vThMant, refDelay, gradedSpike
+                           or type 'SDNN' with vThMant (= vth / 2**12) and activation 'relu', or
+                           sigma_output (1) for a Sigma read-out (:mod:`.netx_sdnn`)
     /simulation/Ts, tSample                 informational (netx ignores them)
 
 Scalars are written 0-d (netx's ``int(dataset)`` on shape-(1,) arrays fails under numpy 2).
