@@ -106,11 +106,21 @@ class Node:
     def stored_params(self) -> dict[str, typing.Any]:
         """:meth:`params` without the ``OMIT_DEFAULT`` fields that hold their default (what files,
         :meth:`Graph.text` and digests contain)."""
-        def default(f: dataclasses.Field, v: typing.Any) -> bool:
-            return v is f.default or (not isinstance(v, np.ndarray) and v == f.default)
-
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if not (f.metadata.get("omit_default") and default(f, getattr(self, f.name)))}
+                if not (f.metadata.get("omit_default") and self.at_default(f))}
+
+    def at_default(self, f: dataclasses.Field) -> bool:
+        """Whether field ``f`` holds its declared default (arrays compared by value)."""
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            return False
+        value = getattr(self, f.name)
+        if isinstance(value, np.ndarray) or isinstance(default, np.ndarray):
+            return default is not None and value is not None and bool(np.array_equal(value, default))
+        return bool(value == default)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: v for k, v in self.params().items() if isinstance(v, np.ndarray)}

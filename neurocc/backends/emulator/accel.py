@@ -132,24 +132,10 @@ def gather(kernel, x: np.ndarray, W: Weights, binary: bool) -> np.ndarray | None
     return out
 
 
-def _at_default(node, f: dataclasses.Field) -> bool:
-    """Whether field ``f`` of ``node`` holds its declared default (the behaviour every kernel has)."""
-    if f.default is not dataclasses.MISSING:
-        default = f.default
-    elif f.default_factory is not dataclasses.MISSING:
-        default = f.default_factory()
-    else:
-        return False
-    value = getattr(node, f.name)
-    if isinstance(value, np.ndarray) or isinstance(default, np.ndarray):
-        return bool(np.array_equal(np.asarray(value), np.asarray(default)))
-    return bool(value == default)
-
-
 def implements(node, names: set[str]) -> bool:
     """Every field of ``node`` outside ``names`` (options a kernel does not implement, such as a
     reset timing or a periodic reset) holds its default."""
-    return all(f.name in names or _at_default(node, f) for f in dataclasses.fields(node))
+    return all(f.name in names or node.at_default(f) for f in dataclasses.fields(node))
 
 
 def _is(node, kind: str, names: set[str]) -> bool:
