@@ -39,6 +39,7 @@ class SimResult:
     events: dict[str, dict[str, int]] = field(default_factory=dict)
     steps: int = 0
     batch: int = 0
+    weights: dict[str, np.ndarray] = field(default_factory=dict)   # plastic synapses after the run
 
 
 def _profile(graph: Graph):
@@ -80,7 +81,8 @@ def simulate(graph: Graph, inputs: Mapping[str, np.ndarray], steps: int | None =
     prog = program if program is not None else prepare(graph, kernels, device)
     arrays, steps, batch = check_inputs(graph, inputs, steps, prog.shapes)
     outputs, traces, events = prog.run(arrays, steps, batch, record)
-    return SimResult(outputs=outputs, traces=traces, events=events, steps=steps, batch=batch)
+    return SimResult(outputs=outputs, traces=traces, events=events, steps=steps, batch=batch,
+                     weights=prog.learned_weights())
 
 
 def check(graph: Graph, target: Any) -> list[str]:

@@ -37,7 +37,9 @@ def graph_problems(graph: Graph) -> list[str]:
         return [f"graph '{graph.name}': {err.what}"]
     for name, node in graph.nodes.items():
         found.extend(f"node '{name}' ({node.kind}): {p}" for p in _node_problems(node, profile))
-    return found
+    from neurocc.backends.emulator.plastic import plastic_problems
+
+    return found + plastic_problems(graph)
 
 
 def _node_problems(node, profile) -> list[str]:

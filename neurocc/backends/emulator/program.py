@@ -20,6 +20,7 @@ import numpy as np
 
 from neurocc.backends.emulator import kernels as K
 from neurocc.backends.emulator.neurons import FloatNeuron, IntNeuron
+from neurocc.backends.emulator.plastic import QPlastic, post_neuron
 from neurocc.backends.emulator.sigma_delta import SigmaDelta
 from neurocc.errors import BackendError, NeuroccError
 from neurocc.ir.graph import Graph
@@ -33,7 +34,7 @@ _FLOAT = {"Input": K.Identity, "Output": K.Identity, "Add": K.Identity, "Flatten
           "CubaLIF": FloatNeuron}
 _INT = {"Input": K.Identity, "Output": K.Identity, "Add": K.Identity, "Flatten": K.Flatten, "Delay": K.Delay,
         "QDense": K.QDense, "QConv2d": K.QConv, "QSumPool2d": K.Pool, "QLIF": IntNeuron, "QLI": IntNeuron,
-        "QSigmaDelta": SigmaDelta}
+        "QSigmaDelta": SigmaDelta, "QPlasticDense": QPlastic}
 
 
 def _make_kernel(graph: Graph, name: str, shapes: dict, profile, accel: str | None = None,
@@ -137,7 +138,10 @@ class Program:
                                if type(k).__module__.endswith((".accel", ".torch_path")))
         order = {n: i for i, n in enumerate(graph.order())}
         self.blocks = []
-        for comp in _sccs(graph):
+        self.plastic = {n: post_neuron(graph, n) for n, k in self.kernels.items() if isinstance(k, QPlastic)}
+        if self.plastic:   # learning couples a synapse to its post neurons' spikes of the same step
+            self.blocks.append(Block(sorted(graph.nodes, key=order.__getitem__), True))
+        for comp in ([] if self.plastic else _sccs(graph)):
             cyclic = len(comp) > 1 or any(e.src == e.dst for e in graph.in_edges(comp[0]))
             self.blocks.append(Block(sorted(comp, key=order.__getitem__), cyclic))
         self.hist_len = {n: max((e.delay for e in graph.out_edges(n)), default=0) for n in graph.nodes}
@@ -226,7 +230,13 @@ class Program:
                         traces[f"{n}/out"][t0 + t] = y
                         for var in ks[n].record_vars:
                             traces[f"{n}/{var}"][t0 + t] = ks[n].state[var]
+                for n, post in self.plastic.items():
+                    ks[n].learn(full[post][self.hist_len[post] + t])
         return full
+
+    def learned_weights(self) -> dict[str, np.ndarray]:
+        """``{"<node>/w": (batch, post, pre)}``: every plastic synapse's weights after the last run."""
+        return {f"{n}/w": self.kernels[n].W.copy() for n in self.plastic}
 
     def _rec(self, n, traces, t0, tc, steps, batch):
         if traces is None:

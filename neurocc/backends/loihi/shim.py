@@ -75,7 +75,9 @@ def import_lava() -> types.SimpleNamespace:
         from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
         from lava.proc.conv.process import Conv
-        from lava.proc.dense.process import DelayDense, Dense
+        from lava.magma.core.learning.learning_rule import Loihi2FLearningRule
+        from lava.proc.dense.process import DelayDense, Dense, LearningDense
+        from lava.utils.weightutils import SignMode
         from lava.proc.io.sink import RingBuffer as Sink
         from lava.proc.io.source import RingBuffer as Source
         from lava.proc.lif.process import LIF
@@ -88,7 +90,9 @@ def import_lava() -> types.SimpleNamespace:
                            where="backend 'loihi'", fix=INSTALL_HINT) from err
     return types.SimpleNamespace(RunSteps=RunSteps, Loihi2SimCfg=Loihi2SimCfg, Conv=Conv, Dense=Dense,
                                  DelayDense=DelayDense, Sink=Sink, Source=Source, LIF=LIF, Monitor=Monitor,
-                                 Sparse=Sparse, NeuroccLIF=NeuroccLIF, MODEL_MAP=MODEL_MAP)
+                                 Sparse=Sparse, NeuroccLIF=NeuroccLIF, MODEL_MAP=MODEL_MAP,
+                                 LearningDense=LearningDense, Loihi2FLearningRule=Loihi2FLearningRule,
+                                 SignMode=SignMode)
 
 
 _SLAYER_STUBS = ("lava.lib.dl.slayer", "lava.lib.dl.slayer.neuron", "lava.lib.dl.slayer.neuron.rf")

@@ -166,7 +166,7 @@ LOIHI = Profile(
     reset_modes=("zero", "subtract", "none"),  # subtract/none: neurocc's Lava process model (lava_models.py)
     refractory=False,
     weight_exp_rounding=Rounding.FLOOR,
-    node_kinds=_ANY | {"QDense", "QConv2d", "QSumPool2d", "QLIF", "QLI", "QSigmaDelta"},
+    node_kinds=_ANY | {"QDense", "QConv2d", "QSumPool2d", "QLIF", "QLI", "QSigmaDelta", "QPlasticDense"},
     reset_timings=("after_spike", "next_step", "next_step_end"),
     fire_at_threshold=True,
 )

@@ -1,0 +1,86 @@
+"""The plastic synapse kind: dense integer synapses whose weights learn on chip (Lava
+``LearningDense`` with a ``Loihi2FLearningRule``; :mod:`neurocc.ir.plasticity` for the rule form,
+:mod:`neurocc.ir.numerics.learning` for the arithmetic).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from neurocc.ir.nodes import Node, Shape
+from neurocc.ir.plasticity import SIGN_MODES, WEIGHT_RANGE, Term, parse_rule, used_traces
+
+
+@dataclass(frozen=True, eq=False)
+class QPlasticDense(Node):
+    """Integer dense synapses that learn (``loihi`` numerics only).
+
+    Forward, per step: ``a = (W · s) << weight_exp`` (arithmetic ``>>`` for a negative exponent),
+    binary spikes ``s``, with the weights ``W`` as they stand after the previous step's learning;
+    under ``loihi`` the edge to the post-synaptic QLIF carries ``delay=1`` as for QDense.
+    ``weight`` int (post × pre): the initial 8-bit weights (mixed sign loses its LSB at the first
+    step, as Lava's ``truncate_weights``); ``sign_mode`` fixes the weights' range during learning
+    (excitatory 0..255, inhibitory −255..0, mixed −256..255).
+
+    Learning: the rule ``dw`` (a Loihi sum-of-products string, :func:`~neurocc.ir.plasticity.parse_rule`),
+    trace ``impulses`` and decay ``taus`` (steps; 0 = no memory) for ``x1, x2, y1, y2, y3``, the
+    epoch ``t_epoch`` and the trace random ``rng_seed`` (explicit: stochastic trace rounding is
+    reproducible). The post-synaptic spikes are those of the single QLIF this node feeds, at the
+    same step. The learned weights are state ``w`` (recorded as ``<node>/w`` at the end of a run).
+    """
+
+    kind: ClassVar[str] = "QPlasticDense"
+    quantized: ClassVar[bool] = True
+    plastic: ClassVar[bool] = True
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int32))
+    weight_exp: int = 0
+    sign_mode: str = "excitatory"
+    dw: str = "2^-2 * y0 * x1 - 2^-2 * x0 * y1"
+    impulses: tuple[int, ...] = (32, 0, 32, 0, 0)
+    taus: tuple[int, ...] = (8, 0, 8, 0, 0)
+    t_epoch: int = 1
+    rng_seed: int = 0
+
+    def terms(self) -> tuple[Term, ...]:
+        return parse_rule(self.dw)
+
+    def own_shape(self) -> Shape | None:
+        return (int(self.weight.shape[1]),)
+
+    def out_shape(self, in_shape: Shape) -> Shape:
+        if in_shape != (self.weight.shape[1],):
+            raise ValueError(f"expects input ({self.weight.shape[1]},), got {in_shape}")
+        return (int(self.weight.shape[0]),)
+
+    def n_synapses(self, in_shape: Shape) -> int:
+        return int(self.weight.size)
+
+    def check(self) -> list[str]:
+        probs = []
+        if self.weight.ndim != 2 or not np.issubdtype(self.weight.dtype, np.integer):
+            probs.append(f"weight must be a 2-D integer array, got {self.weight.dtype} {self.weight.shape}")
+        if self.sign_mode not in SIGN_MODES:
+            probs.append(f"sign_mode {self.sign_mode!r} is not one of {', '.join(SIGN_MODES)}")
+        elif self.weight.size:
+            lo, hi = WEIGHT_RANGE[self.sign_mode]
+            if self.weight.min() < lo or self.weight.max() > hi:
+                probs.append(f"weights {self.weight.min()}..{self.weight.max()} leave the {self.sign_mode} "
+                             f"range {lo}..{hi}")
+        if len(self.impulses) != 5 or len(self.taus) != 5:
+            probs.append("impulses and taus need 5 values each (x1, x2, y1, y2, y3)")
+        elif any(not 0 <= i <= 127 for i in self.impulses) or any(t < 0 for t in self.taus):
+            probs.append(f"impulses must be integers 0..127 and taus ≥ 0, got {self.impulses} / {self.taus}")
+        if not 1 <= self.t_epoch <= 63:
+            probs.append(f"t_epoch {self.t_epoch} must be 1..63 (Loihi's 6-bit epoch time)")
+        try:
+            terms = self.terms()
+        except ValueError as err:
+            probs.append(f"learning rule {self.dw!r}: {err}")
+        else:
+            if len(self.impulses) == 5:
+                dead = sorted(t for t in used_traces(terms) if self.impulses[("x1", "x2", "y1", "y2", "y3").index(t)] == 0)
+                if dead:
+                    probs.append(f"the rule uses trace(s) {', '.join(dead)} whose impulse is 0 (always zero)")
+        return probs
