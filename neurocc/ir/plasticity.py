@@ -54,7 +54,7 @@ class Term:
 
 
 _TOKEN = re.compile(r"\s*(?:(?P<pow>2\s*\^\s*\(?\s*(?P<exp>[+-]?\d+)\s*\)?)|(?P<int>\d+)|"
-                    r"(?P<br>\(\s*(?P<bv>[a-z]\d)\s*(?P<bs>[+-])\s*(?P<bc>\d+)\s*\))|(?P<var>[a-z]\d|w)|"
+                    r"(?P<br>\(\s*(?P<bv>[a-z]\d|w)\s*(?P<bs>[+-])\s*(?P<bc>\d+)\s*\))|(?P<var>[a-z]\d|w)|"
                     r"(?P<op>[*+-]))")
 
 
@@ -153,7 +153,7 @@ def _scale(rate: float) -> str:
 
     if rate == 0:
         raise ValueError("a learning rate must be non-zero")
-    for e in range(-7, 9):
+    for e in range(8, -8, -1):
         m = rate / 2.0 ** e
         if float(m).is_integer() and -8 <= m <= 7:
             return f"{int(m)} * 2^{e}"

@@ -86,6 +86,7 @@ class LearningState:
         self.tx = np.zeros(n_pre, np.int64)
         self.ty = np.zeros(n_post, np.int64)
         self.t = 0
+        self.r_x = self.r_y = self.r_c = 0.0     # float reference: no random rounding
         if integer:
             self.rx = np.random.default_rng(seed)
             self.ry = np.random.default_rng(seed + 2)
