@@ -127,7 +127,7 @@ def parse_rule(text: str) -> tuple[Term, ...]:
                 raise ValueError("factors must be joined by '*'")
             items.append((kind, val))
             expect_factor = False
-    if not items:
+    if not items or expect_factor:
         raise ValueError("the learning rule is empty or ends with an operator")
     terms.append(_term(sign, items))
     return tuple(terms)
