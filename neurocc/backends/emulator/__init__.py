@@ -126,7 +126,8 @@ def run_events(artifact: Any, inputs: Mapping[str, np.ndarray], steps: int | Non
     counts overflow events offers ``run_events``; :func:`neurocc.runtime.run.run_artifact` uses it."""
     graph, _ = load_graphs(artifact)
     res = simulate(graph, inputs, steps, record, device=device)
-    return ({**res.outputs, **res.traces} if record else dict(res.outputs)), res.events
+    out = {**res.outputs, **res.traces} if record else dict(res.outputs)
+    return {**out, **res.weights}, res.events   # plastic synapses: "<node>/w" (batch, post, pre)
 
 
 __all__ = ["SimResult", "check", "load_graphs", "prepare", "run", "run_events", "simulate"]

@@ -39,10 +39,11 @@ from neurocc.errors import BackendError
 from neurocc.ir.graph import Graph
 from neurocc.ir.nodes import Flatten, Input, Output
 from neurocc.ir.qnodes import QLI, QLIF, QConv2d, QDense, QSumPool2d
+from neurocc.ir.qnodes_plastic import QPlasticDense
 
 from .plan import Feed, LavaNet, LConn, LProc, Probe, Readout, lava_shape, port_ops, to_lava
 
-SYNAPSES = (QDense, QConv2d, QSumPool2d)
+SYNAPSES = (QDense, QConv2d, QSumPool2d, QPlasticDense)
 NEURONS = (QLIF, QLI)
 SUPPORTED = (Input, Output, Flatten, *SYNAPSES, *NEURONS)
 QLI_VTH = 1 << 17  # (2**17) << 6 = 2**23 > 2**23 - 1, the largest voltage: never fires
@@ -239,6 +240,8 @@ class _Lowering:
             self.procs[name] = proc
             for p in paths:
                 self._connect_pre(p, name, extra if from_inputs else 0)
+            if proc.kind == "learning_dense":   # the post neurons' spikes drive the learning engine
+                self._connect(dst, "s_out", name, "s_in_bap")
         return name
 
     def _connect_pre(self, path: _Path, syn_proc: str, shift: int) -> None:
@@ -250,6 +253,10 @@ class _Lowering:
     def _synapse_proc(self, name: str, syn: str, delay: int) -> LProc | None:
         node = self.g.nodes[syn]
         in_shape = tuple(self.g.in_shape(syn))
+        if isinstance(node, QPlasticDense):
+            from .plastic import learning_proc
+
+            return learning_proc(name, syn, node)
         if isinstance(node, QDense):
             params = {"weight_exp": node.weight_exp, "num_weight_bits": node.num_weight_bits,
                       "num_message_bits": GRADED_BITS if node.graded else 0}

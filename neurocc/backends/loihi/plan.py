@@ -25,7 +25,7 @@ import numpy as np
 JOB_FORMAT = "neurocc-lava-job/1"  # the worker's job directory (see .worker)
 LAVA_MISSING = 3                    # the worker's exit status when Lava cannot be imported
 PortOp = tuple[str, tuple[int, ...]]  # ("transpose", axes) | ("reshape", shape)
-KINDS = ("source", "dense", "sparse", "delay_dense", "conv", "lif")
+KINDS = ("source", "dense", "sparse", "delay_dense", "conv", "lif", "learning_dense")
 
 
 def lava_shape(shape: Sequence[int]) -> tuple[int, ...]:

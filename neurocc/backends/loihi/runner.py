@@ -123,6 +123,9 @@ def assemble(net: LavaNet, per_batch: Sequence[Mapping[str, np.ndarray]]) -> dic
         arr = np.stack(rows, axis=1)
         binary = r.var == "s" and (arr.size == 0 or (arr.min() >= 0 and arr.max() <= 1))
         result[r.key] = arr.astype(np.uint8 if binary else np.int32)   # graded spikes stay int32
+    from .plastic import assemble_weights
+
+    result.update(assemble_weights(net, per_batch))
     return result
 
 

@@ -63,6 +63,10 @@ def _make(L: SimpleNamespace, p: LProc, data: dict[str, np.ndarray]) -> Any:
         return L.DelayDense(weights=a["weights"], delays=int(q["delays"]), weight_exp=q["weight_exp"],
                             num_weight_bits=q["num_weight_bits"], num_message_bits=q["num_message_bits"],
                             name=p.name)
+    if p.kind == "learning_dense":
+        from neurocc.backends.loihi.plastic import make_learning_dense
+
+        return make_learning_dense(L, p)
     if p.kind == "conv":
         return L.Conv(weight=a["weight"], input_shape=tuple(q["input_shape"]), stride=tuple(q["stride"]),
                       padding=tuple(q["padding"]), dilation=tuple(q["dilation"]), groups=q["groups"],
@@ -122,6 +126,9 @@ def run_one(L: SimpleNamespace, net: LavaNet, names: list[str], data: dict[str, 
             else:
                 arr = np.asarray(rec.get_data()[proc][var])
             out[f"{proc}/{var}"] = np.rint(arr).astype(np.int32) if arr.dtype.kind == "f" else arr.astype(np.int32)
+        from neurocc.backends.loihi.plastic import read_weights
+
+        out.update(read_weights(net, objs))
         return out
     finally:
         first.stop()
