@@ -34,6 +34,7 @@ class QPlasticDense(Node):
     kind: ClassVar[str] = "QPlasticDense"
     quantized: ClassVar[bool] = True
     plastic: ClassVar[bool] = True
+    num_weight_bits: ClassVar[int] = 8     # Lava's learning engine works on full 8-bit weights
     weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int32))
     weight_exp: int = 0
     sign_mode: str = "excitatory"
