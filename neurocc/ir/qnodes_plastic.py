@@ -85,3 +85,22 @@ class QPlasticDense(Node):
                 if dead:
                     probs.append(f"the rule uses trace(s) {', '.join(dead)} whose impulse is 0 (always zero)")
         return probs
+
+
+def freeze(graph, weights=None, batch: int = 0):
+    """``graph`` with every QPlasticDense replaced by a QDense holding its learned weights
+    (``weights``: ``{"<node>/w": (batch, post, pre)}`` as a run returns them, or ``{"<node>":
+    (post, pre)}``; absent nodes keep their initial weights). Exact under ``loihi`` for
+    excitatory/inhibitory synapses; a mixed-sign QDense drops the weights' LSB (Lava's Dense)."""
+    from neurocc.ir.graph import Graph
+    from neurocc.ir.qnodes import QDense
+
+    weights = dict(weights or {})
+    nodes = dict(graph.nodes)
+    for name, node in graph.nodes.items():
+        if not getattr(node, "plastic", False):
+            continue
+        w = weights.get(f"{name}/w", weights.get(name))
+        w = node.weight if w is None else (np.asarray(w)[batch] if np.ndim(w) == 3 else np.asarray(w))
+        nodes[name] = QDense(weight=np.asarray(w, np.int32), weight_exp=node.weight_exp)
+    return Graph(nodes, graph.edges, dt=graph.dt, method=graph.method, numerics=graph.numerics, name=graph.name)

@@ -92,7 +92,12 @@ def _int_problems(graph: Graph) -> list[str]:
 
     found = [p for p in graph_problems(graph)]  # the emulator's rules of the profile: one definition
     for name, node in graph.nodes.items():
-        if node.kind not in INT_KINDS:
+        if getattr(node, "plastic", False):
+            found.append(f"node '{name}' ({node.kind}) learns on chip; the edge-cpu backend runs frozen "
+                         "networks only: freeze the learned weights first (neurocc.ir.qnodes_plastic.freeze"
+                         "(graph, weights) with the weights of `neurocc run DIR --save-weights W.npz`) and "
+                         "compile that graph")
+        elif node.kind not in INT_KINDS:
             found.append(f"node '{name}' ({node.kind}) has no integer ONNX lowering")
         if node.kind == "QConv2d":
             found += [f"node '{name}' (QConv2d): {p}" for p in conv_problems(node)]
