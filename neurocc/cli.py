@@ -235,12 +235,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     inputs = read_npz(Path(args.input), "--input")
     outputs = neurocc.run(Path(args.artifact), args.backend, inputs, steps=args.steps,
                           record=args.record, pad=args.pad, progress=True, device=args.device)
+    _save_weights(args, outputs)
     write_npz(Path(args.output), outputs)
     meta = _run_metadata(args, outputs)
     print(f"wrote {args.output}: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in outputs.items())
           + f" (metadata: {meta})")
     print(lag_note(Path(args.artifact), args.backend, args.pad))
     return 0
+
+
+def _save_weights(args: argparse.Namespace, outputs: Any) -> None:
+    """``--save-weights W.npz``: the learned weights ``<node>/w`` (batch, post, pre) of the run."""
+    from neurocc.errors import InputError
+    from neurocc.runtime.run import learned_weights
+
+    learned = learned_weights(Path(args.artifact), outputs)
+    if args.save_weights is None:
+        return
+    if not learned:
+        raise InputError("the artifact has no plastic synapses, so there are no learned weights to save",
+                         where="--save-weights", fix="leave --save-weights out for this artifact")
+    write_npz(Path(args.save_weights), learned)
+    print(f"wrote {args.save_weights}: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in learned.items()))
 
 
 def _run_metadata(args: argparse.Namespace, outputs: Any) -> Path:
@@ -444,6 +460,8 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--output", required=True, metavar="Y.npz", help="where to write the outputs")
         p.add_argument("--steps", type=_positive_int, metavar="N", help="steps to run (default: the input's)")
         p.add_argument("--record", action="store_true", help="also write every state variable as <node>/<var>")
+        p.add_argument("--save-weights", metavar="W.npz",
+                       help="write the plastic synapses' weights after the run, <node>/w (batch, post, pre)")
         p.add_argument("--pad", nargs="?", const="auto", type=_pad, metavar="N",
                        help="append N steps of zero input (no N: the graph's latency) so the last input steps "
                             "reach the outputs")

@@ -115,3 +115,26 @@ def test_edge_cpu_refuses_plastic_graph():
     g = _ff_graph("excitatory", "2^-2 * y0 * x1", 1, np.full((2, 3), 10, np.int32))
     probs = check(g, None)
     assert any("'syn'" in p and "QPlasticDense" in p and "freeze" in p for p in probs), probs
+
+
+def test_cli_save_weights_and_validate_compares_weights(lava_ok, tmp_path, capsys):
+    """`run --save-weights` writes <node>/w; `validate --backends loihi` judges spikes and weights
+    exactly against the emulator (weights counted in `compared`, reported per node)."""
+    import neurocc
+    from neurocc.cli import main
+
+    M = _example()
+    graph, inputs, _ = M.experiment(M.Protocol(patterns=2, repeats=2), overwrite=0)
+    neurocc.compile(graph, "loihi2", tmp_path / "art")
+    np.savez(tmp_path / "x.npz", **inputs)
+    args = ["run", str(tmp_path / "art"), "--backend", "emulator", "--input", str(tmp_path / "x.npz"),
+            "--output", str(tmp_path / "y.npz"), "--save-weights", str(tmp_path / "w.npz")]
+    assert main(args) == 0
+    with np.load(tmp_path / "w.npz") as z:
+        assert list(z.files) == ["EE/w"] and z["EE/w"].shape == (1, 32, 32) and z["EE/w"].max() > 0
+    rep = tmp_path / "v.json"
+    assert main(["validate", str(tmp_path / "art"), "--backends", "loihi", "--input", str(tmp_path / "x.npz"),
+                 "--json", str(rep)]) == 0
+    (res,) = json.loads(rep.read_text())["results"]
+    assert res["passed"] and res["weights"]["EE"] == {"compared": 1024, "mismatches": 0, "max_abs_diff": 0}
+    assert res["compared"] > 1024

@@ -251,3 +251,12 @@ def run_artifact(artifact_dir: Artifact | str | Path, backend: str, inputs: Mapp
         raise BackendError(f"backend '{backend}' returned no array for output(s) {missing}", where=str(art.path),
                            fix="this is a bug in the backend; please report it")
     return RunOutputs({k: np.asarray(v) for k, v in outputs.items()}, backend, events)
+
+
+def learned_weights(artifact_dir: Artifact | str | Path, outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The plastic synapses' weights after a run: ``{"<node>/w": (batch, post, pre)}`` from a
+    run's arrays (empty when the artifact has no plastic synapse)."""
+    graph = as_artifact(artifact_dir).graph
+    plastic = [n for n, node in graph.nodes.items() if getattr(node, "plastic", False)]
+    return {f"{n}/w": np.asarray(outputs[f"{n}/w"]) for n in plastic if f"{n}/w" in outputs}
+

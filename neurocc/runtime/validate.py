@@ -235,8 +235,11 @@ def compare_runs(art: Artifact, expected: Mapping[str, np.ndarray], got: Mapping
     else:
         common = sorted(set(expected) & set(got))
         comp_e, comp_g = {k: expected[k] for k in common}, {k: got[k] for k in common}
+    weights = _learned_weights(art, comp_e, comp_g)
     diffs = [compare.exact_diff(comp_e[k], comp_g[k]) for k in comp_e]
     compared, mismatches = sum(d["compared"] for d in diffs), sum(d["mismatches"] for d in diffs)
+    compared += sum(w["compared"] for w in weights.values())
+    mismatches += sum(w["mismatches"] for w in weights.values())
     readouts = _readouts(art, graph, expected, got, lags, exact=exact and not float_vs_int)
     if float_vs_int:   # readouts are not in comp_e there: count their elements too
         compared += sum(r["compared"] for r in readouts.values())
@@ -250,7 +253,24 @@ def compare_runs(art: Artifact, expected: Mapping[str, np.ndarray], got: Mapping
             "first_divergence_class": cls, "first_divergence_explanation": why,
             "spike_count_error": compare.spike_count_error(*o0) if o0 else None,
             "class_agreement": compare.class_agreement(*o0) if o0 else None,
-            "lag": {k: v for k, v in lags.items() if v and k in set(outs) | set(per_layer)}, "readouts": readouts}
+            "lag": {k: v for k, v in lags.items() if v and k in set(outs) | set(per_layer)}, "readouts": readouts,
+            **({"weights": weights} if weights else {})}
+
+
+def _learned_weights(art: Artifact, expected: dict, got: dict) -> dict[str, Any]:
+    """Plastic synapses' weights after the run (``<node>/w``, (batch, post, pre)), compared
+    exactly and moved out of ``expected``/``got`` (they are not time-major); their elements
+    count in ``compared``/``mismatches`` through the returned ``diff`` entries."""
+    out: dict[str, Any] = {}
+    for k in [k for k in expected if k.endswith("/w") and k in got]:
+        node = art.graph.nodes.get(k[:-2])
+        if node is None or not getattr(node, "plastic", False):
+            continue
+        a, b = np.asarray(expected.pop(k), np.int64), np.asarray(got.pop(k), np.int64)
+        same = a.shape == b.shape
+        out[k[:-2]] = {"compared": int(a.size), "mismatches": int(np.count_nonzero(a != b)) if same else int(a.size),
+                       "max_abs_diff": int(np.abs(a - b).max(initial=0)) if same else None}
+    return out
 
 
 def _float_units(art: Artifact, output: str, values: np.ndarray) -> np.ndarray:
