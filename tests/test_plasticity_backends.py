@@ -138,3 +138,24 @@ def test_cli_save_weights_and_validate_compares_weights(lava_ok, tmp_path, capsy
     (res,) = json.loads(rep.read_text())["results"]
     assert res["passed"] and res["weights"]["EE"] == {"compared": 1024, "mismatches": 0, "max_abs_diff": 0}
     assert res["compared"] > 1024
+
+
+def test_frozen_memory_runs_on_edge_cpu_exactly():
+    """The learned weights frozen into QDense (freeze): edge-cpu (ONNX Runtime) equals the emulator
+    on a recall from a 3-of-6 fragment, and the frozen memory completes the pattern."""
+    from neurocc.backends import edge_cpu
+    from neurocc.backends.emulator import run as emulate
+    from neurocc.ir.qnodes_plastic import freeze
+
+    M = _example()
+    graph, inputs, info = M.experiment(overwrite=0)
+    frozen = freeze(graph, {"EE/w": emulate(graph, inputs)["EE/w"]})
+    assert "QPlasticDense" not in {n.kind for n in frozen.nodes.values()}
+    pat = info["patterns"][0]
+    cue = np.zeros((10, 1, 32))
+    cue[1:5, 0, np.flatnonzero(pat)[:3]] = 1
+    x = {"cue": cue, "stop": np.zeros((10, 1, 8))}
+    want, got = emulate(frozen, x), edge_cpu.run(frozen, x)
+    for k in want:
+        assert np.array_equal(np.asarray(want[k]), np.asarray(got[k])), k
+    assert np.array_equal((want["out"][4:, 0] != 0).any(axis=0).astype(int), pat)
