@@ -10,7 +10,13 @@ from typing import ClassVar
 import numpy as np
 
 from neurocc.ir.nodes import Node, Shape
-from neurocc.ir.plasticity import SIGN_MODES, WEIGHT_RANGE, Term, parse_rule, used_traces
+from neurocc.ir.plasticity import (
+    SIGN_MODES,
+    WEIGHT_RANGE,
+    Term,
+    parse_rule,
+    used_traces,
+)
 
 
 @dataclass(frozen=True, eq=False)

@@ -61,7 +61,7 @@ def run_stdp(name: str, node: Any, pre: list[list[int]], post: list[list[int]], 
            "stdp": stdp_parameters(name, node, w_scale)}
     with tempfile.TemporaryDirectory(prefix="neurocc-stdp-") as tmp:
         (Path(tmp) / "cfg.json").write_text(json.dumps(cfg))
-        proc = subprocess.run([sys.executable, str(TEMPLATE), str(Path(tmp) / "cfg.json"), simulator],
+        proc = subprocess.run([sys.executable, str(TEMPLATE), str(Path(tmp) / "cfg.json"), simulator], check=False,
                               capture_output=True, text=True, timeout=timeout_s, cwd=tmp)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:

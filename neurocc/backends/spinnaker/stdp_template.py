@@ -8,7 +8,8 @@ import sys
 
 import numpy as np
 
-cfg = json.loads(open(sys.argv[1]).read())
+with open(sys.argv[1]) as f:
+    cfg = json.load(f)
 sim = __import__(f"pyNN.{sys.argv[2]}", fromlist=["setup"])
 extra = {"spike_precision": "on_grid"} if sys.argv[2] == "nest" else {}
 sim.setup(timestep=1.0, min_delay=1.0, **extra)
