@@ -27,20 +27,21 @@ def _example():
     return mod
 
 
-def _ff_graph(sign_mode: str, dw: str, t_epoch: int, w0: np.ndarray) -> Graph:
+def _ff_graph(sign_mode: str, dw: str, t_epoch: int, w0: np.ndarray, sparse: bool = False) -> Graph:
     n_post, n_pre = w0.shape
     z = np.zeros(n_post, np.int32)
     lif = QLIF(du=np.full(n_post, 3000), dv=np.full(n_post, 400), vth=np.full(n_post, 120), bias_mant=z, bias_exp=z)
     syn = QPlasticDense(weight=w0, sign_mode=sign_mode, dw=dw, impulses=(30, 12, 25, 9, 0), taus=(5, 3, 4, 0, 0),
-                        t_epoch=t_epoch, rng_seed=11, weight_exp=1)
+                        t_epoch=t_epoch, rng_seed=11, weight_exp=1, sparse=sparse)
     return Graph({"x": Input(shape=(n_pre,)), "syn": syn, "lif": lif, "out": Output()},
                  (Edge("x", "syn", 0), Edge("syn", "lif", 1), Edge("lif", "out", 0)), numerics="loihi",
                  name=f"ff_{sign_mode}")
 
 
 def test_lava_equals_emulator_over_learning_runs(lava_ok):
-    """Feed-forward (mixed sign, t_epoch 3, x2/y2 traces and w factors, batch 2) and the CA3
-    memory (recurrent plastic synapses, inhibition) in one worker: spikes and weights exact."""
+    """Feed-forward (mixed sign, t_epoch 3, x2/y2 traces and w factors, batch 2), a sparse plastic
+    synapse (LearningSparse: absent synapses stay 0) and the CA3 memory (recurrent plastic
+    synapses, inhibition) in one worker: spikes and weights exact."""
     from neurocc.backends.emulator import run as emulate
     from neurocc.backends.loihi import run_lava_many
 
@@ -50,7 +51,9 @@ def test_lava_equals_emulator_over_learning_runs(lava_ok):
     x_ff = (rng.random((40, 2, 7)) < 0.3).astype(np.float64)
     M = _example()
     ca3, x_ca3, info = M.experiment(M.Protocol(repeats=3), overwrite=0)
-    jobs = [{"graph": ff, "inputs": {"x": x_ff}}, {"graph": ca3, "inputs": x_ca3}]
+    w_sp = np.where(rng.random((5, 7)) < 0.5, rng.integers(20, 120, (5, 7)), 0).astype(np.int32)
+    sp = _ff_graph("mixed", "2^-2 * y0 * x1 - 2^-3 * x0 * y1", 1, w_sp, sparse=True)
+    jobs = [{"graph": ff, "inputs": {"x": x_ff}}, {"graph": ca3, "inputs": x_ca3}, {"graph": sp, "inputs": {"x": x_ff}}]
     lava = run_lava_many(jobs)
     for job, got in zip(jobs, lava):
         want = emulate(job["graph"], job["inputs"])
@@ -60,6 +63,8 @@ def test_lava_equals_emulator_over_learning_runs(lava_ok):
     assert (lava[0]["syn/w"] != (w0 >> 1) << 1).any()          # it learned
     assert lava[0]["syn/w"].shape == (2, 5, 7) and not np.array_equal(lava[0]["syn/w"][0], lava[0]["syn/w"][1])
     assert M.evaluate(lava[1]["out"], info)["recall"]["bit_accuracy"] >= 0.9
+    learned = lava[2]["syn/w"]
+    assert (learned[:, w_sp == 0] == 0).all() and (learned[:, w_sp != 0] != w_sp[w_sp != 0]).any()
 
 
 _LAVA_PARSE = """
@@ -106,6 +111,13 @@ def test_ca3_memory_learns_recalls_and_forgets():
     for pat in info["patterns"][3:]:      # the newest patterns are stored: strong mutual weights (0 before)
         on = np.flatnonzero(pat)
         assert w[np.ix_(on, on)][~np.eye(len(on), dtype=bool)].mean() > 100
+
+
+def test_loihi_refuses_sparse_excitatory_plastic():
+    from neurocc.backends.loihi import check
+
+    g = _ff_graph("excitatory", "2^-2 * y0 * x1", 1, np.full((2, 3), 10, np.int32), sparse=True)
+    assert any("'syn'" in p and "LearningSparse" in p and "mixed" in p for p in check(g, None))
 
 
 def test_edge_cpu_refuses_plastic_graph():

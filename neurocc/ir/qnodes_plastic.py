@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from neurocc.ir.nodes import Node, Shape
+from neurocc.ir.nodes import OMIT_DEFAULT, Node, Shape
 from neurocc.ir.plasticity import (
     SIGN_MODES,
     WEIGHT_RANGE,
@@ -35,6 +35,8 @@ class QPlasticDense(Node):
     epoch ``t_epoch`` and the trace random ``rng_seed`` (explicit: stochastic trace rounding is
     reproducible). The post-synaptic spikes are those of the single QLIF this node feeds, at the
     same step. The learned weights are state ``w`` (recorded as ``<node>/w`` at the end of a run).
+    ``sparse``: only the synapses whose initial weight is non-zero (after the mixed-sign LSB drop)
+    exist; the others stay 0 and never learn (Lava ``LearningSparse``).
     """
 
     kind: ClassVar[str] = "QPlasticDense"
@@ -49,6 +51,7 @@ class QPlasticDense(Node):
     taus: tuple[int, ...] = (8, 0, 8, 0, 0)
     t_epoch: int = 1
     rng_seed: int = 0
+    sparse: bool = field(default=False, metadata=OMIT_DEFAULT)
 
     def terms(self) -> tuple[Term, ...]:
         return parse_rule(self.dw)

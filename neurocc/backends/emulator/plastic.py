@@ -30,6 +30,7 @@ class QPlastic(Kernel):
         n = self.node
         w0 = L.initial_weights(n.weight, n.sign_mode) if self.integer else np.asarray(n.weight, np.float64)
         self.W = np.repeat(w0[None], batch, axis=0)
+        self.mask = (w0 != 0) if n.sparse else None   # sparse: absent synapses never learn
         post, pre = n.weight.shape
         self.learners = [L.LearningState(post, pre, n.impulses, n.taus, n.t_epoch, n.rng_seed, self.integer)
                          for _ in range(batch)]
@@ -50,7 +51,8 @@ class QPlastic(Kernel):
         post = np.asarray(post).reshape(len(self.learners), -1)
         for b, st in enumerate(self.learners):
             if st.spikes(self.last_in[b], post[b]):
-                self.W[b] = st.learn(self.W[b], self.terms, self.node.sign_mode)
+                w = st.learn(self.W[b], self.terms, self.node.sign_mode)
+                self.W[b] = w if self.mask is None else np.where(self.mask, w, 0)
 
 
 def post_neuron(graph, name: str) -> str:

@@ -110,6 +110,10 @@ class _Lowering:
                 self.problem(name, "Lava has no process for this kind; the loihi backend runs Input, "
                                    "QDense, QConv2d, QSumPool2d, QLIF, QLI, Flatten and Output")
         for name, node in g.nodes.items():
+            if isinstance(node, QPlasticDense):
+                from .plastic import problems
+
+                self.found.extend(problems(name, node))
             if isinstance(node, QConv2d):
                 self._conv_ok(name, node)
             if isinstance(node, NEURONS):

@@ -21,6 +21,8 @@ def learning_proc(name: str, syn: str, node: Any) -> LProc:
     params = {"weight_exp": int(node.weight_exp), "sign_mode": node.sign_mode,
               "dw": rule_text(parse_rule(node.dw)), "impulses": [int(i) for i in node.impulses],
               "taus": [int(t) for t in node.taus], "t_epoch": int(node.t_epoch), "rng_seed": int(node.rng_seed)}
+    if node.sparse:
+        params["sparse"] = True
     return LProc(name, "learning_dense", tuple(node.weight.shape), params,
                  {"weights": node.weight.astype(np.int32)}, node=syn)
 
@@ -33,6 +35,13 @@ def make_learning_dense(L: SimpleNamespace, p: LProc) -> Any:
         traces[f"{t}_impulse"] = float(q["impulses"][i])
         traces[f"{t}_tau"] = float(q["taus"][i])
     rule = L.Loihi2FLearningRule(dw=q["dw"], t_epoch=int(q["t_epoch"]), rng_seed=int(q["rng_seed"]), **traces)
+    if q.get("sparse"):
+        from lava.proc.sparse.process import LearningSparse
+        from scipy.sparse import csr_matrix
+
+        return LearningSparse(weights=csr_matrix(np.asarray(p.arrays["weights"])), weight_exp=int(q["weight_exp"]),
+                              num_weight_bits=8, sign_mode=getattr(L.SignMode, q["sign_mode"].upper()),
+                              learning_rule=rule, name=p.name)
     return L.LearningDense(weights=np.asarray(p.arrays["weights"]).copy(), weight_exp=int(q["weight_exp"]),
                            num_weight_bits=8, sign_mode=getattr(L.SignMode, q["sign_mode"].upper()),
                            learning_rule=rule, name=p.name)
@@ -40,8 +49,21 @@ def make_learning_dense(L: SimpleNamespace, p: LProc) -> Any:
 
 def read_weights(net: LavaNet, objs: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Worker side, after the run and before stop: ``"<proc>/weights"`` per LearningDense built."""
-    return {f"{p.name}/weights": np.rint(np.asarray(objs[p.name].weights.get())).astype(np.int32)
+    return {f"{p.name}/weights": np.rint(_dense(objs[p.name].weights.get())).astype(np.int32)
             for p in net.procs if p.kind == "learning_dense" and p.name in objs}
+
+
+def _dense(w: Any) -> np.ndarray:
+    return np.asarray(w.toarray() if hasattr(w, "toarray") else w)
+
+
+def problems(name: str, node: Any) -> list[str]:
+    """What Lava 0.10 cannot run of a plastic node."""
+    if node.sparse and node.sign_mode != "mixed":
+        return [f"node '{name}' (QPlasticDense): sparse with sign_mode={node.sign_mode}: Lava 0.10's "
+                "LearningSparse fails on it (np.maximum on its csr accumulator); use sign_mode='mixed' "
+                "(the same updates while weights stay positive) or a dense plastic synapse"]
+    return []
 
 
 def assemble_weights(net: LavaNet, per_batch: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
