@@ -60,9 +60,9 @@ def _dense(w: Any) -> np.ndarray:
 def problems(name: str, node: Any) -> list[str]:
     """What Lava 0.10 cannot run of a plastic node."""
     if node.sparse and node.sign_mode != "mixed":
-        return [f"node '{name}' (QPlasticDense): sparse with sign_mode={node.sign_mode}: Lava 0.10's "
-                "LearningSparse fails on it (np.maximum on its csr accumulator); use sign_mode='mixed' "
-                "(the same updates while weights stay positive) or a dense plastic synapse"]
+        return [(f"node '{name}' (QPlasticDense): sparse with sign_mode={node.sign_mode}: Lava 0.10's "
+                 "LearningSparse fails on it (np.maximum on its csr accumulator); use sign_mode='mixed' "
+                 "(the same updates while weights stay positive) or a dense plastic synapse")]
     return []
 
 
