@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from neurocc.ir import Edge, Graph
 from neurocc.ir.nodes import Input, Output
@@ -170,3 +171,14 @@ def test_frozen_memory_runs_on_edge_cpu_exactly():
     for k in want:
         assert np.array_equal(np.asarray(want[k]), np.asarray(got[k])), k
     assert np.array_equal((want["out"][4:, 0] != 0).any(axis=0).astype(int), pat)
+
+
+def test_compile_for_non_loihi_numerics_names_the_plastic_node(tmp_path):
+    import neurocc
+    from neurocc.errors import CompileError
+
+    g = _ff_graph("excitatory", "2^-2 * y0 * x1", 1, np.full((2, 3), 10, np.int32))
+    for target in ("spinnaker", "edge-cpu"):
+        with pytest.raises(CompileError, match="'syn' learn on chip") as err:
+            neurocc.compile(g, target, tmp_path / target)
+        assert "loihi2" in err.value.fix

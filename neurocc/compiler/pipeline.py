@@ -302,6 +302,14 @@ def _prequantized(graph: Graph, tgt: Target) -> Compiled:
     float32 targets get its float form (:mod:`.passes.dequantize`); anything else (int8) is
     refused with the way to get there."""
     graph = graph.verify()
+    plastic = [n for n, node in graph.nodes.items() if getattr(node, "plastic", False)]
+    if plastic and tgt.numerics != "loihi":
+        raise CompileError(f"node(s) {', '.join(repr(n) for n in plastic)} learn on chip (QPlasticDense) and target "
+                           f"'{tgt.name}' uses '{tgt.numerics}' numerics, which have no learning rule",
+                           where=f"graph '{graph.name}'",
+                           fix="compile it for a loihi-numerics target (loihi2, loihi1, emulator); for edge-cpu "
+                               "freeze the learned weights first (neurocc.ir.qnodes_plastic.freeze); pair STDP runs "
+                               "on PyNN through neurocc.backends.spinnaker.plastic (docs/plasticity.md)")
     if tgt.numerics != graph.numerics and graph.numerics == "loihi" and tgt.numerics in ("spinnaker", "float32"):
         from neurocc.compiler.passes.dequantize import dequantize
 
