@@ -347,7 +347,8 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
                   method: Method | str = Method.EULER, targets_file: str | Path | None = None,
                   accuracy_budget: float | None = None, per_channel: bool = False, encoding: Any = None,
                   stats: dict[str, LayerStats] | None = None, echo: Callable[[str], None] | None = None,
-                  prune: Any = None, source_check: Callable[[Any], dict[str, Any]] | None = None) -> Path:
+                  prune: Any = None, source_check: Callable[[Any], dict[str, Any]] | None = None,
+                  delta_threshold: float | None = None, sd_variant: str = "lava-0.10") -> Path:
     """Compile ``graph`` for ``target`` into the artifact directory ``out_dir`` (written atomically).
 
     ``dt`` (seconds) overrides the target's step (NIR files carry none). ``calibration``: a path
@@ -362,6 +363,10 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     source check, which judges the model as trained).
     ``source_check(FloatSide)`` (:mod:`neurocc.compiler.floatside`) (the runtime's source check, :mod:`neurocc.runtime.source`) runs
     before quantization; it may raise, and what it returns is the manifest's ``source``.
+    ``encoding="sigma-delta"`` (or an Encoding of that kind) converts an ANN to sigma-delta neurons
+    instead (:mod:`neurocc.compiler.sdnn_compile`): ``delta_threshold`` is the threshold fraction
+    (default 0.05; searched with ``accuracy_budget``), ``sd_variant`` the numerics
+    (``lava-0.10``, or ``lava-pr875``: emulator and edge-cpu only).
     """
     from neurocc.compiler.prune import parse_spec, prune_graph
 
@@ -376,7 +381,10 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     if spec is not None:
         graph = prune_graph(graph, spec)
     budget_doc = None
-    if accuracy_budget is not None:
+    if _sigma_delta(encoding):
+        compiled, budget_doc = _compile_sdnn(graph, tgt, calibration, timesteps, delta_threshold, accuracy_budget,
+                                             sd_variant)
+    elif accuracy_budget is not None:
         from neurocc.compiler.budget import search
 
         compiled, budget_doc = search(graph, tgt, float(accuracy_budget), dt=dt, method=method,
@@ -417,6 +425,27 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
         echo(f"{tables}\n" if tables else "")
         echo(f"{mapping.format_table()}\n")
     return Path(out_dir)
+
+
+def _sigma_delta(encoding: Any) -> bool:
+    return encoding == "sigma-delta" or getattr(encoding, "kind", None) == "sigma-delta"
+
+
+def _compile_sdnn(graph: Graph, tgt: Target, calibration: Any, timesteps: int | None, threshold: float | None,
+                  budget: float | None, variant: str) -> tuple[Compiled, dict[str, Any] | None]:
+    """The sigma-delta route (:mod:`neurocc.compiler.sdnn_compile`) for an ANN with calibration data."""
+    from neurocc.compiler import calibrate
+    from neurocc.compiler.passes.normalize import normalize
+    from neurocc.compiler.sdnn_compile import check_target, compile_sdnn
+
+    check_target(tgt)
+    if not any(n.ann_only for n in graph.nodes.values()) or calibration is None:
+        raise CompileError("--encoding sigma-delta converts an ANN (ReLU layers) with calibration data",
+                           where=f"graph '{graph.name}'",
+                           fix="pass a ReLU network and --calibration cal.npz (x: static samples, y: labels)")
+    cal = calibrate.read_calibration(calibration, normalize(graph), static=True)
+    return compile_sdnn(graph, tgt, cal, timesteps=timesteps, threshold=threshold, accuracy_budget=budget,
+                        variant=variant)
 
 
 def _mapping(graph: Graph, tgt: Target, targets_file: str | Path | None, recompile: Any = None,
