@@ -372,6 +372,10 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
 
     tgt = resolve_target(target, targets_file)
     check_output_dir(out_dir)
+    if _sigma_delta(encoding):   # refuse a target without graded spikes before anything runs
+        from neurocc.compiler.sdnn_compile import check_target
+
+        check_target(tgt)
     from neurocc.compiler.floatside import dt_line, float_side
 
     if echo is not None:
