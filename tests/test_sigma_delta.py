@@ -79,7 +79,8 @@ def digits_mlp(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("sd") / "mlp"
     art = neurocc.compile(model, "loihi2", out, calibration={"x": x_tr, "y": y_tr}, encoding="sigma-delta",
                           input_shape=(64,))
-    return {"art": Path(art), "ann": zoo.ann_accuracy(model, x_te, y_te), "x": x_te, "y": y_te}
+    return {"art": Path(art), "ann": zoo.ann_accuracy(model, x_te, y_te), "x": x_te, "y": y_te, "model": model,
+            "x_tr": x_tr, "y_tr": y_tr}
 
 
 def test_digits_mlp_keeps_accuracy(digits_mlp: dict) -> None:
@@ -212,3 +213,36 @@ def test_sequence_task_per_frame_accuracy(tmp_path: Path) -> None:
     print(f"per frame: ANN {100 * ann:.2f}%, SDNN {100 * sd:.2f}%")
     assert sd >= ann - 0.01
     assert act["layers"]["1"]["silent_fraction"] > 0.5
+
+
+def test_cli_compile_with_budget_then_evaluate_sequences(digits_mlp: dict, tmp_path: Path, capsys) -> None:
+    """`neurocc compile --encoding sigma-delta --accuracy-budget 1`: the threshold fractions are
+    tried largest first and the first within 1 point is kept (every trial saved); the artifact
+    evaluates sequences (samples, steps, 64) on their last frame; spinnaker exits 1 with the reason."""
+    import json
+
+    from neurocc import cli, zoo
+
+    import torch
+
+    torch.export.save(torch.export.export(digits_mlp["model"], (torch.zeros(1, 64),)), tmp_path / "m.pt2")
+    np.savez(tmp_path / "cal.npz", x=digits_mlp["x_tr"], y=digits_mlp["y_tr"])
+    seq = zoo.digits_sequences(0, steps=6)
+    np.savez(tmp_path / "seq.npz", x=seq[2][:100], y=seq[3][:100])
+    art = tmp_path / "art"
+    assert cli.main(["compile", str(tmp_path / "m.pt2"), "--target", "loihi2", "--calibration",
+                     str(tmp_path / "cal.npz"), "--encoding", "sigma-delta", "--accuracy-budget", "1",
+                     "--no-source-check", "-o", str(art)]) == 0
+    assert "ANN→SDNN conversion" in capsys.readouterr().out
+    man = json.loads((art / "manifest.json").read_text())
+    doc = man["accuracy_budget"]
+    losses = [t["loss_points"] for t in doc["trials"]]
+    assert losses[-1] <= 1 and all(v > 1 for v in losses[:-1])
+    assert doc["chosen"]["threshold_fraction"] == man["conversion"]["threshold_fraction"] > 0
+    assert man["encoding"]["kind"] == "sigma-delta" and (art / "network.net").is_file()
+    assert cli.main(["evaluate", str(art), "--data", str(tmp_path / "seq.npz")]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    assert cli.main(["compile", str(tmp_path / "m.pt2"), "--target", "spinnaker", "--calibration",
+                     str(tmp_path / "cal.npz"), "--encoding", "sigma-delta", "--no-source-check",
+                     "-o", str(tmp_path / "s")]) == 1
+    assert "binary spikes" in capsys.readouterr().err
