@@ -24,7 +24,7 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def _fanout(graph, node: str) -> tuple[np.ndarray, int] | None:
@@ -41,8 +41,8 @@ def _fanout(graph, node: str) -> tuple[np.ndarray, int] | None:
 
 def _counts(graph, x_time_major: np.ndarray) -> dict:
     """Messages and synaptic updates per sample on the emulator, and edge-cpu's dense MACs."""
-    from neurocc.backends.emulator.activity import probed, sd_layers, summarise
     from neurocc.backends.emulator import simulate
+    from neurocc.backends.emulator.activity import probed, sd_layers, summarise
 
     layers = sd_layers(graph)
     res = simulate(probed(graph, layers), {graph.inputs[0]: x_time_major})
@@ -103,10 +103,10 @@ def sequence(fraction: float, out: Path) -> list[str]:
     pred = np.asarray(c["outputs"]["output"])[lag:].reshape(frames, len(y_te), -1).argmax(2)
     acc = float((pred == y_te[None]).mean())
     silent = {n: f"{100 * r['silent_fraction']:.1f}%" for n, r in c["activity"].items() if r["mode"] != "sigma"}
-    return [f"sequence task (digits_sequences(0): {frames} frames, per-frame labels), threshold {fraction:g}: "
+    return [(f"sequence task (digits_sequences(0): {frames} frames, per-frame labels), threshold {fraction:g}: "
             f"ANN {100 * ann:.2f}%, SDNN {100 * acc:.2f}% per frame; per frame: {c['messages'] / frames:.0f} messages, "
             f"{c['events'] / frames:.0f} synaptic updates (dense layers), edge-cpu {c['dense'] / frames:,.0f} MACs; "
-            f"silent neurons per step: {silent}"]
+            f"silent neurons per step: {silent}")]
 
 
 def main() -> None:

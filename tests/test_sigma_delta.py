@@ -174,7 +174,7 @@ def test_digits_sequences_are_smooth_and_repeatable() -> None:
     """The offline sequence task: digits drifting by at most ``shift`` pixels, deterministic."""
     from neurocc import zoo
 
-    xs_tr, y_tr, xs_te, y_te = zoo.digits_sequences(0, steps=12, shift=1.0)
+    xs_tr, _, xs_te, y_te = zoo.digits_sequences(0, steps=12, shift=1.0)
     assert xs_tr.shape == (1347, 12, 64) and xs_te.shape == (450, 12, 64) and len(y_te) == 450
     again = zoo.digits_sequences(0, steps=12, shift=1.0)[2]
     assert np.array_equal(xs_te, again)
@@ -221,9 +221,9 @@ def test_cli_compile_with_budget_then_evaluate_sequences(digits_mlp: dict, tmp_p
     evaluates sequences (samples, steps, 64) on their last frame; spinnaker exits 1 with the reason."""
     import json
 
-    from neurocc import cli, zoo
-
     import torch
+
+    from neurocc import cli, zoo
 
     torch.export.save(torch.export.export(digits_mlp["model"], (torch.zeros(1, 64),)), tmp_path / "m.pt2")
     np.savez(tmp_path / "cal.npz", x=digits_mlp["x_tr"], y=digits_mlp["y_tr"])

@@ -386,8 +386,10 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
         graph = prune_graph(graph, spec)
     budget_doc = None
     if _sigma_delta(encoding):
-        compiled, budget_doc = _compile_sdnn(graph, tgt, calibration, timesteps, delta_threshold, accuracy_budget,
-                                             sd_variant)
+        from neurocc.compiler.sdnn_compile import compile_ann
+
+        compiled, budget_doc = compile_ann(graph, tgt, calibration, timesteps, delta_threshold, accuracy_budget,
+                                           sd_variant)
     elif accuracy_budget is not None:
         from neurocc.compiler.budget import search
 
@@ -433,23 +435,6 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
 
 def _sigma_delta(encoding: Any) -> bool:
     return encoding == "sigma-delta" or getattr(encoding, "kind", None) == "sigma-delta"
-
-
-def _compile_sdnn(graph: Graph, tgt: Target, calibration: Any, timesteps: int | None, threshold: float | None,
-                  budget: float | None, variant: str) -> tuple[Compiled, dict[str, Any] | None]:
-    """The sigma-delta route (:mod:`neurocc.compiler.sdnn_compile`) for an ANN with calibration data."""
-    from neurocc.compiler import calibrate
-    from neurocc.compiler.passes.normalize import normalize
-    from neurocc.compiler.sdnn_compile import check_target, compile_sdnn
-
-    check_target(tgt)
-    if not any(n.ann_only for n in graph.nodes.values()) or calibration is None:
-        raise CompileError("--encoding sigma-delta converts an ANN (ReLU layers) with calibration data",
-                           where=f"graph '{graph.name}'",
-                           fix="pass a ReLU network and --calibration cal.npz (x: static samples, y: labels)")
-    cal = calibrate.read_calibration(calibration, normalize(graph), static=True)
-    return compile_sdnn(graph, tgt, cal, timesteps=timesteps, threshold=threshold, accuracy_budget=budget,
-                        variant=variant)
 
 
 def _mapping(graph: Graph, tgt: Target, targets_file: str | Path | None, recompile: Any = None,

@@ -39,7 +39,16 @@ import numpy as np
 
 from neurocc.errors import CompileError
 from neurocc.ir.graph import Edge, Graph
-from neurocc.ir.nodes import Affine, AvgPool2d, Conv2d, Flatten, Input, Linear, Output, ReLU
+from neurocc.ir.nodes import (
+    Affine,
+    AvgPool2d,
+    Conv2d,
+    Flatten,
+    Input,
+    Linear,
+    Output,
+    ReLU,
+)
 from neurocc.ir.qnodes import QConv2d, QDense
 from neurocc.ir.qnodes_sdn import QSigmaDelta
 
@@ -180,11 +189,78 @@ def _neuron(shape: tuple[int, ...], vth: int, bias: np.ndarray, variant: str, mo
                        variant=variant)
 
 
+class _Builder:
+    """The SDNN graph under construction: nodes, edges, report rows, and the chain's tail (node,
+    shape, state scale)."""
+
+    def __init__(self, threshold: float, variant: str, dense_budget: float) -> None:
+        self.theta, self.variant, self.dense_budget = threshold, variant, dense_budget
+        self.nodes: dict[str, Any] = {}
+        self.edges: list[Edge] = []
+        self.rows: list[dict[str, Any]] = []
+        self.prev, self.shape, self.scale, self.offset = "", (), 1.0, 0.0
+
+    def input(self, inp: str, shape: tuple[int, ...], x: np.ndarray) -> float:
+        """Input → Delta; returns the input scale S_in (x is fed as rint(x · S_in))."""
+        from neurocc.compiler.passes.convert import robust_max
+
+        s_in = float(2.0 ** np.floor(np.log2(INPUT_LEVELS / (float(np.abs(x).max()) or 1.0))))
+        self.scale, self.shape = GRID * s_in, shape
+        lam = float(robust_max(x, PERCENTILE, False, absolute=True)[0])
+        vth = int(_grid(self.theta * self.scale * lam))
+        self.nodes[inp] = Input(shape=shape)
+        self.nodes["delta_in"] = _neuron(shape, vth, np.zeros(1, np.int64), self.variant, "delta")
+        self.edges.append(Edge(inp, "delta_in", 0))
+        self.rows.append({"layer": "delta_in", "kind": "Delta (input)", "scale": self.scale, "lambda": lam,
+                          "vth": vth, "threshold": self.theta * lam, "weight_max": None})
+        self.prev = "delta_in"
+        return s_in
+
+    def stage(self, norm: Graph, st: Stage, z: np.ndarray) -> None:
+        """[Flatten →] integer synapse →(1) SigmaDelta for one ANN layer (pre-activations ``z``)."""
+        from neurocc.compiler.passes.convert import robust_max
+
+        syn, bias, flat = fold(norm, st, self.shape)
+        if flat:
+            self._add(f"{st.synapse}_flatten", Flatten(), 0)
+            self.shape = (int(np.prod(self.shape)),)
+        if st.relu is None:                 # logits: ReLU(z + C) is z + C on the calibration data
+            self.offset = max(0.0, -float(z.min()))
+            z, bias = z + self.offset, bias + self.offset
+        zmax = float(np.abs(z).max()) or 1.0
+        budget = CONV_BUDGET if isinstance(syn, Conv2d) else self.dense_budget
+        scale = min(self.scale * weight_range(syn) / float(np.abs(syn.weight).max() or 1.0) / 64, budget / zmax)
+        q, w = int_synapse(syn, 64 * scale / self.scale)
+        lam = float(robust_max(z, PERCENTILE, False)[0])
+        vth = int(_grid(self.theta * scale * lam))
+        name = st.relu or f"{st.synapse}_logits"
+        self._add(st.synapse, q, 0)
+        self._add(name, _neuron(tuple(z.shape[1:]), vth, _grid(bias * scale), self.variant), 1)
+        self.rows.append({"layer": name, "kind": f"SigmaDelta ({'logits + C' if st.relu is None else 'ReLU'})",
+                          "synapse": st.synapse, "scale": scale, "lambda": lam, "vth": vth,
+                          "threshold": self.theta * lam, "weight_max": int(np.abs(w).max()),
+                          "zmax_state": scale * zmax})
+        self.shape, self.scale = tuple(z.shape[1:]), scale
+
+    def readout(self, out: str) -> None:
+        """→ one-to-one synapse (weight 2) →(1) Sigma → Output: the read-out's unit is scale / 32."""
+        q, _ = int_synapse(Linear(weight=np.eye(int(np.prod(self.shape)))), 2.0)
+        self._add("readout_synapse", q, 0)
+        self._add("readout", _neuron(self.shape, 0, np.zeros(1, np.int64), self.variant, "sigma"), 1)
+        self._add(out, Output(shape=self.shape), 0)
+
+    def _add(self, name: str, node: Any, delay: int) -> None:
+        self.nodes[name] = node
+        self.edges.append(Edge(self.prev, name, delay))
+        self.prev = name
+
+
 def convert_sdnn(graph: Graph, x: np.ndarray, *, threshold: float, variant: str = "lava-0.10",
                  message_bits: int = 24) -> tuple[Graph, dict[str, Any]]:
-    """(the integer SDNN graph under ``loihi`` numerics, the conversion report) of the ReLU network
-    ``graph`` with static calibration inputs ``x`` (samples, *shape); see the module docstring."""
-    from neurocc.compiler.passes.convert import ann_forward, robust_max
+    """(the integer SDNN graph under ``loihi`` numerics, its quantization report with the
+    conversion under ``sigma_delta``) of the ReLU network ``graph`` with static calibration
+    inputs ``x`` (samples, *shape); see the module docstring."""
+    from neurocc.compiler.passes.convert import ann_forward
     from neurocc.compiler.passes.normalize import normalize
 
     if variant not in VARIANTS:
@@ -192,57 +268,19 @@ def convert_sdnn(graph: Graph, x: np.ndarray, *, threshold: float, variant: str 
                            fix=f"use one of {', '.join(VARIANTS)}")
     norm = normalize(graph)
     inp, sts = stages(norm)
-    shapes = norm.shapes()
     z_all = ann_forward(norm, x, [s.synapse for s in sts])
-    dense_budget = min(DENSE_BUDGET, float(1 << (message_bits - 1)) * 16)
-    xmax = float(np.abs(x).max()) or 1.0
-    s_in = 2.0 ** np.floor(np.log2(INPUT_LEVELS / xmax))
-    scale = GRID * s_in
-    lam0 = float(robust_max(x, PERCENTILE, False, absolute=True)[0])
-    shape = tuple(shapes[inp])
-    nodes: dict[str, Any] = {inp: Input(shape=shape), "delta_in": _neuron(shape, int(_grid(threshold * scale * lam0)),
-                                                                           np.zeros(1, np.int64), variant, "delta")}
-    edges = [Edge(inp, "delta_in", 0)]
-    rows = [{"layer": "delta_in", "kind": "Delta (input)", "scale": scale, "lambda": lam0,
-             "vth": int(nodes["delta_in"].vth.flat[0]), "threshold": threshold * lam0, "weight_max": None}]
-    prev, offset = "delta_in", 0.0
+    b = _Builder(threshold, variant, min(DENSE_BUDGET, float(1 << (message_bits - 1)) * 16))
+    s_in = b.input(inp, tuple(norm.shapes()[inp]), x)
     for st in sts:
-        syn, bias, flat = fold(norm, st, shape)
-        if flat:
-            nodes[f"{st.synapse}_flatten"] = Flatten()
-            edges.append(Edge(prev, f"{st.synapse}_flatten", 0))
-            prev, shape = f"{st.synapse}_flatten", (int(np.prod(shape)),)
-        z = np.asarray(z_all[st.synapse], np.float64)
-        if st.relu is None:                 # logits: ReLU(z + C) is z + C on the calibration data
-            offset = max(0.0, -float(z.min()))
-            z, bias = z + offset, bias + offset
-        zmax = float(np.abs(z).max()) or 1.0
-        budget = CONV_BUDGET if isinstance(syn, Conv2d) else dense_budget
-        new_scale = min(scale * weight_range(syn) / float(np.abs(syn.weight).max() or 1.0) / 64, budget / zmax)
-        q, w = int_synapse(syn, 64 * new_scale / scale)
-        name = st.relu or f"{st.synapse}_logits"
-        lam = float(robust_max(z, PERCENTILE, False)[0])
-        out_shape = tuple(z.shape[1:])
-        vth = int(_grid(threshold * new_scale * lam))
-        nodes[st.synapse], nodes[name] = q, _neuron(out_shape, vth, _grid(bias * new_scale), variant)
-        edges += [Edge(prev, st.synapse, 0), Edge(st.synapse, name, 1)]
-        rows.append({"layer": name, "kind": f"SigmaDelta ({'logits + C' if st.relu is None else 'ReLU'})",
-                     "synapse": st.synapse, "scale": new_scale, "lambda": lam, "vth": vth,
-                     "threshold": threshold * lam, "weight_max": int(np.abs(w).max()),
-                     "zmax_state": new_scale * zmax})
-        prev, shape, scale = name, out_shape, new_scale
-    n = int(np.prod(shape))
-    q, _ = int_synapse(Linear(weight=np.eye(n)), 2.0)
+        b.stage(norm, st, np.asarray(z_all[st.synapse], np.float64))
     out = norm.outputs[0]
-    nodes.update({"readout_synapse": q, "readout": _neuron(shape, 0, np.zeros(1, np.int64), variant, "sigma"),
-                  out: Output(shape=shape)})
-    edges += [Edge(prev, "readout_synapse", 0), Edge("readout_synapse", "readout", 1), Edge("readout", out, 0)]
-    g = Graph(nodes, tuple(edges), dt=graph.dt, numerics="loihi", name=norm.name).verify()
+    b.readout(out)
+    g = Graph(b.nodes, tuple(b.edges), dt=graph.dt, numerics="loihi", name=norm.name).verify()
     report = {"encoding": "sigma-delta", "threshold_fraction": threshold, "variant": variant,
               "rule": f"vth = fraction · scale · λ (λ: {PERCENTILE}th percentile of the positive activations; "
-                      "input: of |x|), on the 2**12 grid", "input_scale": s_in, "logit_offset": offset,
-              "layers": rows}
+                      "input: of |x|), on the 2**12 grid", "input_scale": s_in, "logit_offset": b.offset,
+              "layers": b.rows}
     quant = {"profile": "loihi", "input_scales": {inp: s_in},
-             "outputs": {out: {"values": "state", "source": "readout", "float_per_lsb": 32.0 / scale}},
+             "outputs": {out: {"values": "state", "source": "readout", "float_per_lsb": 32.0 / b.scale}},
              "sigma_delta": report}
     return g, quant

@@ -51,6 +51,23 @@ def check_target(tgt: Target) -> None:
                                                          "--encoding constant|poisson (rate coding)")
 
 
+def compile_ann(graph: Graph, tgt: Target, calibration: Any, timesteps: int | None, threshold: float | None,
+                budget: float | None, variant: str) -> tuple[Any, dict[str, Any] | None]:
+    """The pipeline's sigma-delta route: check the target and the model, read the (static)
+    calibration data, :func:`compile_sdnn`."""
+    from neurocc.compiler import calibrate
+    from neurocc.compiler.passes.normalize import normalize
+
+    check_target(tgt)
+    if not any(n.ann_only for n in graph.nodes.values()) or calibration is None:
+        raise CompileError("--encoding sigma-delta converts an ANN (ReLU layers) with calibration data",
+                           where=f"graph '{graph.name}'",
+                           fix="pass a ReLU network and --calibration cal.npz (x: static samples, y: labels)")
+    cal = calibrate.read_calibration(calibration, normalize(graph), static=True)
+    return compile_sdnn(graph, tgt, cal, timesteps=timesteps, threshold=threshold, accuracy_budget=budget,
+                        variant=variant)
+
+
 def readout_scores(out: np.ndarray) -> np.ndarray:
     """Class scores per step (steps, batch, classes) from the Sigma read-out's values."""
     return np.asarray(out, np.float64).reshape(out.shape[0], out.shape[1], -1)
@@ -154,8 +171,8 @@ def format_sigma_delta(conv: dict[str, Any]) -> str:
     """The compile table of a sigma-delta conversion."""
     from neurocc.compiler.summary import _g, _grid, _pct
 
-    lines = [f"ANN→SDNN conversion (sigma-delta, {conv['variant']} numerics): threshold = "
-             f"{conv['threshold_fraction']:g} × each layer's λ; latency {conv['latency']} steps"]
+    lines = [(f"ANN→SDNN conversion (sigma-delta, {conv['variant']} numerics): threshold = "
+              f"{conv['threshold_fraction']:g} × each layer's λ; latency {conv['latency']} steps")]
     lines += _grid(["layer", "kind", "threshold", "vth (state)", "mean |Δ| sent", "msgs/sample", "silent/step"],
                    [[r["layer"], r["kind"], _g(r["threshold"]), r["vth"], _g(r["mean_abs_delta"]),
                      _g(r["messages_per_sample"]), " ".join(f"{100 * s:.0f}%" for s in (r["silent_per_step"] or []))]
