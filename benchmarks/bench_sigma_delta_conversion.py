@@ -4,7 +4,8 @@ For the digits MLP and CNN (seed 0, ``neurocc.zoo``) compiled with ``--encoding 
 each threshold fraction, on the 450 test digits (emulator, the deployed integer network):
 
 * test accuracy vs the float ANN's;
-* messages per sample per layer (graded spikes sent, from the emulator's activity record);
+* messages per sample (graded spikes sent by the Delta and SigmaDelta layers; the Sigma read-out's
+  value is the output, not counted), from the emulator's activity record;
 * for dense layers, event-driven synaptic updates (each message × its non-zero synapses) vs the
   dense multiply-accumulates of the edge-cpu graph, which multiplies every step's full vector
   (zeros included) by every weight matrix.
@@ -51,7 +52,8 @@ def _counts(graph, x_time_major: np.ndarray) -> dict:
     for n in layers:
         p = res.outputs["__activity__" + n].reshape(steps, batch, -1)
         fan = _fanout(graph, n)
-        msgs += np.count_nonzero(p) / batch
+        if graph.nodes[n].mode != "sigma":          # the Sigma read-out's value is the output, not a message
+            msgs += np.count_nonzero(p) / batch
         if fan is not None:
             events += float((p != 0).sum((0, 1)) @ fan[0]) / batch
             dense += steps * fan[1]

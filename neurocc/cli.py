@@ -208,8 +208,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.encoding:
         from neurocc.ir.encoding import Encoding
 
-        extra["encoding"] = Encoding(args.encoding, args.timesteps or (2 if args.encoding == "sigma-delta" else 64),
-                                     seed=args.seed)
+        extra["encoding"] = ("sigma-delta" if args.encoding == "sigma-delta"   # steps: --timesteps or latency + 1
+                             else Encoding(args.encoding, args.timesteps or 64, seed=args.seed))
     if args.delta_threshold is not None:
         extra["delta_threshold"] = args.delta_threshold
     if args.prune:

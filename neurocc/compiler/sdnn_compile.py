@@ -30,7 +30,8 @@ from neurocc.targets import Target
 
 DEFAULT_THRESHOLD = 0.05        # measured on digits: MLP −0.44, CNN −0.44 points (docs/conversion.md)
 FRACTIONS = (0.2, 0.1, 0.05, 0.02, 0.01, 0.0)
-DEFAULT_TIMESTEPS = 2           # scored steps after the latency (static inputs settle in one)
+# scored steps after the latency: default latency + 1, so that a run of that many steps (what
+# `neurocc validate` feeds) already reaches the read-out; static inputs settle in one
 TABLE_SAMPLES = 256
 DIAG_SAMPLES = 512
 
@@ -95,7 +96,7 @@ def chain_latency(g: Graph) -> int:
 
 
 def _trial(graph: Graph, x: np.ndarray, y: np.ndarray | None, ann_pred: np.ndarray, fraction: float,
-           variant: str, mbits: int, window: int) -> dict[str, Any]:
+           variant: str, mbits: int, window: int | None) -> dict[str, Any]:
     """Convert at ``fraction`` and measure it on (x, y): graph, quantization report, measurement,
     loss in points against the ANN (accuracy with labels, else agreement)."""
     from neurocc.compiler.sdnn import convert_sdnn
@@ -103,11 +104,13 @@ def _trial(graph: Graph, x: np.ndarray, y: np.ndarray | None, ann_pred: np.ndarr
     g, quant = convert_sdnn(graph, x, threshold=fraction, variant=variant, message_bits=mbits)
     (inp,) = g.inputs
     lat = chain_latency(g)
+    window = int(window or lat + 1)
     m = measure(g, x, y, ann_pred, quant["input_scales"][inp], lat + window)
     last = m["table"][-1]
     ann_acc = None if y is None else float(np.mean(ann_pred == y))
     loss = 100 * (ann_acc - last["accuracy"]) if y is not None else 100 * (1 - last["agreement"])
-    return {"graph": g, "quant": quant, "measure": m, "latency": lat, "loss": float(loss), "ann_accuracy": ann_acc}
+    return {"graph": g, "quant": quant, "measure": m, "latency": lat, "window": window, "loss": float(loss),
+            "ann_accuracy": ann_acc}
 
 
 def compile_sdnn(graph: Graph, tgt: Target, cal: Any, *, timesteps: int | None = None,
@@ -122,7 +125,7 @@ def compile_sdnn(graph: Graph, tgt: Target, cal: Any, *, timesteps: int | None =
     from neurocc.ir.encoding import Encoding
 
     check_target(tgt)
-    window = int(timesteps or DEFAULT_TIMESTEPS)
+    window = int(timesteps) if timesteps else None
     (x,) = cal.x.values()
     norm = normalize(graph)
     sub = slice(0, min(len(x), DIAG_SAMPLES))
@@ -142,8 +145,8 @@ def compile_sdnn(graph: Graph, tgt: Target, cal: Any, *, timesteps: int | None =
     g, quant = best["graph"], best["quant"]
     conv = conversion_report(best, cal, len(ann_pred))
     quant["sigma_delta"]["activity"] = best["measure"]["activity"]
-    enc = Encoding("sigma-delta", window).to_dict()
-    return Compiled(g, g, quant, conv, None, enc, window, cal.summary(), (), cal), budget_doc
+    enc = Encoding("sigma-delta", best["window"]).to_dict()
+    return Compiled(g, g, quant, conv, None, enc, best["window"], cal.summary(), (), cal), budget_doc
 
 
 def conversion_report(best: dict[str, Any], cal: Any, n: int) -> dict[str, Any]:
