@@ -246,3 +246,20 @@ def test_cli_compile_with_budget_then_evaluate_sequences(digits_mlp: dict, tmp_p
                      str(tmp_path / "cal.npz"), "--encoding", "sigma-delta", "--no-source-check",
                      "-o", str(tmp_path / "s")]) == 1
     assert "binary spikes" in capsys.readouterr().err
+
+
+@pytest.mark.long
+def test_lava_equals_emulator_cnn(lava_ok, tmp_path: Path) -> None:
+    """The digits CNN (pools folded into strided 6×6 convs): Lava's Conv + SigmaDelta processes via
+    netx equal the emulator on the read-out and every block's state (about 15 s of Lava here)."""
+    import neurocc
+    from neurocc import zoo
+
+    x_tr, y_tr, x_te, _ = zoo.load_digits_split(0, image=True)
+    art = neurocc.compile(zoo.train_digits_ann(0, arch="cnn"), "loihi2", tmp_path / "cnn", encoding="sigma-delta",
+                          calibration={"x": x_tr, "y": y_tr}, input_shape=(1, 8, 8), check_source=False)
+    x = x_te[:2]
+    xs = np.concatenate([np.broadcast_to(x, (5, *x.shape)), np.broadcast_to(x[::-1], (4, *x.shape))])
+    diff = _all_equal(neurocc.run(art, "emulator", {"input": xs}, record=True),
+                      neurocc.run(art, "loihi", {"input": xs}, record=True))
+    assert len(diff) >= 5 and not any(diff.values()), diff
