@@ -98,6 +98,8 @@ def test_digits_mlp_keeps_accuracy(digits_mlp: dict) -> None:
     # static input: one wave; every layer is silent after the step its input settles
     assert all(r["silent_per_step"][-1] == 1.0 for r in conv["layers"])
     assert conv["tradeoff"][-1]["steps"] == 9 and conv["tradeoff"][3]["accuracy"] < 0.2   # latency 4 + 5
+    act = load_artifact(digits_mlp["art"]).quantization["sigma_delta"]["activity"]["layers"]
+    assert 0 < max(r["max_abs_payload"] for r in act.values() if r["mode"] != "sigma") < 1 << 23   # 24-bit payloads
 
 
 def test_digits_cnn_keeps_accuracy(tmp_path: Path) -> None:

@@ -143,10 +143,21 @@ def compile_sdnn(graph: Graph, tgt: Target, cal: Any, *, timesteps: int | None =
     else:
         best = trial(DEFAULT_THRESHOLD if threshold is None else float(threshold))
     g, quant = best["graph"], best["quant"]
+    _check_payloads(best["measure"]["activity"], mbits, tgt.name)
     conv = conversion_report(best, cal, len(ann_pred))
     quant["sigma_delta"]["activity"] = best["measure"]["activity"]
     enc = Encoding("sigma-delta", best["window"]).to_dict()
     return Compiled(g, g, quant, conv, None, enc, best["window"], cal.summary(), (), cal), budget_doc
+
+
+def _check_payloads(activity: dict[str, Any], mbits: int, target: str) -> None:
+    """Refuse messages beyond the target's signed ``mbits``-bit payloads (measured on calibration)."""
+    over = [f"layer '{n}' sends |payload| up to {r['max_abs_payload']:,} (limit {(1 << (mbits - 1)) - 1:,})"
+            for n, r in activity["layers"].items() if r["mode"] != "sigma" and r["max_abs_payload"] >= 1 << (mbits - 1)]
+    if over:
+        raise CompileError(f"graded messages exceed target '{target}''s {mbits}-bit payloads on the calibration data",
+                           where=f"target '{target}'", problems=over,
+                           fix="this is a neurocc bug in the scale rule (neurocc/compiler/sdnn.py); please report it")
 
 
 def conversion_report(best: dict[str, Any], cal: Any, n: int) -> dict[str, Any]:

@@ -7,6 +7,7 @@ summarises them per layer (:func:`sigma_delta_activity`)::
     messages            number of non-zero payloads sent, over all steps and samples
     messages_per_sample messages / samples
     mean_abs_payload    mean |payload| over the messages sent (payload units: act >> state_exp)
+    max_abs_payload     the largest |payload| sent (a target carries ``limits.message_bits``-bit payloads)
     silent_per_step     per step, the fraction of the layer's neurons that sent nothing (mean over samples)
     silent_fraction     the same over all steps
     neurons, vth        the layer's size and its threshold (state units; one value when uniform)
@@ -61,6 +62,7 @@ def summarise(graph: Graph, payloads: Mapping[str, np.ndarray]) -> dict[str, Any
             "state_exp": int(node.state_exp), "messages": n_msg,
             "messages_per_sample": n_msg / max(batch, 1),
             "mean_abs_payload": float(np.abs(flat[sent]).mean()) if n_msg else 0.0,
+            "max_abs_payload": int(np.abs(flat).max()) if flat.size else 0,
             "silent_per_step": [float(x) for x in 1.0 - sent.mean((1, 2))],
             "silent_fraction": float(1.0 - sent.mean()) if sent.size else 1.0,
         }
