@@ -132,6 +132,10 @@ def test_soft_reset_and_snntorch_timings_on_lava_equal_the_emulator(lava_ok: Non
     art = compile_model(load(net), "loihi2", tmp_path / "l", calibration=xs)
     qg = load_artifact(art).graph
     assert qg.nodes["1"].reset is ResetMode.SUBTRACT and qg.nodes["5"].reset_now
+    # the Linear bias into the Synaptic layer '3' acts on the current (bias_u), and every biased
+    # layer's bias starts with its Dense-delayed input (bias_start = its latency: 1, 2, 3)
+    assert qg.nodes["3"].bias_u is not None and np.any(qg.nodes["3"].bias_u)
+    assert [qg.nodes[n].bias_start for n in ("1", "3", "5")] == [1, 2, 3]
     em = simulate(qg, {"input": xs}, record=True)
     lv = loihi.run(art, {"input": xs}, record=True)
     assert em.outputs["output"].sum() > 5
