@@ -16,13 +16,14 @@ gain ``g = g_v`` (``g_u · g_v`` for Cuba kinds, 1 for Threshold):
     bias (state LSBs)  bias_mant << bias_exp ≈ 64 · s · (b_v + g · b_affine)
                        13-bit signed mantissa, exponent 0..7 chosen per neuron
     current bias       CubaLIF: bias_u = rint(64 · s · g · b_affine) on u (as snnTorch adds the
-                       Linear bias to the current; loihi: neurocc's Lava process model); CubaLI
-                       (no bias_u): b_affine goes to the membrane at u's steady state
-                       g · b_affine / (1 − α_u)
-    bias start         loihi: bias_start = the neuron's input latency added by the Dense delays
+                       Linear bias to the current; loihi2: neurocc's Lava process model); CubaLI
+                       and fixed-function neurons (loihi1: no bias_u): b_affine goes to the
+                       membrane at u's steady state g · b_affine / (1 − α_u)
+    bias start         loihi2: bias_start = the neuron's input latency added by the Dense delays
                        (shortest Input → node delay, integer graph minus float graph), so a
                        layer's bias starts at the step its first input arrives, as in the float
-                       model (no bias-only burst before the input)
+                       model (no bias-only burst before the input); loihi1 (fixed-function
+                       neurons) has none: its biases act from step 0
 
 ``f_in`` is the float value of one integer unit of the synapse's input (1 for spikes and sum
 pools, 1/(kH·kW) after an average pool, 1/(64 · s_prev) after a leaky-integrator layer).
@@ -56,7 +57,7 @@ from neurocc.compiler.passes.qscale import (
     weight_scale,
 )
 from neurocc.compiler.passes.qscale import jsonable_scale as _jsonable_scale
-from neurocc.compiler.passes.quantize_checks import structure_problems
+from neurocc.compiler.passes.quantize_checks import structure_problems, target_semantics
 from neurocc.errors import CompileError
 from neurocc.ir.discrete import NEURON_TYPES, after_spike_equivalent, decay_factors
 from neurocc.ir.graph import Edge, Graph
@@ -204,6 +205,9 @@ class _Quantizer:
         self.g, self.target, self.prof, self.stats = graph, target, profile, stats
         self.per_channel = per_channel
         self.lava = profile.name == "loihi"
+        # neurons neurocc can program (loihi2's Lava process model, edge-cpu) take bias_u and
+        # bias_start; fixed-function ones (loihi1) keep Lava's LIF: bias on v from step 0
+        self.programmable = target_semantics(target, profile).reset_modes != ("zero",)
         self.bits = min(int(target.limits.weight_bits), 8)
         self.shapes = graph.shapes()
         self.new: dict[str, Node | None] = {n: None for n in graph.nodes}
@@ -431,7 +435,7 @@ class _Quantizer:
                 cuba_gain = np.inf
             else:
                 cuba_gain = 1.0 / (1.0 - dec.alpha_u)
-        on_u = isinstance(node, CubaLIF)   # QLIF.bias_u, exact
+        on_u = isinstance(node, CubaLIF) and self.programmable   # QLIF.bias_u, exact
         for syn in self.g.predecessors(name):
             b = getattr(self.g.nodes[syn], "bias", None)
             if b is None or not np.any(b):
@@ -468,7 +472,7 @@ class _Quantizer:
     def _bias_starts(self, edges: tuple[Edge, ...]) -> dict[str, Node | None]:
         """The new nodes, each biased QLIF/QLI with ``bias_start`` = the input latency the
         synapse delays add to it (0 for int8: no delay)."""
-        if not self.prof.synapse_delay:
+        if not self.prof.synapse_delay or not self.programmable:
             return dict(self.new)
         before = self.g.input_delays()
         after = Graph({n: q for n, q in self.new.items()}, edges).input_delays()  # type: ignore[misc]
