@@ -40,6 +40,7 @@ class ZooModel:
     reset: str
     build: Callable[[], Any]
     image: bool = False  # input (1, 8, 8) instead of (64,)
+    refused: str = ""    # the integer targets refuse it; their message contains this text
 
 
 def _snn_dense(neuron: Callable[..., Any], **kw: Any) -> Callable[[], Any]:
@@ -118,7 +119,7 @@ def models() -> list[ZooModel]:
         ZooModel("snn-conv-avgpool", "snnTorch", "conv", "subtract, Conv→AvgPool→Leaky",
                  _snn_conv("subtract", pool=True), image=True),
         ZooModel("sinabs-iaf-multi", "Sinabs", "dense", "subtract, MultiSpike (Sinabs' default)",
-                 _sinabs("IAF", single_spike=False)),
+                 _sinabs("IAF", single_spike=False), refused="several spikes per step (Sinabs MultiSpike)"),
         ZooModel("sinabs-iaf", "Sinabs", "dense", "subtract, SingleSpike", _sinabs("IAF")),
         ZooModel("sinabs-lif", "Sinabs", "dense", "subtract, SingleSpike", _sinabs("LIF")),
         ZooModel("sinabs-iaf-conv", "Sinabs", "conv", "subtract, SingleSpike", _sinabs("IAFSqueeze", conv=True),
@@ -172,6 +173,28 @@ def train(zm: ZooModel, iters: int = ITERS, seed: int = 0) -> Any:
 
 def _acc(outputs: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(outputs.sum(0).reshape(len(y), -1).argmax(1) == y))
+
+
+def rounded_source_accuracy(zm: ZooModel, model: Any, bits: int = 8) -> float:
+    """The source model's test accuracy (its own framework) with the weights of every ``Linear``
+    and ``Conv2d`` rounded to ``bits``-bit symmetric integers per layer (max |w| ↦ 2^(bits−1) − 1),
+    everything else float: what the integer targets' weight grid alone does to the trained model."""
+    import copy
+
+    import torch
+
+    from neurocc.runtime.source.torchrun import run_module
+    from neurocc.zoo import load_digits_split
+
+    _, _, x_te, y_te = load_digits_split(seed=0, image=zm.image)
+    q = copy.deepcopy(model)
+    with torch.no_grad():
+        for mod in q.modules():
+            if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)):
+                s = mod.weight.abs().max() / (2 ** (bits - 1) - 1)
+                if s > 0:
+                    mod.weight.copy_(torch.round(mod.weight / s) * s)
+    return _acc(run_module(q, {"input": rate_spikes(x_te, STEPS, 12345)}, [])["output"], y_te)
 
 
 def evaluate(zm: ZooModel, model: Any, out_dir: str | Path, targets: tuple[str, ...] = ("loihi2", "edge-cpu"),

@@ -257,3 +257,19 @@ def test_unknown_node_options_fall_back_per_layer():
         compiled = prepare(g2, kernels="numba").compiled
         assert "l1" not in compiled and "l0" in compiled
         both(g2, {"input": spikes(0, 20, 2)})
+
+
+@needs_numba
+@pytest.mark.parametrize("start", [1, 7, 90])
+def test_bias_start_on_the_compiled_kernel(start):
+    """QLIF.bias_start (loihi: a layer's bias waits for its delayed input): the compiled kernel
+    runs the gated steps on the numpy kernel and the rest compiled; identical to numpy, also when
+    the gate spans the whole run (90 > 80 steps) and with a dense input after the gate."""
+    g = one_neuron([[30, -10, 90]], du=500, dv=300, vth=60, bias_mant=700, bias_exp=1)
+    g = g.with_node("l", dataclasses.replace(g.nodes["l"], bias_start=start))
+    x = np.zeros((80, 2, 3), np.uint8)
+    x[10:] = spikes(4, 70, 2, n=3, p=0.5)
+    ref = both(g, {"input": x}, {"d", "l"})
+    v = ref.traces["l/v"][:, :, 0]
+    gated = min(start, 10)    # no input before step 10: v is 0 until the bias starts
+    assert not v[:gated].any() and (start >= 80 or v[start:].any())

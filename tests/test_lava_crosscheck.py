@@ -209,6 +209,30 @@ def leaky_integrator_output():
     return graph(nodes, [("x", "d"), ("d", "li", 1), ("li", "o")], "li"), {"x": x}, 4, check
 
 
+@hand
+def bias_start_and_bias_on_the_current():
+    """neurocc's Lava process model: ``bias_u`` adds to u with a << 6, and no bias (v's nor u's)
+    acts before step ``bias_start``. du = 4095 and dv = 4096 keep no memory, so u = (a << 6) +
+    bias_u and v = u + bias. Input 3 arrives at step 1 (Dense delay). QLIF (bias 1 << 6 = 64,
+    bias_u 128, bias_start 2): u = 0, 192, 128, 128; v = 0, 192, 192, 192 (step 1: input, no bias
+    yet). QLI (bias 64, bias_start 1): v = 0, 192 + 64 = 256, 64, 64."""
+    import dataclasses
+
+    l1 = dataclasses.replace(lif(1, du=4095, dv=4096, vth=BIG, bias_mant=1, bias_exp=6),
+                             bias_u=np.array([128]), bias_start=2)
+    li = dataclasses.replace(lif(1, du=4095, dv=4096, bias_mant=1, bias_exp=6, cls=QLI), bias_start=1)
+    nodes = {"x": Input(shape=(1,)), "d": dense([[3]]), "l": l1, "o": Output(),
+             "d2": dense([[3]]), "li": li, "o2": Output()}
+    edges = [("x", "d"), ("d", "l", 1), ("l", "o"), ("x", "d2"), ("d2", "li", 1), ("li", "o2")]
+    x = np.zeros((4, 1, 1)); x[0] = 1
+
+    def check(r):
+        assert r["l/u"][:, 0, 0].tolist() == [0, 192, 128, 128]
+        assert r["l/v"][:, 0, 0].tolist() == [0, 192, 192, 192]
+        assert r["o2"][:, 0, 0].tolist() == [0, 256, 64, 64]
+    return graph(nodes, edges, "bias_start"), {"x": x}, 4, check
+
+
 @pytest.fixture(scope="module")
 def all_runs(lava_ok) -> dict[str, list]:
     """Every hand case and every random network, run in ONE worker call (one Lava start-up)."""

@@ -42,18 +42,21 @@ def test_tiny_and_ntidigits_in_lava_netx(lava_ok, tmp_path) -> None:
     g2 = read_netx(nt, num_layers=5)
     inp = np.load(ROOT / "gts" / "ntidigits" / "input.npy")[:, :60]   # output spikes from step 20 on
     x2 = inp.T.reshape(60, 1, 1, 1, 64).astype(np.int64)
-    # and a float model with biases compiled for loihi2: its network.net (biases on netx's grid)
+    # and a float model with biases compiled for loihi2, biases from step 0: its netx file (netx's grid)
     from neurocc.backends.loihi import NetxJob
     from neurocc.compiler.pipeline import compile_model
     from neurocc.ir.artifact import load_artifact
     from test_netx_roundtrip import _biased_model
 
-    art = compile_model(_biased_model(), "loihi2", tmp_path / "art")
-    g3 = load_artifact(art).graph
-    x3 = (rng.random((60, 1, 12)) < 0.3).astype(np.int64)
-    # and neurocc's own re-export of NTIDIGITS (axonal delays written back as `delay`)
     from neurocc.backends.loihi.netx import plan_netx
     from neurocc.backends.loihi.netx_file import write_net
+    from neurocc.compiler.passes.quantize import bias_from_step_zero
+
+    art = compile_model(_biased_model(), "loihi2", tmp_path / "art")
+    g3 = bias_from_step_zero(load_artifact(art).graph)   # netx biases from step 0 (no bias_start)
+    write_net(plan_netx(g3), art / "network.net")
+    x3 = (rng.random((60, 1, 12)) < 0.3).astype(np.int64)
+    # and neurocc's own re-export of NTIDIGITS (axonal delays written back as `delay`)
 
     g4 = read_netx(write_net(plan_netx(g2), tmp_path / "re.net"))
     jobs = _jobs([(tiny, g1, x1), (nt, g2, x2)]) + [NetxJob(g3, {"input": x3}, None, False, art / "network.net"),

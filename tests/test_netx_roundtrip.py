@@ -1,5 +1,6 @@
 """netx import → export (neurocc's own netx writer) → import keeps every parameter; a loihi
-compile of a float model with biases gets a network.net. (That neurocc-written files load in
+compile of a float model with biases writes no network.net (its biases wait for the delayed input),
+the same graph with biases from step 0 does. (That neurocc-written files load in
 lava-dl and run in Lava as the emulator is checked in test_netx_lava.py, in one worker call.)"""
 from __future__ import annotations
 
@@ -62,24 +63,33 @@ def _biased_model():
                        ("lif2", lif(n_o)), ("output", Output(shape=(n_o,))), dt=1e-3).verify()
 
 
-def test_loihi_compile_of_a_biased_model_writes_network_net(tmp_path: Path) -> None:
-    """A float model whose layers have biases: the loihi2 artifact gets a network.net (biases on
-    netx's grid), and reading that file back gives the artifact's own integer graph's outputs."""
+def test_loihi_compile_of_a_biased_model_and_network_net(tmp_path: Path) -> None:
+    """A float model whose layers have biases: the loihi2 artifact starts each layer's bias with
+    its Dense-delayed input (bias_start), which netx cannot say, so compile writes no network.net
+    and loihi.json names the layers; the same graph with its biases from step 0
+    (bias_from_step_zero) is expressible, and reading its netx file back gives that graph's outputs."""
     import json
 
+    from neurocc.compiler.passes.quantize import bias_from_step_zero
     from neurocc.compiler.pipeline import compile_model
     from neurocc.ir.artifact import load_artifact
 
     art = compile_model(_biased_model(), "loihi2", tmp_path / "art")
     doc = json.loads((art / "loihi.json").read_text())
-    assert doc["netx"]["expressible"], doc["netx"]["not_expressible"]
+    assert not doc["netx"]["expressible"] and not (art / "network.net").exists()
+    assert any("node 'lif1' (QLIF): its bias starts at step 1" in p for p in doc["netx"]["not_expressible"])
     q = load_artifact(art).graph
-    assert any(np.any(n.bias_mant) for n in q.nodes.values() if n.kind == "QLIF")
-    back = read_netx(art / "network.net")
+    assert [q.nodes[n].bias_start for n in ("lif1", "lif2")] == [1, 2]
+    g = bias_from_step_zero(q)
+    assert any(np.any(n.bias_mant) for n in g.nodes.values() if n.kind == "QLIF")
+    back = read_netx(write_net(plan_netx(g), tmp_path / "b.net"))
     x = (np.random.default_rng(0).random((60, 2, 12)) < 0.3).astype(np.int64)
-    a = simulate(q, {"input": x}).outputs["output"]
+    a = simulate(g, {"input": x}).outputs["output"]
     b = simulate(back, {"input": x}).outputs["output"]
     assert a.any() and np.array_equal(a, b)
+    # the bias start is what separates the two in the first steps: layer 1 stays silent at step 0
+    rq = simulate(q, {"input": x}, record=True).traces
+    assert not rq["lif1/v"][0].any() and simulate(g, {"input": x}, record=True).traces["lif1/v"][0].any()
 
 
 SDNN = ["gts/pilotnet_sdnn/network.net", "gts/pilotnet_sdnn/square_network.net"]

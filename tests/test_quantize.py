@@ -235,10 +235,11 @@ def test_li_readout_reports_its_float_scale():
     np.testing.assert_allclose(out["float_per_lsb"], 1 / rep["layers"]["li"]["state_scale"])
 
 
-def test_affine_bias_into_a_cuba_layer_is_a_bias_on_the_current_in_int8():
-    """snnTorch's Linear bias into Synaptic adds to the current each step. int8 keeps it there
-    (QLIF.bias_u = rint(64 · s · g_u · g_v · b), no membrane bias); loihi (whose CUBA neuron
-    biases v only) moves it to the membrane at the current's steady state b / (1 − α_u)."""
+def test_affine_bias_into_a_cuba_layer_is_a_bias_on_the_current():
+    """snnTorch's Linear bias into Synaptic adds to the current each step. Both profiles keep it
+    there (QLIF.bias_u = rint(64 · s · g_u · g_v · b), no membrane bias; loihi2 through neurocc's
+    Lava process model), and on loihi2 it starts with the layer's Dense-delayed input (bias_start 1);
+    loihi1 (fixed-function neurons) keeps the steady-state membrane bias."""
     n, b = 4, 0.05
     rng = np.random.default_rng(0)
     cuba = CubaLIF(tau_syn=np.full(n, 5e-3), tau_mem=np.full(n, 1e-2), r=np.full(n, 10.0), v_leak=np.zeros(n),
@@ -249,7 +250,14 @@ def test_affine_bias_into_a_cuba_layer_is_a_bias_on_the_current_in_int8():
     node, s = q.nodes["cuba"], rep["layers"]["cuba"]["scale"]
     np.testing.assert_array_equal(node.bias_u, np.rint(np.full(n, 64 * s * b)))
     assert not np.any(node.bias_mant)
+    assert node.bias_start == 0   # int8: no synapse delay
     q, rep = _q(g, get_target("loihi2"))
     node, s = q.nodes["cuba"], rep["layers"]["cuba"]["scale"]
-    assert node.bias_u is None
+    np.testing.assert_array_equal(node.bias_u, np.rint(np.full(n, 64 * s * b)))
+    assert not np.any(node.bias_mant) and node.bias_start == 1 and rep["layers"]["cuba"]["bias_start"] == 1
+    # loihi1's fixed-function neurons (Lava's own LIF): the bias moves to the membrane at the
+    # current's steady state b / (1 − α_u), from step 0, and the report says so
+    q, rep = _q(g, get_target("loihi1"))
+    node, s = q.nodes["cuba"], rep["layers"]["cuba"]["scale"]
+    assert node.bias_u is None and node.bias_start == 0 and "steady state" in rep["layers"]["cuba"]["notes"][0]
     np.testing.assert_allclose(node.bias_mant * 2.0 ** node.bias_exp, 64 * s * b / (1 - 0.8), atol=32)

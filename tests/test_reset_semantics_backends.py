@@ -132,6 +132,10 @@ def test_soft_reset_and_snntorch_timings_on_lava_equal_the_emulator(lava_ok: Non
     art = compile_model(load(net), "loihi2", tmp_path / "l", calibration=xs)
     qg = load_artifact(art).graph
     assert qg.nodes["1"].reset is ResetMode.SUBTRACT and qg.nodes["5"].reset_now
+    # the Linear bias into the Synaptic layer '3' acts on the current (bias_u), and every biased
+    # layer's bias starts with its Dense-delayed input (bias_start = its latency: 1, 2, 3)
+    assert qg.nodes["3"].bias_u is not None and np.any(qg.nodes["3"].bias_u)
+    assert [qg.nodes[n].bias_start for n in ("1", "3", "5")] == [1, 2, 3]
     em = simulate(qg, {"input": xs}, record=True)
     lv = loihi.run(art, {"input": xs}, record=True)
     assert em.outputs["output"].sum() > 5
@@ -175,3 +179,20 @@ def test_edge_cpu_f32_reproduces_the_reference_with_the_new_semantics(tmp_path: 
         for k, v in want.traces.items():
             if k.endswith("/v"):
                 assert np.abs(got[k] - v).max() <= 50 * 4 * 2.0 ** -24 * max(1.0, float(np.abs(v).max())), (name, k)
+
+
+def test_the_onnx_lowering_refuses_loihi_bias_start_and_bias_u() -> None:
+    """A loihi graph's bias start and bias on the current (neurocc's Lava process model) have
+    no ONNX lowering: the edge-cpu backend refuses them by node instead of running without them."""
+    from neurocc.errors import BackendError
+
+    one = lambda v: np.full(3, v, np.int32)  # noqa: E731
+    lif = Q.QLIF(du=one(800), dv=one(400), vth=one(50), bias_mant=one(2), bias_exp=one(6),
+                 bias_u=np.full(3, 90, np.int64), bias_start=1)
+    g = Graph({"x": N.Input(shape=(4,)), "d": Q.QDense(weight=np.ones((3, 4), np.int32)), "l": lif,
+               "y": N.Output(shape=(3,))}, [Edge("x", "d"), Edge("d", "l", 1), Edge("l", "y")],
+              numerics="loihi", name="gated").verify()
+    with pytest.raises(BackendError) as err:
+        edge_cpu.run(g, {"x": np.ones((5, 1, 4), np.float32)})
+    text = str(err.value)
+    assert "node 'l' (QLIF): bias_start=1" in text and "node 'l' (QLIF): bias_u under loihi numerics" in text, text

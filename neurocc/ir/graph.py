@@ -193,6 +193,23 @@ class Graph:
             }
         return rows
 
+    def input_delays(self) -> dict[str, int]:
+        """Fewest steps from any Input to each node it reaches (the sum of edge delays on the
+        shortest path): the first step at which a node can see input."""
+        import heapq
+
+        dist = {n: 0 for n in self.inputs}
+        heap = [(0, n) for n in self.inputs]
+        while heap:
+            d, n = heapq.heappop(heap)
+            if d > dist.get(n, d):
+                continue
+            for e in self.out_edges(n):
+                if e.dst not in dist or d + e.delay < dist[e.dst]:
+                    dist[e.dst] = d + e.delay
+                    heapq.heappush(heap, (d + e.delay, e.dst))
+        return dist
+
     def recurrent_edges(self) -> list[Edge]:
         """Edges that close a cycle (those with delay >= 1 whose dst reaches their src)."""
         out = []

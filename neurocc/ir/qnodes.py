@@ -117,10 +117,13 @@ class QLIF(_QNeuron):
     (17-bit mantissa; 2**17 never spikes), ``bias_mant`` 13-bit signed, ``bias_exp`` −7..7
     (negative: floor right shift). ``reset=subtract`` (v ← v − vth<<6) and ``none``, the snnTorch
     ``reset_timing``s, ``reset_now``, ``fire_at_threshold`` (z = v ≥ vth<<6) and ``v_min`` (a
-    membrane floor in v's units, Sinabs' ``min_v_mem``: int8 only), ``bias_u`` (int8 only: a
+    membrane floor in v's units, Sinabs' ``min_v_mem``: int8 only), ``bias_u`` (a
     constant added to the current every step, ``u ← wrap24(trunc0(u·(4096 − (du + 1))/4096) +
-    (a_in << 6) + bias_u)``, in u's units: snnTorch's ``Linear`` bias into a ``Synaptic``) only where the profile allows
-    them; their integer rule is :mod:`neurocc.ir.numerics.reset`. ``refractory`` (int8 only; Lava has no bit-accurate refractory): for that
+    (a_in << 6) + bias_u)``, in u's units: snnTorch's ``Linear`` bias into a ``Synaptic``; loihi:
+    neurocc's Lava process model) only where the profile allows
+    them; ``bias_start`` (loihi: the layer's input latency): at the steps t < bias_start counted
+    from the run's first step, ``bias`` and ``bias_u`` are 0, so that a layer's bias starts with
+    its (Dense-delayed) input, as in the trained model (neurocc's Lava process model); their integer rule is :mod:`neurocc.ir.numerics.reset`. ``refractory`` (int8 only; Lava has no bit-accurate refractory): for that
     many steps after a spike v is held at its post-reset value and cannot spike, while u keeps
     integrating; the counter is recorded as ``<node>/ref``. ``reset_interval`` > 0 (Lava's
     ``LIFReset``, netx's ``reset_interval``): at every step t (counted from 1, as Lava does) with
@@ -146,7 +149,8 @@ class QLIF(_QNeuron):
     reset_now: bool = field(default=False, metadata=OMIT_DEFAULT)
     fire_at_threshold: bool = field(default=False, metadata=OMIT_DEFAULT)
     v_min: np.ndarray | None = field(default=None, metadata=OMIT_DEFAULT)  # int: v ← max(v, v_min) last
-    bias_u: np.ndarray | None = field(default=None, metadata=OMIT_DEFAULT)  # int: added to u each step (int8)
+    bias_u: np.ndarray | None = field(default=None, metadata=OMIT_DEFAULT)  # int: added to u each step
+    bias_start: int = field(default=0, metadata=OMIT_DEFAULT)   # steps 0..bias_start-1 run without bias/bias_u
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,3 +167,4 @@ class QLI(_QNeuron):
     bias_exp: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     reset_interval: int = field(default=0, metadata=OMIT_DEFAULT)   # as QLIF
     reset_offset: int = field(default=0, metadata=OMIT_DEFAULT)
+    bias_start: int = field(default=0, metadata=OMIT_DEFAULT)       # as QLIF

@@ -41,7 +41,6 @@ float-versus-integer comparisons drop that latency before comparing (:func:`comp
 from __future__ import annotations
 
 import dataclasses
-import heapq
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -126,17 +125,7 @@ def sample_inputs(art: Artifact, samples: int, seed: int = 0) -> tuple[dict[str,
 
 def latency(graph: Graph) -> dict[str, int]:
     """Fewest steps from any Input to each node (sum of edge delays on the shortest path)."""
-    dist = {n: 0 for n in graph.inputs}
-    heap = [(0, n) for n in graph.inputs]
-    while heap:
-        d, n = heapq.heappop(heap)
-        if d > dist.get(n, math.inf):
-            continue
-        for e in graph.out_edges(n):
-            if d + e.delay < dist.get(e.dst, math.inf):
-                dist[e.dst] = d + e.delay
-                heapq.heappush(heap, (d + e.delay, e.dst))
-    return dist
+    return graph.input_delays()
 
 
 def _spiking_layers(graph: Graph, run: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -66,10 +66,7 @@ def _node_problems(node, profile) -> list[str]:
                        "(Lava has no bit-accurate one); use 0")
         if node.refractory < 0:
             out.append(f"refractory = {node.refractory} must be >= 0")
-        if node.bias_u is not None and profile.name == "loihi":
-            out.append("bias_u (a bias on the current) has no loihi arithmetic (Lava's CUBA neuron biases v only); "
-                       "quantize for the int8 profile, or move the bias to bias_mant/bias_exp")
-        elif node.bias_u is not None and np.abs(np.asarray(node.bias_u, np.int64)).max(initial=0) >= 1 << 23:
+        if node.bias_u is not None and np.abs(np.asarray(node.bias_u, np.int64)).max(initial=0) >= 1 << 23:
             out.append("bias_u must lie within the 24-bit current register (|bias_u| < 2**23)")
     return out
 

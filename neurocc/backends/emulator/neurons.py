@@ -21,7 +21,8 @@ step 60). States start at 0; ``v_reset`` applies only after a spike.
 
 Integer kinds (QLIF, QLI) run the profile's updates (:mod:`neurocc.ir.numerics.profiles`)::
 
-    a = int32(Σ inputs);  u ← profile.lif_current(u, a, du);  v ← profile.lif_voltage(v, u, bias, dv)
+    a = int32(Σ inputs);  u ← profile.lif_current(u, a, du, bias_u);  v ← profile.lif_voltage(v, u, bias, dv)
+    (bias and bias_u are 0 at the steps t < bias_start of a run: the layer's input latency)
     QLIF: z = v > vth<<6;  v ← 0 (zero) | v − vth<<6 (subtract);  refractory (int8): v held
     QLI: no spike, output v
 """
@@ -139,6 +140,7 @@ class IntNeuron(Kernel):
         self.bias = f(bias) if np.any(bias) else None
         bias_u = getattr(n, "bias_u", None)
         self.bias_u = f(bias_u) if bias_u is not None and np.any(bias_u) else None
+        self.bias_start = int(getattr(n, "bias_start", 0))   # steps before it: no bias, no bias_u
         self.spiking = n.kind == "QLIF"
         self.refractory = 0
         if self.spiking:
@@ -167,11 +169,16 @@ class IntNeuron(Kernel):
             self.state["v"] = np.zeros_like(self.state["v"])
 
     def window(self, x: np.ndarray, rec: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        k = self.bias_start - self.steps_done   # steps of this window still before the bias starts
+        if 0 < k < x.shape[0]:
+            part = lambda sl: None if rec is None else {var: arr[sl] for var, arr in rec.items()}  # noqa: E731
+            head = self.window(x[:k], part(slice(None, k)))
+            return np.concatenate([head, self.window(x[k:], part(slice(k, None)))])
         a, n = self.profile.neuron_input(x)   # the int32 sum register, whole window at once
         self.count("input_wrap", n)
         a = np.asarray(a, np.float64)
         out = np.empty(x.shape, self.out_dtype)
-        if not self.reset_interval and self._fast_ok(a):
+        if not self.reset_interval and k <= 0 and self._fast_ok(a):
             self._window_fast(a, out, rec)
             self.steps_done += x.shape[0]
             return out
@@ -252,10 +259,12 @@ class IntNeuron(Kernel):
         return self._update(np.asarray(a, np.float64))
 
     def _update(self, a: np.ndarray) -> np.ndarray:
+        """One step; ``steps_done`` already counts it (the bias is off while it is <= bias_start)."""
         p, st = self.profile, self.state
-        u, nu, n32 = p.lif_current(st["u"], a, self.fu, self.bias_u)
+        on = self.steps_done > self.bias_start
+        u, nu, n32 = p.lif_current(st["u"], a, self.fu, self.bias_u if on else None)
         r, v_in = reset_rule.pre(st["v"], self.vth, self.node) if self.spiking else (None, st["v"])
-        v, nsat, n32v = p.lif_voltage(v_in, u, self.bias, self.fv)
+        v, nsat, n32v = p.lif_voltage(v_in, u, self.bias if on else None, self.fv)
         if nu or nsat or n32 or n32v:
             self.count("u_wrap", nu)
             self.count("v_saturate", nsat)

@@ -350,6 +350,8 @@ def _lif_args(node: QLIF | QLI, shape: tuple[int, ...]) -> tuple[dict, dict]:
             arrays[key] = to_lava(v)
     for key in ("bias_mant", "bias_exp"):
         arrays[key] = to_lava(np.broadcast_to(getattr(node, key), shape).astype(np.int64))
+    if getattr(node, "bias_u", None) is not None:
+        arrays["bias_u"] = to_lava(np.broadcast_to(node.bias_u, shape).astype(np.int64))
     sem = _semantics(node)
     if sem:
         params["semantics"] = sem
@@ -357,11 +359,16 @@ def _lif_args(node: QLIF | QLI, shape: tuple[int, ...]) -> tuple[dict, dict]:
 
 
 def _semantics(node: QLIF | QLI) -> dict:
-    """A QLIF's reset semantics beyond Lava's LIF (reset to 0 right after v > vth); {} if none.
-    Non-empty → the worker builds neurocc's ``NeuroccLIF`` process (:mod:`.lava_models`)."""
-    if not isinstance(node, QLIF):
-        return {}
-    sem = {"reset": node.reset.value, "reset_timing": node.reset_timing.value, "reset_now": node.reset_now,
-           "fire_at_threshold": node.fire_at_threshold}
-    default = {"reset": "zero", "reset_timing": "after_spike", "reset_now": False, "fire_at_threshold": False}
+    """A neuron's semantics beyond Lava's LIF (reset to 0 right after v > vth, bias on v from
+    step 0, none on u); {} if none. Non-empty → the worker builds neurocc's ``NeuroccLIF``
+    process (:mod:`.lava_models`)."""
+    extra = {"bias_start": int(node.bias_start), "bias_u": getattr(node, "bias_u", None) is not None}
+    if not isinstance(node, QLIF):   # QLI: Lava's LIF with vth = 2**17 (never fires)
+        sem = {"reset": "zero", "reset_timing": "after_spike", "reset_now": False, "fire_at_threshold": False}
+    else:
+        sem = {"reset": node.reset.value, "reset_timing": node.reset_timing.value, "reset_now": node.reset_now,
+               "fire_at_threshold": node.fire_at_threshold}
+    default = {"reset": "zero", "reset_timing": "after_spike", "reset_now": False, "fire_at_threshold": False,
+               "bias_start": 0, "bias_u": False}
+    sem.update(extra)
     return {} if sem == default else sem

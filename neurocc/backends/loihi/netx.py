@@ -414,6 +414,11 @@ class _Planner:
                 self.problem(name, f"vth={vth} is outside Loihi's 17-bit threshold mantissa")
         if node.reset_interval:
             self.problem(name, "reset_interval is a netx Network argument, not part of the file")
+        if getattr(node, "bias_u", None) is not None:
+            self.problem(name, "bias_u (a bias on the current): netx's CUBA neuron biases v only")
+        if node.bias_start:
+            self.problem(name, f"its bias starts at step {node.bias_start}, with its Dense-delayed input; "
+                               "netx's CUBA neuron adds the bias from step 0")
         if not (-1 <= one["du"] <= 4095 and 0 <= one["dv"] <= 4096):
             self.problem(name, f"du={one['du']}, dv={one['dv']} outside netx's iDecay/vDecay 0..4096")
         group = {"type": "CUBA", "iDecay": one["du"] + 1, "vDecay": one["dv"], "vThMant": vth,

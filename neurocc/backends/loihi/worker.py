@@ -75,7 +75,7 @@ def _make(L: SimpleNamespace, p: LProc, data: dict[str, np.ndarray]) -> Any:
         per = {k: (a[k] if k in a else q[k]) for k in ("du", "dv", "vth")}
         if q.get("semantics"):  # soft reset, snnTorch's timings, v >= vth: neurocc's Lava process model
             return L.NeuroccLIF(shape=tuple(p.shape), bias_mant=a["bias_mant"], bias_exp=a["bias_exp"], name=p.name,
-                                semantics=q["semantics"], **per)
+                                semantics=q["semantics"], bias_u=a.get("bias_u"), **per)
         return L.LIF(shape=tuple(p.shape), bias_mant=a["bias_mant"], bias_exp=a["bias_exp"], name=p.name, **per)
     raise ValueError(f"unknown process kind {p.kind!r} for {p.name!r}")
 

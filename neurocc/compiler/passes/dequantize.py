@@ -86,6 +86,8 @@ def _neuron(name: str, node: Node, dt: float, problems: list[str]) -> Node | Non
         bad.append(f"reset_interval={node.reset_interval} (netx's periodic reset) has no float/NIR form")
     if getattr(node, "bias_u", None) is not None:
         bad.append("bias_u (a bias on the current) has no NIR CubaLIF form (NIR biases the membrane)")
+    if getattr(node, "bias_start", 0):
+        bad.append(f"bias_start={node.bias_start} (the bias waits for the layer's delayed input) has no float/NIR form")
     if bad:
         problems += [f"node '{name}' ({node.kind}): {b}" for b in bad]
         return None

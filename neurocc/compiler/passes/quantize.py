@@ -15,9 +15,15 @@ gain ``g = g_v`` (``g_u · g_v`` for Cuba kinds, 1 for Threshold):
                                                                 memory (Threshold, as netx writes it)
     bias (state LSBs)  bias_mant << bias_exp ≈ 64 · s · (b_v + g · b_affine)
                        13-bit signed mantissa, exponent 0..7 chosen per neuron
-    current bias       int8, CubaLIF: bias_u = rint(64 · s · g · b_affine) on u (as snnTorch
-                       adds the Linear bias to the current); loihi (no bias on u): b_affine goes
-                       to the membrane at u's steady state g · b_affine / (1 − α_u)
+    current bias       CubaLIF: bias_u = rint(64 · s · g · b_affine) on u (as snnTorch adds the
+                       Linear bias to the current; loihi2: neurocc's Lava process model); CubaLI
+                       and fixed-function neurons (loihi1: no bias_u): b_affine goes to the
+                       membrane at u's steady state g · b_affine / (1 − α_u)
+    bias start         loihi2: bias_start = the neuron's input latency added by the Dense delays
+                       (shortest Input → node delay, integer graph minus float graph), so a
+                       layer's bias starts at the step its first input arrives, as in the float
+                       model (no bias-only burst before the input); loihi1 (fixed-function
+                       neurons) has none: its biases act from step 0
 
 ``f_in`` is the float value of one integer unit of the synapse's input (1 for spikes and sum
 pools, 1/(kH·kW) after an average pool, 1/(64 · s_prev) after a leaky-integrator layer).
@@ -38,7 +44,7 @@ rounded half to even (``rint``); the chip arithmetic itself lives in ``neurocc.i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -51,7 +57,7 @@ from neurocc.compiler.passes.qscale import (
     weight_scale,
 )
 from neurocc.compiler.passes.qscale import jsonable_scale as _jsonable_scale
-from neurocc.compiler.passes.quantize_checks import structure_problems
+from neurocc.compiler.passes.quantize_checks import structure_problems, target_semantics
 from neurocc.errors import CompileError
 from neurocc.ir.discrete import NEURON_TYPES, after_spike_equivalent, decay_factors
 from neurocc.ir.graph import Edge, Graph
@@ -169,6 +175,14 @@ def quantize_with_report(graph: Graph, profile: str, target: Target, *,
     return _Quantizer(graph, target, prof, dict(stats or {}), per_channel).run()
 
 
+def bias_from_step_zero(graph: Graph) -> Graph:
+    """``graph`` with every ``bias_start`` set to 0: each bias acts from the run's first step,
+    before the layer's Dense-delayed input arrives (Lava's own LIF and netx files do this; the
+    first ``bias_start`` steps then differ from the float model)."""
+    nodes = {n: replace(q, bias_start=0) if getattr(q, "bias_start", 0) else q for n, q in graph.nodes.items()}
+    return graph.replace(nodes=nodes)
+
+
 def scales_to_diagonal(graph: Graph) -> Graph:
     """Every 1-D ``Scale`` that feeds exactly one neuron node (snnTorch's one-to-one recurrent
     ``RLeaky``/``RSynaptic(all_to_all=False)``: ``V ⊙ spk`` on the recurrent edge) as the
@@ -191,6 +205,9 @@ class _Quantizer:
         self.g, self.target, self.prof, self.stats = graph, target, profile, stats
         self.per_channel = per_channel
         self.lava = profile.name == "loihi"
+        # neurons neurocc can program (loihi2's Lava process model, edge-cpu) take bias_u and
+        # bias_start; fixed-function ones (loihi1) keep Lava's LIF: bias on v from step 0
+        self.programmable = target_semantics(target, profile).reset_modes != ("zero",)
         self.bits = min(int(target.limits.weight_bits), 8)
         self.shapes = graph.shapes()
         self.new: dict[str, Node | None] = {n: None for n in graph.nodes}
@@ -212,7 +229,7 @@ class _Quantizer:
             elif not isinstance(node, SYNAPSES):
                 self._passive(name, node)
         edges = self._edges()
-        out = Graph({n: q for n, q in self.new.items()}, edges, dt=self.g.dt, method=self.g.method,  # type: ignore[misc]
+        out = Graph(self._bias_starts(edges), edges, dt=self.g.dt, method=self.g.method,  # type: ignore[misc]
                     numerics=self.prof.name, name=self.g.name)
         report = {"profile": self.prof.name, "weight_bits": self.bits, "rounding": "nearest_even",
                   "registers": _registers(self.prof), "layers": self.layers, "outputs": self.outputs,
@@ -418,7 +435,7 @@ class _Quantizer:
                 cuba_gain = np.inf
             else:
                 cuba_gain = 1.0 / (1.0 - dec.alpha_u)
-        on_u = not self.lava and isinstance(node, CubaLIF)   # int8: QLIF.bias_u, exact
+        on_u = isinstance(node, CubaLIF) and self.programmable   # QLIF.bias_u, exact
         for syn in self.g.predecessors(name):
             b = getattr(self.g.nodes[syn], "bias", None)
             if b is None or not np.any(b):
@@ -451,6 +468,21 @@ class _Quantizer:
                                fix="reduce v_leak/Affine bias relative to the weights, or calibrate the scale "
                                    "(`--calibration`: the scale is then lowered until the bias fits)")
         return mant.astype(np.int32), exp.astype(np.int32)
+
+    def _bias_starts(self, edges: tuple[Edge, ...]) -> dict[str, Node | None]:
+        """The new nodes, each biased QLIF/QLI with ``bias_start`` = the input latency the
+        synapse delays add to it (0 for int8: no delay)."""
+        if not self.prof.synapse_delay or not self.programmable:
+            return dict(self.new)
+        before = self.g.input_delays()
+        after = Graph({n: q for n, q in self.new.items()}, edges).input_delays()  # type: ignore[misc]
+        out = dict(self.new)
+        for name, q in self.new.items():
+            if isinstance(q, (QLIF, QLI)) and name in before and name in after and after[name] > before[name]:
+                if np.any(q.bias_mant) or getattr(q, "bias_u", None) is not None:
+                    out[name] = replace(q, bias_start=int(after[name] - before[name]))
+                    self.layers.setdefault(name, {})["bias_start"] = int(after[name] - before[name])
+        return out
 
     # ---- edges -------------------------------------------------------------------------------
     def _edges(self) -> tuple[Edge, ...]:

@@ -115,20 +115,22 @@ class Profile:
     def lif_current(self, u: np.ndarray, a_in: np.ndarray, fu: np.ndarray,
                     bias_u: np.ndarray | None = None) -> tuple[np.ndarray, int, int]:
         """One step of ``u`` with factor ``fu = current_decay_factor(du)`` (see the module
-        docstring); ``bias_u`` (int8 only) is added with the input before the wrap. Works on
+        docstring); ``bias_u`` is added with the input before the wrap (loihi, neurocc's Lava
+        process model: ``wrap32(wrap32(a << 6) + bias_u)`` is the shifted input). Works on
         int64 or on float64 holding integers (exact, see ``core.decay``).
         Returns (u, u wraps, int32 wraps)."""
         dec = core.decay(u, fu)
         a6 = a_in * (1 << core.STATE_SHIFT)
-        if bias_u is not None:
-            if self.name == "loihi":
-                raise ValueError("bias_u (a bias on the current) has no loihi arithmetic")
-            a6 = a6 + bias_u
         if self.name == "loihi":  # Lava: int32 shift, int32 add, then one 24-bit correction
             a6, n1 = core.wrap(a6, 32)
+            if bias_u is not None:
+                a6, nb = core.wrap(a6 + bias_u, 32)
+                n1 += nb
             s, n2 = core.wrap(dec + a6, 32)
             out, n = core.lava_wrap24(s)
             return out, n, n1 + n2
+        if bias_u is not None:
+            a6 = a6 + bias_u
         out, n = core.wrap(dec + a6, self.current.bits)
         return out, n, 0
 
