@@ -68,3 +68,64 @@ def test_netx_flags_refused_elsewhere_and_without_their_partner(cwd: Path, capsy
     if ROOT is not None:
         assert main(["inspect", str(ROOT / "tiny.net"), "--reset-offset", "2"]) == 1
         assert "without reset_interval" in capsys.readouterr().err
+
+
+@needs_lava_dl
+def test_compile_for_edge_cpu_runs_lavas_output(cwd: Path, capsys) -> None:
+    """`compile network.net --target edge-cpu` keeps the Loihi integers (numerics loihi in the
+    manifest, said on the console) and `run --backend edge-cpu` gives Lava's recorded PilotNet-SDNN
+    output (output.npy, 9 steps) index for index; a --reset-interval graph is refused, by node."""
+    d = ROOT / "gts" / "pilotnet_sdnn"
+    frame = np.load(d / "input.npy")[..., 0].astype(np.float32).transpose(2, 1, 0)
+    np.savez("x.npz", input=np.broadcast_to(frame, (9, 1, *frame.shape)))
+    assert main(["compile", str(d / "network.net"), "--target", "edge-cpu", "-o", "art", "--dt", "1e-4"]) == 0
+    out = capsys.readouterr().out
+    assert "numerics: loihi, not edge-cpu's int8" in out
+    assert "netx file" in out and "--dt is not used" in out and "snnTorch" not in out
+    from neurocc.ir.artifact import load_artifact
+
+    art = load_artifact("art")
+    assert art.target == "edge-cpu" and art.target_settings["numerics"] == "loihi" and art.graph.numerics == "loihi"
+    assert main(["run", "art", "--backend", "edge-cpu", "--input", "x.npz", "--output", "y.npz"]) == 0
+    y = np.load("y.npz")["output"][:, 0, 0]
+    assert np.any(y != 0) and _mismatches(y, np.load(d / "output.npy")[0]) == 0
+    capsys.readouterr()
+    assert main(["validate", "art", "--samples", "1"]) == 0     # graded input: random integer payloads
+    out = capsys.readouterr().out
+    assert "random integer payloads 0..255" in out and "edge-cpu   emulator   exact" in out
+    assert main(["compile", str(ROOT / "tiny.net"), "--target", "edge-cpu", "-o", "art2", "--reset-interval", "16"]) == 1
+    err = capsys.readouterr().err
+    assert "node 'layer2' (QLIF): reset_interval=16" in err and "emulator" in err and not Path("art2").exists()
+
+
+@needs_lava_dl
+@pytest.mark.parametrize("name", ["tiny.net", "gts/ntidigits/ntidigits.net", "gts/pilotnet_sdnn/network.net"])
+def test_plan_agrees_with_compile(name: str) -> None:
+    """Every target of the shipped targets.yaml: a row that plan refuses is one compile refuses
+    with the same first reason, and a row plan maps is one compile (the passes and the mapping)
+    takes; 'fits' is the mapping's verdict on the graph compile produces."""
+    import neurocc
+    from neurocc.compiler.mapping import mapping_report
+    from neurocc.compiler.pipeline import compile_graph
+    from neurocc.errors import CompileError
+    from neurocc.targets import load_targets
+
+    graph = neurocc.load(ROOT / name)
+    targets = load_targets()
+    rows = neurocc.plan(graph)
+    assert [r.target for r in rows] == list(targets)
+    for row in rows:
+        tgt = targets[row.target]
+        if row.refused:
+            with pytest.raises(CompileError) as e:
+                compile_graph(graph, tgt)
+            assert not row.fits and (e.value.problems or [e.value.what])[0] in row.limit, row
+            continue
+        compiled = compile_graph(graph, tgt)
+        assert mapping_report(compiled.graph, tgt, with_fixes=False).fits == row.fits, row
+    refused = {r.target for r in rows if r.refused}
+    if "ntidigits" in name:   # spikes into a binary synapse through Flatten: not a graded input
+        assert compile_graph(graph, targets["edge-cpu"]).graded_inputs == ()
+    assert {"loihi2", "emulator", "edge-cpu"}.isdisjoint(refused)
+    if "sdnn" in name:
+        assert refused == {"spinnaker", "spinnaker2", "edge-cpu-f32"}
