@@ -87,7 +87,7 @@ def main() -> None:
     ap.add_argument("--t2", type=int, default=12)
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--skip-lif", action="store_true",
-                    help="leave out PilotNet-LIF (the slowest: about 10 s per Lava step on a loaded 2-core machine)")
+                    help="leave out PilotNet-LIF")
     a = ap.parse_args()
     if importlib.util.find_spec("h5py") is None or not (ROOT / "tiny.net").exists():
         raise SystemExit("needs lava-dl's wheel (tests/lava/lib/dl/netx)")

@@ -3,8 +3,9 @@
 Lava runs in a worker subprocess (neurocc.backends.loihi); skipped with the reason where Lava or
 lava-dl's test files are absent. The default run is one small worker call (tiny.net, the first
 60 steps of NTIDIGITS with its axonal delays, neurocc's own re-export of it, and the network.net
-of a float model with biases compiled for loihi2, a dense_rec file) and neurocc's own PilotNet-SDNN
-file on 3 steps (a second call, ~15 s); lava-dl's PilotNet-SDNN on 9 steps is @pytest.mark.long.
+of a float model with biases compiled for loihi2, a dense_rec file, PilotNet-LIF's input and
+first conv block with LIFReset) and neurocc's own PilotNet-SDNN file on 3 steps (a second call,
+~15 s); lava-dl's PilotNet-SDNN on 9 steps and all of PilotNet-LIF on 20 are @pytest.mark.long.
 """
 from __future__ import annotations
 
@@ -112,7 +113,7 @@ def test_pilotnet_lif_in_lava_netx(lava_ok) -> None:
     x = np.broadcast_to(image, (20, 1, *image.shape)).copy()
     from neurocc.backends.loihi.netx_run import run_netx_many
 
-    (lava,) = run_netx_many(_jobs([(lif, g, x)]), timeout_s=1800)   # ~10 s per step here
+    (lava,) = run_netx_many(_jobs([(lif, g, x)]), timeout_s=1800)   # a probe per variable: ~4.5 min here
     assert len(lava) == 1 + 10 * 3, sorted(lava)        # the read-out; s, u, v of every block
     diff = _compare(g, x, lava)
     assert not any(diff.values()), diff

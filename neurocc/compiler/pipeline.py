@@ -364,9 +364,8 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     ``source_check(FloatSide)`` (:mod:`neurocc.compiler.floatside`) (the runtime's source check, :mod:`neurocc.runtime.source`) runs
     before quantization; it may raise, and what it returns is the manifest's ``source``.
     """
-    from neurocc.compiler.prune import parse_spec, prune_graph
-
     from neurocc.compiler.prequantized import integer_target
+    from neurocc.compiler.prune import parse_spec, prune_graph
 
     asked = resolve_target(target, targets_file)
     tgt = integer_target(graph, asked)   # edge-cpu keeps a netx file's integers
