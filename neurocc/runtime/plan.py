@@ -260,17 +260,22 @@ def format_plan(rows: list[PlanRow]) -> str:
     if not rows:
         return "no targets"
     head = ["target", "backend", "fits", "cores", "chips", "ops/inf", "ops", "energy/inf", "latency", "limit"]
-    body = [[r.target, r.backend or "-", "yes" if r.fits else "NO", *_cores(r),
-             "-" if r.refused else _si(r.synops, ""), "-" if r.refused else "dense MACs" if r.ops == "dense" else "events",
-             "-" if r.refused else ("≥ " if r.lower_bound else "") + _si(r.energy_j, "J"),
-             "-" if r.refused else _si(r.latency_s, "s"), r.limit + (f" [{r.note}]" if r.note else "")]
-            for r in rows]
+    body = [[r.target, r.backend or "-", "yes" if r.fits else "NO", *_cores(r), *_figures(r),
+             r.limit + (f" [{r.note}]" if r.note else "")] for r in rows]
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
     fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
     title = (f"Estimated per inference: {rows[0].activity or Activity(rows[0].steps, rows[0].rate).text()} "
              "estimates from published figures, not measurements (events: one synaptic op per spike per "
              "target synapse; dense MACs: every synapse every step; ≥: a lower bound)")
     return "\n".join([title, fmt(head), "  ".join("-" * w for w in widths), *(fmt(r) for r in body)])
+
+
+def _figures(r: PlanRow) -> list[str]:
+    """Ops per inference, how they are counted, energy and latency; '-' where compile refuses."""
+    if r.refused:
+        return ["-"] * 4
+    return [_si(r.synops, ""), "dense MACs" if r.ops == "dense" else "events",
+            ("≥ " if r.lower_bound else "") + _si(r.energy_j, "J"), _si(r.latency_s, "s")]
 
 
 def _cores(r: PlanRow) -> list[str]:
