@@ -54,8 +54,8 @@ def measure(name: str, rel: str, t1: int, t2: int, reps: int) -> None:
     g = read_netx(path)
     x2 = _inputs(name, t2)
     t_emu, em = best(lambda: simulate(g, {"input": x2}), reps)
-    ta, _ = best(lambda: run_netx_file(path, g, {"input": x2[:t1]}), reps)
-    tb, lava = best(lambda: run_netx_file(path, g, {"input": x2}), reps)
+    ta, _ = best(lambda: run_netx_file(path, g, {"input": x2[:t1]}, timeout_s=3600), reps)
+    tb, lava = best(lambda: run_netx_file(path, g, {"input": x2}, timeout_s=3600), reps)
     same = bool(np.array_equal(lava["output"].astype(np.int64), em.outputs["output"].astype(np.int64)))
     lava_step = (tb - ta) / (t2 - t1)
     emu_step = t_emu / t2
@@ -86,7 +86,8 @@ def main() -> None:
     ap.add_argument("--t1", type=int, default=4)
     ap.add_argument("--t2", type=int, default=12)
     ap.add_argument("--reps", type=int, default=1)
-    ap.add_argument("--skip-lif", action="store_true", help="PilotNet-LIF does not run in Lava's CPU model")
+    ap.add_argument("--skip-lif", action="store_true",
+                    help="leave out PilotNet-LIF")
     a = ap.parse_args()
     if importlib.util.find_spec("h5py") is None or not (ROOT / "tiny.net").exists():
         raise SystemExit("needs lava-dl's wheel (tests/lava/lib/dl/netx)")

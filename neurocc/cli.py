@@ -81,6 +81,16 @@ def _rate(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number >= 0")
+    return value
+
+
 def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
@@ -91,9 +101,10 @@ def _load_kw(args: argparse.Namespace) -> dict[str, Any]:
 
     if os.getcwd() not in sys.path:  # "pkg.module:factory" entries import from here, as with python -m
         sys.path.insert(0, os.getcwd())
+    netx = {k: getattr(args, k, None) for k in NETX_OPTIONS}
     return {"input_shape": args.input_shape, "entry": args.entry,
             "weights": None if args.weights is None else Path(args.weights),
-            "trust_pickle": args.trust_pickle}
+            "trust_pickle": args.trust_pickle, **({"netx": netx} if any(v is not None for v in netx.values()) else {})}
 
 
 def _graph(args: argparse.Namespace) -> Any:
@@ -396,7 +407,23 @@ def _model_options() -> argparse.ArgumentParser:
     p.add_argument("--weights", metavar="FILE", help="a state_dict (.pt) to load into the module")
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow full pickle loading of a .pt or .pt2 file (runs code in it: only for files you trust)")
+    g = p.add_argument_group("lava-dl netx files (.net), as netx.hdf5.Network's arguments (docs/frontends.md)")
+    g.add_argument("--num-layers", dest="num_layers", type=_positive_int, metavar="N",
+                   help="read only the first N layers of the file (layer 0, the input, counts)")
+    g.add_argument("--skip-layers", dest="skip_layers", type=_positive_int, metavar="K",
+                   help="drop layers 0..K-1: the graph input feeds layer K's synapse")
+    g.add_argument("--reset-interval", dest="reset_interval", type=_positive_int, metavar="T",
+                   help="zero every CUBA block's u and v every T steps (Lava's LIFReset: one sample per T steps; "
+                        "block j at neurocc steps j, j+T, ...); runs on the emulator only")
+    g.add_argument("--reset-offset", dest="reset_offset", type=_count, metavar="S",
+                   help="shift those resets by S steps (netx's reset_offset; default 0; needs --reset-interval)")
+    g.add_argument("--sigma-delta", dest="variant", choices=("lava-0.10", "lava-pr875"),
+                   help="sigma-delta numerics: lava-0.10 (Lava 0.10.0 as released, the default) or lava-pr875 "
+                        "(the corrected rule merged later: the receiver's sum tracks the activation)")
     return p
+
+
+NETX_OPTIONS = ("num_layers", "skip_layers", "reset_interval", "reset_offset", "variant")
 
 
 COMMANDS: list[tuple[str, Handler, str, bool]] = [  # name, handler, help, takes a MODEL

@@ -3,8 +3,9 @@
 Lava runs in a worker subprocess (neurocc.backends.loihi); skipped with the reason where Lava or
 lava-dl's test files are absent. The default run is one small worker call (tiny.net, the first
 60 steps of NTIDIGITS with its axonal delays, neurocc's own re-export of it, and the network.net
-of a float model with biases compiled for loihi2, a dense_rec file) and neurocc's own PilotNet-SDNN
-file on 3 steps (a second call, ~15 s); lava-dl's PilotNet-SDNN on 9 steps is @pytest.mark.long.
+of a float model with biases compiled for loihi2, a dense_rec file, PilotNet-LIF's input and
+first conv block with LIFReset) and neurocc's own PilotNet-SDNN file on 3 steps (a second call,
+~15 s); lava-dl's PilotNet-SDNN on 9 steps and all of PilotNet-LIF on 20 are @pytest.mark.long.
 """
 from __future__ import annotations
 
@@ -71,20 +72,25 @@ def test_tiny_and_ntidigits_in_lava_netx(lava_ok, tmp_path) -> None:
          "weight_rec": rng.integers(-60, 40, (5, 5)).astype(np.float32), "neuron": cuba}])
     g5 = read_netx(rec)
     x5 = (rng.random((40, 1, 6)) < 0.4).astype(np.int64)
-    jobs += _jobs([(rec, g5, x5)])
-    for g, x, lava in zip((g1, g2, g3, g4, g5), (x1, x2, x3, x2, x5), run_netx_many(jobs)):
+    # and PilotNet-LIF's input and first conv block: a 200 x 66 input, which Lava's Conv model
+    # runs under numpy 2 only with the worker's widened int8 parameters; netx's LIFReset every 2
+    # steps (block 0 at Lava steps 1, 3, ...; block 1 at 2, 4, ...) passed through to netx
+    lif = ROOT / "gts" / "pilotnet_lif" / "network.net"
+    g6 = read_netx(lif, num_layers=2, reset_interval=2)
+    x6 = rng.integers(0, 256, size=(5, 1, 3, 66, 200))
+    jobs += _jobs([(rec, g5, x5), (lif, g6, x6)])
+    for g, x, lava in zip((g1, g2, g3, g4, g5, g6), (x1, x2, x3, x2, x5, x6), run_netx_many(jobs)):
         diff = _compare(g, x, lava)
         assert not any(diff.values()), diff
         assert lava["output"].any()
+    assert not np.array_equal(simulate(g6, {"input": x6}).outputs["output"],   # the resets matter here
+                              simulate(read_netx(lif, num_layers=2), {"input": x6}).outputs["output"])
 
 
 @pytest.mark.long
 @needs_lava_dl
 def test_pilotnet_sdnn_in_lava_netx(lava_ok) -> None:
-    """PilotNet-SDNN (9 steps): every probed sigma/act, graded output and the read-out equal.
-    (PilotNet-LIF is not run here: lava-dl 0.6 + Lava 0.10's CPU models fail on it in this
-    environment already at its first conv block (a RuntimeError inside a Lava process; its
-    input block alone runs); lava-dl itself runs that file only on Loihi hardware.)"""
+    """PilotNet-SDNN (9 steps): every probed sigma/act, graded output and the read-out equal."""
     from neurocc.backends.loihi.netx_run import run_netx_many
 
     sd = ROOT / "gts" / "pilotnet_sdnn" / "network.net"
@@ -95,6 +101,26 @@ def test_pilotnet_sdnn_in_lava_netx(lava_ok) -> None:
     diff = _compare(g, x, lava)
     assert not any(diff.values()), diff
     assert lava["output"].any()
+
+
+@pytest.mark.long
+@needs_lava_dl
+def test_pilotnet_lif_in_lava_netx(lava_ok) -> None:
+    """PilotNet-LIF, all 10 blocks, with netx's reset_interval=16, 20 steps (through Lava's second
+    reset of blocks 0..3): every block's spikes, u and v equal the emulator's. Lava 0.10's Conv
+    model runs it under numpy 2 only with the worker's widened int8 parameters
+    (neurocc.backends.loihi.shim). Input: lava-dl's image, fed to the input neuron's a_in."""
+    lif = ROOT / "gts" / "pilotnet_lif" / "network.net"
+    g = read_netx(lif, reset_interval=16)
+    image = np.load(ROOT / "gts" / "pilotnet_lif" / "image.npy").astype(np.int64).transpose(2, 1, 0)
+    x = np.broadcast_to(image, (20, 1, *image.shape)).copy()
+    from neurocc.backends.loihi.netx_run import run_netx_many
+
+    (lava,) = run_netx_many(_jobs([(lif, g, x)]), timeout_s=1800)   # a probe per variable: ~4.5 min here
+    assert len(lava) == 1 + 10 * 3, sorted(lava)        # the read-out; s, u, v of every block
+    diff = _compare(g, x, lava)
+    assert not any(diff.values()), diff
+    assert lava["layer1/out"].any() and lava["layer9/out"].any()
 
 
 @needs_lava_dl

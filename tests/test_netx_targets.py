@@ -51,6 +51,10 @@ def test_refusals_name_the_reason() -> None:
     with pytest.raises(CompileError) as e:
         compile_graph(sdnn, "spinnaker")
     assert "layer9" in str(e.value) and "no SpiNNaker model" in str(e.value)
+    assert compile_graph(sdnn, "edge-cpu").graph is sdnn   # edge-cpu keeps the integers (loihi profile)
     with pytest.raises(CompileError) as e:
-        compile_graph(sdnn, "edge-cpu")            # int8 numerics: the loihi artifact is the exact one
-    assert "already quantized" in str(e.value) and "--backend edge-cpu" in str(e.value)
+        compile_graph(reset, "edge-cpu")
+    assert "reset_interval=17" in str(e.value) and "layer2" in str(e.value)
+    with pytest.raises(CompileError) as e:
+        compile_graph(sdnn, "spinnaker2")          # float32: no float form of sigma-delta
+    assert "layer9" in str(e.value)

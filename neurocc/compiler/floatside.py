@@ -57,6 +57,10 @@ def dt_line(graph: Graph, tgt: Target, dt: float | None) -> str:
     target's default; only then: a dt from the model or ``--dt`` is the user's choice)."""
     from neurocc.ir.discrete import NEURON_TYPES
 
+    if graph.numerics is not None:   # already integer (a netx file): decays and delays count steps
+        line = (f"dt: {float(graph.dt or tgt.dt):g} s per step, from the model: a {graph.numerics}-numerics integer "
+                "graph (a lava-dl netx file: one Lava step, labelled 1 ms) whose decays and delays count steps")
+        return line + ("; --dt is not used (it would not change the integers)" if dt is not None else "")
     if dt is not None:
         used, origin = float(dt), "--dt"
     elif graph.dt is not None:

@@ -297,10 +297,12 @@ def compile_graph(graph: Graph, target: Target | str, *, dt: float | None = None
 
 
 def _prequantized(graph: Graph, tgt: Target) -> Compiled:
-    """A graph that arrives quantized (lava-dl netx files: ``loihi``) compiles unchanged for a
-    target of the same numerics (the edge-cpu backend runs that artifact exactly); spinnaker and
-    float32 targets get its float form (:mod:`.passes.dequantize`); anything else (int8) is
-    refused with the way to get there."""
+    """A graph that arrives quantized (lava-dl netx files: ``loihi``) keeps its integers on a
+    target of the same numerics and on edge-cpu (exact ONNX lowering); spinnaker and float32
+    targets get its float form, then their own quantizer; anything else is refused with the way
+    there (one rule with ``plan``: :mod:`neurocc.compiler.prequantized`)."""
+    from neurocc.compiler.prequantized import target_form
+
     graph = graph.verify()
     plastic = [n for n, node in graph.nodes.items() if getattr(node, "plastic", False)]
     if plastic and tgt.numerics != "loihi":
@@ -310,17 +312,11 @@ def _prequantized(graph: Graph, tgt: Target) -> Compiled:
                            fix="compile it for a loihi-numerics target (loihi2, loihi1, emulator); for edge-cpu "
                                "freeze the learned weights first (neurocc.ir.qnodes_plastic.freeze); pair STDP runs "
                                "on PyNN through neurocc.backends.spinnaker.plastic (docs/plasticity.md)")
-    if tgt.numerics != graph.numerics and graph.numerics == "loihi" and tgt.numerics in ("spinnaker", "float32"):
-        from neurocc.compiler.passes.dequantize import dequantize
 
-        return compile_graph(dequantize(graph), tgt)   # the float model it stands for, then tgt's quantizer
-    if tgt.numerics != graph.numerics:
-        raise CompileError(f"the model is already quantized for '{graph.numerics}' numerics (a lava-dl netx "
-                           f"file holds Loihi integers) and target '{tgt.name}' uses '{tgt.numerics}'",
-                           where=f"graph '{graph.name}'",
-                           fix="compile it for a loihi-numerics target (emulator, loihi2, loihi1); the edge-cpu "
-                               "backend runs that artifact exactly: `neurocc run DIR --backend edge-cpu`")
-    return Compiled(_float_form(graph), graph, None, graded_inputs=_graded_inputs(graph))
+    form = target_form(graph, tgt)
+    if form.numerics is None:
+        return compile_graph(form, tgt)   # the float model it stands for, then tgt's quantizer
+    return Compiled(_float_form(form), form, None, graded_inputs=_graded_inputs(form))
 
 
 def _float_form(graph: Graph) -> Graph:
@@ -336,10 +332,17 @@ def _float_form(graph: Graph) -> Graph:
 
 
 def _graded_inputs(graph: Graph) -> tuple[str, ...]:
-    """Inputs that take integer payloads (they feed a neuron or a graded synapse), not 0/1 spikes."""
+    """Inputs that take integer payloads (they feed a neuron or a graded synapse, through Flatten
+    and Delay nodes), not 0/1 spikes."""
+    def consumers(name: str) -> list[str]:
+        out = []
+        for d in graph.successors(name):
+            out += consumers(d) if graph.nodes[d].kind in ("Flatten", "Delay") else [d]
+        return out
+
     return tuple(n for n in graph.inputs if any(not (graph.nodes[d].kind in ("QDense", "QConv2d")
                                                      and not graph.nodes[d].graded)
-                                                for d in graph.successors(n)))
+                                                for d in consumers(n)))
 
 
 def resolve_target(target: Target | str, targets_file: str | Path | None = None) -> Target:
@@ -376,9 +379,11 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     (default 0.05; searched with ``accuracy_budget``), ``sd_variant`` the numerics
     (``lava-0.10``, or ``lava-pr875``: emulator and edge-cpu only).
     """
+    from neurocc.compiler.prequantized import integer_target
     from neurocc.compiler.prune import parse_spec, prune_graph
 
-    tgt = resolve_target(target, targets_file)
+    asked = resolve_target(target, targets_file)
+    tgt = integer_target(graph, asked)   # edge-cpu keeps a netx file's integers
     check_output_dir(out_dir)
     if _sigma_delta(encoding):   # refuse a target without graded spikes before anything runs
         from neurocc.compiler.sdnn_compile import check_target
@@ -388,6 +393,10 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
 
     if echo is not None:
         echo(dt_line(graph, tgt, dt) + "\n")
+        if tgt.numerics != asked.numerics:
+            echo(f"numerics: {tgt.numerics}, not {asked.name}'s {asked.numerics}: the model is already integer "
+                 f"and the {tgt.backend} backend runs these integers exactly (requantizing them would change "
+                 "the trained network)\n")
     source_doc = source_check(float_side(graph, tgt, dt, method, calibration, timesteps)) if source_check else None
     spec = None if prune is None else parse_spec(prune)
     if spec is not None:

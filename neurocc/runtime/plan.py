@@ -84,6 +84,7 @@ class PlanRow:
     ops: str = "events"         # how synapses are executed: events or dense
     lower_bound: bool = False   # energy_j counts arithmetic only
     activity: str = ""
+    refused: bool = False       # compile refuses the model for this target (``limit`` says why)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -99,8 +100,25 @@ def plan(graph: Graph, targets: Mapping[str, Target] | Iterable[Target], *, rate
     if activity is None:
         activity = Activity(DEFAULT_STEPS if steps is None else int(steps),
                             DEFAULT_RATE if rate is None else float(rate))
+    if graph.numerics is not None:   # an imported integer model: what compile makes of it per target
+        return [_integer_row(graph, t, activity, dt) for t in targets.values()]
     conns = connections(graph)
     return [_row(graph, t, activity, conns, dt) for t in targets.values()]
+
+
+def _integer_row(graph: Graph, target: Target, act: Activity, dt: float | None) -> PlanRow:
+    """A graph that arrives integer (a netx file) is planned as ``compile`` takes it for the target
+    (:mod:`neurocc.compiler.prequantized`): kept, or its float form, or refused with the reason."""
+    from neurocc.compiler.prequantized import integer_target, refusal, target_form
+    from neurocc.errors import CompileError
+
+    try:
+        form = target_form(graph, target)
+    except CompileError as err:
+        return PlanRow(target.name, target.backend, False, 0, 0, 0.0, 0.0, None, None, refusal(err), "",
+                       act.rate, act.steps, False, EXECUTION.get(target.backend or "", "events"), False,
+                       act.text(), refused=True)
+    return _row(form, integer_target(graph, target), act, connections(form), dt)
 
 
 def planned_graph(model: Any, *, steps: int | None = None, rate: float | None = None, calibration: Any = None,
@@ -242,9 +260,7 @@ def format_plan(rows: list[PlanRow]) -> str:
     if not rows:
         return "no targets"
     head = ["target", "backend", "fits", "cores", "chips", "ops/inf", "ops", "energy/inf", "latency", "limit"]
-    body = [[r.target, r.backend or "-", "yes" if r.fits else "NO", *_cores(r),
-             _si(r.synops, ""), "dense MACs" if r.ops == "dense" else "events",
-             ("≥ " if r.lower_bound else "") + _si(r.energy_j, "J"), _si(r.latency_s, "s"),
+    body = [[r.target, r.backend or "-", "yes" if r.fits else "NO", *_cores(r), *_figures(r),
              r.limit + (f" [{r.note}]" if r.note else "")] for r in rows]
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
     fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
@@ -252,6 +268,14 @@ def format_plan(rows: list[PlanRow]) -> str:
              "estimates from published figures, not measurements (events: one synaptic op per spike per "
              "target synapse; dense MACs: every synapse every step; ≥: a lower bound)")
     return "\n".join([title, fmt(head), "  ".join("-" * w for w in widths), *(fmt(r) for r in body)])
+
+
+def _figures(r: PlanRow) -> list[str]:
+    """Ops per inference, how they are counted, energy and latency; '-' where compile refuses."""
+    if r.refused:
+        return ["-"] * 4
+    return [_si(r.synops, ""), "dense MACs" if r.ops == "dense" else "events",
+            ("≥ " if r.lower_bound else "") + _si(r.energy_j, "J"), _si(r.latency_s, "s")]
 
 
 def _cores(r: PlanRow) -> list[str]:

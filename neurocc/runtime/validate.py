@@ -61,6 +61,7 @@ from neurocc.targets import Validation
 DEFAULT_STEPS = 100      # steps of random input when the artifact names no timesteps
 DEFAULT_SAMPLES = 4      # random input samples when neither inputs nor samples are given
 DEFAULT_RATE = 0.1       # spike probability per input element per step for random inputs
+PAYLOAD_MAX = 255        # random graded payloads of an imported integer model: 0..255
 QUANT_MIN_COSINE = 0.9   # emulator vs reference: mean-activity cosine a default-scaled model must reach
 VALIDATION_FILE = "validation.json"
 
@@ -84,7 +85,9 @@ def default_backends(art: Artifact) -> list[str]:
 
 def random_inputs(art: Artifact, samples: int, steps: int | None = None, seed: int = 0,
                   rate: float = DEFAULT_RATE) -> dict[str, np.ndarray]:
-    """Seeded random inputs: 0/1 spikes at ``rate`` (graded inputs: uniform [0, 1))."""
+    """Seeded random inputs: 0/1 spikes at ``rate``; graded inputs uniform in [0, 1), or, for an
+    imported integer model (a netx file: no quantization report, so no input scale), integer
+    payloads uniform in 0..:data:`PAYLOAD_MAX` (an 8-bit frame, as PilotNet's)."""
     if not isinstance(samples, (int, np.integer)) or samples < 1:
         raise InputError(f"samples must be a positive integer, got {samples!r}", where="--samples",
                          fix="pass --samples N with N >= 1")
@@ -94,6 +97,8 @@ def random_inputs(art: Artifact, samples: int, steps: int | None = None, seed: i
     for i in art.inputs:
         shape = (steps, int(samples), *i["shape"])
         x = rng.random(shape)
+        if i.get("values") == "graded" and art.quantization is None and art.graph.numerics is not None:
+            x = np.floor(x * (PAYLOAD_MAX + 1))
         out[i["name"]] = (x if i.get("values") == "graded" else x < rate).astype(np.float32)
     return out
 
@@ -106,7 +111,10 @@ def sample_inputs(art: Artifact, samples: int, seed: int = 0) -> tuple[dict[str,
 
     doc = art.manifest.get("calibration_sample")
     if not doc:
-        return random_inputs(art, samples, seed=seed), f"random spikes, rate {DEFAULT_RATE}, seed {seed}"
+        payloads = any(i.get("values") == "graded" for i in art.inputs) and art.quantization is None \
+            and art.graph.numerics is not None
+        what = f"integer payloads 0..{PAYLOAD_MAX}" if payloads else f"spikes, rate {DEFAULT_RATE}"
+        return random_inputs(art, samples, seed=seed), f"random {what}, seed {seed}"
     data = read_npz(Path(art.path) / doc["file"], "calibration sample")
     x = {i["name"]: data[i["name"]] for i in art.inputs}
     have = int(doc["samples"])

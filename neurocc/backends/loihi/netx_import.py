@@ -65,8 +65,8 @@ def run_netx_file(net_file: str | Path, graph: Graph, inputs: Mapping[str, np.nd
                   record: bool = False, *, timeout_s: float | None = None) -> dict[str, np.ndarray]:
     """Load ``net_file`` (the file ``graph`` was read from) with lava-dl netx in the worker and run
     it in Lava ``fixed_pt``; results keyed and laid out as :func:`neurocc.backends.emulator.simulate`'s
-    (outputs; with ``record`` also ``<node>/out`` and the state variables). netx's own defaults
-    apply (no reset_interval, spike_exp 6)."""
+    (outputs; with ``record`` also ``<node>/out`` and the state variables). netx's defaults apply
+    (spike_exp 6), and the graph's periodic reset (read_netx's ``reset_interval``/``reset_offset``)."""
     return run_netx_many([imported_job(net_file, graph, inputs, steps, record)], timeout_s=timeout_s)[0]
 
 
@@ -74,5 +74,10 @@ def imported_job(net_file: str | Path, graph: Graph, inputs: Mapping[str, np.nda
                  record: bool = False) -> NetxJob:
     """A :class:`NetxJob` for the file ``graph`` was read from (netx reads as many layers as the graph has)."""
     layers = [int(m.group(1)) for n in graph.nodes if (m := re.fullmatch(r"layer(\d+)(_.*)?", n))]
+    blocks = [node for node in graph.nodes.values() if node.kind in NEURON_KINDS]
+    interval = next((int(b.reset_interval) for b in blocks if getattr(b, "reset_interval", 0)), None)
+    offset = 0   # read_netx stores block j's offset as reset_offset + 1 + j
+    if interval:
+        offset = next(int(b.reset_offset) - 1 - j for j, b in enumerate(blocks) if getattr(b, "reset_interval", 0))
     return NetxJob(graph, inputs, steps, record, Path(net_file), imported_plan(graph),
-                   num_layers=max(layers) + 1 if layers else None)
+                   num_layers=max(layers) + 1 if layers else None, reset_interval=interval, reset_offset=offset)

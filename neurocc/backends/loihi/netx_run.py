@@ -40,6 +40,8 @@ class NetxJob:
     net_file: Path | None = None
     plan: NetxPlan | None = None
     num_layers: int | None = None       # netx's Network(num_layers=...): read only the first layers
+    reset_interval: int | None = None   # netx's Network(reset_interval=..., reset_offset=...): LIFReset
+    reset_offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,8 @@ def run_netx_many(jobs: Sequence[NetxJob], *, timeout_s: float | None = None) ->
                 runs.append({"id": rid, "kind": "netx", "file": name, "steps": steps, "data": f"{rid}_in.npz",
                              "feed": plan.feed_port, "input_message_bits": plan.input_message_bits,
                              "probes": [list(p) for p in probes], "job": i, "batch": b,
-                             "num_layers": job.num_layers})
+                             "num_layers": job.num_layers, "reset_interval": job.reset_interval,
+                             "reset_offset": job.reset_offset})
                 work += steps * sum(int(np.prod(lay.shape)) for lay in plan.layers)
         (job_dir / "manifest.json").write_text(json.dumps({"format": JOB_FORMAT, "runs": runs}))
         invoke_worker(job_dir, timeout_s or default_timeout(len(runs), work))

@@ -13,6 +13,9 @@ Two facts shape this module (research note ``lava-loihi.md`` §7):
   interpreter. So Lava is imported **only in the worker subprocess**
   (:mod:`neurocc.backends.loihi.worker`), never in the user's process; :func:`lava_available`
   asks a throw-away subprocess instead of importing anything here.
+
+A third, found on PilotNet-LIF: Lava's Conv model fails under numpy 2 for inputs wider than 127
+(int8 parameters, NEP 50 promotion); :func:`_widen_conv_parameters` fixes it in the worker.
 """
 from __future__ import annotations
 
@@ -88,11 +91,36 @@ def import_lava() -> types.SimpleNamespace:
     except ModuleNotFoundError as err:
         raise BackendError(f"Lava is not installed (missing module '{err.name}')",
                            where="backend 'loihi'", fix=INSTALL_HINT) from err
+    _widen_conv_parameters()
     return types.SimpleNamespace(RunSteps=RunSteps, Loihi2SimCfg=Loihi2SimCfg, Conv=Conv, Dense=Dense,
                                  DelayDense=DelayDense, Sink=Sink, Source=Source, LIF=LIF, Monitor=Monitor,
                                  Sparse=Sparse, NeuroccLIF=NeuroccLIF, MODEL_MAP=MODEL_MAP,
                                  LearningDense=LearningDense, Loihi2FLearningRule=Loihi2FLearningRule,
                                  SignMode=SignMode)
+
+
+def _widen_conv_parameters() -> None:
+    """Lava 0.10's ``fixed_pt`` Conv model holds ``kernel_size``, ``stride``, ``padding`` and
+    ``dilation`` as int8 Vars (``LavaPyType(np.ndarray, np.int8)``), and ``conv.utils.output_shape``
+    adds them to the input's width, a Python int. numpy >= 2 (NEP 50) keeps the int8 type and
+    raises ``OverflowError: Python integer 200 out of bounds for int8`` for any input wider or
+    taller than 127 (PilotNet's 200 x 66 frames); numpy 1.x, which Lava's metadata pins, promoted
+    the sum. The worker therefore hands ``conv.utils.conv`` int64 copies of those four small
+    parameters (same values, so the same arithmetic); nothing changes under numpy 1.x."""
+    import numpy as np
+    from lava.proc.conv import utils
+
+    if int(np.__version__.split(".")[0]) < 2 or getattr(utils.conv, "neurocc_widened", False):
+        return
+    original = utils.conv
+
+    def conv(input_: Any, weight: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
+             groups: Any) -> Any:
+        wide = [np.asarray(a, dtype=np.int64) for a in (kernel_size, stride, padding, dilation)]
+        return original(input_, weight, *wide, int(groups))
+
+    conv.neurocc_widened = True  # type: ignore[attr-defined]
+    utils.conv = conv
 
 
 _SLAYER_STUBS = ("lava.lib.dl.slayer", "lava.lib.dl.slayer.neuron", "lava.lib.dl.slayer.neuron.rf")

@@ -139,7 +139,8 @@ def run_netx(L: SimpleNamespace, hdf5: Any, job: Path, run: dict, data: dict[str
     """Load ``run["file"]`` with netx, drive block 0, record the probes, run in fixed_pt."""
     steps = int(run["steps"])
     net = hdf5.Network(net_config=str(job / run["file"]), input_message_bits=int(run["input_message_bits"]),
-                       num_layers=run.get("num_layers"))
+                       num_layers=run.get("num_layers"), reset_interval=run.get("reset_interval"),
+                       reset_offset=int(run.get("reset_offset") or 0))
     first = net.layers[0]
     src = L.Source(data=data["input"].astype(np.int32))
     src.s_out.connect(first.neuron.a_in if run["feed"] == "neuron" else first.synapse.s_in)

@@ -26,7 +26,7 @@ onnx, nir) are imported only inside the functions that need them.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,22 +155,33 @@ def bypass(nodes: dict[str, Any], edges: list[Edge], drop: set[str], where: str)
 
 
 def load(source: Any, *, input_shape: tuple[int, ...] | None = None, entry: str | None = None,
-         weights: str | Path | None = None, trust_pickle: bool = False, dt: float | None = None) -> Graph:
+         weights: str | Path | None = None, trust_pickle: bool = False, dt: float | None = None,
+         netx: Mapping[str, Any] | None = None) -> Graph:
     """Read a model into a verified float Graph (see the module docstring for the formats).
 
     ``input_shape`` (no batch) is needed for torch models whose first layer does not fix it
     (convolutions); ``dt`` (seconds) sets the graph's step for torch SNN models (default 1e-3).
-    Non-finite parameters and zero thresholds are warned about (:mod:`neurocc.compiler.sanity`).
+    ``netx``: keyword options of :func:`~neurocc.compiler.frontends.netx.read_netx` for a ``.net``
+    file (``num_layers``, ``skip_layers``, ``reset_interval``, ``reset_offset``, ``variant``);
+    refused for other formats. Non-finite parameters and zero thresholds are warned about
+    (:mod:`neurocc.compiler.sanity`).
     """
     from neurocc.compiler.sanity import warn_suspicious
 
-    graph = _load(source, input_shape=input_shape, entry=entry, weights=weights, trust_pickle=trust_pickle, dt=dt)
+    netx = {k: v for k, v in dict(netx or {}).items() if v is not None}
+    if netx and not (isinstance(source, (str, Path)) and Path(source).suffix.lower() == ".net"):
+        raise ModelLoadError(f"the netx options ({', '.join(sorted(netx))}) apply to lava-dl netx files only",
+                             where=str(source)[:200],
+                             fix="pass a .net file, or drop --num-layers/--skip-layers/--reset-interval/"
+                                 "--reset-offset/--sigma-delta for this model")
+    graph = _load(source, input_shape=input_shape, entry=entry, weights=weights, trust_pickle=trust_pickle, dt=dt,
+                  netx=netx)
     warn_suspicious(graph, str(source)[:200] if isinstance(source, (str, Path)) else graph.name)
     return graph
 
 
 def _load(source: Any, *, input_shape: tuple[int, ...] | None, entry: str | None, weights: str | Path | None,
-          trust_pickle: bool, dt: float | None) -> Graph:
+          trust_pickle: bool, dt: float | None, netx: Mapping[str, Any]) -> Graph:
     from neurocc.compiler.frontends import nir as nir_fe
 
     if _is_module(source) or (entry is not None and _is_entry(entry) and source is None):
@@ -197,7 +208,7 @@ def _load(source: Any, *, input_shape: tuple[int, ...] | None, entry: str | None
     if suffix == ".net":
         from neurocc.compiler.frontends.netx import read_netx
 
-        return read_netx(path)
+        return read_netx(path, **netx)
     if suffix == ".onnx":
         from neurocc.compiler.frontends import onnx as onnx_fe
 

@@ -96,6 +96,7 @@ def read_netx(path: str | Path, *, num_layers: int | None = None, skip_layers: i
     sigma-delta numerics rule (``lava-0.10`` or ``lava-pr875``).
     """
     path = Path(path)
+    _check_options(path, reset_interval, reset_offset, variant)
     layers = read_layers(path, num_layers)
     st = _State(reset_interval=int(reset_interval or 0), reset_offset=int(reset_offset) + 1)
     for i, lay in enumerate(layers):
@@ -114,6 +115,20 @@ def read_netx(path: str | Path, *, num_layers: int | None = None, skip_layers: i
     if skip_layers:
         graph = _skip(graph, path, int(skip_layers))
     return _verified(graph, path)
+
+
+def _check_options(path: Path, reset_interval: int | None, reset_offset: int, variant: str) -> None:
+    from neurocc.ir.numerics.sigma_delta import VARIANTS
+
+    problems = []
+    if reset_offset and not reset_interval:
+        problems.append(f"reset_offset={reset_offset} without reset_interval: there is no periodic reset to shift")
+    if variant not in VARIANTS:
+        problems.append(f"variant={variant!r} is not a sigma-delta numerics rule ({', '.join(VARIANTS)})")
+    if problems:
+        raise ModelLoadError("the netx reading options do not fit together", where=str(path), problems=problems,
+                             fix="pass reset_interval (CLI --reset-interval) with reset_offset, and variant "
+                                 "lava-0.10 or lava-pr875 (CLI --sigma-delta)")
 
 
 def _skip(graph: Graph, path: Path, k: int) -> Graph:

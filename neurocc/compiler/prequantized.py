@@ -1,0 +1,95 @@
+"""What a graph that arrives already integer (a lava-dl netx file: ``loihi`` numerics) becomes on
+each target: one rule, used by ``compile`` and by ``plan`` so that both give the same answer.
+
+=========================================  ======================================================
+target                                     the graph compiled and mapped
+=========================================  ======================================================
+same numerics (``emulator``, ``loihi2``,   the integers, unchanged
+``loihi1``)
+``edge-cpu`` (``int8`` numerics)           the integers, unchanged: the target is taken with the
+                                           ``loihi`` profile (:func:`integer_target`), whose ONNX
+                                           lowering is exact; requantizing to int8 would change
+                                           the trained network. Refused when the ONNX lowering
+                                           cannot run it (netx's ``reset_interval``)
+``spinnaker``, float32 targets             the float model the integers stand for
+                                           (:func:`~neurocc.compiler.passes.dequantize.dequantize`),
+                                           then the target's own quantizer; refused when there is
+                                           none (sigma-delta, no decay) or the backend cannot
+                                           lower it (a SpiNNaker output that is not a neuron layer)
+any other numerics                         refused, naming the targets that run it
+=========================================  ======================================================
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from neurocc.errors import CompileError
+from neurocc.ir.graph import Graph
+from neurocc.targets import Target
+
+EXACT_ELSEWHERE = {"edge-cpu": ("int8",)}   # backend -> target numerics it runs a loihi graph in exactly
+
+
+def integer_target(graph: Graph, tgt: Target) -> Target:
+    """``tgt`` as an already-integer ``graph`` is compiled for it: an ``edge-cpu`` (int8) target
+    keeps a loihi graph's integers, so it is taken with the ``loihi`` profile (recorded so in the
+    artifact's manifest); every other target is returned unchanged."""
+    if graph.numerics == "loihi" and tgt.numerics in EXACT_ELSEWHERE.get(tgt.backend or "", ()):
+        return dataclasses.replace(tgt, numerics="loihi",
+                                   description=f"{tgt.description}; here with the loihi profile: the "
+                                               "imported Loihi integers, unchanged")
+    return tgt
+
+
+def target_form(graph: Graph, tgt: Target) -> Graph:
+    """The graph that ``compile`` quantizes (a float graph) or keeps (the integer ``graph``) for
+    ``tgt``; CompileError listing every reason when the target cannot take it."""
+    tgt = integer_target(graph, tgt)
+    if tgt.numerics == graph.numerics:
+        _require_backend(graph, tgt, _integer_fix(tgt))
+        return graph
+    if graph.numerics == "loihi" and tgt.numerics in ("spinnaker", "float32"):
+        from neurocc.compiler.passes.dequantize import dequantize
+
+        float_graph = dequantize(graph)   # CompileError naming every node without a float form
+        _require_backend(float_graph, tgt, "import only the layers the target takes (for a netx file, "
+                                           "--num-layers N stops before a read-out such as SLAYER's average), or "
+                                           "run it on a loihi-numerics target (emulator, loihi2) or on edge-cpu, "
+                                           "which run the integers exactly")
+        return float_graph
+    raise CompileError(f"the model is already quantized for '{graph.numerics}' numerics (a lava-dl netx file "
+                       f"holds Loihi integers) and target '{tgt.name}' uses '{tgt.numerics}'",
+                       where=f"graph '{graph.name}'",
+                       fix="compile it for a loihi-numerics target (emulator, loihi2, loihi1) or for edge-cpu, "
+                           "which runs the integers exactly")
+
+
+def _integer_fix(tgt: Target) -> str:
+    return (f"compile it for the emulator target, which runs it, or import the model without what is listed "
+            f"(e.g. without --reset-interval, resetting the state between samples yourself) for {tgt.name}")
+
+
+def _require_backend(graph: Graph, tgt: Target | None, fix: str) -> None:
+    """The problems the target's backend reports for ``graph`` (only backends that run graphs
+    of this kind before compile: edge-cpu and spinnaker's PyNN lowering)."""
+    if tgt is None or tgt.backend not in ("edge-cpu", "spinnaker"):
+        return
+    if tgt.backend == "edge-cpu":
+        from neurocc.backends import edge_cpu
+
+        found = edge_cpu.check(graph, tgt if graph.numerics is not None else None)
+    else:
+        from neurocc.backends import spinnaker
+
+        found = spinnaker.check(graph)
+    if found:
+        raise CompileError(f"target '{tgt.name}' cannot take graph '{graph.name}' ({len(found)} problem(s))",
+                           where=f"graph '{graph.name}'", problems=found, fix=fix)
+
+
+def refusal(err: CompileError) -> str:
+    """One line for a plan row: the first reason and how many more there are."""
+    problems = list(err.problems or ())
+    first = problems[0] if problems else err.what
+    more = f" (+{len(problems) - 1} more: `neurocc compile` lists them)" if len(problems) > 1 else ""
+    return f"compile refuses: {first}{more}"
