@@ -305,9 +305,9 @@ def _prequantized(graph: Graph, tgt: Target) -> Compiled:
 
     graph = graph.verify()
     plastic = [n for n, node in graph.nodes.items() if getattr(node, "plastic", False)]
-    if plastic and tgt.numerics != "loihi":
+    if plastic and (tgt.numerics != "loihi" or tgt.backend == "edge-cpu"):
         raise CompileError(f"node(s) {', '.join(repr(n) for n in plastic)} learn on chip (QPlasticDense) and target "
-                           f"'{tgt.name}' uses '{tgt.numerics}' numerics, which have no learning rule",
+                           f"'{tgt.name}' has no learning rule",
                            where=f"graph '{graph.name}'",
                            fix="compile it for a loihi-numerics target (loihi2, loihi1, emulator); for edge-cpu "
                                "freeze the learned weights first (neurocc.ir.qnodes_plastic.freeze); pair STDP runs "
