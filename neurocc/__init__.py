@@ -221,14 +221,15 @@ def _open_source(source: Any, kw: dict[str, Any]) -> Any:
 
 def evaluate(artifact_dir: str | Path, data: "dict[str, np.ndarray] | str | Path",
              backend: str | None = None, *, readout: str = "count", time_major: bool = False,
-             progress: bool = False, device: str | None = None) -> dict[str, Any]:
+             progress: bool = False, device: str | None = None, metrics: bool = False) -> dict[str, Any]:
     """Accuracy of an artifact on labelled data ``{x, y}`` (``neurocc evaluate``): ``x`` static
     ``(samples, *shape)`` or sequences ``(samples, steps, *shape)`` (``time_major=True``: ``(steps,
-    samples, *shape)``); ``readout`` is ``count``, ``membrane`` or ``first``."""
+    samples, *shape)``); ``readout`` is ``count``, ``membrane`` or ``first``; ``metrics``: also the
+    measured cost (``result["metrics"]``, ``result["energy"]``: :mod:`neurocc.runtime.metrics`)."""
     evaluate_artifact = feature("neurocc.runtime.evaluate", "evaluate_artifact",
                                 "evaluation (neurocc evaluate)")
     return evaluate_artifact(Path(artifact_dir), _arrays(data, "--data"), backend=backend, readout=readout,
-                             time_major=time_major, progress=progress, device=device)
+                             time_major=time_major, progress=progress, device=device, metrics=metrics)
 
 
 def plan(model: Any, targets: "list[str | Target] | None" = None,

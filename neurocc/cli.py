@@ -304,7 +304,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise InputError(f"the data file lacks array(s) {', '.join(missing)}", where=f"--data {args.data}",
                          fix="save it as numpy.savez(path, x=samples, y=integer_labels)")
     result = neurocc.evaluate(Path(args.artifact), Path(args.data), backend=args.backend, readout=args.readout,
-                              time_major=args.time_major, progress=True, device=args.device)
+                              time_major=args.time_major, progress=True, device=args.device,
+                              metrics=not args.no_metrics)
     fmt = _formatter("neurocc.runtime.evaluate", "format_evaluation")
     print(fmt(result) if fmt else f"accuracy: {result['accuracy']:.4f}")
     if args.json:
@@ -475,6 +476,9 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--time-major", action="store_true",
                        help="x sequences are (steps, samples, *shape) instead of (samples, steps, *shape)")
         p.add_argument("--json", metavar="RESULT.json", help="also write the result as JSON")
+        p.add_argument("--no-metrics", action="store_true",
+                       help="skip the measured cost (synaptic ops, sparsity, footprint, energy estimate; counted "
+                            "on the emulator and reference backends)")
         _device_flag(p)
     elif name == "plan":
         p.add_argument("--target", type=_names, metavar="a,b", help="targets to plan for (default: all)")

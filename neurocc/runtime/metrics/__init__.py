@@ -31,7 +31,7 @@ figures: an estimate, labelled as such (see its docstring).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -92,6 +92,14 @@ class Metrics:
         d = asdict(self)
         d["synops"], d["skipped"] = self.synops, self.skipped
         return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Metrics":
+        """Inverse of :meth:`to_dict` (derived keys ignored)."""
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        kw["synapses"] = [SynapseOps(**s) for s in d.get("synapses", [])]
+        return cls(**kw)
 
 
 def measure(graph: Graph, inputs: Mapping[str, np.ndarray], steps: int | None = None, *,
@@ -198,6 +206,13 @@ class EnergyEstimate:
     missing: list[str]
     execution: str
     source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "estimate": True}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "EnergyEstimate":
+        return cls(d["joules"], dict(d["terms"]), list(d["missing"]), d["execution"], d["source"])
 
     def text(self) -> str:
         if self.joules is None:
