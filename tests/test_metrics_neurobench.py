@@ -11,15 +11,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
+from torch import nn
 
 from neurocc.compiler.frontends import load
 from neurocc.runtime.metrics import measure
 
 nb = pytest.importorskip("neurobench", reason="neurobench is not installed (requirements/no-deps.txt)")
-from neurobench.metrics.static import ConnectionSparsity, Footprint  # noqa: E402
-from neurobench.metrics.workload import ActivationSparsity, SynapticOperations  # noqa: E402
-from neurobench.models import SNNTorchModel, TorchModel  # noqa: E402
+from neurobench.metrics.static import ConnectionSparsity, Footprint
+from neurobench.metrics.workload import ActivationSparsity, SynapticOperations
+from neurobench.models import SNNTorchModel, TorchModel
 
 snn = pytest.importorskip("snntorch", reason="snntorch is not installed")
 

@@ -94,7 +94,7 @@ class Metrics:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Metrics":
+    def from_dict(cls, d: Mapping[str, Any]) -> Metrics:
         """Inverse of :meth:`to_dict` (derived keys ignored)."""
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
@@ -181,7 +181,7 @@ def merge(parts: list[Metrics]) -> Metrics:
     if len(parts) == 1:
         return parts[0]
     n = sum(p.samples for p in parts)
-    mean = lambda get: sum(get(p) * p.samples for p in parts) / n  # noqa: E731
+    mean = lambda get: sum(get(p) * p.samples for p in parts) / n
     first = parts[0]
     scal = {k: mean(lambda p, k=k: getattr(p, k)) for k in
             ("acs", "macs", "dense_ops", "skipped_silent", "skipped_zero_weight", "activation_sparsity",
@@ -211,7 +211,7 @@ class EnergyEstimate:
         return {**asdict(self), "estimate": True}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "EnergyEstimate":
+    def from_dict(cls, d: Mapping[str, Any]) -> EnergyEstimate:
         return cls(d["joules"], dict(d["terms"]), list(d["missing"]), d["execution"], d["source"])
 
     def text(self) -> str:
@@ -255,16 +255,19 @@ def format_metrics(m: Metrics, energy: EnergyEstimate | None = None) -> str:
     from neurocc.runtime.plan import _si
 
     fb = m.footprint_bytes
-    lines = [f"measured per sample ({m.samples} samples, {'integer ' + m.numerics if m.numerics else 'float'} "
-             f"network, NeuroBench definitions):",
-             f"  synaptic ops {_si(m.synops, '')} = {_si(m.acs, '')} AC (binary spikes) + {_si(m.macs, '')} MAC "
-             f"(graded); dense {_si(m.dense_ops, '')} (every synapse every step); skipped {_si(m.skipped, '')} "
-             f"({_si(m.skipped_silent, '')} silent inputs, {_si(m.skipped_zero_weight, '')} zero weights)",
-             f"  events: {_si(m.spikes, '')} spikes, {_si(m.graded_events, '')} graded; activation sparsity "
-             f"{m.activation_sparsity:.3f} (" + ", ".join(f"{k} {v:.3f}" for k, v in m.sparsity_by_layer.items()) + ")",
-             f"  connection sparsity {m.connection_sparsity:.3f}; footprint {_si(fb['total'], 'B')} (weights "
-             f"{_si(fb['weights'], 'B')}, neuron state {_si(fb['neuron_state'], 'B')}, params {_si(fb['neuron_params'], 'B')})",
-             f"  latency {m.steps} steps ({m.latency_steps} pipeline); neuron updates {_si(m.neuron_updates, '')}"]
+    kind = "integer " + m.numerics if m.numerics else "float"
+    layers = ", ".join(f"{k} {v:.3f}" for k, v in m.sparsity_by_layer.items())
+    lines = [
+        f"measured per sample ({m.samples} samples, {kind} network, NeuroBench definitions):",
+        (f"  synaptic ops {_si(m.synops, '')} = {_si(m.acs, '')} AC (binary spikes) + {_si(m.macs, '')} MAC "
+         f"(graded); dense {_si(m.dense_ops, '')} (every synapse every step); skipped {_si(m.skipped, '')} "
+         f"({_si(m.skipped_silent, '')} silent inputs, {_si(m.skipped_zero_weight, '')} zero weights)"),
+        (f"  events: {_si(m.spikes, '')} spikes, {_si(m.graded_events, '')} graded; activation sparsity "
+         f"{m.activation_sparsity:.3f} ({layers})"),
+        (f"  connection sparsity {m.connection_sparsity:.3f}; footprint {_si(fb['total'], 'B')} (weights "
+         f"{_si(fb['weights'], 'B')}, neuron state {_si(fb['neuron_state'], 'B')}, "
+         f"params {_si(fb['neuron_params'], 'B')})"),
+        f"  latency {m.steps} steps ({m.latency_steps} pipeline); neuron updates {_si(m.neuron_updates, '')}"]
     if energy is not None:
         lines.append("  " + energy.text())
     return "\n".join(lines)
