@@ -324,7 +324,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     is_dir = Path(args.model).is_dir()
     model = Path(args.model) if is_dir else _graph(args)
     rows = neurocc.plan(model, targets=args.target, targets_file=args.targets, steps=args.steps, rate=args.rate,
-                        calibration=Path(args.calibration) if args.calibration else None, dt=args.dt)
+                        calibration=Path(args.calibration) if args.calibration else None, dt=args.dt,
+                        data=Path(args.data) if args.data else None)
     format_plan = neurocc.feature("neurocc.runtime.plan", "format_plan", "resource planning (neurocc plan)")
     print(format_plan(rows))
     return 0
@@ -490,6 +491,8 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                                                                  "an ANN), as compile reads them")
         p.add_argument("--dt", type=_positive_float, metavar="SECONDS", help="seconds per step (real-time targets' "
                                                                             "latency; NIR files carry no dt)")
+        p.add_argument("--data", metavar="TEST.npz", help="with an artifact DIR: measure the activity on these samples "
+                                                          "on the emulator's run of the integer network")
     elif name == "deploy":
         artifact()
         p.add_argument("-o", "--out", required=True, metavar="BUNDLE", help="the bundle directory to write")

@@ -23,7 +23,8 @@ recorded, and counts, per sample (totals over the batch divided by the batch siz
   and buffers: 4 bytes each);
 * **latency** in steps: the steps run per sample (the window plus the pipeline latency, one step
   per synapse layer on Loihi) and the pipeline latency alone;
-* **neuron updates** per sample: neurons × steps (a time-stepped chip updates every neuron).
+* **neuron updates** per sample: neurons × steps (a time-stepped chip updates every neuron);
+* ``input_density``: the non-zero fraction of each graph input (what ``plan --data`` uses).
 
 ``estimate_energy(metrics, energy, execution)`` turns these into joules with targets.yaml's
 figures: an estimate, labelled as such (see its docstring).
@@ -78,6 +79,7 @@ class Metrics:
     neuron_updates: float
     synapses: list[SynapseOps] = field(default_factory=list)
     numerics: str | None = None
+    input_density: dict[str, float] = field(default_factory=dict)   # non-zero fraction of each graph input
 
     @property
     def synops(self) -> float:
@@ -139,7 +141,8 @@ def from_traces(graph: Graph, traces: Mapping[str, np.ndarray], steps: int, batc
                    footprint_bytes=footprint(graph, syns),
                    neuron_updates=float(steps * sum(int(np.prod(shapes[n])) for n in graph.nodes
                                                     if graph.nodes[n].kind in C.NEURON_KINDS)),
-                   synapses=syns, numerics=graph.numerics)
+                   synapses=syns, numerics=graph.numerics,
+                   input_density={n: float(np.mean(traces[f"{n}/out"] != 0)) for n in graph.inputs})
 
 
 def _activity(graph: Graph, traces: Mapping[str, np.ndarray], steps: int, batch: int) -> dict[str, Any]:
@@ -193,7 +196,8 @@ def merge(parts: list[Metrics]) -> Metrics:
                    sparsity_by_layer={k: mean(lambda p, k=k: p.sparsity_by_layer[k]) for k in first.sparsity_by_layer},
                    sparsity_over_time=[mean(lambda p, t=t: p.sparsity_over_time[t]) for t in range(first.steps)],
                    connection_sparsity=first.connection_sparsity, footprint_bytes=first.footprint_bytes,
-                   neuron_updates=first.neuron_updates, synapses=syns, numerics=first.numerics)
+                   neuron_updates=first.neuron_updates, synapses=syns, numerics=first.numerics,
+                   input_density={k: mean(lambda p, k=k: p.input_density[k]) for k in first.input_density})
 
 
 @dataclass(frozen=True)
