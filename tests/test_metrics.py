@@ -102,3 +102,24 @@ def test_energy_estimate_terms() -> None:
     d = estimate_energy(m, Energy(pj_per_synop=2.0, pj_per_mac=3.0), execution="dense")
     assert d.joules == pytest.approx(30 * 3.0e-12) and d.missing == ["neuron updates"]
     assert estimate_energy(m, Energy()).joules is None
+
+
+def test_sigma_delta_graded_messages_count_as_macs() -> None:
+    """Delta input neurons (Lava 0.10 rule, vth 2, no shifts) send only changes of at least vth:
+    input 0 = [5, 5, 6, 9, 9] sends 5 at t0 and, at t3, 9 − 6 plus the residue 1 kept at t2 = 4;
+    input 1 = [0, 0, 0, 3, 3] sends 3 at t3. The graded dense layer after them multiplies each
+    message: nonzero synapses per input are 1 and 2, so MACs = 1 (t0) + (1 + 2) (t3) = 4."""
+    from neurocc.ir.qnodes_sdn import QSigmaDelta
+
+    sd = dict(vth=np.full(2, 2), bias=np.zeros(2, int), state_exp=0)
+    nodes = {"input": N.Input(shape=(2,)), "delta": QSigmaDelta(mode="delta", **sd),
+             "d": Q.QDense(weight=np.array([[1, 2], [0, 3]]), graded=True), "sigma": QSigmaDelta(mode="sigma", **sd),
+             "output": N.Output(shape=(2,))}
+    edges = [Edge("input", "delta"), Edge("delta", "d"), Edge("d", "sigma", 1), Edge("sigma", "output")]
+    g = Graph(nodes, edges, dt=1e-3, method="euler", numerics="loihi", name="sdn")
+    x = np.array([[5, 0], [5, 0], [6, 0], [9, 3], [9, 3]])
+    m = measure(g, _inputs(x))
+    assert (m.macs, m.acs, m.dense_ops) == (4, 0, 5 * 4)
+    assert (m.graded_events, m.spikes) == (3, 0)
+    assert m.sparsity_by_layer == {"delta": pytest.approx(1 - 3 / 10)}      # the sigma read-out sends nothing
+    assert m.footprint_bytes["neuron_state"] == (2 * 2 + 2 * 1) * 4         # delta: act, residue; sigma: sigma
