@@ -111,7 +111,7 @@ def test_sigma_delta_graded_messages_count_as_macs() -> None:
     message: nonzero synapses per input are 1 and 2, so MACs = 1 (t0) + (1 + 2) (t3) = 4."""
     from neurocc.ir.qnodes_sdn import QSigmaDelta
 
-    sd = dict(vth=np.full(2, 2), bias=np.zeros(2, int), state_exp=0)
+    sd = {"vth": np.full(2, 2), "bias": np.zeros(2, int), "state_exp": 0}
     nodes = {"input": N.Input(shape=(2,)), "delta": QSigmaDelta(mode="delta", **sd),
              "d": Q.QDense(weight=np.array([[1, 2], [0, 3]]), graded=True), "sigma": QSigmaDelta(mode="sigma", **sd),
              "output": N.Output(shape=(2,))}
