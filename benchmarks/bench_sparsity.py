@@ -37,8 +37,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from neurocc.targets import Energy
 
 CHIP = Energy(pj_per_synop=23.6, pj_per_mac=23.6, pj_per_neuron_update=52.0)
@@ -94,7 +92,7 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
              _si(r["graded"], ""), f"{r['sparsity']:.3f}", _si(r["chip_J"], "J"), "≥ " + _si(r["cpu_J"], "J")]
             for r in rows]
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
-    fmt = lambda row: "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |"  # noqa: E731
+    fmt = lambda row: "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |"
     lines = [fmt(head), "| " + " | ".join("-" * w for w in widths) + " |", *(fmt(b) for b in body)]
     by = {(r["task"], r["encoding"]): r for r in rows}
     for task in dict.fromkeys(r["task"] for r in rows):
