@@ -27,12 +27,14 @@ import numpy as np
 
 from neurocc.ir.graph import Graph
 
-SYNAPSE_KINDS = frozenset({"QDense", "QConv2d", "Affine", "Linear", "Conv1d", "Conv2d"})
-# nodes whose outputs are events sent to synapses (spikes or graded messages); readouts (LI,
-# CubaLI, QLI, a sigma read-out) output a membrane value and send nothing
-SPIKING_KINDS = frozenset({"QLIF", "LIF", "IF", "CubaLIF", "Threshold"})
+SYNAPSE_KINDS = frozenset({"QDense", "QSpiNNakerDense", "QConv2d", "Affine", "Linear", "Conv1d", "Conv2d"})
+# nodes whose outputs are events sent to synapses: spiking nodes (``node.spiking``: LIF, IF,
+# CubaLIF, Threshold, QLIF, a spiking QSpiNNakerLIF) and graded ones; readouts (LI, CubaLI, QLI, a
+# sigma read-out, a non-spiking QSpiNNakerLIF) output a membrane value and send nothing
 GRADED_KINDS = frozenset({"QSigmaDelta", "ReLU"})
-NEURON_KINDS = frozenset({"QLIF", "QLI", "QSigmaDelta", "LIF", "IF", "LI", "CubaLIF", "CubaLI", "I"})
+NEURON_KINDS = frozenset({"QLIF", "QLI", "QSigmaDelta", "QSpiNNakerLIF", "LIF", "IF", "LI", "CubaLIF", "CubaLI",
+                          "I"})
+WORD_BITS = 32           # SpiNNaker's s16.15 / u0.32 words; any other integer register neurocc does not size
 FLOAT_BITS = 32          # a float graph's parameters as torch stores them (float32), as NeuroBench counts
 BASIS_BLOCK = 1024       # unit inputs convolved at once when counting a convolution's fan-outs
 
@@ -84,14 +86,14 @@ def synapse(graph: Graph, name: str, shapes: Mapping[str, tuple[int, ...]]) -> S
     node = graph.nodes[name]
     w = deployed_weight(graph, name)
     nz = w != 0
-    if node.kind in ("QDense", "Affine", "Linear"):
+    if node.kind in ("QDense", "QSpiNNakerDense", "Affine", "Linear"):
         fan, full = nz.sum(0).astype(np.int64), np.full(w.shape[1], w.shape[0], np.int64)
     else:
         in_shape = tuple(shapes[graph.predecessors(name)[0]])
         fan, full = _conv_fans(node, in_shape, nz), _conv_fans(node, in_shape, np.ones_like(nz))
     if graph.numerics is None:
         bits, graded = FLOAT_BITS, None
-    elif node.kind == "QDense":
+    elif hasattr(node, "num_weight_bits"):     # QDense, QSpiNNakerDense (16-bit magnitudes)
         bits, graded = int(node.num_weight_bits), bool(node.graded)
     else:
         from neurocc.ir.numerics import get_profile
@@ -137,7 +139,7 @@ def activation_layers(graph: Graph) -> list[str]:
     out = []
     for n in graph.order():
         node = graph.nodes[n]
-        if node.kind in SPIKING_KINDS or (node.kind in GRADED_KINDS and getattr(node, "mode", "") != "sigma"):
+        if getattr(node, "spiking", False) or (node.kind in GRADED_KINDS and getattr(node, "mode", "") != "sigma"):
             out.append(n)
     return out
 
@@ -154,7 +156,8 @@ def neuron_bits(graph: Graph, name: str) -> tuple[int, int]:
     """(state bits, parameter bits) of neuron node ``name`` at its deployed widths: QLIF/QLI: u and
     v at the profile's current/voltage widths, per-neuron parameters at their field widths;
     QSigmaDelta: int32 registers (sigma, act, residue as the mode has them), vth and bias int32;
-    float neurons: float32 per state variable and per-neuron parameter array."""
+    QSpiNNakerLIF: 32-bit words per state variable and parameter element; float neurons: float32
+    per state variable and per-neuron parameter array."""
     node = graph.nodes[name]
     n = int(np.prod(graph.shapes()[name]))
     if graph.numerics is None:
@@ -165,6 +168,9 @@ def neuron_bits(graph: Graph, name: str) -> tuple[int, int]:
 
         regs = len(STATE_VARS[node.mode]) + (1 if node.cum_error else 0)
         return n * regs * STATE_BITS_SDN, (int(np.size(node.vth)) + int(np.size(node.bias))) * STATE_BITS_SDN
+    if node.kind not in ("QLIF", "QLI"):
+        params = sum(int(np.size(a)) for a in node.arrays().values())
+        return n * len(node.state_vars) * WORD_BITS, params * WORD_BITS
     from neurocc.ir.numerics import get_profile
 
     p = get_profile(graph.numerics)
