@@ -112,7 +112,11 @@ def synapse_input(graph: Graph, traces: Mapping[str, np.ndarray], name: str) -> 
         if e.delay < src.shape[0]:
             part[e.delay:] = src[:src.shape[0] - e.delay]
         acc = part if acc is None else acc + part
-    assert acc is not None, f"synapse '{name}' has no input"
+    if acc is None:
+        from neurocc.errors import GraphError
+
+        raise GraphError(f"synapse node '{name}' has no input edge", where=f"graph '{graph.name}'",
+                         fix="connect the synapse to its source (the graph does not verify)")
     return acc.reshape(acc.shape[0], acc.shape[1], -1)
 
 
