@@ -208,7 +208,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.encoding:
         from neurocc.ir.encoding import Encoding
 
-        extra["encoding"] = Encoding(args.encoding, args.timesteps or 64, seed=args.seed)
+        extra["encoding"] = ("sigma-delta" if args.encoding == "sigma-delta"   # steps: --timesteps or latency + 1
+                             else Encoding(args.encoding, args.timesteps or 64, seed=args.seed))
+    if args.delta_threshold is not None:
+        extra["delta_threshold"] = args.delta_threshold
     if args.prune:
         extra["prune"] = args.prune
     if not args.no_source_check:  # the trained model itself, run in its framework (docs/source-check.md)
@@ -425,9 +428,13 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                             "model; searches per-layer weight bits and timesteps (needs --calibration)")
         p.add_argument("--per-channel", action="store_true",
                        help="one weight scale per output channel (thresholds per neuron follow)")
-        p.add_argument("--encoding", choices=("constant", "poisson"),
+        p.add_argument("--encoding", choices=("constant", "poisson", "sigma-delta"),
                        help="input encoding of a converted ANN: a constant current (default) or Poisson "
-                            "rate spikes (default for spinnaker, whose inputs are spikes only)")
+                            "rate spikes (default for spinnaker, whose inputs are spikes only); sigma-delta: "
+                            "ReLUs become sigma-delta neurons sending graded changes (loihi2, emulator)")
+        p.add_argument("--delta-threshold", type=float, metavar="FRACTION",
+                       help="sigma-delta: each layer's threshold as a fraction of its calibrated activation "
+                            "scale (default 0.05; --accuracy-budget searches it)")
         p.add_argument("--seed", type=int, default=0, help="seed of the Poisson encoding (default 0)")
         p.add_argument("--prune", metavar="SPEC",
                        help="zero the smallest-magnitude weights first: FRACTION (per layer), global:FRACTION, "

@@ -61,6 +61,7 @@ class Limits:
     inputs_use_cores: bool | None = None           # spike sources occupy cores (SpiNNaker sources do)
     synapse_encoding: str | None = None            # loihi | spinnaker_rows | None (expanded × bits)
     max_synapses_per_row: int | None = None        # longest synaptic row (one pre neuron → one core)
+    message_bits: int | None = None                # graded spike payload bits (None: binary spikes only)
 
     @property
     def neurons_per_chip(self) -> int | None:

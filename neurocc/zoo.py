@@ -5,6 +5,7 @@ download), an ANN trained in seconds on CPU.
     model = train_digits_ann(seed=0)                 # MLP 64 → 64 → 32 → 10
     cnn = train_digits_ann(seed=0, arch="cnn")       # conv → BN → ReLU → AvgPool ×2 → Linear
     files = write_digits_files("build/digits")      # mlp.pt2, cal.npz, test.npz for the CLI
+    xs_tr, y_tr, xs_te, y_te = digits_sequences(seed=0)   # digits drifting smoothly: (n, steps, 64)
 
 Inputs are pixel intensities scaled to [0, 1] (the model's own input scale): shape (64,) for the
 MLP and (1, 8, 8) for the CNN. Training is deterministic for a seed on CPU (one torch thread
@@ -59,12 +60,13 @@ def _build(arch: str, hidden: tuple[int, ...]) -> Any:
 
 
 def train_digits_ann(seed: int = 0, hidden: tuple[int, ...] = (64, 32), *, arch: Arch = "mlp", epochs: int = 40,
-                     lr: float = 1e-2, batch_size: int = 64) -> Any:
+                     lr: float = 1e-2, batch_size: int = 64, data: tuple[np.ndarray, np.ndarray] | None = None) -> Any:
     """Train and return a ``torch.nn.Module`` in eval mode (deterministic for ``seed``).
 
     ``hidden`` are the MLP's hidden widths, or the CNN's two channel counts (default 8, 16 when
     ``hidden`` is the MLP default). Adam, cross-entropy, mini-batches shuffled by a seeded
     generator; one torch thread while training (restored afterwards) so results repeat exactly.
+    ``data``: (x, y) to train on instead of the digits training split (e.g. :func:`sequence_frames`).
     """
     import torch
 
@@ -74,10 +76,10 @@ def train_digits_ann(seed: int = 0, hidden: tuple[int, ...] = (64, 32), *, arch:
         torch.manual_seed(seed)
         if arch == "cnn" and hidden == (64, 32):
             hidden = (8, 16)
-        x_tr, y_tr, _, _ = load_digits_split(seed, image=(arch == "cnn"))
+        x_tr, y_tr = load_digits_split(seed, image=(arch == "cnn"))[:2] if data is None else data
         model = _build(arch, hidden)
         opt = torch.optim.Adam(model.parameters(), lr=lr)
-        xt, yt = torch.from_numpy(x_tr), torch.from_numpy(y_tr)
+        xt, yt = torch.from_numpy(np.asarray(x_tr, np.float32)), torch.from_numpy(np.asarray(y_tr, np.int64))
         gen = torch.Generator().manual_seed(seed)
         model.train()
         for _ in range(epochs):
@@ -162,3 +164,57 @@ def compile_digits(out_dir: str | Path, target: str = "loihi2", arch: Arch = "ml
     result = neurocc.evaluate(art, {"x": x_te, "y": y_te}, backend="emulator")
     return {"artifact": Path(art), "ann_accuracy": ann_accuracy(model, x_te, y_te),
             "emulator_accuracy": result["accuracy"], "timesteps": timesteps}
+
+
+def digits_sequences(seed: int = 0, steps: int = 32, shift: float = 1.0, period: float = 24.0, *,
+                     image: bool = False, test_size: float = 0.25
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A sequence task made offline: each digit drifts smoothly inside its 8×8 frame over ``steps``
+    frames, classified per frame (the label is the digit's): (x_train, y_train, x_test, y_test)
+    with x of shape (n, steps, 64) (``image``: (n, steps, 1, 8, 8)), float32 in [0, 1].
+
+    Frame t of sample i is the digit shifted by ``(dy, dx) = shift · (sin(2πt/period + φ_i),
+    cos(2πt/period + ψ_i))`` pixels (bilinear, zeros outside), with phases φ_i, ψ_i drawn from
+    ``default_rng(seed)``: consecutive frames differ little, as in video or a slowly moving sensor.
+    The split is :func:`load_digits_split`'s (same samples, same seed).
+    """
+    x_tr, y_tr, x_te, y_te = load_digits_split(seed, test_size=test_size)
+    rng = np.random.default_rng(seed)
+    t = np.arange(steps)
+
+    def frames(x: np.ndarray) -> np.ndarray:
+        ph = rng.uniform(0, 2 * np.pi, (len(x), 2, 1))
+        dy = shift * np.sin(2 * np.pi * t / period + ph[:, 0])       # (n, steps)
+        dx = shift * np.cos(2 * np.pi * t / period + ph[:, 1])
+        out = shifted(x.reshape(-1, 8, 8), dy, dx)
+        return out.reshape(len(x), steps, 1, 8, 8) if image else out.reshape(len(x), steps, 64)
+
+    return frames(x_tr), y_tr, frames(x_te), y_te
+
+
+def sequence_frames(x: np.ndarray, y: np.ndarray | None = None, every: int = 1
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Static frames (n · steps / every, *shape) of sequences (n, steps, *shape), and their labels
+    repeated: training and calibration data for a per-frame classifier."""
+    f = x[:, ::every]
+    frames = f.reshape(-1, *x.shape[2:])
+    return frames, None if y is None else np.repeat(np.asarray(y), f.shape[1])
+
+
+def shifted(img: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+    """Images (n, H, W) shifted by (dy, dx) pixels per frame (n, steps): bilinear interpolation,
+    zeros outside; out[i, k, y, x] = img_i(y − dy[i, k], x − dx[i, k]). Float32 (n, steps, H, W)."""
+    n, h, w = img.shape
+    pad = int(np.ceil(max(np.abs(dy).max(), np.abs(dx).max()))) + 1
+    p = np.pad(np.asarray(img, np.float64), ((0, 0), (pad, pad), (pad, pad)))
+    oy, ox = np.floor(-dy).astype(int), np.floor(-dx).astype(int)
+    fy, fx = (-dy - oy)[..., None, None], (-dx - ox)[..., None, None]
+    rows = np.arange(h)[None, None, :] + oy[..., None] + pad          # (n, steps, H)
+    cols = np.arange(w)[None, None, :] + ox[..., None] + pad
+    i = np.arange(n)[:, None, None, None]
+
+    def at(r: int, c: int) -> np.ndarray:
+        return p[i, rows[..., :, None] + r, cols[..., None, :] + c]
+
+    out = (1 - fy) * (1 - fx) * at(0, 0) + (1 - fy) * fx * at(0, 1) + fy * (1 - fx) * at(1, 0) + fy * fx * at(1, 1)
+    return out.astype(np.float32)

@@ -126,3 +126,24 @@ def _unmet(graph: Graph, budget: float, trials: list[dict[str, Any]]) -> Compile
                         where=f"graph '{graph.name}'", problems=lines,
                         fix="allow a larger --accuracy-budget, give more timesteps (--timesteps), or retrain the "
                             "model with quantization in mind")
+
+
+def fraction_search(trial: Any, fractions: tuple[float, ...], budget: float, name: str
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Sigma-delta threshold search: ``trial(fraction)`` (a dict with ``loss`` in points) for each
+    fraction in order (largest first: fewest messages); the first within ``budget`` is kept.
+    Returns (that trial, the budget report with every trial)."""
+    if not math.isfinite(budget) or budget < 0:
+        raise InputError(f"accuracy budget {budget} is not a number of points >= 0", where="--accuracy-budget",
+                         fix="pass e.g. --accuracy-budget 1 (one percentage point)")
+    trials: list[dict[str, Any]] = []
+    for f in fractions:
+        t = trial(f)
+        trials.append({"threshold_fraction": f, "loss_points": round(t["loss"], 4), "within": t["loss"] <= budget})
+        if t["loss"] <= budget:
+            return t, {"points": budget, "metric": "accuracy" if t["ann_accuracy"] is not None else "agreement",
+                       "met": True, "chosen": {"threshold_fraction": f, "loss_points": t["loss"]}, "trials": trials}
+    lines = [f"threshold fraction {t['threshold_fraction']:g}: lost {t['loss_points']:.2f} points" for t in trials]
+    raise CompileError(f"the accuracy budget of {budget:g} points cannot be met on the calibration data by any "
+                       "sigma-delta threshold", where=f"graph '{name}'", problems=lines,
+                       fix="allow a larger --accuracy-budget, or use rate coding (--encoding constant)")

@@ -347,7 +347,8 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
                   method: Method | str = Method.EULER, targets_file: str | Path | None = None,
                   accuracy_budget: float | None = None, per_channel: bool = False, encoding: Any = None,
                   stats: dict[str, LayerStats] | None = None, echo: Callable[[str], None] | None = None,
-                  prune: Any = None, source_check: Callable[[Any], dict[str, Any]] | None = None) -> Path:
+                  prune: Any = None, source_check: Callable[[Any], dict[str, Any]] | None = None,
+                  delta_threshold: float | None = None, sd_variant: str = "lava-0.10") -> Path:
     """Compile ``graph`` for ``target`` into the artifact directory ``out_dir`` (written atomically).
 
     ``dt`` (seconds) overrides the target's step (NIR files carry none). ``calibration``: a path
@@ -362,11 +363,19 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     source check, which judges the model as trained).
     ``source_check(FloatSide)`` (:mod:`neurocc.compiler.floatside`) (the runtime's source check, :mod:`neurocc.runtime.source`) runs
     before quantization; it may raise, and what it returns is the manifest's ``source``.
+    ``encoding="sigma-delta"`` (or an Encoding of that kind) converts an ANN to sigma-delta neurons
+    instead (:mod:`neurocc.compiler.sdnn_compile`): ``delta_threshold`` is the threshold fraction
+    (default 0.05; searched with ``accuracy_budget``), ``sd_variant`` the numerics
+    (``lava-0.10``, or ``lava-pr875``: emulator and edge-cpu only).
     """
     from neurocc.compiler.prune import parse_spec, prune_graph
 
     tgt = resolve_target(target, targets_file)
     check_output_dir(out_dir)
+    if _sigma_delta(encoding):   # refuse a target without graded spikes before anything runs
+        from neurocc.compiler.sdnn_compile import check_target
+
+        check_target(tgt)
     from neurocc.compiler.floatside import dt_line, float_side
 
     if echo is not None:
@@ -376,7 +385,12 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     if spec is not None:
         graph = prune_graph(graph, spec)
     budget_doc = None
-    if accuracy_budget is not None:
+    if _sigma_delta(encoding):
+        from neurocc.compiler.sdnn_compile import compile_ann
+
+        compiled, budget_doc = compile_ann(graph, tgt, calibration, timesteps, delta_threshold, accuracy_budget,
+                                           sd_variant)
+    elif accuracy_budget is not None:
         from neurocc.compiler.budget import search
 
         compiled, budget_doc = search(graph, tgt, float(accuracy_budget), dt=dt, method=method,
@@ -417,6 +431,10 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
         echo(f"{tables}\n" if tables else "")
         echo(f"{mapping.format_table()}\n")
     return Path(out_dir)
+
+
+def _sigma_delta(encoding: Any) -> bool:
+    return encoding == "sigma-delta" or getattr(encoding, "kind", None) == "sigma-delta"
 
 
 def _mapping(graph: Graph, tgt: Target, targets_file: str | Path | None, recompile: Any = None,

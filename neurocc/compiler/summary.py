@@ -124,6 +124,16 @@ def format_compile(manifest: Mapping[str, Any], quantization: Mapping[str, Any] 
     from neurocc.compiler.diagnostics import format_diagnostics
 
     parts = []
+    if (manifest.get("conversion") or {}).get("encoding") == "sigma-delta":
+        from neurocc.compiler.sdnn_compile import format_sigma_delta
+
+        parts.append(format_sigma_delta(manifest["conversion"]))
+        if manifest.get("accuracy_budget"):
+            doc = manifest["accuracy_budget"]
+            parts.append(f"accuracy budget {doc['points']:g} points: threshold fractions tried "
+                         + ", ".join(f"{t['threshold_fraction']:g} (lost {t['loss_points']:.2f})" for t in doc["trials"])
+                         + f"; chose {doc['chosen']['threshold_fraction']:g}")
+        return "\n\n".join(parts)
     if manifest.get("conversion"):
         parts.append(format_conversion(manifest["conversion"]))
     if quantization:

@@ -5,6 +5,8 @@ A converted (ANN→SNN) network is fed its static input ``x`` (in the model's ow
 
 * ``constant`` (default): a graded current ``scale · x`` delivered unchanged at every step;
   deterministic, no sampling noise, and the most accurate per timestep.
+* ``sigma-delta``: presented as ``constant``; the network's Delta input neuron sends only the
+  changes of the (integer) input, once for a static input (:mod:`neurocc.compiler.sdnn`).
 * ``poisson``: binary spikes, ``z[t] = 1`` with probability ``p = clip(scale · x, 0, 1)``,
   independently per step and element (Bernoulli rate coding), sample ``i`` drawn from
   ``np.random.default_rng([seed, i])``; negative inputs give no spikes.
@@ -22,7 +24,8 @@ import numpy as np
 
 from neurocc.errors import InputError
 
-EncodingKind = Literal["constant", "poisson"]
+EncodingKind = Literal["constant", "poisson", "sigma-delta"]
+KINDS = ("constant", "poisson", "sigma-delta")
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,8 @@ class Encoding:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.kind not in ("constant", "poisson"):
-            problems.append(f"kind must be 'constant' or 'poisson', got {self.kind!r}")
+        if self.kind not in KINDS:
+            problems.append(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if not isinstance(self.timesteps, (int, np.integer)) or self.timesteps < 1:
             problems.append(f"timesteps must be an integer >= 1, got {self.timesteps!r}")
         if not np.isfinite(self.scale) or self.scale <= 0:
@@ -84,7 +87,7 @@ def encode(x_static: np.ndarray, encoding: Encoding, timesteps: int | None = Non
         raise InputError("expected a batch of inputs (batch, *shape), got a scalar", where="encode",
                          fix="add a leading batch axis")
     scaled = encoding.scale * x
-    if encoding.kind == "constant":
+    if encoding.kind in ("constant", "sigma-delta"):
         return np.ascontiguousarray(np.broadcast_to(scaled.astype(np.float32), (steps, *x.shape)))
     p = np.clip(scaled, 0.0, 1.0)
     out = np.empty((steps, *x.shape), np.float32)

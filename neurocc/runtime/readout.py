@@ -56,6 +56,8 @@ def scores(graph: Graph, outputs: dict[str, np.ndarray], readout: str, window: i
     y = np.asarray(outputs[graph.outputs[0]], np.float64)
     y = y.reshape(y.shape[0], y.shape[1], -1)
     src, spiking = readout_node(graph)
+    if graph.nodes[src].kind == "QSigmaDelta" and readout in ("count", "membrane"):
+        return y[-1]    # a Sigma read-out holds the sum of every message it received: its value is the score
     if readout == "count" or (readout == "membrane" and not spiking):
         if readout == "membrane":
             return y[-1]

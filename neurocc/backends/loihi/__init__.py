@@ -81,16 +81,28 @@ def check(graph: Graph, target: Any = None) -> list[str]:
     if target is not None and numerics != "loihi":
         found.append(f"target '{getattr(target, 'name', target)}' uses numerics {numerics!r}; the loihi "
                      "backend runs only 'loihi' numerics")
-    found += problems(graph)
+    if _sigma_delta(graph):   # Lava's SigmaDelta processes, built by lava-dl netx
+        found += list(plan_netx(graph).problems)
+    else:
+        found += problems(graph)
     return found
+
+
+def _sigma_delta(graph: Graph) -> bool:
+    return any(n.kind == "QSigmaDelta" for n in graph.nodes.values())
 
 
 def run(artifact: Any, inputs: Mapping[str, np.ndarray], steps: int | None = None,
         record: bool = False) -> dict[str, np.ndarray]:
     """Backend contract: ``artifact`` is an artifact directory, a loaded Artifact, or a Graph.
     (``neurocc run``/``validate`` refuse an artifact that does not fit its target before this is
-    called: :func:`neurocc.runtime.run.require_fit`.)"""
+    called: :func:`neurocc.runtime.run.require_fit`.)
+
+    A graph of sigma-delta neurons runs as lava-dl netx builds it (:func:`run_netx`): Lava's
+    ``Delta``, ``SigmaDelta`` and ``Sigma`` processes with graded Dense/Conv synapses."""
     graph, _, _ = _resolve(artifact)
+    if _sigma_delta(graph):
+        return run_netx(artifact, inputs, steps, record)
     return run_lava(graph, inputs, steps, record)
 
 
