@@ -94,3 +94,20 @@ def test_report_shows_the_measured_cost(art) -> None:
     from neurocc.runtime.plan import _si
 
     assert f"{_si(ref.synops, '')} synaptic ops" in summary
+
+
+def test_sigma_delta_artifact_counts_graded_messages(art, tmp_path: Path) -> None:
+    """The same ANN converted to sigma-delta neurons: no binary spike is sent, every message is
+    graded and every synaptic operation a multiply-accumulate; evaluate's figures equal a direct
+    measure of the same samples."""
+    path, data = art
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 12), nn.ReLU(), nn.Linear(12, 4))
+    x = np.load(path.parent / "test.npz")["x"]
+    sd = neurocc.compile(net, "emulator", tmp_path / "sd", calibration={"x": x}, encoding="sigma-delta",
+                         input_shape=(8,))
+    got = neurocc.evaluate(sd, data, metrics=True)["metrics"]
+    ref = _direct(Path(sd), data)
+    assert got["acs"] == ref.acs == 0 and got["spikes"] == ref.spikes == 0
+    assert got["macs"] == pytest.approx(ref.macs) and ref.macs > 0
+    assert got["graded_events"] == pytest.approx(ref.graded_events) and ref.graded_events > 0
