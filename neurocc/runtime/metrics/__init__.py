@@ -254,6 +254,14 @@ def target_energy(m: Metrics, target: Any) -> EnergyEstimate:
                            f"estimate from targets.yaml '{target.name}'")
 
 
+def _over_time(values: list[float], most: int = 8) -> str:
+    """At most ``most`` steps, evenly spread: ``t0 1.000, t9 0.912, ...``."""
+    if not values:
+        return "no steps"
+    idx = sorted({round(i * (len(values) - 1) / max(most - 1, 1)) for i in range(min(most, len(values)))})
+    return ", ".join(f"t{i} {values[i]:.3f}" for i in idx)
+
+
 def format_metrics(m: Metrics, energy: EnergyEstimate | None = None) -> str:
     """The metrics block ``neurocc evaluate`` and ``report`` print."""
     from neurocc.runtime.plan import _si
@@ -271,6 +279,7 @@ def format_metrics(m: Metrics, energy: EnergyEstimate | None = None) -> str:
         (f"  connection sparsity {m.connection_sparsity:.3f}; footprint {_si(fb['total'], 'B')} (weights "
          f"{_si(fb['weights'], 'B')}, neuron state {_si(fb['neuron_state'], 'B')}, "
          f"params {_si(fb['neuron_params'], 'B')})"),
+        f"  activation sparsity over time: {_over_time(m.sparsity_over_time)}",
         f"  latency {m.steps} steps ({m.latency_steps} pipeline); neuron updates {_si(m.neuron_updates, '')}"]
     if energy is not None:
         lines.append("  " + energy.text())
