@@ -221,27 +221,30 @@ def _open_source(source: Any, kw: dict[str, Any]) -> Any:
 
 def evaluate(artifact_dir: str | Path, data: "dict[str, np.ndarray] | str | Path",
              backend: str | None = None, *, readout: str = "count", time_major: bool = False,
-             progress: bool = False, device: str | None = None) -> dict[str, Any]:
+             progress: bool = False, device: str | None = None, metrics: bool = False) -> dict[str, Any]:
     """Accuracy of an artifact on labelled data ``{x, y}`` (``neurocc evaluate``): ``x`` static
     ``(samples, *shape)`` or sequences ``(samples, steps, *shape)`` (``time_major=True``: ``(steps,
-    samples, *shape)``); ``readout`` is ``count``, ``membrane`` or ``first``."""
+    samples, *shape)``); ``readout`` is ``count``, ``membrane`` or ``first``; ``metrics``: also the
+    measured cost (``result["metrics"]``, ``result["energy"]``: :mod:`neurocc.runtime.metrics`)."""
     evaluate_artifact = feature("neurocc.runtime.evaluate", "evaluate_artifact",
                                 "evaluation (neurocc evaluate)")
     return evaluate_artifact(Path(artifact_dir), _arrays(data, "--data"), backend=backend, readout=readout,
-                             time_major=time_major, progress=progress, device=device)
+                             time_major=time_major, progress=progress, device=device, metrics=metrics)
 
 
 def plan(model: Any, targets: "list[str | Target] | None" = None,
          targets_file: str | Path | None = None, *, steps: int | None = None, rate: float | None = None,
-         calibration: Any = None, dt: float | None = None, **load_kw: Any) -> Any:
+         calibration: Any = None, dt: float | None = None, data: Any = None, **load_kw: Any) -> Any:
     """Rows saying how ``model`` fits each target (cores, chips, memory, ops, energy) (``neurocc
     plan``). ``model``: a model, a Graph or a compiled artifact directory (its measured
-    activity); ``calibration`` measures the activity (and converts an ANN)."""
+    activity); ``calibration`` measures the activity (and converts an ANN); ``data`` (with an
+    artifact directory): the activity measured on the emulator's run of its integer network."""
     chosen = ([_target(t, targets_file) for t in targets] if targets
               else list(load_targets(targets_file).values()))
     planned = feature("neurocc.runtime.plan", "planned_graph", "resource planning (neurocc plan)")
     plan_fn = feature("neurocc.runtime.plan", "plan", "resource planning (neurocc plan)")
-    graph, activity = planned(model, steps=steps, rate=rate, calibration=calibration, dt=dt, load_kw=load_kw)
+    graph, activity = planned(model, steps=steps, rate=rate, calibration=calibration, dt=dt, load_kw=load_kw,
+                              **({"data": data} if data is not None else {}))
     return plan_fn(graph, chosen, activity=activity, dt=dt)
 
 

@@ -334,7 +334,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise InputError(f"the data file lacks array(s) {', '.join(missing)}", where=f"--data {args.data}",
                          fix="save it as numpy.savez(path, x=samples, y=integer_labels)")
     result = neurocc.evaluate(Path(args.artifact), Path(args.data), backend=args.backend, readout=args.readout,
-                              time_major=args.time_major, progress=True, device=args.device)
+                              time_major=args.time_major, progress=True, device=args.device,
+                              metrics=not args.no_metrics)
     fmt = _formatter("neurocc.runtime.evaluate", "format_evaluation")
     print(fmt(result) if fmt else f"accuracy: {result['accuracy']:.4f}")
     if args.json:
@@ -353,7 +354,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     is_dir = Path(args.model).is_dir()
     model = Path(args.model) if is_dir else _graph(args)
     rows = neurocc.plan(model, targets=args.target, targets_file=args.targets, steps=args.steps, rate=args.rate,
-                        calibration=Path(args.calibration) if args.calibration else None, dt=args.dt)
+                        calibration=Path(args.calibration) if args.calibration else None, dt=args.dt,
+                        data=Path(args.data) if args.data else None)
     format_plan = neurocc.feature("neurocc.runtime.plan", "format_plan", "resource planning (neurocc plan)")
     print(format_plan(rows))
     return 0
@@ -527,6 +529,9 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--time-major", action="store_true",
                        help="x sequences are (steps, samples, *shape) instead of (samples, steps, *shape)")
         p.add_argument("--json", metavar="RESULT.json", help="also write the result as JSON")
+        p.add_argument("--no-metrics", action="store_true",
+                       help="skip the measured cost (synaptic ops, sparsity, footprint, energy estimate; counted "
+                            "on the emulator and reference backends)")
         _device_flag(p)
     elif name == "plan":
         p.add_argument("--target", type=_names, metavar="a,b", help="targets to plan for (default: all)")
@@ -538,6 +543,8 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                                                                  "an ANN), as compile reads them")
         p.add_argument("--dt", type=_positive_float, metavar="SECONDS", help="seconds per step (real-time targets' "
                                                                             "latency; NIR files carry no dt)")
+        p.add_argument("--data", metavar="TEST.npz", help="with an artifact DIR: measure the activity on these samples "
+                                                          "on the emulator's run of the integer network")
     elif name == "deploy":
         artifact()
         p.add_argument("-o", "--out", required=True, metavar="BUNDLE", help="the bundle directory to write")

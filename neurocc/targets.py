@@ -75,8 +75,9 @@ class Limits:
 class Energy:
     """Published energy figures for estimates (``None`` when not published)."""
 
-    pj_per_synop: float | None = None
+    pj_per_synop: float | None = None          # one synaptic op of a binary spike (an accumulate)
     pj_per_neuron_update: float | None = None
+    pj_per_mac: float | None = None            # one multiply-accumulate: a graded spike, or a dense CPU op
     step_time_s: float | None = None  # hardware wall time per timestep (latency estimate)
 
 

@@ -20,6 +20,13 @@ Loihi numerics), the run lasts ``T + L`` steps, ``L`` being the largest total ed
 input to the output: a static input is held ``L`` steps longer, a sequence gets ``L`` steps of
 zero input appended, and only the last ``T`` steps are scored, so every backend scores the same
 ``T``-step window.
+
+Measured cost (``metrics=True``; the CLI's default): on the ``emulator`` (integer graph) and
+``reference`` (float graph) backends every batch is run with its node outputs recorded and
+:mod:`neurocc.runtime.metrics` counts NeuroBench's metrics over the whole ``T + L``-step run
+(synaptic operations as ACs / MACs / skipped, activation and connection sparsity, footprint,
+latency) and an energy estimate from the artifact's target figures; other backends execute the
+same integer network (exactly, by validation) and report none.
 """
 from __future__ import annotations
 
@@ -40,6 +47,8 @@ from neurocc.runtime.inputs import axis_hint, input_profiles, range_warnings, wa
 from neurocc.runtime.readout import check_readout, confusion, format_confusion, needs_record, scores
 
 FLOAT_BACKENDS = ("reference",)
+METRIC_BACKENDS = ("emulator", "reference")   # backends whose recorded run the metrics count
+METRIC_BATCH = 64                              # samples per recorded batch (every node's outputs kept)
 
 
 def load_test_data(data: str | Path | Mapping[str, Any] | tuple[Any, Any], input_shape: tuple[int, ...],
@@ -126,7 +135,7 @@ def artifact_encoding(manifest: Mapping[str, Any]) -> Encoding:
 def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tuple[Any, Any],
              backend: str = "emulator", batch_size: int = 256, *, readout: str = "count",
              time_major: bool = False, progress: bool = False,
-             device: str | None = None) -> dict[str, Any]:
+             device: str | None = None, metrics: bool = False) -> dict[str, Any]:
     """Accuracy of the artifact on ``backend``: ``{"accuracy", "n", "backend", "readout", "input",
     "per_class", "confusion", "timesteps", "latency_steps", "encoding", "overflow"}``; ``per_class``
     maps label → {"n", "accuracy"}, ``confusion[true][predicted]`` counts samples; ``overflow``: the
@@ -134,7 +143,9 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
     do not count them), also issued as warnings. ``x`` is static
     ``(samples, *shape)`` or sequences ``(samples, steps, *shape)`` (``time_major``: ``(steps,
     samples, *shape)``); ``progress`` draws a bar on stderr (the CLI turns it on); ``device``: the emulator's torch
-    path (see :func:`neurocc.runtime.run.run_artifact`)."""
+    path (see :func:`neurocc.runtime.run.run_artifact`); ``metrics``: also ``"metrics"``
+    (:meth:`neurocc.runtime.metrics.Metrics.to_dict`, per sample) and ``"energy"`` (an estimate
+    from the target's figures) on the emulator and reference backends, else both None."""
     from neurocc.progress import Step, quiet
     from neurocc.runtime.run import as_artifact
 
@@ -150,13 +161,16 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
     window = int(x.shape[1]) if sequence else enc.timesteps  # type: ignore[union-attr]
     lag = latency(graph)
     preds = []
-    size = max(1, int(batch_size))
+    want = metrics and backend in METRIC_BACKENDS
+    size = max(1, int(batch_size) if not want else min(int(batch_size), METRIC_BATCH))
     counts: overflow.Counts | None = None
+    measured = []
     with Step(f"evaluate on {backend}", total=len(x), unit="samples", **quiet(progress)) as step:
         for i in range(0, len(x), size):
-            pred_b, events = _predict(art, backend, graph, x[i:i + size], enc, window, lag, readout, i,
-                                      device)
+            pred_b, events, m = _predict(art, backend, graph, x[i:i + size], enc, window, lag, readout, i,
+                                         device, want)
             preds.append(pred_b)
+            measured += [m] if m is not None else []
             counts = counts if events is None else overflow.collect(events, counts or {})
             step.add(len(preds[-1]))
         pred = np.concatenate(preds)
@@ -168,7 +182,18 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
             "input": "sequences (samples, steps, *shape)" if sequence else "static (samples, *shape)",
             "per_class": per_class, "confusion": confusion(y, pred).tolist(), "timesteps": window,
             "latency_steps": lag, "encoding": None if enc is None else enc.to_dict(),
-            "overflow": overflow.to_json(counts)}
+            "overflow": overflow.to_json(counts), **_cost(art, measured)}
+
+
+def _cost(art: Any, measured: list[Any]) -> dict[str, Any]:
+    """``metrics`` and ``energy`` of the recorded batches (None when not measured)."""
+    if not measured:
+        return {"metrics": None, "energy": None}
+    from neurocc.runtime.metrics import merge, target_energy
+    from neurocc.targets import Target
+
+    m = merge(measured)
+    return {"metrics": m.to_dict(), "energy": target_energy(m, Target.from_dict(art.target_settings)).to_dict()}
 
 
 def _warn_inputs(art: Any, x: np.ndarray, sequence: bool, time_major: bool) -> None:
@@ -185,9 +210,11 @@ def _warn_inputs(art: Any, x: np.ndarray, sequence: bool, time_major: bool) -> N
 
 
 def _predict(art: Any, backend: str, graph: Graph, xb: np.ndarray, enc: Encoding | None, window: int,
-             lag: int, readout: str, first: int, device: str | None = None) -> tuple[np.ndarray, Any]:
-    """Predicted classes of one batch and its overflow counts (None when the backend does not count
-    them): the run lasts ``window + lag`` steps, the window is scored."""
+             lag: int, readout: str, first: int, device: str | None = None, metrics: bool = False
+             ) -> tuple[np.ndarray, Any, Any]:
+    """Predicted classes of one batch, its overflow counts (None when the backend does not count
+    them) and its measured :class:`~neurocc.runtime.metrics.Metrics` (``metrics``, else None):
+    the run lasts ``window + lag`` steps, the window is scored."""
     from neurocc.runtime.run import run_artifact
 
     steps = window + lag
@@ -198,9 +225,14 @@ def _predict(art: Any, backend: str, graph: Graph, xb: np.ndarray, enc: Encoding
         if lag:
             xs = np.concatenate([xs, np.zeros((lag, *xs.shape[1:]), xs.dtype)])
     name = art.inputs[0]["name"]
-    outs = run_artifact(art, backend, {name: xs}, steps=steps, record=needs_record(graph, readout), warn=False,
-                        device=device)
-    return scores(graph, outs, readout, window, backend).argmax(1), outs.overflow
+    outs = run_artifact(art, backend, {name: xs}, steps=steps, record=metrics or needs_record(graph, readout),
+                        warn=False, device=device)
+    m = None
+    if metrics:
+        from neurocc.runtime.metrics import from_traces
+
+        m = from_traces(graph, outs, steps, len(xb), latency_steps=lag)
+    return scores(graph, outs, readout, window, backend).argmax(1), outs.overflow, m
 
 
 def evaluate_artifact(artifact_dir: str | Path, data: Any, backend: str | None = None,
@@ -220,4 +252,9 @@ def format_evaluation(result: Mapping[str, Any]) -> str:
         lines.append("per class: " + ", ".join(f"{c}: {v['accuracy'] * 100:.1f}% ({v['n']})" for c, v in per.items()))
     if result.get("confusion"):
         lines += format_confusion(np.asarray(result["confusion"]))
+    if result.get("metrics"):
+        from neurocc.runtime.metrics import EnergyEstimate, Metrics, format_metrics
+
+        e = result.get("energy")
+        lines.append(format_metrics(Metrics.from_dict(result["metrics"]), EnergyEstimate.from_dict(e) if e else None))
     return "\n".join(lines)

@@ -6,7 +6,9 @@ used, operations and neuron updates per inference, estimated energy and latency.
 Activity (stated in the table header): ``steps`` steps per inference (default 100, or the
 artifact's / calibration data's), and per node a spike rate in spikes per neuron per step:
 *measured* where known (a compiled artifact's calibration statistics; ``--calibration`` runs the
-float model on the data), else the assumed ``rate`` (default 0.1). A graded input (a converted
+float model on the data; ``--data`` runs a compiled artifact's integer network on the emulator and
+takes every layer's and input's non-zero fraction from :mod:`neurocc.runtime.metrics`, with the
+run's steps), else the assumed ``rate`` (default 0.1). A graded input (a converted
 ANN's constant current) sends a graded spike from every non-zero element every step.
 
 Operations are counted the way each backend executes the network (:data:`EXECUTION`):
@@ -122,13 +124,26 @@ def _integer_row(graph: Graph, target: Target, act: Activity, dt: float | None) 
 
 
 def planned_graph(model: Any, *, steps: int | None = None, rate: float | None = None, calibration: Any = None,
-                  dt: float | None = None, load_kw: Mapping[str, Any] | None = None) -> tuple[Graph, Activity]:
+                  dt: float | None = None, load_kw: Mapping[str, Any] | None = None, data: Any = None
+                  ) -> tuple[Graph, Activity]:
     """The graph to plan and its activity, from a model, a compiled artifact directory, or an ANN
-    with calibration data (converted as ``compile`` would, on the float side only)."""
+    with calibration data (converted as ``compile`` would, on the float side only); ``data``
+    (labelled samples as ``evaluate`` takes them, with an artifact directory): the activity
+    measured on the emulator's run of the integer network."""
     from pathlib import Path
 
     r = DEFAULT_RATE if rate is None else float(rate)
-    if isinstance(model, (str, Path)) and (Path(model) / "manifest.json").is_file():
+    is_artifact = isinstance(model, (str, Path)) and (Path(model) / "manifest.json").is_file()
+    if data is not None and not is_artifact:
+        from neurocc.errors import InputError
+
+        raise InputError("--data measures the activity of a compiled artifact, and this is not one",
+                         where=str(model) if isinstance(model, (str, Path)) else "plan",
+                         fix="plan the artifact (`neurocc plan DIR --data TEST.npz`), or pass the model's "
+                             "samples as --calibration")
+    if is_artifact and data is not None:
+        return _data_activity(Path(model), data, r)
+    if is_artifact:
         return _artifact_activity(Path(model), steps, r)
     if isinstance(model, Graph):
         graph = model
@@ -191,6 +206,21 @@ def _artifact_activity(path: Any, steps: int | None, rate: float) -> tuple[Graph
     t = steps or m.get("timesteps") or cal.get("steps") or DEFAULT_STEPS
     src = f"{cal.get('samples')} calibration samples (the artifact's)" if rates else ""
     return art.float_graph, Activity(int(t), rate, rates, graded, src)
+
+
+def _data_activity(path: Any, data: Any, rate: float) -> tuple[Graph, Activity]:
+    """A compiled artifact run on ``data`` by the emulator: measured per-layer and input rates
+    (non-zero outputs per neuron per step, :mod:`neurocc.runtime.metrics`) and the run's steps."""
+    from neurocc.ir.artifact import load_artifact
+    from neurocc.runtime.evaluate import evaluate
+
+    art = load_artifact(path)
+    m = evaluate(art, data, backend="emulator", metrics=True)["metrics"]
+    rates = {n: 1.0 - s for n, s in m["sparsity_by_layer"].items()}
+    rates.update(m["input_density"])
+    graded = frozenset(i["name"] for i in art.inputs if i.get("values") == "graded")
+    return art.float_graph, Activity(int(m["steps"]), rate, rates, graded,
+                                     f"{m['samples']} samples of the data (emulator, integer network)")
 
 
 def connections(graph: Graph) -> list[tuple[str, str, int]]:

@@ -112,6 +112,13 @@ def summary(data: ReportData) -> str:
     if counts:
         parts.append("overflow: " + ", ".join(f"{n} " + " ".join(f"{k} {v}" for k, v in ev.items())
                                              for n, ev in counts.items()))
+    m = data.metrics
+    if m is not None:
+        from neurocc.runtime.plan import _si
+
+        parts.append(f"cost per sample ({m.samples} shown): {_si(m.synops, '')} synaptic ops ({_si(m.acs, '')} AC + "
+                     f"{_si(m.macs, '')} MAC of {_si(m.dense_ops, '')} dense), activation sparsity "
+                     f"{m.activation_sparsity:.3f}, " + (data.energy.text() if data.energy is not None else ""))
     rep = data.mapping
     parts.append("mapping unavailable" if rep is None else
                  f"{rep.cores} cores on {rep.chips} chip(s), {'fits' if rep.fits else 'DOES NOT FIT'}")

@@ -15,6 +15,9 @@
   all those samples.
 * compile: the quantization tables and diagnostics ``neurocc compile`` printed
   (:func:`neurocc.compiler.summary.format_compile`).
+* cost: :mod:`neurocc.runtime.metrics` counted on the recorded run of the executed graph (the
+  emulator's for an integer artifact), per sample over the batch shown, with the energy estimate
+  of the artifact's target.
 """
 from __future__ import annotations
 
@@ -65,6 +68,8 @@ class ReportData:
     accuracy_source: str | None = None
     compile_text: str = ""
     overflow: Mapping[str, Mapping[str, int]] | None = None  # the emulator run's wrap/saturation counts
+    metrics: Any = None          # neurocc.runtime.metrics.Metrics of the executed graph's recorded run
+    energy: Any = None           # its EnergyEstimate for the artifact's target
 
 
 def available_backends(art: Artifact) -> list[str]:
@@ -112,15 +117,24 @@ def collect(art: Artifact, *, sample: int = 0, backends: Sequence[str] | None = 
     mapping, merr = _mapping(art)
     advance(f"recorded runs on {', '.join(names)}")
     counts: dict[str, Any] = {}
-    spikes, errors, derived = _runs(art, names, checked, counts)
+    measured: dict[str, Any] = {}
+    spikes, errors, derived = _runs(art, names, checked, counts, measured)
     overflow.warn(counts.get("emulator"), f"emulator, report {art.path}")
     advance("accuracy" if labelled else "")
     acc, acc_source = _accuracy(art, labelled)
     from neurocc.compiler.summary import format_compile
 
+    cost = measured.get("emulator" if art.graph.numerics is not None else "reference")
     return ReportData(art, sample, source, steps, batch, validation, verr, mapping, merr,
                       tuple(spiking_layers(art)), spikes, errors, frozenset(derived), acc, acc_source,
-                      format_compile(art.manifest, art.quantization), overflow.to_json(counts.get("emulator")))
+                      format_compile(art.manifest, art.quantization), overflow.to_json(counts.get("emulator")),
+                      cost, None if cost is None else _energy(art, cost))
+
+
+def _energy(art: Artifact, m: Any) -> Any:
+    from neurocc.runtime.metrics import target_energy
+
+    return target_energy(m, target_of(art))
 
 
 def _inputs(art: Artifact, inputs: Mapping[str, np.ndarray] | None, data: Any, n: int
@@ -223,10 +237,13 @@ def spiking_layers(art: Artifact) -> list[Layer]:
             for n in g.order() if g.nodes[n].spiking]
 
 
-def _runs(art: Artifact, names: list[str], inputs: Mapping[str, np.ndarray], counts: dict[str, Any] | None = None
+def _runs(art: Artifact, names: list[str], inputs: Mapping[str, np.ndarray], counts: dict[str, Any] | None = None,
+          measured: dict[str, Any] | None = None
           ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str], set[tuple[str, str]]]:
     """Spikes per backend and layer, run errors, derived spikes; ``counts`` receives each
-    backend's overflow counts (None where the backend does not count them)."""
+    backend's overflow counts (None where the backend does not count them); ``measured`` the
+    :class:`~neurocc.runtime.metrics.Metrics` of the emulator and reference runs."""
+    from neurocc.runtime.metrics import from_traces
     from neurocc.runtime.run import run_artifact
 
     spikes: dict[str, dict[str, np.ndarray]] = {}
@@ -241,6 +258,9 @@ def _runs(art: Artifact, names: list[str], inputs: Mapping[str, np.ndarray], cou
         if counts is not None:
             counts[b] = getattr(run, "overflow", None)
         graph = art.float_graph if b == "reference" else art.graph
+        if measured is not None and b in ("emulator", "reference"):
+            x = next(iter(inputs.values()))
+            measured[b] = from_traces(graph, run, int(x.shape[0]), int(x.shape[1]))
         spikes[b] = layer_spikes(graph, run)
         for n, z in spikes_from_state(graph, run, exclude=spikes[b]).items():
             spikes[b][n] = z

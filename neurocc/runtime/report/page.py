@@ -153,6 +153,11 @@ def render(data: ReportData, figures: Mapping[str, bytes], summary: str) -> str:
     if "rates.png" in figures:
         parts.append(_img(figures["rates.png"], "firing rates"))
     parts += ["<h2>Mapping</h2>", mapping_section(data)]
+    if data.metrics is not None:
+        from neurocc.runtime.metrics import format_metrics
+
+        parts += ["<h2>Measured cost (NeuroBench definitions; energy is an estimate)</h2>",
+                  f"<pre>{_e(format_metrics(data.metrics, data.energy))}</pre>"]
     if data.compile_text:
         parts += ["<h2>Compile: quantization and diagnostics</h2>", f"<pre>{_e(data.compile_text)}</pre>"]
     if "utilisation.png" in figures:
