@@ -248,7 +248,9 @@ class NbIntNeuron(IntNeuron):
             return super().window(x, rec)
         from neurocc.backends.emulator import jit
 
-        a = np.ascontiguousarray(x.reshape(T, B, -1), np.int64)
+        a = x.reshape(T, B, -1)     # int32 or int64 sums are read as they are (no widened copy)
+        if a.dtype not in (np.int32, np.int64) or not a.flags.c_contiguous:
+            a = np.ascontiguousarray(a, np.int64)
         st = self.state
         flat = lambda arr: arr.reshape(arr.shape[0], arr.shape[1], -1)  # noqa: E731
         u, v = st["u"].reshape(B, -1), st["v"].reshape(B, -1)
