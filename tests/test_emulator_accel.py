@@ -261,3 +261,44 @@ def test_unknown_node_options_fall_back_per_layer():
         compiled = prepare(g2, kernels="numba").compiled
         assert "l1" not in compiled and "l0" in compiled
         both(g2, {"input": spikes(0, 20, 2)})
+
+
+# ---- sigma-delta (the fused compiled update against numerics.sigma_delta) --------------------
+def sdn_net(seed: int, *, variant: str, cum_error: bool, relu: bool, big: bool) -> Graph:
+    """Input(12) → graded QDense → QSigmaDelta(delta, the input layer) → graded QDense →
+    QSigmaDelta(sigma_delta) → graded QDense → QSigmaDelta(sigma read-out); ``big`` weights
+    inputs and a bias near 2**31 drive the int32 registers past their range (wraps counted)."""
+    from neurocc.ir.qnodes_sdn import QSigmaDelta
+
+    rng = np.random.default_rng(seed)
+    wmax = 128
+    sd = dict(variant=variant, state_exp=6)
+    nodes = {"input": N.Input(shape=(12,)),
+             "d0": Q.QDense(weight=np.eye(12, dtype=np.int64), graded=True),
+             "s0": QSigmaDelta(vth=np.full(12, 64), bias=np.zeros(12, np.int64), mode="delta", input_shift=6,
+                               cum_error=cum_error and variant == "lava-0.10", **sd),
+             "d1": Q.QDense(weight=rng.integers(-wmax, wmax, (9, 12)), graded=True),
+             "s1": QSigmaDelta(vth=rng.integers(0, 2000, 9), bias=rng.integers(-500, 500, 9) + ((1 << 31) - 600 if big else 0),
+                               mode="sigma_delta",
+                               relu=relu, cum_error=cum_error and variant == "lava-0.10", **sd),
+             "d2": Q.QDense(weight=rng.integers(-wmax, wmax, (5, 9)), graded=True),
+             "s2": QSigmaDelta(vth=np.zeros(5, np.int64), bias=np.zeros(5, np.int64), mode="sigma", **sd),
+             "output": N.Output(shape=(5,))}
+    names = list(nodes)
+    return Graph(nodes, [Edge(a, b) for a, b in zip(names, names[1:])], numerics="loihi", name="sdn")
+
+
+@needs_numba
+@pytest.mark.parametrize("variant,cum_error", [("lava-0.10", False), ("lava-0.10", True), ("lava-pr875", False)])
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("big", [False, True])
+def test_sigma_delta_nets(variant, cum_error, relu, big):
+    g = sdn_net(3, variant=variant, cum_error=cum_error, relu=relu, big=big)
+    rng = np.random.default_rng(5)
+    x = rng.integers(-2000, 2000, (25, 3, 12)) * (rng.random((25, 3, 12)) < 0.6) * (1 << 16 if big else 1)
+    ref = both(g, {"input": x}, {"d0", "s0", "d1", "s1", "d2", "s2"})
+    assert np.count_nonzero(ref.outputs["output"]) > 0
+    if big:
+        ev = ref.events
+        assert ev["s0"]["act_wrap"] and ev["s0"]["delta_wrap"] and ev["s1"]["act_wrap"] and ev["s1"]["sigma_wrap"]
+        assert ev["s2"]["sigma_wrap"]

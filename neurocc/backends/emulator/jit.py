@@ -246,3 +246,102 @@ def conv_scatter(x, w, stride, padding, dilation, groups, out):
                             dst = out[r, oh, ow]
                             for o in range(cog):
                                 dst[o0 + o] += xv * wk[o0 + o]
+
+
+# counter slots of sigma_delta_window's ``counts``
+C_SIGMA, C_ACT, C_DELTA, C_ERROR = 0, 1, 2, 3
+
+
+@njit(cache=True, nogil=True)
+def _w32(x):
+    """int32 wrap of an int64 value (two's complement), as ``numerics.core.wrap(x, 32)``."""
+    return ((x + (np.int64(1) << 31)) & ((np.int64(1) << 32) - 1)) - (np.int64(1) << 31)
+
+
+@njit(cache=True, nogil=True)
+def sigma_delta_window(a_in, sigma, act, residue, error, vth, bias, state_exp, input_shift, mode, relu, cum_error,
+                       pr875, out, rec, record, counts):
+    """The sigma-delta neuron of :func:`neurocc.ir.numerics.sigma_delta.sigma_delta_step`
+    (QSigmaDelta) over a window, fused: ``a_in`` (T, B, N) integer sums; state (B, N) int64
+    holding int32 values, updated in place; ``vth``/``bias`` (N,) int64; ``mode`` 0 sigma_delta,
+    1 delta, 2 sigma; ``out`` (T, B, N) int64; ``rec`` (n_vars, T, B, N) int64, the mode's
+    state variables (sigma, act, residue in that order, those the mode has) when ``record``.
+    Every register is wrapped to int32 with the wrap counted in ``counts`` (slots C_*)::
+
+        sigma: sigma ← w32(sigma + a); out = sigma
+        delta: act' = w32(a << input_shift);  sigma_delta: sigma ← w32(sigma + a),
+               act' = w32(sigma + bias), relu: act' ← max(act', 0)
+        lava-pr875: d = w32(act' − act); s = d if |d| >= vth else 0; out = s >> state_exp;
+                    act ← w32(act + (out << state_exp))
+        lava-0.10:  d = w32(act' − act + residue); cum_error: error ← w32(error + d),
+                    s = d if |error| >= vth else 0, error ← 0 where s ≠ 0; else s = d if
+                    |d| >= vth else 0; residue ← d − s; act ← act'; out = s >> state_exp
+    """
+    T, B, N = a_in.shape
+    cs = ca = cd = ce = np.int64(0)
+    for t in range(T):
+        for b in range(B):
+            sg, ac, rs, er, ab, ob = sigma[b], act[b], residue[b], error[b], a_in[t, b], out[t, b]
+            for i in range(N):
+                a = np.int64(ab[i])
+                if mode == 2:
+                    x = sg[i] + a
+                    w = _w32(x)
+                    cs += w != x
+                    sg[i] = w
+                    ob[i] = w
+                    continue
+                if mode == 1:
+                    x = a << input_shift
+                    na = _w32(x)
+                    ca += na != x
+                else:
+                    x = sg[i] + a
+                    w = _w32(x)
+                    cs += w != x
+                    sg[i] = w
+                    x = w + bias[i]
+                    na = _w32(x)
+                    ca += na != x
+                    if relu:
+                        na = max(na, 0)
+                if pr875:
+                    x = na - ac[i]
+                    d = _w32(x)
+                    cd += d != x
+                    s = d if abs(d) >= vth[i] else 0
+                    o = s >> state_exp
+                    x = ac[i] + (o << state_exp)
+                    w = _w32(x)
+                    ca += w != x
+                    ac[i] = w
+                    ob[i] = o
+                    continue
+                x = na - ac[i] + rs[i]
+                d = _w32(x)
+                cd += d != x
+                if cum_error:
+                    x = er[i] + d
+                    e = _w32(x)
+                    ce += e != x
+                    s = d if abs(e) >= vth[i] else 0
+                    er[i] = 0 if s != 0 else e
+                else:
+                    s = d if abs(d) >= vth[i] else 0
+                rs[i] = d - s
+                ac[i] = na
+                ob[i] = s >> state_exp
+            if record:
+                k = 0
+                if mode != 1:
+                    for i in range(N):
+                        rec[k, t, b, i] = sg[i]
+                    k += 1
+                if mode != 2:
+                    for i in range(N):
+                        rec[k, t, b, i] = ac[i]
+                        rec[k + 1, t, b, i] = rs[i]
+    counts[C_SIGMA] += cs
+    counts[C_ACT] += ca
+    counts[C_DELTA] += cd
+    counts[C_ERROR] += ce
