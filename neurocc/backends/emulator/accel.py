@@ -121,9 +121,8 @@ def gather(kernel, x: np.ndarray, W: Weights, binary: bool) -> np.ndarray | None
         return None
     from neurocc.backends.emulator import jit
 
-    if binary:
-        xb = x.view(np.uint8) if x.dtype == np.bool_ else x if x.dtype == np.uint8 else (x != 0).view(np.uint8)
-        cols, bounds = jit.active(np.ascontiguousarray(xb))
+    if binary:     # active() reads x in its own dtype (every non-zero is a spike): no 0/1 copy
+        cols, bounds = jit.active(np.ascontiguousarray(x))
         out = np.zeros((R, W.n_out), np.int32 if W.bound(1.0) < I32_EXACT else np.int64)
         fn = jit.gather_binary_i8 if W.w_t.dtype == np.int8 and out.dtype == np.int32 else jit.gather_binary
         fn(W.w_t, cols, bounds, out)
