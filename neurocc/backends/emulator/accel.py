@@ -47,9 +47,7 @@ from neurocc.backends.emulator.spinnaker import SpinnDense
 from neurocc.errors import BackendError
 
 MODES = ("auto", "numba", "numpy")
-C_GATHER_NB = 3e-11   # seconds per gathered weight element, compiled: 0.7-1.8x the exact float32 GEMM's
-                      # time per multiply-add (linalg.C_GEMM) in one run (2026-12-03), so the gather is
-                      # chosen up to ~55 % input density (it was faster at 50 % at N = 512, 1000, 4000)
+C_GATHER_NB = 6e-11   # seconds per gathered weight element, compiled (int8: 20 G adds/s measured, 2-core x86)
 C_SCATTER_NB = 1.5e-10  # seconds per scattered multiply-add, compiled conv
 C_CALL_NB = 3e-6        # seconds per compiled call
 C_ROW_NB = 2e-8         # seconds per row of a compiled gather
