@@ -302,3 +302,20 @@ def test_sigma_delta_nets(variant, cum_error, relu, big):
         ev = ref.events
         assert ev["s0"]["act_wrap"] and ev["s0"]["delta_wrap"] and ev["s1"]["act_wrap"] and ev["s1"]["sigma_wrap"]
         assert ev["s2"]["sigma_wrap"]
+
+
+@needs_numba
+def test_sigma_delta_auto_mode_before_the_switch_runs_the_numpy_rule(monkeypatch):
+    # kernels="auto" before the process has spent LOAD_S in numpy: the compiled class must hand
+    # over to the numpy rule (window -> step -> numpy step), not call itself back
+    monkeypatch.setattr(accel, "_state", {"spent": 0.0, "loaded": False})
+    monkeypatch.setattr(accel, "LOAD_S", 1e9)
+    g = sdn_net(4, variant="lava-0.10", cum_error=True, relu=True, big=False)
+    x = np.random.default_rng(8).integers(-500, 500, (10, 2, 12))
+    prog = prepare(g, kernels="auto")
+    assert {"s0", "s1", "s2"} <= set(prog.compiled)
+    got = simulate(g, {"input": x}, record=True, program=prog)
+    ref = simulate(g, {"input": x}, record=True, kernels="numpy")
+    for k in ref.traces:
+        assert np.array_equal(got.traces[k], ref.traces[k]), k
+    assert got.events == ref.events and not accel._state["loaded"]

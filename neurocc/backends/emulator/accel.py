@@ -321,6 +321,8 @@ class NbSigmaDelta(SigmaDelta):
         return out.reshape(T, B, *self.out_shape)
 
     def step(self, x: np.ndarray) -> np.ndarray:
+        if not pays(self, 4e-5 + x.size * 3e-8):
+            return super().step(x)          # the numpy rule (window() -> Kernel.window calls step)
         return self.window(x[None])[0]
 
 
