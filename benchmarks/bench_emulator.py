@@ -160,8 +160,10 @@ def main() -> None:
                 walls = {k: min(walls.get(k, np.inf), v) for k, v in w.items()}
                 note = "spikes identical" if np.array_equal(spikes, emu_sp) else "SPIKES DIFFER"
             for kern, pk in progs.items():
-                times[kern][0] = min(times[kern][0], best(lambda: simulate(g, {"input": x1}, program=pk), 3) / T)
-                times[kern][1] = min(times[kern][1], best(lambda: simulate(g, {"input": x32}, program=pk), 2) / (T * 32))
+                def run(xb, pk=pk, g=g):
+                    return lambda: simulate(g, {"input": xb}, program=pk)
+                times[kern][0] = min(times[kern][0], best(run(x1), 3) / T)
+                times[kern][1] = min(times[kern][1], best(run(x32), 2) / (T * 32))
             bw_n = max(bw_n, bandwidth())
         lava = None
         if walls:
