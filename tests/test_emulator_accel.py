@@ -41,6 +41,10 @@ def both(g: Graph, inputs: dict, expect_compiled: set[str] | None = None, steps:
             assert a[k].dtype == b[k].dtype, k
             assert np.array_equal(a[k], b[k]), f"{what} {k} differ"
     assert ref.events == got.events
+    plain = simulate(g, inputs, steps, program=prog)     # not recording: the compiled loops' other branch
+    for k in ref.outputs:
+        assert plain.outputs[k].dtype == ref.outputs[k].dtype and np.array_equal(plain.outputs[k], ref.outputs[k]), k
+    assert plain.events == ref.events
     return ref
 
 
@@ -89,7 +93,7 @@ def test_int8_sums_of_more_rows_than_one_int16_partial():
     g = Graph.chain(("input", N.Input(shape=(700,))), ("d", Q.QDense(weight=w)),
                     ("output", N.Output(shape=(5,))), numerics="int8")
     x = (rng.random((4, 2, 700)) < 0.97).astype(np.uint8)
-    x[0, 0] = 1    # 700 rows: 254 + 254 + 192, the last chunk odd-free; row (1, 1) mostly odd counts
+    x[0, 0] = 1    # 700 rows: 248 + 248 + 204 (25 passes of 8, then 4 single rows); other rows: odd counts
     assert np.abs(both(g, {"input": x}, {"d"}).outputs["output"]).max() > 2**16
 
 
@@ -273,3 +277,61 @@ def test_bias_start_on_the_compiled_kernel(start):
     v = ref.traces["l/v"][:, :, 0]
     gated = min(start, 10)    # no input before step 10: v is 0 until the bias starts
     assert not v[:gated].any() and (start >= 80 or v[start:].any())
+
+
+# ---- sigma-delta (the fused compiled update against numerics.sigma_delta) --------------------
+def sdn_net(seed: int, *, variant: str, cum_error: bool, relu: bool, big: bool) -> Graph:
+    """Input(12) → graded QDense → QSigmaDelta(delta, the input layer) → graded QDense →
+    QSigmaDelta(sigma_delta) → graded QDense → QSigmaDelta(sigma read-out); ``big`` weights
+    inputs and a bias near 2**31 drive the int32 registers past their range (wraps counted)."""
+    from neurocc.ir.qnodes_sdn import QSigmaDelta
+
+    rng = np.random.default_rng(seed)
+    wmax = 128
+    sd = dict(variant=variant, state_exp=6)
+    nodes = {"input": N.Input(shape=(12,)),
+             "d0": Q.QDense(weight=np.eye(12, dtype=np.int64), graded=True),
+             "s0": QSigmaDelta(vth=np.full(12, 64), bias=np.zeros(12, np.int64), mode="delta", input_shift=6,
+                               cum_error=cum_error and variant == "lava-0.10", **sd),
+             "d1": Q.QDense(weight=rng.integers(-wmax, wmax, (9, 12)), graded=True),
+             "s1": QSigmaDelta(vth=rng.integers(0, 2000, 9), bias=rng.integers(-500, 500, 9) + ((1 << 31) - 600 if big else 0),
+                               mode="sigma_delta",
+                               relu=relu, cum_error=cum_error and variant == "lava-0.10", **sd),
+             "d2": Q.QDense(weight=rng.integers(-wmax, wmax, (5, 9)), graded=True),
+             "s2": QSigmaDelta(vth=np.zeros(5, np.int64), bias=np.zeros(5, np.int64), mode="sigma", **sd),
+             "output": N.Output(shape=(5,))}
+    names = list(nodes)
+    return Graph(nodes, [Edge(a, b) for a, b in zip(names, names[1:])], numerics="loihi", name="sdn")
+
+
+@needs_numba
+@pytest.mark.parametrize("variant,cum_error", [("lava-0.10", False), ("lava-0.10", True), ("lava-pr875", False)])
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("big", [False, True])
+def test_sigma_delta_nets(variant, cum_error, relu, big):
+    g = sdn_net(3, variant=variant, cum_error=cum_error, relu=relu, big=big)
+    rng = np.random.default_rng(5)
+    x = rng.integers(-2000, 2000, (25, 3, 12)) * (rng.random((25, 3, 12)) < 0.6) * (1 << 16 if big else 1)
+    ref = both(g, {"input": x}, {"d0", "s0", "d1", "s1", "d2", "s2"})
+    assert np.count_nonzero(ref.outputs["output"]) > 0
+    if big:
+        ev = ref.events
+        assert ev["s0"]["act_wrap"] and ev["s0"]["delta_wrap"] and ev["s1"]["act_wrap"] and ev["s1"]["sigma_wrap"]
+        assert ev["s2"]["sigma_wrap"]
+
+
+@needs_numba
+def test_sigma_delta_auto_mode_before_the_switch_runs_the_numpy_rule(monkeypatch):
+    # kernels="auto" before the process has spent LOAD_S in numpy: the compiled class must hand
+    # over to the numpy rule (window -> step -> numpy step), not call itself back
+    monkeypatch.setattr(accel, "_state", {"spent": 0.0, "loaded": False})
+    monkeypatch.setattr(accel, "LOAD_S", 1e9)
+    g = sdn_net(4, variant="lava-0.10", cum_error=True, relu=True, big=False)
+    x = np.random.default_rng(8).integers(-500, 500, (10, 2, 12))
+    prog = prepare(g, kernels="auto")
+    assert {"s0", "s1", "s2"} <= set(prog.compiled)
+    got = simulate(g, {"input": x}, record=True, program=prog)
+    ref = simulate(g, {"input": x}, record=True, kernels="numpy")
+    for k in ref.traces:
+        assert np.array_equal(got.traces[k], ref.traces[k]), k
+    assert got.events == ref.events and not accel._state["loaded"]

@@ -101,14 +101,17 @@ def test_pilotnet_lif_every_recorded_array() -> None:
 
 # ----- PilotNet SDNN (sigma-delta, graded spikes, Sigma read-out) --------------------------------------
 @needs_lava_dl
-def test_pilotnet_sdnn_output_act0_and_sigmas() -> None:
+@pytest.mark.parametrize("kernels", ["numpy", pytest.param("numba", marks=pytest.mark.skipif(
+    importlib.util.find_spec("numba") is None, reason="numba is not installed: no compiled kernels to check"))])
+def test_pilotnet_sdnn_output_act0_and_sigmas(kernels: str) -> None:
     """output.npy (Lava fixed_pt, 9 steps), the input layer's graded output act0 and the sigma of
-    the first two layers over 20 steps: 0 mismatches."""
+    the first two layers over 20 steps: 0 mismatches, on the numpy kernels and on the compiled
+    ones (the fused sigma-delta update, the compiled graded conv scatter)."""
     d = ROOT / "gts" / "pilotnet_sdnn"
     g = read_netx(d / "network.net")
     frame = np.load(d / "input.npy")[..., 0].astype(np.int64).transpose(2, 1, 0)
     x = np.broadcast_to(frame, (20, 1, *frame.shape)).copy()     # a RingBuffer of one column repeats it
-    r = simulate(g, {"input": x}, record=True)
+    r = simulate(g, {"input": x}, record=True, kernels=kernels)
     out = r.outputs["output"][:9, 0, 0]
     assert _mismatches(out, np.load(d / "output.npy")[0]) == 0
     assert np.any(out != 0)

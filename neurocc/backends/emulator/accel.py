@@ -22,12 +22,14 @@ numpy kernel        profiles                       compiled part
 ``QConv``           loihi, int8 (2-D)              the sum (event-driven scatter)
 ``IntNeuron``       loihi, int8 (QLIF, QLI)        the whole update, fused over the window
 ``SpinnDense``      spinnaker                      both receptor sums (event-driven gather)
+``SigmaDelta``      any (a profile-free rule)      the whole update, fused over the window
 ==================  =============================  ============================================
 
 The register rules after a sum (accumulator wrap, ``weight_exp`` shift, int32 cast) stay the
-numpy kernel's own code; the fused neuron re-states the profile's equations in
-:func:`.jit.lif_window`, and ``tests/test_emulator_accel.py`` checks both paths give identical
-outputs, traces and event counts. A node whose dataclass has a field the compiled class does
+numpy kernel's own code; the fused neurons re-state the profile's equations in
+:func:`.jit.lif_window` and the sigma-delta rule in :func:`.jit.sigma_delta_window`, and
+``tests/test_emulator_accel.py`` checks both paths give identical outputs, traces and event
+counts. A node whose dataclass has a field the compiled class does
 not list (a new neuron option, say) falls back to numpy automatically.
 """
 from __future__ import annotations
@@ -40,6 +42,7 @@ import numpy as np
 from neurocc.backends.emulator import kernels as K
 from neurocc.backends.emulator.linalg import I32_EXACT, Weights, rows_matmul
 from neurocc.backends.emulator.neurons import IntNeuron
+from neurocc.backends.emulator.sigma_delta import SigmaDelta
 from neurocc.backends.emulator.spinnaker import SpinnDense
 from neurocc.errors import BackendError
 
@@ -118,9 +121,8 @@ def gather(kernel, x: np.ndarray, W: Weights, binary: bool) -> np.ndarray | None
         return None
     from neurocc.backends.emulator import jit
 
-    if binary:
-        xb = x.view(np.uint8) if x.dtype == np.bool_ else x if x.dtype == np.uint8 else (x != 0).view(np.uint8)
-        cols, bounds = jit.active(np.ascontiguousarray(xb))
+    if binary:     # active() reads x in its own dtype (every non-zero is a spike): no 0/1 copy
+        cols, bounds = jit.active(np.ascontiguousarray(x))
         out = np.zeros((R, W.n_out), np.int32 if W.bound(1.0) < I32_EXACT else np.int64)
         fn = jit.gather_binary_i8 if W.w_t.dtype == np.int8 and out.dtype == np.int32 else jit.gather_binary
         fn(W.w_t, cols, bounds, out)
@@ -254,7 +256,9 @@ class NbIntNeuron(IntNeuron):
         self.steps_done += T
         from neurocc.backends.emulator import jit
 
-        a = np.ascontiguousarray(x.reshape(T, B, -1), np.int64)
+        a = x.reshape(T, B, -1)     # int32 or int64 sums are read as they are (no widened copy)
+        if a.dtype not in (np.int32, np.int64) or not a.flags.c_contiguous:
+            a = np.ascontiguousarray(a, np.int64)
         st = self.state
         flat = lambda arr: arr.reshape(arr.shape[0], arr.shape[1], -1)  # noqa: E731
         u, v = st["u"].reshape(B, -1), st["v"].reshape(B, -1)
@@ -279,7 +283,56 @@ class NbIntNeuron(IntNeuron):
         return self.window(x[None])[0]
 
 
-for _c in (NbQDense, NbQConv, NbSpinnDense, NbIntNeuron):
+class NbSigmaDelta(SigmaDelta):
+    """QSigmaDelta (every mode and variant, cum_error) with the fused compiled update
+    :func:`.jit.sigma_delta_window` (the rule of :mod:`neurocc.ir.numerics.sigma_delta`)."""
+
+    FIELDS = {"vth", "bias", "state_exp", "input_shift", "mode", "relu", "cum_error", "variant"}
+    MODE = {"sigma_delta": 0, "delta": 1, "sigma": 2}
+
+    @classmethod
+    def supports(cls, node, profile) -> bool:
+        return (node.kind == "QSigmaDelta" and node.mode in cls.MODE and node.variant in ("lava-0.10", "lava-pr875")
+                and implements(node, cls.FIELDS))
+
+    def window(self, x: np.ndarray, rec: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        T, B = x.shape[:2]
+        if not pays(self, T * 4e-5 + x.size * 3e-8):    # numpy: ~12 ops per step
+            return super().window(x, rec)
+        from neurocc.backends.emulator import jit
+
+        a = x.reshape(T, B, -1)
+        if a.dtype not in (np.int32, np.int64) or not a.flags.c_contiguous:
+            a = np.ascontiguousarray(a, np.int64)
+        n = a.shape[2]
+        st = {k: np.ascontiguousarray(v, np.int64).reshape(B, n) for k, v in self.state.items()}
+        regs = [st.get(k, np.zeros((B, n), np.int64)) for k in ("sigma", "act", "residue", "error")]
+        flat = lambda v: np.ascontiguousarray(np.broadcast_to(v, self.out_shape), np.int64).reshape(-1)  # noqa: E731
+        names = self.record_vars
+        rec_all = np.zeros((len(names), T, B, n), np.int64) if rec else np.zeros((1, 1, 1, 1), np.int64)
+        out = np.empty((T, B, n), np.int64)
+        counts = np.zeros(4, np.int64)
+        node = self.node
+        jit.sigma_delta_window(a, *regs, flat(self.vth), flat(self.bias), int(node.state_exp), int(node.input_shift),
+                               self.MODE[node.mode], bool(node.relu), bool(node.cum_error),
+                               node.variant == "lava-pr875", out, rec_all, bool(rec), counts)
+        for key, slot in (("sigma_wrap", jit.C_SIGMA), ("act_wrap", jit.C_ACT), ("delta_wrap", jit.C_DELTA),
+                          ("error_wrap", jit.C_ERROR)):
+            self.count(key, int(counts[slot]))
+        for k in self.state:
+            self.state[k] = st[k].reshape(self.state[k].shape)
+        if rec:
+            for j, var in enumerate(names):
+                rec[var][:] = rec_all[j].reshape(rec[var].shape)
+        return out.reshape(T, B, *self.out_shape)
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        if not pays(self, 4e-5 + x.size * 3e-8):
+            return super().step(x)          # the numpy rule (window() -> Kernel.window calls step)
+        return self.window(x[None])[0]
+
+
+for _c in (NbQDense, NbQConv, NbSpinnDense, NbIntNeuron, NbSigmaDelta):
     _c.force = False   # set per kernel by the program: True in ``numba`` mode
 
-_COMPILED: tuple[type, ...] = (NbQDense, NbQConv, NbIntNeuron, NbSpinnDense)
+_COMPILED: tuple[type, ...] = (NbQDense, NbQConv, NbIntNeuron, NbSpinnDense, NbSigmaDelta)

@@ -208,18 +208,18 @@ class Program:
         ks = self.kernels
         full: dict[str, np.ndarray] = {}
         for blk in self.blocks:
-            for n in blk.nodes:
-                D = self.hist_len[n]
-                full[n] = np.empty((D + tc, batch, *self.shapes[n]), ks[n].out_dtype)
-                full[n][:D] = hist[n]
             if not blk.cyclic:
                 n = blk.nodes[0]
                 rec = self._rec(n, traces, t0, tc, steps, batch)
                 x = inputs[n][t0:t0 + tc] if n in inputs else self._input(n, full, None, tc)
-                full[n][self.hist_len[n]:] = self._call(n, "window", t0, x, rec)
+                full[n] = self._own(n, self._call(n, "window", t0, x, rec), hist[n], tc, batch)
                 if traces is not None:
                     traces[f"{n}/out"][t0:t0 + tc] = full[n][self.hist_len[n]:]
                 continue
+            for n in blk.nodes:
+                D = self.hist_len[n]
+                full[n] = np.empty((D + tc, batch, *self.shapes[n]), ks[n].out_dtype)
+                full[n][:D] = hist[n]
             for t in range(tc):
                 for n in blk.nodes:
                     x = inputs[n][t0 + t] if n in inputs else self._input(n, full, t, tc)
@@ -237,6 +237,19 @@ class Program:
     def learned_weights(self) -> dict[str, np.ndarray]:
         """``{"<node>/w": (batch, post, pre)}``: every plastic synapse's weights after the last run."""
         return {f"{n}/w": self.kernels[n].W.copy() for n in self.plastic}
+
+    def _own(self, n: str, y: np.ndarray, hist: np.ndarray, tc: int, batch: int) -> np.ndarray:
+        """Node ``n``'s output over the window behind its ``hist`` (history steps), in its
+        dtype. Without history the kernel's array is used as it is, no copy (nothing writes
+        into ``full`` arrays after this; a pass-through node may share its input's array)."""
+        D, dt = self.hist_len[n], self.kernels[n].out_dtype
+        shape = (tc, batch, *self.shapes[n])
+        if D == 0 and y.shape == shape:
+            return y if y.dtype == dt else y.astype(dt)
+        out = np.empty((D + tc, *shape[1:]), dt)
+        out[:D] = hist
+        out[D:] = y
+        return out
 
     def _rec(self, n, traces, t0, tc, steps, batch):
         if traces is None:
