@@ -233,7 +233,7 @@ def main() -> None:  # pragma: no cover - a demo printout
     args = ap.parse_args()
     graph, inputs, info = experiment(overwrite=args.overwrite, rule=args.rule)
     neurocc.compile(graph, "loihi2", args.out)
-    ref = None
+    ref = first = None
     for b in args.backends.split(","):
         spikes, w = run_backend(b, graph, inputs, args.out)
         if ref is None:
@@ -242,6 +242,12 @@ def main() -> None:  # pragma: no cover - a demo printout
         print(b, evaluate(spikes, info))
         print(f"  weights: max |w - float reference| {np.abs(w - ref).max():.1f} (of 255), mean "
               f"{np.abs(w - ref).mean():.2f};", structure(w, info["patterns"]))
+        if first is not None:
+            s0, w0 = first
+            print(f"  vs {args.backends.split(',')[0]}: spikes equal {np.array_equal(spikes != 0, s0 != 0)} "
+                  f"({int(((spikes != 0) != (s0 != 0)).sum())} of {s0.size} differ), weights max |diff| "
+                  f"{np.abs(w - w0).max():.1f}")
+        first = first or (spikes, w)
 
 
 if __name__ == "__main__":  # pragma: no cover
