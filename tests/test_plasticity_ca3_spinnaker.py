@@ -15,6 +15,7 @@ Judges (stated):
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 from pathlib import Path
@@ -82,3 +83,21 @@ def test_ca3_memory_on_nest_recalls_like_the_emulator(overwrite):
             inside |= np.outer(pat, pat).astype(bool)
         for learned in (w, np.asarray(want["EE/w"][0], np.float64)):
             assert learned[inside].min() > learned[~inside].max()
+
+
+def test_what_has_no_pynn_form_is_refused_by_name(tmp_path):
+    import neurocc
+    from neurocc.errors import BackendError, CompileError
+
+    M = _example()
+    graph, inputs, _ = M.experiment(M.Protocol(repeats=1, patterns=1), rule="decay")
+    with pytest.raises(BackendError, match="node 'EE'.*no PyNN STDPMechanism form"):
+        run_plastic_network(graph, inputs)                      # weight decay: not a SpikePairRule
+    stdp, _, _ = M.experiment(M.Protocol(repeats=1, patterns=1), rule="stdp")
+    leaky = stdp.with_node("E", dataclasses.replace(stdp.nodes["E"], dv=np.full(32, 400)))
+    with pytest.raises(BackendError) as err:
+        run_plastic_network(leaky, inputs)
+    assert "node 'E' (QLIF): only memoryless neurons" in str(err.value)
+    with pytest.raises(CompileError, match="'EE' learn on chip") as err:
+        neurocc.compile(stdp, "spinnaker", tmp_path / "spk")
+    assert "run_plastic_network" in err.value.fix
