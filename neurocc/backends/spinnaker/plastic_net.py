@@ -102,7 +102,7 @@ def run_plastic_network(graph: Any, inputs: dict[str, np.ndarray], simulator: st
     for name, trains in res["spikes"].items():
         s = np.zeros((steps, 1, len(trains)), np.int64)
         for i, ts in enumerate(trains):
-            idx = [int(round(t)) - 2 for t in ts if 0 <= int(round(t)) - 2 < steps]
+            idx = [round(t) - 2 for t in ts if 0 <= round(t) - 2 < steps]
             s[idx, 0, i] = 1
         out[f"{name}/spikes"] = s
     for name, w in res["weights"].items():
