@@ -2,6 +2,7 @@
 
     python examples/ca3_memory.py                       # emulator: learn, recall, forget
     python examples/ca3_memory.py --backends emulator,loihi --out build/ca3
+    python examples/ca3_memory.py --rule stdp --backends emulator,loihi,spinnaker
 
 An excitatory population ``E`` (one neuron per pattern bit) with plastic recurrent synapses
 ``EE`` (QPlasticDense), a cue input ``cue → E`` (fixed, one-to-one), and feedback inhibition
@@ -16,6 +17,9 @@ that reuses some of a stored pattern's neurons overwrites it). Learning: each pa
 ``repeats`` times. Recall: a fragment (``fraction`` of the pattern's ones) is cued; the answer is
 the set of E neurons that spike in the recall window; accuracy = fraction of bits (ones and
 zeros) equal to the stored pattern, and ``exact`` = the whole pattern recovered.
+``--rule stdp`` replaces the rule by pair STDP ``2^-1 · y0 · x1 − 2^-2 · x0 · y1`` (weights
+bounded to 0..255, no decay: forgetting only by interference), which PyNN's ``STDPMechanism``
+expresses, so the same memory also runs on SpiNNaker's PyNN API (on NEST here).
 Everything is in Loihi units (the graph is built already quantized for the ``loihi`` numerics).
 """
 from __future__ import annotations
@@ -31,6 +35,8 @@ from neurocc.ir.qnodes import QLIF, QDense
 from neurocc.ir.qnodes_plastic import QPlasticDense
 
 RULE = "2^-1 * y0 * x1 - 2^-4 * x0 * y1 - 2^-4 * y0 * w"
+STDP_RULE = "2^-1 * y0 * x1 - 2^-2 * x0 * y1"   # pair STDP: both chips express it (PyNN SpikePairRule)
+RULES = {"decay": RULE, "stdp": STDP_RULE}
 
 
 @dataclass(frozen=True)
@@ -53,14 +59,14 @@ def _lif(n: int, vth) -> QLIF:
                 bias_mant=z, bias_exp=z)
 
 
-def build_graph(n: int = 32, n_inh: int = 8, seed: int = 7, ones: int = 6) -> Graph:
+def build_graph(n: int = 32, n_inh: int = 8, seed: int = 7, ones: int = 6, rule: str = "decay") -> Graph:
     """The memory network (``loihi`` numerics; every synapse → neuron edge has delay 1).
     Inhibitory neuron k (1..n_inh) fires when more than ``ones + k − 1`` E neurons spiked (graded
     feedback inhibition: a soft k-winners-take-all); ``stop`` fires them all."""
     nodes = {
         "cue": Input(shape=(n,)), "stop": Input(shape=(n_inh,)),
         "C": QDense(weight=np.eye(n, dtype=np.int32) * 255),
-        "EE": QPlasticDense(weight=np.zeros((n, n), np.int32), sign_mode="excitatory", dw=RULE,
+        "EE": QPlasticDense(weight=np.zeros((n, n), np.int32), sign_mode="excitatory", dw=RULES[rule],
                             impulses=(16, 0, 16, 0, 0), taus=(1, 0, 1, 0, 0), t_epoch=1, rng_seed=seed),
         "EI": QDense(weight=np.full((n_inh, n), 10, np.int32)),
         "S": QDense(weight=np.eye(n_inh, dtype=np.int32) * 120),
@@ -152,7 +158,7 @@ def score(spikes: np.ndarray, pats: np.ndarray, windows) -> dict[str, float]:
     return {"bit_accuracy": float(np.mean(bits)), "exact": float(np.mean(exact))}
 
 
-def experiment(p: Protocol = Protocol(), overwrite: int = 0) -> tuple[Graph, dict[str, np.ndarray], dict]:
+def experiment(p: Protocol = Protocol(), overwrite: int = 0, rule: str = "decay") -> tuple[Graph, dict[str, np.ndarray], dict]:
     """Learn ``p.patterns`` patterns, recall each from a fragment; with ``overwrite`` > 0, then
     learn that many new patterns and recall the first ones again. Returns (graph, inputs, info)."""
     old = make_patterns(p)
@@ -166,7 +172,7 @@ def experiment(p: Protocol = Protocol(), overwrite: int = 0) -> tuple[Graph, dic
     if overwrite:
         sch.learn(new, 2 * p.repeats)
         sch.recall(pats, list(range(p.patterns)), rng)
-    return build_graph(p.n, ones=p.ones), sch.inputs(), {"patterns": pats, "windows": sch.windows, "first": first}
+    return build_graph(p.n, ones=p.ones, rule=rule), sch.inputs(), {"patterns": pats, "windows": sch.windows, "first": first}
 
 
 def evaluate(spikes: np.ndarray, info: dict) -> dict[str, dict[str, float]]:
@@ -177,25 +183,71 @@ def evaluate(spikes: np.ndarray, info: dict) -> dict[str, dict[str, float]]:
     return out
 
 
+def float_reference(graph: Graph, spikes: np.ndarray) -> np.ndarray:
+    """The float reference of ``EE``'s rule (:class:`neurocc.ir.numerics.learning.LearningState`,
+    ``integer=False``: exact decays, no rounding) driven by the E spikes ``spikes`` (steps, 1, n)."""
+    from neurocc.ir.numerics.learning import LearningState
+
+    node = graph.nodes["EE"]
+    n = node.weight.shape[0]
+    st = LearningState(n, n, node.impulses, node.taus, node.t_epoch, node.rng_seed, False)
+    w = node.weight.astype(np.float64)
+    for s in np.asarray(spikes)[:, 0] != 0:
+        if st.spikes(s, s):
+            w = st.learn(w, node.terms(), node.sign_mode)
+    return w
+
+
+def structure(w: np.ndarray, pats: np.ndarray) -> dict[str, float]:
+    """Within-pattern synapses (both ends in one stored pattern) against the others."""
+    inside = np.zeros(w.shape, bool)
+    for pat in pats:
+        inside |= np.outer(pat, pat).astype(bool)
+    return {"within_mean": float(w[inside].mean()), "within_min": float(w[inside].min()),
+            "outside_max": float(w[~inside].max())}
+
+
+def run_backend(backend: str, graph: Graph, inputs: dict, out: str) -> tuple[np.ndarray, np.ndarray]:
+    """(E spikes, learned EE weights) of one backend: emulator/loihi from the compiled loihi2
+    artifact, spinnaker through PyNN on NEST (:mod:`neurocc.backends.spinnaker.plastic_net`)."""
+    import neurocc
+
+    if backend == "spinnaker":
+        from neurocc.backends.spinnaker.plastic_net import run_plastic_network
+
+        res = run_plastic_network(graph, inputs)
+        return res["E/spikes"], res["EE/w"][0]
+    res = neurocc.run(out, backend=backend, inputs=inputs)
+    return np.asarray(res["out"]), np.asarray(res["EE/w"][0], np.float64)
+
+
 def main() -> None:  # pragma: no cover - a demo printout
     import neurocc
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backends", default="emulator")
+    ap.add_argument("--backends", default="emulator", help="comma list of emulator, loihi, spinnaker")
+    ap.add_argument("--rule", default="decay", choices=sorted(RULES),
+                    help="decay: Hebbian with weight decay (loihi only); stdp: pair STDP (loihi and spinnaker)")
     ap.add_argument("--out", default="build/ca3-memory")
     ap.add_argument("--overwrite", type=int, default=3)
     args = ap.parse_args()
-    graph, inputs, info = experiment(overwrite=args.overwrite)
-    art = neurocc.compile(graph, "loihi2", args.out)
-    weights = {}
+    graph, inputs, info = experiment(overwrite=args.overwrite, rule=args.rule)
+    neurocc.compile(graph, "loihi2", args.out)
+    ref = first = None
     for b in args.backends.split(","):
-        res = neurocc.run(art.path if hasattr(art, "path") else args.out, backend=b, inputs=inputs)
-        weights[b] = res["EE/w"]
-        print(b, evaluate(res["out"], info))
-    base = next(iter(weights.values()))
-    for b, w in weights.items():
-        print(f"{b}: weights equal to {args.backends.split(',')[0]}: {bool((w == base).all())}, "
-              f"max |diff| {int(np.abs(w.astype(np.int64) - base).max())}")
+        spikes, w = run_backend(b, graph, inputs, args.out)
+        if ref is None:
+            ref = float_reference(graph, spikes)
+            print(f"float reference (on {b}'s spikes):", structure(ref, info["patterns"]))
+        print(b, evaluate(spikes, info))
+        print(f"  weights: max |w - float reference| {np.abs(w - ref).max():.1f} (of 255), mean "
+              f"{np.abs(w - ref).mean():.2f};", structure(w, info["patterns"]))
+        if first is not None:
+            s0, w0 = first
+            print(f"  vs {args.backends.split(',')[0]}: spikes equal {np.array_equal(spikes != 0, s0 != 0)} "
+                  f"({int(((spikes != 0) != (s0 != 0)).sum())} of {s0.size} differ), weights max |diff| "
+                  f"{np.abs(w - w0).max():.1f}")
+        first = first or (spikes, w)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -310,8 +310,10 @@ def _prequantized(graph: Graph, tgt: Target) -> Compiled:
                            f"'{tgt.name}' has no learning rule",
                            where=f"graph '{graph.name}'",
                            fix="compile it for a loihi-numerics target (loihi2, loihi1, emulator); for edge-cpu "
-                               "freeze the learned weights first (neurocc.ir.qnodes_plastic.freeze); pair STDP runs "
-                               "on PyNN through neurocc.backends.spinnaker.plastic (docs/plasticity.md)")
+                               "freeze the learned weights first (neurocc.ir.qnodes_plastic.freeze); for spinnaker, a "
+                               "pair-STDP network of memoryless QLIFs runs on SpiNNaker's PyNN API (NEST here) "
+                               "from the graph itself: neurocc.backends.spinnaker.plastic_net.run_plastic_network"
+                               "(graph, inputs), as in examples/ca3_memory.py --rule stdp (docs/plasticity.md)")
 
     form = target_form(graph, tgt)
     if form.numerics is None:

@@ -1,0 +1,53 @@
+"""PyNN worker for a plastic network (run as a file by :mod:`.plastic_net` in a subprocess).
+
+Populations of ``IF_curr_delta`` neurons (a spike of weight w mV steps the membrane by w; with
+``tau_m`` 0.01 ms the membrane forgets everything between 1 ms steps, ``E_L = v_reset = 0``,
+``tau_refrac`` 0), spike sources (``SpikeSourceArray``), fixed projections (``StaticSynapse``,
+delay 1 ms; negative weights on the inhibitory receptor) and plastic ones
+(``STDPMechanism(SpikePairRule, AdditiveWeightDependence)``, delay 1 ms).
+Usage: ``python plastic_net_template.py CONFIG.json SIMULATOR``; prints ``RESULT {json}`` with
+each population's spike times (ms) and each plastic projection's final weights (post, pre)."""
+import json
+import sys
+
+import numpy as np
+
+with open(sys.argv[1]) as f:
+    cfg = json.load(f)
+sim = __import__(f"pyNN.{sys.argv[2]}", fromlist=["setup"])
+extra = {"spike_precision": "on_grid"} if sys.argv[2] == "nest" else {}
+sim.setup(timestep=1.0, min_delay=1.0, **extra)
+pops = {}
+for name, times in cfg["sources"].items():
+    pops[name] = sim.Population(len(times), sim.SpikeSourceArray(spike_times=[sim.Sequence(t) for t in times]))
+for name, p in cfg["populations"].items():
+    cell = sim.IF_curr_delta(tau_m=0.01, cm=1.0, tau_refrac=0.0, v_rest=0.0, v_reset=0.0,
+                             v_thresh=p["v_thresh"], i_offset=0.0)
+    pops[name] = sim.Population(len(p["v_thresh"]), cell, initial_values={"v": 0.0})
+    pops[name].record("spikes")
+plastic = {}
+for pr in cfg["projections"]:
+    w = np.asarray(pr["weight"], float)                  # (post, pre)
+    if pr.get("stdp"):
+        s = pr["stdp"]
+        syn = sim.STDPMechanism(
+            timing_dependence=sim.SpikePairRule(tau_plus=s["tau_plus"], tau_minus=s["tau_minus"],
+                                                A_plus=s["A_plus"], A_minus=s["A_minus"]),
+            weight_dependence=sim.AdditiveWeightDependence(w_min=0.0, w_max=s["w_max"]), delay=1.0)
+        conns = [(j, i, float(w[i, j]), 1.0) for i in range(w.shape[0]) for j in range(w.shape[1])]
+        plastic[pr["name"]] = sim.Projection(pops[pr["pre"]], pops[pr["post"]],
+                                             sim.FromListConnector(conns, column_names=["weight", "delay"]), syn)
+        continue
+    for receptor, sign in (("excitatory", 1.0), ("inhibitory", -1.0)):
+        conns = [(j, i, float(w[i, j]), 1.0) for i, j in zip(*np.nonzero(sign * w > 0))]
+        if conns:
+            sim.Projection(pops[pr["pre"]], pops[pr["post"]],
+                           sim.FromListConnector(conns, column_names=["weight", "delay"]),
+                           sim.StaticSynapse(), receptor_type=receptor)
+sim.run(float(cfg["steps"]))
+out = {"spikes": {name: [[float(t) for t in st] for st in pops[name].get_data().segments[0].spiketrains]
+                  for name in cfg["populations"]},
+       "weights": {name: np.asarray(pr.get("weight", format="array"), float).T.tolist()
+                   for name, pr in plastic.items()}}
+sim.end()
+print("RESULT " + json.dumps(out))
