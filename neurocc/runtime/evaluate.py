@@ -126,7 +126,8 @@ def artifact_encoding(manifest: Mapping[str, Any]) -> Encoding:
 def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tuple[Any, Any],
              backend: str = "emulator", batch_size: int = 256, *, readout: str = "count",
              time_major: bool = False, progress: bool = False,
-             device: str | None = None) -> dict[str, Any]:
+             device: str | None = None, workers: int | None = None,
+             ray_address: str | None = None) -> dict[str, Any]:
     """Accuracy of the artifact on ``backend``: ``{"accuracy", "n", "backend", "readout", "input",
     "per_class", "confusion", "timesteps", "latency_steps", "encoding", "overflow"}``; ``per_class``
     maps label → {"n", "accuracy"}, ``confusion[true][predicted]`` counts samples; ``overflow``: the
@@ -134,8 +135,11 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
     do not count them), also issued as warnings. ``x`` is static
     ``(samples, *shape)`` or sequences ``(samples, steps, *shape)`` (``time_major``: ``(steps,
     samples, *shape)``); ``progress`` draws a bar on stderr (the CLI turns it on); ``device``: the emulator's torch
-    path (see :func:`neurocc.runtime.run.run_artifact`)."""
+    path (see :func:`neurocc.runtime.run.run_artifact`); ``workers``/``ray_address``: batches of
+    ``batch_size`` samples (smaller in parallel) spread over Ray workers
+    (:mod:`neurocc.runtime.parallel`; the result is the same for any layout)."""
     from neurocc.progress import Step, quiet
+    from neurocc.runtime.parallel import Task, chunks, resolve_workers, run_tasks
     from neurocc.runtime.run import as_artifact
 
     art = as_artifact(artifact_dir)
@@ -149,17 +153,17 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
     enc = None if sequence else artifact_encoding(art.manifest)
     window = int(x.shape[1]) if sequence else enc.timesteps  # type: ignore[union-attr]
     lag = latency(graph)
-    preds = []
-    size = max(1, int(batch_size))
+    layout = resolve_workers(workers, [backend], ray_address, len(x))
+    args = {"enc": enc, "window": window, "lag": lag, "readout": readout, "device": device}
+    tasks = [Task(i, backend, a, b, {"x": x[a:b], **args}) for i, (a, b) in enumerate(chunks(len(x), layout, batch_size))]
     counts: overflow.Counts | None = None
-    with Step(f"evaluate on {backend}", total=len(x), unit="samples", **quiet(progress)) as step:
-        for i in range(0, len(x), size):
-            pred_b, events = _predict(art, backend, graph, x[i:i + size], enc, window, lag, readout, i,
-                                      device)
-            preds.append(pred_b)
+    where = f" on {layout.workers} workers" if layout.parallel else ""
+    with Step(f"evaluate on {backend}{where}", total=len(x), unit="samples", **quiet(progress)) as step:
+        parts = run_tasks(art, "neurocc.runtime.evaluate:predict_task", tasks, layout,
+                          lambda t, _: step.add(t.samples))
+        for _, events in parts:   # sums: the same in any order
             counts = counts if events is None else overflow.collect(events, counts or {})
-            step.add(len(preds[-1]))
-        pred = np.concatenate(preds)
+        pred = np.concatenate([p for p, _ in parts])
         step.done(f"{np.mean(pred == y) * 100:.2f}% of {len(y)} samples")
     overflow.warn(counts, f"{backend}, evaluate {art.path}")
     per_class = {int(c): {"n": int(np.sum(y == c)), "accuracy": float(np.mean(pred[y == c] == c))}
@@ -182,6 +186,15 @@ def _warn_inputs(art: Any, x: np.ndarray, sequence: bool, time_major: bool) -> N
                        if time_major else "is x time-major (steps, samples, ...)? Then pass --time-major "
                        "(Python: time_major=True)"))
     warn(msgs)
+
+
+def predict_task(art: Any, task: Any) -> tuple[np.ndarray, Any]:
+    """A :class:`neurocc.runtime.parallel.Task` of :func:`evaluate`: the predictions (and overflow
+    counts) of samples ``task.start .. task.stop - 1``."""
+    a = task.args
+    graph = art.float_graph if task.backend in FLOAT_BACKENDS else art.graph
+    return _predict(art, task.backend, graph, a["x"], a["enc"], a["window"], a["lag"], a["readout"], task.start,
+                    a["device"])
 
 
 def _predict(art: Any, backend: str, graph: Graph, xb: np.ndarray, enc: Encoding | None, window: int,
