@@ -24,6 +24,7 @@ import logging
 import os
 import shutil
 import tempfile
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -51,11 +52,11 @@ def unpack_directory(files: dict[str, bytes], into: Path) -> Path:
 class Session:
     """One Ray worker: the artifact loaded once, backend sessions kept open across tasks."""
 
-    def __init__(self, files: dict[str, bytes], fault: str | None = None) -> None:
+    def __init__(self, files: dict[str, bytes], fault: str | None = None, prefix: str = "neurocc-worker-") -> None:
         from neurocc.backends import sessions
         from neurocc.ir.artifact import load_artifact
 
-        self.dir = Path(tempfile.mkdtemp(prefix="neurocc-worker-"))
+        self.dir = Path(tempfile.mkdtemp(prefix=prefix))
         self.artifact = load_artifact(unpack_directory(files, self.dir / "artifact"))
         self.fault = fault
         self.stack = contextlib.ExitStack()
@@ -150,12 +151,15 @@ def run_on_ray(artifact: Any, fn: str, tasks: Sequence[Task], layout: Layout,
         actor_class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(Session)
         files = ray.put(pack_directory(Path(artifact.path)))
         spec = os.environ.get(FAULT_ENV) or None
+        prefix = f"neurocc-worker-{uuid.uuid4().hex[:12]}-"
         n = min(layout.workers, len(tasks))
-        actors = [actor_class.remote(files, spec) for _ in range(n)]
+        actors = [actor_class.remote(files, spec, prefix) for _ in range(n)]
         try:
-            return _schedule(ray, fn, tasks, actors, lambda: actor_class.remote(files, spec), on_result)
+            return _schedule(ray, fn, tasks, actors, lambda: actor_class.remote(files, spec, prefix), on_result)
         finally:
             _close(ray, actors)
+            for left in Path(tempfile.gettempdir()).glob(f"{prefix}*"):   # of workers that died, on this machine
+                shutil.rmtree(left, ignore_errors=True)
 
 
 def _schedule(ray: Any, fn: str, tasks: Sequence[Task], actors: list[Any], fresh: Callable[[], Any],

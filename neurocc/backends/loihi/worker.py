@@ -239,7 +239,7 @@ def serve(reply_fd: int) -> int:
                 os.dup2(log.fileno(), 2)
                 try:
                     rc = run_job(L, job)
-                except Exception:   # a bad job directory must not end the session
+                except Exception:   # noqa: BLE001  (a bad job directory must not end the session)
                     traceback.print_exc()
                     rc = 2
                 finally:
