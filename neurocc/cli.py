@@ -348,7 +348,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from neurocc.quickstart import quickstart
 
-    result = quickstart(args.targets, args.out, fast=args.fast, only=args.only)
+    result = quickstart(args.targets, args.out, fast=args.fast, only=args.only, workers=args.workers,
+                        ray_address=args.ray_address)
     print(result.text())
     return result.exit_status
 
@@ -407,6 +408,7 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--fast", action="store_true",
                        help="fewer timesteps and samples (a smoke test, as the tests run it; not the real figures)")
         p.add_argument("--only", type=_names, metavar="T,T", help="only these targets (default: every target)")
+        _workers_flags(p)
     elif name == "export-nir":
         p.add_argument("out", metavar="OUT.nir", help="the NIR file to write")
     elif name == "compile":

@@ -152,7 +152,8 @@ def run_on_ray(artifact: Any, fn: str, tasks: Sequence[Task], layout: Layout,
         files = ray.put(pack_directory(Path(artifact.path)))
         spec = os.environ.get(FAULT_ENV) or None
         prefix = f"neurocc-worker-{uuid.uuid4().hex[:12]}-"
-        n = min(layout.workers, len(tasks))
+        cpus = int(ray.cluster_resources().get("CPU", 1))   # more actors than CPUs would wait forever
+        n = max(1, min(layout.workers, len(tasks), cpus))
         actors = [actor_class.remote(files, spec, prefix) for _ in range(n)]
         try:
             return _schedule(ray, fn, tasks, actors, lambda: actor_class.remote(files, spec, prefix), on_result)
