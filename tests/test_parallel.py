@@ -72,6 +72,15 @@ def test_bad_worker_count_is_a_neurocc_error() -> None:
         resolve_workers(0, ["loihi"])
 
 
+def test_unreachable_cluster_is_a_neurocc_error(digits: dict) -> None:
+    """A --ray-address nobody listens at fails at once with the address and the fix (Ray itself
+    would wait a minute, then exit the process). Runs before this module starts its own Ray."""
+    if ray.is_initialized():
+        pytest.skip("a Ray instance is already running in this process: neurocc would use it")
+    with pytest.raises(BackendError, match="cannot join the Ray cluster at '127.0.0.1:1'"):
+        evaluate(digits["art"], digits["data"], "emulator", workers=2, ray_address="127.0.0.1:1")
+
+
 @pytest.mark.lava
 def test_evaluate_same_for_any_layout(digits: dict, local_ray: object, lava_ok: None) -> None:
     """emulator and loihi: 1 worker in one batch == 2 Ray workers in batches of 1 (and of 3)."""

@@ -104,13 +104,38 @@ def ray_instance(layout: Layout) -> Iterator[Any]:
              "configure_logging": True}
     with _raylet_messages_to_log():
         if layout.address:
-            ray.init(address=layout.address, **quiet)
+            _reachable(layout.address)
+            try:
+                ray.init(address=layout.address, **quiet)
+            except (ConnectionError, ValueError, RuntimeError) as err:
+                raise BackendError(f"cannot join the Ray cluster at '{layout.address}': "
+                                   f"{(str(err).strip().splitlines() or [type(err).__name__])[0]}",
+                                   where="--ray-address / RAY_ADDRESS",
+                                   fix="start it there (`ray start --head`), correct the address, or leave "
+                                       "--ray-address out and unset RAY_ADDRESS for a local Ray") from None
         else:
             ray.init(address="local", num_cpus=layout.workers, **quiet)
         try:
             yield ray
         finally:
             ray.shutdown()
+
+
+def _reachable(address: str, timeout_s: float = 5.0) -> None:
+    """BackendError at once when a ``host:port`` address has nobody listening (Ray itself waits a
+    minute or more, then exits the process). Other forms (``auto``, ``ray://...``) go to Ray."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "/" in host:
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise BackendError(f"cannot join the Ray cluster at '{address}': nothing answers there ({err})",
+                           where="--ray-address / RAY_ADDRESS",
+                           fix="start it there (`ray start --head`), correct the address, or leave --ray-address "
+                               "out and unset RAY_ADDRESS for a local Ray") from None
 
 
 @contextlib.contextmanager
@@ -155,10 +180,13 @@ def run_on_ray(artifact: Any, fn: str, tasks: Sequence[Task], layout: Layout,
         cpus = int(ray.cluster_resources().get("CPU", 1))   # more actors than CPUs would wait forever
         n = max(1, min(layout.workers, len(tasks), cpus))
         actors = [actor_class.remote(files, spec, prefix) for _ in range(n)]
+        ok = False
         try:
-            return _schedule(ray, fn, tasks, actors, lambda: actor_class.remote(files, spec, prefix), on_result)
+            out = _schedule(ray, fn, tasks, actors, lambda: actor_class.remote(files, spec, prefix), on_result)
+            ok = True
+            return out
         finally:
-            _close(ray, actors)
+            _close(ray, actors, graceful=ok)   # after an error or Ctrl-C: end the workers at once
             for left in Path(tempfile.gettempdir()).glob(f"{prefix}*"):   # of workers that died, on this machine
                 shutil.rmtree(left, ignore_errors=True)
 
@@ -209,10 +237,12 @@ def _died(task: Task, err: Exception) -> BackendError:
                             "killed for memory needs a smaller batch")
 
 
-def _close(ray: Any, actors: list[Any]) -> None:
-    """Close every live actor's sessions (temporary folders, the Lava worker), then end it."""
-    for a in actors:
+def _close(ray: Any, actors: list[Any], graceful: bool = True) -> None:
+    """End every actor; ``graceful``: first close its sessions (temporary folder, the Lava worker,
+    which otherwise ends by itself at the end of its stdin once its job is done)."""
+    for a in actors if graceful else []:
         with contextlib.suppress(Exception):   # a dead actor has nothing left to close
             ray.get(a.close.remote(), timeout=30)
+    for a in actors:
         with contextlib.suppress(Exception):
             ray.kill(a)
