@@ -157,7 +157,7 @@ def backend_row(tgt: Target, art: Path, backend: str, *, judge: str | None, d: D
     t0 = time.monotonic()
     n = min(cfg.slow_samples or len(d.y_te), len(d.y_te)) if backend in SLOW_BACKENDS else len(d.y_te)
     step.advance(f"{backend}: evaluating {n} test digits")
-    acc, judge_acc, err = _evaluate(tgt, art, backend, judge, d, n, log, cfg)
+    acc, judge_acc, err = _evaluate(tgt, art, backend, judge, d, n, log, cfg, _counter(step, backend, n))
     judged = not (backend == "reference" and tgt.numerics == "float32")   # the float reference judges; it is not judged
     step.advance(f"{backend}: validating on {cfg.validate_samples} digits" if judged else f"{backend}: the judge")
     check, passed, verr, counts = "-", None, None, None
@@ -180,8 +180,23 @@ def backend_row(tgt: Target, art: Path, backend: str, *, judge: str | None, d: D
                False if notes else passed, run_s=time.monotonic() - t0, note=clip("; ".join(notes + over)))
 
 
+def _counter(step: Step, backend: str, n: int) -> Callable[[int], None]:
+    """``on_samples`` for :func:`neurocc.runtime.evaluate.evaluate`: digits done, rate and ETA in
+    the step's note (batches finish on any worker, in any order)."""
+    from neurocc.progress import rate
+
+    start, done = time.monotonic(), [0]
+
+    def add(k: int) -> None:
+        done[0] += k
+        step.note(f"{backend}: evaluating {done[0]}/{n} test digits" + rate(done[0], n, time.monotonic() - start,
+                                                                            "digits"))
+    return add
+
+
 def _evaluate(tgt: Target, art: Path, backend: str, judge: str | None, d: Digits, n: int, log: Log,
-              cfg: Settings) -> tuple[float | None, float | None, str | None]:
+              cfg: Settings, on_samples: Callable[[int], None] | None = None
+              ) -> tuple[float | None, float | None, str | None]:
     """(accuracy on the first ``n`` test digits, the judge's on the same digits when n is a subset,
     error); the slow simulators' batches on ``cfg.workers`` Ray workers (:mod:`neurocc.runtime.parallel`)."""
     from neurocc.runtime.evaluate import evaluate
@@ -189,7 +204,7 @@ def _evaluate(tgt: Target, art: Path, backend: str, judge: str | None, d: Digits
     data = {"x": d.x_te[:n], "y": d.y_te[:n]}
     where = {"workers": cfg.workers, "ray_address": cfg.ray_address} if backend in SLOW_BACKENDS else {}
     res, err = attempt(log, f"{tgt.name}: {backend} evaluate",
-                       lambda: evaluate(art, data, backend=backend, batch_size=n, **where))
+                       lambda: evaluate(art, data, backend=backend, batch_size=n, on_samples=on_samples, **where))
     if res is None:
         return None, None, err
     judge_acc = None

@@ -24,7 +24,7 @@ zero input appended, and only the last ``T`` steps are scored, so every backend 
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +127,7 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
              backend: str = "emulator", batch_size: int = 256, *, readout: str = "count",
              time_major: bool = False, progress: bool = False,
              device: str | None = None, workers: int | None = None,
-             ray_address: str | None = None) -> dict[str, Any]:
+             ray_address: str | None = None, on_samples: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Accuracy of the artifact on ``backend``: ``{"accuracy", "n", "backend", "readout", "input",
     "per_class", "confusion", "timesteps", "latency_steps", "encoding", "overflow"}``; ``per_class``
     maps label → {"n", "accuracy"}, ``confusion[true][predicted]`` counts samples; ``overflow``: the
@@ -137,7 +137,8 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
     samples, *shape)``); ``progress`` draws a bar on stderr (the CLI turns it on); ``device``: the emulator's torch
     path (see :func:`neurocc.runtime.run.run_artifact`); ``workers``/``ray_address``: batches of
     ``batch_size`` samples (smaller in parallel) spread over Ray workers
-    (:mod:`neurocc.runtime.parallel`; the result is the same for any layout)."""
+    (:mod:`neurocc.runtime.parallel`; the result is the same for any layout); ``on_samples(n)``:
+    called as each batch of ``n`` samples is done (a caller's own progress display)."""
     from neurocc.progress import Step, quiet
     from neurocc.runtime.parallel import Task, chunks, resolve_workers, run_tasks
     from neurocc.runtime.run import as_artifact
@@ -159,8 +160,12 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
     counts: overflow.Counts | None = None
     where = f" on {layout.workers} workers" if layout.parallel else ""
     with Step(f"evaluate on {backend}{where}", total=len(x), unit="samples", **quiet(progress)) as step:
-        parts = run_tasks(art, "neurocc.runtime.evaluate:predict_task", tasks, layout,
-                          lambda t, _: step.add(t.samples))
+        def done(t: Task, _: Any) -> None:
+            step.add(t.samples)
+            if on_samples is not None:
+                on_samples(t.samples)
+
+        parts = run_tasks(art, "neurocc.runtime.evaluate:predict_task", tasks, layout, done)
         for _, events in parts:   # sums: the same in any order
             counts = counts if events is None else overflow.collect(events, counts or {})
         pred = np.concatenate([p for p, _ in parts])
