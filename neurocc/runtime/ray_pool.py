@@ -34,6 +34,7 @@ from neurocc.errors import BackendError
 from neurocc.runtime.parallel import FAULT_ENV, Layout, Task, task_function
 
 RETRIES = 1   # fresh workers a task gets after its worker died
+WAIT_S = 0.2  # seconds per wait for a finished task (the driver reacts to signals between waits)
 
 
 def pack_directory(path: Path) -> dict[str, bytes]:
@@ -57,6 +58,7 @@ class Session:
         from neurocc.ir.artifact import load_artifact
 
         self.dir = Path(tempfile.mkdtemp(prefix=prefix))
+        tempfile.tempdir = str(self.dir)   # this process is ours: Lava job folders go here too, removed with it
         self.artifact = load_artifact(unpack_directory(files, self.dir / "artifact"))
         self.fault = fault
         self.stack = contextlib.ExitStack()
@@ -100,8 +102,13 @@ def ray_instance(layout: Layout) -> Iterator[Any]:
         yield ray
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")   # no usage-stats notice on the terminal
+    # Ray runs its workers at nice 15; this process (and --workers 1) runs at 0, so on a shared
+    # machine 2 niced workers could be slower than 1: a local instance's workers get this process's
+    # priority (as Ray's own job submission does); RAY_worker_niceness set by the user wins.
+    os.environ.setdefault("RAY_worker_niceness", str(os.nice(0)))
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR,
              "configure_logging": True}
+    saved = _signal_handlers()
     with _raylet_messages_to_log():
         if layout.address:
             _reachable(layout.address)
@@ -115,10 +122,12 @@ def ray_instance(layout: Layout) -> Iterator[Any]:
                                        "--ray-address out and unset RAY_ADDRESS for a local Ray") from None
         else:
             ray.init(address="local", num_cpus=layout.workers, **quiet)
+        _restore(saved)
         try:
             yield ray
         finally:
             ray.shutdown()
+            _restore(saved)
 
 
 def _reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -136,6 +145,26 @@ def _reachable(address: str, timeout_s: float = 5.0) -> None:
                            where="--ray-address / RAY_ADDRESS",
                            fix="start it there (`ray start --head`), correct the address, or leave --ray-address "
                                "out and unset RAY_ADDRESS for a local Ray") from None
+
+
+def _signal_handlers() -> dict[int, Any]:
+    """The SIGTERM/SIGINT handlers of the main thread (empty elsewhere): ``ray.init`` replaces them
+    (SIGTERM then prints a stack dump and exits at once), so neurocc puts its own back after it
+    (:mod:`neurocc._signals`: clean up, exit 143 or 130)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _restore(saved: dict[int, Any]) -> None:
+    import signal
+
+    for sig, handler in saved.items():
+        if handler is not None and signal.getsignal(sig) is not handler:
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
@@ -205,7 +234,9 @@ def _schedule(ray: Any, fn: str, tasks: Sequence[Task], actors: list[Any], fresh
         while free and pending:
             actor, task = free.pop(), pending.popleft()
             running[actor.run.remote(fn, task)] = (actor, task)
-        done, _ = ray.wait(list(running), num_returns=1)
+        done: list[Any] = []
+        while not done:   # short waits: Ctrl-C and SIGTERM are handled between them, not after the batch
+            done, _ = ray.wait(list(running), num_returns=1, timeout=WAIT_S)
         actor, task = running.pop(done[0])
         try:
             value = ray.get(done[0])

@@ -221,10 +221,26 @@ def _import() -> SimpleNamespace | None:
     return L
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (``PR_SET_PDEATHSIG``); elsewhere a no-op."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)   # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def serve(reply_fd: int) -> int:
     """Session mode (``--serve FD``): import Lava once, then run each job directory named by a line
     on stdin, its output going to that job's ``worker.log``, and answer ``"<status>\n"`` on the
-    file descriptor ``FD``; end at the end of stdin (the parent closed it or died)."""
+    file descriptor ``FD``; end at the end of stdin (the parent closed it or died).
+
+    The session and the processes Lava forks for each run die with their parent: a Ray worker
+    that is killed (Ray then kills its children) leaves no Lava process behind."""
+    _die_with_parent()
+    os.register_at_fork(after_in_child=_die_with_parent)
     L = _import()
     if L is None:
         return LAVA_MISSING
