@@ -156,7 +156,7 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
     lag = latency(graph)
     layout = resolve_workers(workers, [backend], ray_address, len(x))
     args = {"enc": enc, "window": window, "lag": lag, "readout": readout, "device": device}
-    tasks = [Task(i, backend, a, b, {"x": x[a:b], **args}) for i, (a, b) in enumerate(chunks(len(x), layout, batch_size))]
+    tasks = [Task(i, backend, a, b, {"x": x[a:b], **args}) for i, (a, b) in enumerate(chunks(len(x), layout, batch_size, [backend]))]
     counts: overflow.Counts | None = None
     where = f" on {layout.workers} workers" if layout.parallel else ""
     with Step(f"evaluate on {backend}{where}", total=len(x), unit="samples", **quiet(progress)) as step:

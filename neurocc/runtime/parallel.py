@@ -36,6 +36,8 @@ from neurocc.errors import InputError
 TOOLCHAIN_BACKENDS = ("loihi", "spinnaker")   # seconds per sample: parallel by default
 MIN_PARALLEL_SAMPLES = 32                     # default: fewer samples run in-process (Ray starts in ~6 s)
 TASKS_PER_WORKER = 4                          # batches per worker for load balancing (parallel runs)
+# ... except where every batch starts a simulator process (pyNN.nest: ~3 s of imports per batch)
+TASKS_PER_WORKER_OF = {"spinnaker": 1}
 ADDRESS_ENV = "RAY_ADDRESS"                   # Ray's own variable: join this cluster
 FAULT_ENV = "NEUROCC_TEST_FAULT"              # tests only: make a worker die (see ray_pool.fault)
 
@@ -91,13 +93,16 @@ def resolve_workers(workers: int | None, backends: Sequence[str], address: str |
     return Layout(int(workers), address)
 
 
-def chunks(n: int, layout: Layout, batch_size: int | None = None) -> list[tuple[int, int]]:
+def chunks(n: int, layout: Layout, batch_size: int | None = None, backends: Sequence[str] = ()
+           ) -> list[tuple[int, int]]:
     """Sample ranges ``[(start, stop), ...]`` covering ``0 .. n-1`` in order: at most
     ``batch_size`` samples each; in parallel, also small enough to give every worker
-    :data:`TASKS_PER_WORKER` batches (load balancing)."""
+    :data:`TASKS_PER_WORKER` batches (load balancing; fewer for ``backends`` in
+    :data:`TASKS_PER_WORKER_OF`)."""
     size = max(1, int(batch_size)) if batch_size else max(1, n)
     if layout.parallel:
-        size = min(size, max(1, math.ceil(n / (layout.workers * TASKS_PER_WORKER))))
+        per = min([TASKS_PER_WORKER] + [TASKS_PER_WORKER_OF.get(b, TASKS_PER_WORKER) for b in backends])
+        size = min(size, max(1, math.ceil(n / (layout.workers * per))))
     return [(i, min(n, i + size)) for i in range(0, n, size)]
 
 

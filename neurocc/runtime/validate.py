@@ -348,7 +348,7 @@ def validate_artifact(artifact_dir: Artifact | str | Path, backends: Sequence[st
     checked, steps, batch = check_inputs(art, inputs)
     order = list({n: None for n in names + [_judge(art, n)[0] for n in names]})
     layout = resolve_workers(workers, order, ray_address, batch)
-    ranges = chunks(batch, layout, batch_size)
+    ranges = chunks(batch, layout, batch_size, order)
     tasks = [Task(len(ranges) * k + i, b, lo, hi, {"inputs": {n: v[:, lo:hi] for n, v in checked.items()},
                                                    "device": device if b in DEVICE_BACKENDS else None})
              for k, b in enumerate(order) for i, (lo, hi) in enumerate(ranges)]
