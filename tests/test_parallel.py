@@ -171,3 +171,27 @@ def _mlp(x: np.ndarray, y: np.ndarray) -> object:
         loss.backward()
         opt.step()
     return net.eval()
+
+
+@pytest.mark.lava
+def test_kept_lava_worker_serves_many_calls(digits: dict, lava_ok: None) -> None:
+    """Inside ``sessions()`` (a Ray worker's life) the loihi backend runs every call in one kept
+    Lava process, with the same outputs as a fresh worker per call; it ends with the block."""
+    from neurocc.backends import sessions
+    from neurocc.backends.loihi import runner
+    from neurocc.ir.artifact import load_artifact
+    from neurocc.runtime.run import run_artifact
+    from neurocc.runtime.validate import sample_inputs
+
+    inputs, _ = sample_inputs(load_artifact(digits["art"]), 2)
+    fresh = run_artifact(digits["art"], "loihi", inputs, record=True)
+    with sessions():
+        first = run_artifact(digits["art"], "loihi", inputs, record=True)
+        kept = runner._KEPT["worker"]
+        second = run_artifact(digits["art"], "loihi", inputs, record=True)
+        assert runner._KEPT["worker"] is kept and kept.alive()
+    assert "worker" not in runner._KEPT and not kept.alive()
+    for got in (first, second):
+        assert sorted(got) == sorted(fresh)
+        for k in fresh:
+            np.testing.assert_array_equal(got[k], fresh[k], err_msg=k)
