@@ -195,8 +195,10 @@ def run(artifact_dir: str | Path, backend: str = "emulator",
 def validate(artifact_dir: str | Path, backends: list[str] | None = None,
              inputs: "dict[str, np.ndarray] | str | Path | None" = None, samples: int | None = None,
              json_path: str | Path | None = None, progress: bool = False, device: str | None = None,
-             source: Any = None, **source_kw: Any) -> dict[str, Any]:
+             source: Any = None, workers: int | None = None, ray_address: str | None = None,
+             **source_kw: Any) -> dict[str, Any]:
     """Compare backends with their reference; the validation.json document (``neurocc validate``).
+    ``workers``/``ray_address``: sample batches on Ray workers (docs/user-guide.md#parallel-runs).
 
     ``source``: the trained model (an nn.Module, a .pt with ``entry``/``weights`` or
     ``trust_pickle``) adds a ``source`` row: it runs in its own framework against the float
@@ -205,7 +207,8 @@ def validate(artifact_dir: str | Path, backends: list[str] | None = None,
                                 "validation (neurocc validate)")
     return validate_artifact(Path(artifact_dir), backends=backends, inputs=_arrays(inputs, "--input"),
                              samples=samples, json_path=None if json_path is None else Path(json_path),
-                             progress=progress, device=device, source=_open_source(source, source_kw))
+                             progress=progress, device=device, source=_open_source(source, source_kw),
+                             workers=workers, ray_address=ray_address)
 
 
 def _open_source(source: Any, kw: dict[str, Any]) -> Any:
@@ -221,15 +224,18 @@ def _open_source(source: Any, kw: dict[str, Any]) -> Any:
 
 def evaluate(artifact_dir: str | Path, data: "dict[str, np.ndarray] | str | Path",
              backend: str | None = None, *, readout: str = "count", time_major: bool = False,
-             progress: bool = False, device: str | None = None, metrics: bool = False) -> dict[str, Any]:
+             progress: bool = False, device: str | None = None, workers: int | None = None,
+             ray_address: str | None = None, metrics: bool = False) -> dict[str, Any]:
     """Accuracy of an artifact on labelled data ``{x, y}`` (``neurocc evaluate``): ``x`` static
     ``(samples, *shape)`` or sequences ``(samples, steps, *shape)`` (``time_major=True``: ``(steps,
-    samples, *shape)``); ``readout`` is ``count``, ``membrane`` or ``first``; ``metrics``: also the
+    samples, *shape)``); ``readout`` is ``count``, ``membrane`` or ``first``; ``workers``/
+    ``ray_address``: sample batches on Ray workers (docs/user-guide.md#parallel-runs); ``metrics``: also the
     measured cost (``result["metrics"]``, ``result["energy"]``: :mod:`neurocc.runtime.metrics`)."""
     evaluate_artifact = feature("neurocc.runtime.evaluate", "evaluate_artifact",
                                 "evaluation (neurocc evaluate)")
     return evaluate_artifact(Path(artifact_dir), _arrays(data, "--data"), backend=backend, readout=readout,
-                             time_major=time_major, progress=progress, device=device, metrics=metrics)
+                             time_major=time_major, progress=progress, device=device, workers=workers,
+                             ray_address=ray_address, metrics=metrics)
 
 
 def plan(model: Any, targets: "list[str | Target] | None" = None,

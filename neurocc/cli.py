@@ -295,7 +295,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     source = _source(args.source, args) if args.source else None
     report = neurocc.validate(Path(args.artifact), backends=args.backends, inputs=inputs,
                               samples=args.samples, json_path=args.json, progress=True, device=args.device,
-                              source=source)
+                              source=source, workers=args.workers, ray_address=args.ray_address)
     results = report.get("results", [])
     fmt = _formatter("neurocc.runtime.validate", "format_validation")
     print(fmt(report) if fmt else _validation_table(results))
@@ -335,6 +335,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                          fix="save it as numpy.savez(path, x=samples, y=integer_labels)")
     result = neurocc.evaluate(Path(args.artifact), Path(args.data), backend=args.backend, readout=args.readout,
                               time_major=args.time_major, progress=True, device=args.device,
+                              workers=args.workers, ray_address=args.ray_address,
                               metrics=not args.no_metrics)
     fmt = _formatter("neurocc.runtime.evaluate", "format_evaluation")
     print(fmt(result) if fmt else f"accuracy: {result['accuracy']:.4f}")
@@ -379,7 +380,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from neurocc.quickstart import quickstart
 
-    result = quickstart(args.targets, args.out, fast=args.fast, only=args.only)
+    result = quickstart(args.targets, args.out, fast=args.fast, only=args.only, workers=args.workers,
+                        ray_address=args.ray_address)
     print(result.text())
     return result.exit_status
 
@@ -454,6 +456,7 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--fast", action="store_true",
                        help="fewer timesteps and samples (a smoke test, as the tests run it; not the real figures)")
         p.add_argument("--only", type=_names, metavar="T,T", help="only these targets (default: every target)")
+        _workers_flags(p)
     elif name == "export-nir":
         p.add_argument("out", metavar="OUT.nir", help="the NIR file to write")
     elif name == "compile":
@@ -519,6 +522,7 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--trust-pickle", action="store_true",
                        help="allow full pickle loading of the --source .pt (runs code in it: only for files you trust)")
         p.add_argument("--input-shape", type=_shape, metavar="SHAPE", help=argparse.SUPPRESS)
+        _workers_flags(p)
     elif name == "evaluate":
         artifact()
         p.add_argument("--data", required=True, metavar="TEST.npz",
@@ -533,6 +537,7 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                        help="skip the measured cost (synaptic ops, sparsity, footprint, energy estimate; counted "
                             "on the emulator and reference backends)")
         _device_flag(p)
+        _workers_flags(p)
     elif name == "plan":
         p.add_argument("--target", type=_names, metavar="a,b", help="targets to plan for (default: all)")
         p.add_argument("--steps", type=_positive_int, metavar="N", help="steps per inference (default 100, or the "
@@ -552,6 +557,14 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         artifact()
         p.add_argument("--input", metavar="X.npz", help="time-major inputs to show (default: calibration samples)")
         p.add_argument("--data", metavar="TEST.npz", help="labelled data: its first samples are shown, accuracy on all")
+
+
+def _workers_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="Ray workers running sample batches in parallel (1: in this process, no Ray; default: "
+                        "the machine's cores for loihi and spinnaker, 1 for the software backends)")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="join this Ray cluster (default: $RAY_ADDRESS, else a local Ray started for the command)")
 
 
 def _device_flag(p: argparse.ArgumentParser) -> None:

@@ -22,6 +22,10 @@ class NeuroccError(Exception):
         self.problems = list(problems)
         super().__init__(self.message())
 
+    def __reduce__(self) -> tuple:
+        """Pickle every field (a Ray worker's error reaches the driver whole, subclasses too)."""
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
     def message(self) -> str:
         head = f"{self.where}: {self.what}" if self.where else self.what
         parts = [head]
@@ -30,6 +34,14 @@ class NeuroccError(Exception):
         if self.fix:
             parts.append(f"Fix: {self.fix}")
         return "\n".join(parts)
+
+
+def _rebuild(cls: type, args: tuple, state: dict) -> NeuroccError:
+    """Unpickle a :class:`NeuroccError` without calling its ``__init__`` (whose signature varies)."""
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err
 
 
 class ModelLoadError(NeuroccError):

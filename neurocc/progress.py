@@ -26,7 +26,7 @@ REFRESH_S = 0.1          # seconds between redraws on a terminal
 BAR_WIDTH = 20           # characters of the bar
 SPINNER = "|/-\\"
 
-__all__ = ["REFRESH_S", "Step", "quiet"]
+__all__ = ["REFRESH_S", "Step", "quiet", "rate"]
 
 
 class _Null:
@@ -153,6 +153,11 @@ class Step:
             self.stream.flush()
         except (OSError, ValueError):   # a closed or broken stream must not stop the work
             pass
+
+
+def rate(done: int, total: int, elapsed: float, unit: str) -> str:
+    """``  35.2 samples/s  ETA 8 s`` (empty until something is done): for a caller's own note."""
+    return _rate(done, total, elapsed, unit)
 
 
 def _rate(done: int, total: int, elapsed: float, unit: str) -> str:

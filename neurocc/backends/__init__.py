@@ -11,7 +11,9 @@ pyNN, onnxruntime) are imported only inside the backend module's functions.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import Iterator
 from types import ModuleType
 
 from neurocc.errors import BackendError
@@ -62,3 +64,14 @@ def get_backend(name: str) -> ModuleType:
             raise BackendError(f"backend '{name}' is not available in this version of neurocc",
                                where="--backend", fix="use one of the available backends") from err
         raise
+
+
+@contextlib.contextmanager
+def sessions() -> Iterator[None]:
+    """Keep the toolchains' sessions open in this process for the block (a Ray worker's life, see
+    :mod:`neurocc.runtime.ray_pool`): the ``loihi`` backend then runs every call in one kept Lava
+    worker subprocess instead of starting one per call. Nothing starts before it is needed."""
+    from neurocc.backends.loihi.runner import keep_worker
+
+    with keep_worker():
+        yield

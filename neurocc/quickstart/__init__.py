@@ -6,10 +6,10 @@ backend, validate every backend, and print one table (docs/quickstart.md explain
 2. For every target of targets.yaml (or ``--targets FILE``; ``--only`` picks some), in file
    order: compile it (ANN → SNN conversion with the training split as calibration data,
    ``timesteps`` steps per digit; integer targets are quantized to their numerics), then evaluate
-   and validate each backend (:mod:`.target`): the emulator or the float reference on all 450
-   test digits, the slow simulators (Lava, NEST) on the first ``slow_samples`` in one worker
-   call, every compared backend validated on the first ``validate_samples`` digits with every
-   state variable recorded (exact against the emulator for integer targets, cosine against the
+   and evaluate each backend (:mod:`.target`) on all 450 test digits: the slow simulators (Lava,
+   NEST) in sample batches on Ray workers, the machine's cores by default (one Ray instance for
+   every target; ``--fast`` scores them on the first ``slow_samples`` only); every compared
+   backend is validated on the first ``validate_samples`` digits with every state variable recorded (exact against the emulator for integer targets, cosine against the
    float reference for float ones).
 3. Write the HTML report of one artifact (the first of :data:`REPORT_TARGETS` that compiled),
    its rasters showing real test digits.
@@ -28,10 +28,11 @@ which says why on one line; the exit status is 1 when any row failed, 0 otherwis
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import neurocc
@@ -76,11 +77,16 @@ class Result:
 
 
 def quickstart(targets_file: str | Path | None = None, out_dir: str | Path = DEFAULT_OUT, *, fast: bool = False,
-               only: Sequence[str] | None = None, settings: Settings | None = None) -> Result:
+               only: Sequence[str] | None = None, settings: Settings | None = None, workers: int | None = None,
+               ray_address: str | None = None) -> Result:
     """Run the quickstart (module docstring). Raises a NeuroccError only when nothing can run: an
-    unknown ``only`` name, an output folder that is not ours, an ANN that cannot be trained."""
+    unknown ``only`` name, an output folder that is not ours, an ANN that cannot be trained.
+    ``workers``/``ray_address``: where the slow simulators run (default: the machine's cores)."""
     start = time.monotonic()
     cfg = settings or (FAST if fast else FULL)
+    if workers is not None or ray_address is not None:
+        cfg = replace(cfg, workers=workers if workers is not None else cfg.workers,
+                      ray_address=ray_address or cfg.ray_address)
     chosen = choose(neurocc.load_targets(targets_file), only)
     out = prepare(Path(out_dir))
     log, total = Log(), len(chosen) + 2
@@ -91,13 +97,14 @@ def quickstart(targets_file: str | Path | None = None, out_dir: str | Path = DEF
         step.done(f"{acc:.2%} on {len(digits.y_te)} test digits")
     rows = [Row("float ANN", "torch", acc, len(digits.y_te), compile_s=time.monotonic() - t0)]
     arts: dict[str, Path] = {}
-    for i, tgt in enumerate(chosen, start=2):
-        with Step(tgt.name, total=substeps(tgt), index=(i, total)) as step:
-            target_rows, art = run_target(tgt, digits, cfg, out, step, log)
-            step.done(step_summary(target_rows))
-        rows += target_rows
-        if art is not None:
-            arts[tgt.name] = art
+    with shared_workers(chosen, cfg, len(digits.y_te)) as cfg:
+        for i, tgt in enumerate(chosen, start=2):
+            with Step(tgt.name, total=substeps(tgt), index=(i, total)) as step:
+                target_rows, art = run_target(tgt, digits, cfg, out, step, log)
+                step.done(step_summary(target_rows))
+            rows += target_rows
+            if art is not None:
+                arts[tgt.name] = art
     with Step("HTML report", index=(total, total)) as step:
         report, report_error = write_the_report(arts, digits, log)
         step.done(str(report) if report else f"FAILED: {report_error}")
@@ -108,6 +115,24 @@ def quickstart(targets_file: str | Path | None = None, out_dir: str | Path = DEF
     result = Result(tuple(rows), verdict, tuple(failures), report, out, time.monotonic() - start, cfg, report_error)
     write_outputs(out, result, log)
     return result
+
+
+@contextlib.contextmanager
+def shared_workers(chosen: Sequence[Target], cfg: Settings, digits: int) -> Iterator[Settings]:
+    """One Ray instance for every target's slow simulators (started once, ~6 s), when they run in
+    parallel (:func:`neurocc.runtime.parallel.resolve_workers`); ``cfg`` with the worker count fixed."""
+    from neurocc.quickstart.target import SLOW_BACKENDS
+    from neurocc.runtime.parallel import resolve_workers
+
+    slow = [t.backend for t in chosen if t.backend in SLOW_BACKENDS]
+    layout = resolve_workers(cfg.workers, slow, cfg.ray_address, min(cfg.slow_samples or digits, digits))
+    if not slow or not layout.parallel:
+        yield replace(cfg, workers=1)
+        return
+    from neurocc.runtime.ray_pool import ray_instance
+
+    with ray_instance(layout):
+        yield replace(cfg, workers=layout.workers, ray_address=layout.address)
 
 
 def choose(targets: dict[str, Target], only: Sequence[str] | None) -> list[Target]:

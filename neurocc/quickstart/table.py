@@ -19,10 +19,12 @@ class Settings:
     """How much work the quickstart does (``--fast`` = :data:`FAST`, for tests)."""
 
     timesteps: int = 64          # steps per test digit (ANN → SNN conversion)
-    slow_samples: int = 50       # test digits scored on the slow simulators (Lava, NEST), one worker call
+    slow_samples: int | None = None   # test digits scored on the slow simulators (Lava, NEST); None: all
     validate_samples: int = 8    # test digits every compared backend runs with every state variable recorded
     epochs: int = 40             # training epochs of the digits MLP
     seed: int = 0                # data split, training and Poisson draws
+    workers: int | None = None   # Ray workers for the slow simulators (None: the machine's cores)
+    ray_address: str | None = None   # join this Ray cluster (None: $RAY_ADDRESS, else a local Ray)
 
 
 FULL = Settings()

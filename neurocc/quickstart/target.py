@@ -27,7 +27,7 @@ from neurocc.progress import Step
 from neurocc.quickstart.table import NO_RUNTIME, Row, Settings, check_text
 from neurocc.targets import Target
 
-SLOW_BACKENDS = ("loihi", "spinnaker")      # simulators scored on a subset of the test digits
+SLOW_BACKENDS = ("loihi", "spinnaker")      # simulators run on Ray workers (a subset of the digits with --fast)
 SPIKE_INPUT_BACKENDS = ("spinnaker",)       # take spikes only: the digits are Poisson-encoded
 NOTE_CHARS = 160                            # a row's note is clipped to this (the log has it all)
 T = TypeVar("T")
@@ -155,9 +155,9 @@ def backend_row(tgt: Target, art: Path, backend: str, *, judge: str | None, d: D
                 docs: list[dict[str, Any]]) -> Row:
     """Evaluate ``backend`` (a subset on slow simulators), then validate it against its reference."""
     t0 = time.monotonic()
-    n = min(cfg.slow_samples, len(d.y_te)) if backend in SLOW_BACKENDS else len(d.y_te)
-    step.advance(f"{backend}: evaluating {n} test digits" + (" in one worker" if backend in SLOW_BACKENDS else ""))
-    acc, judge_acc, err = _evaluate(tgt, art, backend, judge, d, n, log)
+    n = min(cfg.slow_samples or len(d.y_te), len(d.y_te)) if backend in SLOW_BACKENDS else len(d.y_te)
+    step.advance(f"{backend}: evaluating {n} test digits")
+    acc, judge_acc, err = _evaluate(tgt, art, backend, judge, d, n, log, cfg, _counter(step, backend, n))
     judged = not (backend == "reference" and tgt.numerics == "float32")   # the float reference judges; it is not judged
     step.advance(f"{backend}: validating on {cfg.validate_samples} digits" if judged else f"{backend}: the judge")
     check, passed, verr, counts = "-", None, None, None
@@ -180,14 +180,31 @@ def backend_row(tgt: Target, art: Path, backend: str, *, judge: str | None, d: D
                False if notes else passed, run_s=time.monotonic() - t0, note=clip("; ".join(notes + over)))
 
 
-def _evaluate(tgt: Target, art: Path, backend: str, judge: str | None, d: Digits, n: int, log: Log
+def _counter(step: Step, backend: str, n: int) -> Callable[[int], None]:
+    """``on_samples`` for :func:`neurocc.runtime.evaluate.evaluate`: digits done, rate and ETA in
+    the step's note (batches finish on any worker, in any order)."""
+    from neurocc.progress import rate
+
+    start, done = time.monotonic(), [0]
+
+    def add(k: int) -> None:
+        done[0] += k
+        step.note(f"{backend}: evaluating {done[0]}/{n} test digits" + rate(done[0], n, time.monotonic() - start,
+                                                                            "digits"))
+    return add
+
+
+def _evaluate(tgt: Target, art: Path, backend: str, judge: str | None, d: Digits, n: int, log: Log,
+              cfg: Settings, on_samples: Callable[[int], None] | None = None
               ) -> tuple[float | None, float | None, str | None]:
-    """(accuracy on the first ``n`` test digits, the judge's on the same digits when n is a subset, error)."""
+    """(accuracy on the first ``n`` test digits, the judge's on the same digits when n is a subset,
+    error); the slow simulators' batches on ``cfg.workers`` Ray workers (:mod:`neurocc.runtime.parallel`)."""
     from neurocc.runtime.evaluate import evaluate
 
     data = {"x": d.x_te[:n], "y": d.y_te[:n]}
+    where = {"workers": cfg.workers, "ray_address": cfg.ray_address} if backend in SLOW_BACKENDS else {}
     res, err = attempt(log, f"{tgt.name}: {backend} evaluate",
-                       lambda: evaluate(art, data, backend=backend, batch_size=n))
+                       lambda: evaluate(art, data, backend=backend, batch_size=n, on_samples=on_samples, **where))
     if res is None:
         return None, None, err
     judge_acc = None

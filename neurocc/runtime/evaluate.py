@@ -31,7 +31,7 @@ same integer network (exactly, by validation) and report none.
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +135,9 @@ def artifact_encoding(manifest: Mapping[str, Any]) -> Encoding:
 def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tuple[Any, Any],
              backend: str = "emulator", batch_size: int = 256, *, readout: str = "count",
              time_major: bool = False, progress: bool = False,
-             device: str | None = None, metrics: bool = False) -> dict[str, Any]:
+             device: str | None = None, workers: int | None = None,
+             ray_address: str | None = None, on_samples: Callable[[int], None] | None = None,
+             metrics: bool = False) -> dict[str, Any]:
     """Accuracy of the artifact on ``backend``: ``{"accuracy", "n", "backend", "readout", "input",
     "per_class", "confusion", "timesteps", "latency_steps", "encoding", "overflow"}``; ``per_class``
     maps label → {"n", "accuracy"}, ``confusion[true][predicted]`` counts samples; ``overflow``: the
@@ -145,8 +147,13 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
     samples, *shape)``); ``progress`` draws a bar on stderr (the CLI turns it on); ``device``: the emulator's torch
     path (see :func:`neurocc.runtime.run.run_artifact`); ``metrics``: also ``"metrics"``
     (:meth:`neurocc.runtime.metrics.Metrics.to_dict`, per sample) and ``"energy"`` (an estimate
-    from the target's figures) on the emulator and reference backends, else both None."""
+    from the target's figures) on the emulator and reference backends, else both None;
+    ``workers``/``ray_address``: batches of
+    ``batch_size`` samples (smaller in parallel) spread over Ray workers
+    (:mod:`neurocc.runtime.parallel`; the result is the same for any layout); ``on_samples(n)``:
+    called as each batch of ``n`` samples is done (a caller's own progress display)."""
     from neurocc.progress import Step, quiet
+    from neurocc.runtime.parallel import Task, chunks, resolve_workers, run_tasks
     from neurocc.runtime.run import as_artifact
 
     art = as_artifact(artifact_dir)
@@ -160,20 +167,24 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
     enc = None if sequence else artifact_encoding(art.manifest)
     window = int(x.shape[1]) if sequence else enc.timesteps  # type: ignore[union-attr]
     lag = latency(graph)
-    preds = []
+    layout = resolve_workers(workers, [backend], ray_address, len(x))
     want = metrics and backend in METRIC_BACKENDS
-    size = max(1, int(batch_size) if not want else min(int(batch_size), METRIC_BATCH))
+    size = int(batch_size) if not want else min(int(batch_size), METRIC_BATCH)
+    args = {"enc": enc, "window": window, "lag": lag, "readout": readout, "device": device, "metrics": want}
+    tasks = [Task(i, backend, a, b, {"x": x[a:b], **args}) for i, (a, b) in enumerate(chunks(len(x), layout, size, [backend]))]
     counts: overflow.Counts | None = None
-    measured = []
-    with Step(f"evaluate on {backend}", total=len(x), unit="samples", **quiet(progress)) as step:
-        for i in range(0, len(x), size):
-            pred_b, events, m = _predict(art, backend, graph, x[i:i + size], enc, window, lag, readout, i,
-                                         device, want)
-            preds.append(pred_b)
-            measured += [m] if m is not None else []
+    where = f" on {layout.workers} workers" if layout.parallel else ""
+    with Step(f"evaluate on {backend}{where}", total=len(x), unit="samples", **quiet(progress)) as step:
+        def done(t: Task, _: Any) -> None:
+            step.add(t.samples)
+            if on_samples is not None:
+                on_samples(t.samples)
+
+        parts = run_tasks(art, "neurocc.runtime.evaluate:predict_task", tasks, layout, done)
+        for _, events, _ in parts:   # sums: the same in any order
             counts = counts if events is None else overflow.collect(events, counts or {})
-            step.add(len(preds[-1]))
-        pred = np.concatenate(preds)
+        pred = np.concatenate([p for p, _, _ in parts])
+        measured = [m for _, _, m in parts if m is not None]
         step.done(f"{np.mean(pred == y) * 100:.2f}% of {len(y)} samples")
     overflow.warn(counts, f"{backend}, evaluate {art.path}")
     per_class = {int(c): {"n": int(np.sum(y == c)), "accuracy": float(np.mean(pred[y == c] == c))}
@@ -207,6 +218,15 @@ def _warn_inputs(art: Any, x: np.ndarray, sequence: bool, time_major: bool) -> N
                        if time_major else "is x time-major (steps, samples, ...)? Then pass --time-major "
                        "(Python: time_major=True)"))
     warn(msgs)
+
+
+def predict_task(art: Any, task: Any) -> tuple[np.ndarray, Any, Any]:
+    """A :class:`neurocc.runtime.parallel.Task` of :func:`evaluate`: the predictions (and overflow
+    counts and measured metrics, when asked) of samples ``task.start .. task.stop - 1``."""
+    a = task.args
+    graph = art.float_graph if task.backend in FLOAT_BACKENDS else art.graph
+    return _predict(art, task.backend, graph, a["x"], a["enc"], a["window"], a["lag"], a["readout"], task.start,
+                    a["device"], a.get("metrics", False))
 
 
 def _predict(art: Any, backend: str, graph: Graph, xb: np.ndarray, enc: Encoding | None, window: int,

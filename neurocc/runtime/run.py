@@ -17,14 +17,14 @@ from __future__ import annotations
 import math
 
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from neurocc._files import atomic_path, check_arrays
-from neurocc.errors import BackendError, InputError
+from neurocc.errors import BackendError, InputError, NeuroccError
 from neurocc.ir.artifact import Artifact, load_artifact
 from neurocc.ir.graph import Graph
 from neurocc.runtime.inputs import axis_hint, check_against_artifact
@@ -43,6 +43,24 @@ class RunOutputs(dict):
         super().__init__(arrays)
         self.backend = backend
         self.overflow = overflow
+
+
+def join_batches(parts: Sequence[RunOutputs | NeuroccError]) -> RunOutputs | NeuroccError:
+    """The batches of one backend as one run: arrays joined on the batch axis (1, time-major) in
+    sample order, overflow counts summed; the first error when a batch failed."""
+    from neurocc.overflow import collect
+
+    for p in parts:
+        if isinstance(p, NeuroccError):
+            return p
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    counted = [p.overflow for p in parts if p.overflow is not None]
+    counts = None
+    for c in counted:
+        counts = collect(c, counts if counts is not None else {})
+    return RunOutputs({k: np.concatenate([p[k] for p in parts], axis=1) for k in first}, first.backend, counts)
 
 
 def as_artifact(artifact: Artifact | str | Path) -> Artifact:

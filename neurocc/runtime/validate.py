@@ -55,7 +55,7 @@ from neurocc.errors import InputError, NeuroccError
 from neurocc.ir.artifact import Artifact
 from neurocc.ir.graph import Graph
 from neurocc.runtime import compare
-from neurocc.runtime.run import DEVICE_BACKENDS, as_artifact, check_inputs, run_artifact
+from neurocc.runtime.run import DEVICE_BACKENDS, RunOutputs, as_artifact, check_inputs, join_batches, run_artifact
 from neurocc.targets import Validation
 
 DEFAULT_STEPS = 100      # steps of random input when the artifact names no timesteps
@@ -342,14 +342,18 @@ def _verdict(res: Mapping[str, Any], rule: str, min_cos: float | None) -> tuple[
 def validate_artifact(artifact_dir: Artifact | str | Path, backends: Sequence[str] | None = None,
                       inputs: Mapping[str, np.ndarray] | None = None, samples: int | None = None,
                       json_path: str | Path | None = None, seed: int = 0, progress: bool = False,
-                      device: str | None = None, source: Any = None) -> dict[str, Any]:
+                      device: str | None = None, source: Any = None, workers: int | None = None,
+                      ray_address: str | None = None, batch_size: int | None = None) -> dict[str, Any]:
     """Run and judge ``backends`` (default: :func:`default_backends`); write and return the report.
     Unknown backend names are refused before anything runs; ``progress``: a bar on stderr;
     ``device``: the emulator and reference run on the torch path (other backends as always);
     ``source`` (a :class:`neurocc.runtime.source.Source`) adds a ``source`` row: the trained model
-    run in its own framework against the ``reference`` backend (docs/source-check.md)."""
+    run in its own framework against the ``reference`` backend (docs/source-check.md);
+    ``workers``/``ray_address``/``batch_size``: each backend's samples in batches spread over Ray
+    workers (:mod:`neurocc.runtime.parallel`; the report is the same for any layout)."""
     from neurocc.backends import check_names
     from neurocc.progress import Step, quiet
+    from neurocc.runtime.parallel import Task, chunks, resolve_workers, run_tasks
 
     if backends:
         check_names(list(backends), where="--backends")
@@ -359,17 +363,17 @@ def validate_artifact(artifact_dir: Artifact | str | Path, backends: Sequence[st
     if inputs is None:
         inputs, origin = sample_inputs(art, samples or DEFAULT_SAMPLES, seed=seed)
     checked, steps, batch = check_inputs(art, inputs)
-    runs: dict[str, Any] = {}
     order = list({n: None for n in names + [_judge(art, n)[0] for n in names]})
-    with Step("validate", total=len(order), **quiet(progress)) as step:
-        for b in order:
-            step.advance(f"running {b} ({batch} sample(s) x {steps} steps)")
-            try:
-                runs[b] = run_artifact(art, b, checked, record=True,
-                                       device=device if b in DEVICE_BACKENDS else None)
-            except NeuroccError as err:
-                runs[b] = err
-        step.advance()
+    layout = resolve_workers(workers, order, ray_address, batch)
+    ranges = chunks(batch, layout, batch_size, order)
+    tasks = [Task(len(ranges) * k + i, b, lo, hi, {"inputs": {n: v[:, lo:hi] for n, v in checked.items()},
+                                                   "device": device if b in DEVICE_BACKENDS else None})
+             for k, b in enumerate(order) for i, (lo, hi) in enumerate(ranges)]
+    with Step("validate", total=batch * len(order), unit="sample runs", **quiet(progress)) as step:
+        step.note(f"{', '.join(order)} on {batch} sample(s) x {steps} steps"
+                  + (f", {layout.workers} workers" if layout.parallel else ""))
+        parts = run_tasks(art, "neurocc.runtime.validate:run_task", tasks, layout, lambda t, _: step.add(t.samples))
+        runs = {b: join_batches(parts[len(ranges) * k: len(ranges) * (k + 1)]) for k, b in enumerate(order)}
         step.done(f"ran {', '.join(order)} on {batch} sample(s) x {steps} steps")
     counts = getattr(runs.get("emulator"), "overflow", None)
     overflow.warn(counts, f"emulator, validate {art.path}")
@@ -382,6 +386,16 @@ def validate_artifact(artifact_dir: Artifact | str | Path, backends: Sequence[st
         doc["results"].append(validation_row(art, source, checked))
     write_json(Path(json_path) if json_path else art.path / VALIDATION_FILE, doc)
     return doc
+
+
+def run_task(art: Artifact, task: Any) -> RunOutputs | NeuroccError:
+    """A :class:`neurocc.runtime.parallel.Task` of :func:`validate_artifact`: the recorded run of
+    one backend on one batch of samples, or the NeuroccError that stopped it (judged later)."""
+    try:
+        return run_artifact(art, task.backend, task.args["inputs"], record=True, device=task.args["device"],
+                            warn=False)
+    except NeuroccError as err:
+        return err
 
 
 def write_json(path: Path, doc: Any) -> Path:

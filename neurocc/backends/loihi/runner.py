@@ -11,6 +11,7 @@ t + 1 in both.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,12 +204,99 @@ def _stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
     proc.wait()
 
 
+class KeptWorker:
+    """One ``worker --serve`` subprocess (its own process group) running job directories in turn:
+    Lava is imported once for all of them. Used inside :func:`keep_worker` (a Ray worker's life)."""
+
+    def __init__(self) -> None:
+        self.home = Path(tempfile.mkdtemp(prefix="neurocc-lava-session-"))
+        read_fd, write_fd = os.pipe()
+        with open(self.home / "session.log", "wb") as fh:
+            self.proc = subprocess.Popen([sys.executable, "-m", "neurocc.backends.loihi.worker", "--serve",
+                                          str(write_fd)], stdin=subprocess.PIPE, stdout=fh, stderr=subprocess.STDOUT,
+                                         cwd=self.home, env=_worker_env(), pass_fds=(write_fd,),
+                                         start_new_session=True)
+        os.close(write_fd)
+        self.replies = os.fdopen(read_fd, "r")
+
+    def run(self, job_dir: Path, timeout_s: float) -> int | None:
+        """The job's exit status; None when it outlived ``timeout_s`` (the worker is then stopped)."""
+        import select
+
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(f"{job_dir}\n".encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            return self.proc.wait()
+        ready, _, _ = select.select([self.replies], [], [], timeout_s)
+        if not ready:
+            self.close(force=True)
+            return None
+        line = self.replies.readline()
+        return int(line) if line.strip() else self.proc.wait()   # no answer: the worker exited
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self, force: bool = False) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        if force:
+            _stop_group(self.proc)
+        else:
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                _stop_group(self.proc)
+        self.replies.close()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+_KEPT: dict[str, KeptWorker | None] = {}   # present while keep_worker() is active in this process
+
+
+@contextlib.contextmanager
+def keep_worker() -> Iterator[None]:
+    """Within the block, Lava runs go to one kept ``worker --serve`` subprocess (started on the
+    first run, restarted if it died), closed at the end of the block."""
+    if "worker" in _KEPT:
+        yield
+        return
+    _KEPT["worker"] = None
+    try:
+        yield
+    finally:
+        kept = _KEPT.pop("worker", None)
+        if kept is not None:
+            kept.close()
+
+
+def _worker_env() -> dict[str, str]:
+    return dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+
+def _kept_run(job_dir: Path, timeout_s: float) -> int | None:
+    kept = _KEPT.get("worker")
+    if kept is None or not kept.alive():
+        kept = _KEPT["worker"] = KeptWorker()
+    rc = kept.run(job_dir, timeout_s)
+    if rc is None or not kept.alive():
+        _KEPT["worker"] = None
+    return rc
+
+
 def invoke_worker(job_dir: Path, timeout_s: float, command: Sequence[str] | None = None) -> None:
-    """Run the worker on ``job_dir`` in its own process group; BackendError with the log tail when
-    it fails, any run failed, or it outlives ``timeout_s`` (then the whole group is killed)."""
-    cmd = list(command) if command else [sys.executable, "-m", "neurocc.backends.loihi.worker", str(job_dir)]
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    """Run the worker on ``job_dir`` in its own process group (or the kept worker inside
+    :func:`keep_worker`); BackendError with the log tail when it fails, any run failed, or it
+    outlives ``timeout_s`` (then the whole group is killed)."""
     log = job_dir / "worker.log"
+    if command is None and "worker" in _KEPT:
+        _check_status(_kept_run(job_dir, timeout_s), job_dir, timeout_s, log)
+        return
+    cmd = list(command) if command else [sys.executable, "-m", "neurocc.backends.loihi.worker", str(job_dir)]
+    env = _worker_env()
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=job_dir, env=env,
                                 start_new_session=True)
@@ -216,9 +304,16 @@ def invoke_worker(job_dir: Path, timeout_s: float, command: Sequence[str] | None
             rc = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             _stop_group(proc)
-            raise BackendError(f"the Lava worker did not finish within {timeout_s:.0f} s and was stopped",
-                               where=f"job {job_dir}", problems=_tail(log),
-                               fix="run fewer steps or smaller networks, or pass a larger timeout_s") from None
+            rc = None
+    _check_status(rc, job_dir, timeout_s, log)
+
+
+def _check_status(rc: int | None, job_dir: Path, timeout_s: float, log: Path) -> None:
+    """BackendError for a worker that timed out (``rc`` None), lacks Lava, or failed."""
+    if rc is None:
+        raise BackendError(f"the Lava worker did not finish within {timeout_s:.0f} s and was stopped",
+                           where=f"job {job_dir}", problems=_tail(log),
+                           fix="run fewer steps or smaller networks, or pass a larger timeout_s")
     if rc == LAVA_MISSING:
         raise BackendError(f"Lava is not installed for {sys.executable}", where="backend 'loihi'",
                            problems=_tail(log), fix=INSTALL_HINT)

@@ -21,6 +21,8 @@ probes ``[block, var]`` pairs on the blocks' neurons (``"probes"``; leaf ports: 
 ``neuron.s_out``, a Monitor on ``neuron.u``/``neuron.v``), runs with
 ``Loihi2SimCfg(select_tag='fixed_pt', select_sub_proc_model=True)`` and writes
 ``"<block>/<var>"`` arrays the same way.
+With ``--serve FD`` the worker stays up for many job directories (one per stdin line; see
+:func:`serve`): a Ray worker keeps one for all its batches (:func:`.runner.keep_worker`).
 Exit status: 0 when every run succeeded, 1 otherwise, 2 on a bad job directory, 3 (``LAVA_MISSING``)
 when Lava cannot be imported.
 """
@@ -188,25 +190,13 @@ def _write_json(path: Path, doc: dict) -> None:
     os.replace(tmp, path)
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m neurocc.backends.loihi.worker JOB_DIR", file=sys.stderr)
-        return 2
-    job = Path(argv[0])
+def run_job(L: SimpleNamespace, job: Path) -> int:
+    """Every run of the job directory ``job``; 0 when all succeeded, 1 otherwise, 2 on a bad job."""
     manifest = json.loads((job / "manifest.json").read_text())
     if manifest.get("format") != JOB_FORMAT:
         print(f"{job}: not a {JOB_FORMAT} job (format {manifest.get('format')!r})", file=sys.stderr)
         return 2
-    from neurocc.backends.loihi.shim import import_lava
-    from neurocc.errors import BackendError
-
-    t0 = time.perf_counter()
-    try:
-        L = import_lava()
-    except BackendError as err:
-        print(str(err), file=sys.stderr, flush=True)
-        return LAVA_MISSING
-    print(f"lava imported in {time.perf_counter() - t0:.2f} s; {len(manifest['runs'])} run(s)", flush=True)
+    print(f"{len(manifest['runs'])} run(s)", flush=True)
     nets: dict[str, LavaNet] = {}
     netx: list = []
     failed = 0
@@ -223,6 +213,85 @@ def main(argv: list[str]) -> int:
         _write_json(job / f"{run['id']}_status.json", status)
         print(f"run {run['id']}: {'ok' if status['ok'] else 'FAILED'} in {time.perf_counter() - t:.2f} s", flush=True)
     return 1 if failed else 0
+
+
+def _import() -> SimpleNamespace | None:
+    from neurocc.backends.loihi.shim import import_lava
+    from neurocc.errors import BackendError
+
+    t0 = time.perf_counter()
+    try:
+        L = import_lava()
+    except BackendError as err:
+        print(str(err), file=sys.stderr, flush=True)
+        return None
+    print(f"lava imported in {time.perf_counter() - t0:.2f} s", flush=True)
+    return L
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (``PR_SET_PDEATHSIG``); elsewhere a no-op."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)   # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def serve(reply_fd: int) -> int:
+    """Session mode (``--serve FD``): import Lava once, then run each job directory named by a line
+    on stdin, its output going to that job's ``worker.log``, and answer ``"<status>\n"`` on the
+    file descriptor ``FD``; end at the end of stdin (the parent closed it or died).
+
+    The session and the processes Lava forks for each run die with their parent: a Ray worker
+    that is killed (Ray then kills its children) leaves no Lava process behind."""
+    _die_with_parent()
+    os.register_at_fork(after_in_child=_die_with_parent)
+    L = _import()
+    if L is None:
+        return LAVA_MISSING
+    with os.fdopen(reply_fd, "w", buffering=1) as reply:
+        for line in sys.stdin:
+            job = Path(line.strip())
+            sys.stdout.flush()
+            sys.stderr.flush()
+            saved = os.dup(1), os.dup(2)
+            with open(job / "worker.log", "ab") as log:
+                os.dup2(log.fileno(), 1)
+                os.dup2(log.fileno(), 2)
+                try:
+                    rc = run_job(L, job)
+                except Exception:   # noqa: BLE001  (a bad job directory must not end the session)
+                    traceback.print_exc()
+                    rc = 2
+                finally:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    os.dup2(saved[0], 1)
+                    os.dup2(saved[1], 2)
+                    os.close(saved[0])
+                    os.close(saved[1])
+            reply.write(f"{rc}\n")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "--serve":
+        return serve(int(argv[1]))
+    if len(argv) != 1:
+        print("usage: python -m neurocc.backends.loihi.worker JOB_DIR | --serve FD", file=sys.stderr)
+        return 2
+    job = Path(argv[0])
+    manifest = json.loads((job / "manifest.json").read_text())
+    if manifest.get("format") != JOB_FORMAT:
+        print(f"{job}: not a {JOB_FORMAT} job (format {manifest.get('format')!r})", file=sys.stderr)
+        return 2
+    L = _import()
+    if L is None:
+        return LAVA_MISSING
+    return run_job(L, job)
 
 
 if __name__ == "__main__":  # the parent starts it with OPENBLAS_NUM_THREADS=1 in the environment

@@ -1,0 +1,135 @@
+"""Throughput of ``evaluate`` with 1 vs 2 Ray workers (emulator, Lava, NEST paths), Ray's costs,
+and a cluster scaling estimate from them, in one run.
+
+Uses a quickstart output folder (``--qs``; made with ``neurocc quickstart --only
+emulator,loihi2,spinnaker --workers 1 --out DIR`` when missing): the digits MLP 64-64-32-10
+converted with 64 timesteps, compiled for ``emulator`` (emulator path), ``loihi2`` (Lava
+``fixed_pt`` CPU models) and ``spinnaker`` (pyNN.nest). Measured, in this order:
+
+* ``ray start``: ``ray.init`` of a local 2-CPU instance (neurocc's quiet settings), then the two
+  worker actors' start (artifact shipped, loaded, sessions opened) with the first no-op round trip;
+* ``per-task overhead``: ``--tasks`` no-op tasks (``operator.is_``) through the same scheduler as
+  the real work (one task per free actor, results back in order), wall / tasks;
+* per path, ``--samples`` test digits (the emulator: all 450): ``evaluate(workers=1)`` (in this
+  process, one batch, no Ray) and ``evaluate(workers=2)`` (the Ray instance above, already
+  running; batches of ``ceil(n / 8)``, ``ceil(n / 2)`` on NEST), best of ``--reps``, interleaved; results checked identical.
+
+The scaling model printed at the end: with ``N`` workers, ``n`` samples of ``t_s`` seconds each
+(the 1-worker time / n), ``k`` batches each costing Ray's per-task overhead ``o`` plus the
+backend's own per-batch cost ``c_task`` (measured: ``(2 * T_2workers - T_1worker) / k``, i.e. what
+the 2-worker run spent beyond the samples: a simulator import per batch, worker start, and the
+machine's load), and a start cost ``T0`` (Ray start + actor start):
+``T(N) = T0 + (n * t_s + k * (o + c_task)) / N`` for ``N`` up to ``k`` (one task per worker at a
+time; a batch's samples run one after another in its worker). ``cores busy``: CPU seconds of the
+1-worker run (this process and its Lava/NEST processes) per wall second.
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_parallel.py [--qs DIR] [--samples 64] [--reps 1]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np
+
+PATHS = (("emulator", "emulator"), ("loihi", "loihi2"), ("spinnaker", "spinnaker"))
+
+
+def timed(f):  # type: ignore[no-untyped-def]
+    t = time.perf_counter()
+    value = f()
+    return time.perf_counter() - t, value
+
+
+def cpu_s() -> float:
+    """CPU seconds of this process and its finished children (Lava's and NEST's processes)."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def ray_costs(art: Path, tasks: int) -> tuple[float, float, float]:
+    """(ray.init s, actor start + first round trip s, per-task overhead s); Ray stays running."""
+    from neurocc.ir.artifact import load_artifact
+    from neurocc.runtime import ray_pool
+    from neurocc.runtime.parallel import Layout, Task, run_tasks
+
+    layout = Layout(2)
+    ctx = ray_pool.ray_instance(layout)
+    t_init, _ = timed(ctx.__enter__)
+    a = load_artifact(art)
+    first = [Task(i, "emulator", i, i + 1) for i in range(2)]
+    many = [Task(i, "emulator", i, i + 1) for i in range(tasks)]
+    t_first = t_many = math.inf
+    for _ in range(3):   # run_tasks starts fresh actors per call: overhead = (many - 2 tasks) / (tasks - 2)
+        t_first = min(t_first, timed(lambda: run_tasks(a, "operator:is_", first, layout))[0])
+        t_many = min(t_many, timed(lambda: run_tasks(a, "operator:is_", many, layout))[0])
+    return t_init, t_first, max(0.0, t_many - t_first) / (tasks - 2)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--qs", default="neurocc-quickstart-parallel")
+    ap.add_argument("--samples", type=int, default=64, help="test digits on Lava and NEST (emulator: all 450)")
+    ap.add_argument("--tasks", type=int, default=300, help="no-op tasks for the per-task overhead")
+    ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--paths", default="emulator,loihi,spinnaker")
+    args = ap.parse_args()
+    qs = Path(args.qs)
+    if not all((qs / "artifacts" / a / "manifest.json").is_file() for _, a in PATHS):
+        subprocess.run([sys.executable, "-m", "neurocc", "quickstart", "--only", "emulator,loihi2,spinnaker",
+                        "--workers", "1", "--out", str(qs)], check=False, stdout=subprocess.DEVNULL)
+    from neurocc.runtime.evaluate import evaluate
+    from neurocc.runtime.parallel import Layout, chunks
+
+    with np.load(qs / "data" / "test.npz") as z:
+        x, y = z["x"], z["y"]
+    print(f"load average {os.getloadavg()[0]:.2f} at start; {os.cpu_count()} cores")
+    t_init, t_first, o_task = ray_costs(qs / "artifacts" / "emulator", args.tasks)
+    print(f"ray.init {t_init:.2f} s; 2 actors started + first round trip {t_first:.2f} s; "
+          f"per-task overhead {o_task * 1e3:.1f} ms ({args.tasks} no-op tasks)")
+    print("| path | artifact | samples | 1 worker s | cores busy (1 worker) | 2 workers s | speedup | 1-worker s/sample "
+          "| tasks | c_task s | identical |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for backend, name in [p for p in PATHS if p[0] in args.paths.split(",")]:
+        n = len(x) if backend == "emulator" else min(args.samples, len(x))
+        data = {"x": x[:n], "y": y[:n]}
+        art = qs / "artifacts" / name
+        t1 = t2 = math.inf
+        for _ in range(args.reps):
+            c0 = cpu_s()
+            d1, r1 = timed(lambda a=art, d=data, b=backend: evaluate(a, d, b, workers=1))
+            cores = (cpu_s() - c0) / d1
+            d2, r2 = timed(lambda a=art, d=data, b=backend: evaluate(a, d, b, workers=2))
+            t1, t2 = min(t1, d1), min(t2, d2)
+        k = len(chunks(n, Layout(2), None, [backend]))
+        c_task = max(0.0, (2 * t2 - t1) / k)   # work per task beyond the samples' own (imports, set-up)
+        rows.append((backend, n, t1 / n, c_task))
+        print(f"| {backend} | {name} | {n} | {t1:.2f} | {cores:.2f} | {t2:.2f} | {t1 / t2:.2f}x | {t1 / n:.4f} | "
+              f"{k} | {c_task:.2f} | {r1 == r2} |")
+    print(f"load average {os.getloadavg()[0]:.2f} at end")
+    t0 = t_init + t_first
+    print(f"\nscaling model T(N) = T0 + (n*t_s + k*(o + c_task))/N, T0 = {t0:.1f} s (Ray + actors), o = "
+          f"{o_task * 1e3:.1f} ms; predicted speedup over 1 worker (no Ray) for 10,000 samples, batches of b:")
+    print("| path | t_s s | c_task s | b | N=2 | N=8 | N=32 | N=128 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for backend, _, t_s, c_task in rows:
+        n = 10_000
+        for b in (32, 256):
+            k = math.ceil(n / b)
+            ser = n * t_s
+            cells = [f"{ser / (t0 + (ser + k * (o_task + c_task)) / min(w, k)):.1f}x" for w in (2, 8, 32, 128)]
+            print(f"| {backend} | {t_s:.4f} | {c_task:.2f} | {b} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
