@@ -318,12 +318,28 @@ def test_bias_on_the_current_equals_emulator(seed: int) -> None:
     assert np.any(np.diff(np.sign(u), axis=0) * np.sign(bias_u[:5]) < 0), "no u wrap was exercised"
 
 
-def test_bias_on_the_current_is_refused_on_loihi() -> None:
+@pytest.mark.parametrize("start", [0, 1, 7, 40, 90])
+def test_loihi_bias_u_and_bias_start_equal_emulator(start: int) -> None:
+    """loihi QLIF/QLI with ``bias_u`` (the shifted input wrap32(wrap32(a << 6) + bias_u)) and
+    ``bias_start`` (bias and bias_u are 0 before it): ONNX Runtime (window and step graphs) equals
+    the emulator in every node and state, with the gate at 0, inside the 40-step run, at its end
+    and beyond it, on a recurrent block (lif1) and on feed-forward Scans (lif2, li)."""
     import dataclasses
 
-    from neurocc.backends.emulator.checks import graph_problems
-
-    g = dense_graph("loihi", 0)
-    g = g.with_node("lif1", dataclasses.replace(g.nodes["lif1"], bias_u=np.ones(30, np.int64)))
-    found = graph_problems(g)
-    assert any("lif1" in p and "bias_u" in p for p in found), found
+    g = dense_graph("loihi", 2)
+    rng = np.random.default_rng(77)
+    lif1, lif2, li = g.nodes["lif1"], g.nodes["lif2"], g.nodes["li"]
+    du = lif1.du.copy()
+    du[:4] = -1                                            # no current decay: u drifts to the 24-bit wrap
+    bias_u = rng.integers(-3000, 3000, 30).astype(np.int64)
+    bias_u[:4] = rng.choice([-1, 1], 4) * (1 << 21)
+    nodes = dict(g.nodes, lif1=dataclasses.replace(lif1, du=du, bias_u=bias_u, bias_start=start),
+                 lif2=dataclasses.replace(lif2, bias_u=rng.integers(-500, 500, 6).astype(np.int64), bias_start=start),
+                 li=dataclasses.replace(li, bias_mant=rng.integers(-40, 40, 4).astype(np.int32), bias_start=start))
+    g = g.replace(nodes=nodes).verify()
+    assert not edge_cpu.check(g), edge_cpu.check(g)
+    out = assert_same_as_emulator(g, {"x": spikes(np.random.default_rng(5), (40, 3, 20))})
+    assert out["lif1/out"].any() and out["spikes"].any()
+    u = out["lif1/u"][:, :, :4]
+    if start < 30:
+        assert np.any(np.diff(np.sign(u), axis=0) * np.sign(bias_u[:4]) < 0), "no u wrap was exercised"

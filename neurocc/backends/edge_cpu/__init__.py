@@ -106,12 +106,6 @@ def _int_problems(graph: Graph) -> list[str]:
         if getattr(node, "reset_interval", 0):
             found.append(f"node '{name}' ({node.kind}): reset_interval={node.reset_interval} (netx's periodic "
                          "reset) has no ONNX lowering; import the model without reset_interval")
-        if getattr(node, "bias_start", 0):
-            found.append(f"node '{name}' ({node.kind}): bias_start={node.bias_start} (loihi: the bias waits for the "
-                         "layer's delayed input) has no ONNX lowering; run it on the emulator or `--backend loihi`")
-        if graph.numerics == "loihi" and getattr(node, "bias_u", None) is not None:
-            found.append(f"node '{name}' ({node.kind}): bias_u under loihi numerics (neurocc's Lava process model) "
-                         "has no ONNX lowering; run it on the emulator or `--backend loihi`")
         if getattr(node, "cum_error", False):
             found.append(f"node '{name}' (QSigmaDelta): cum_error has no ONNX lowering")
     return list(dict.fromkeys(found))

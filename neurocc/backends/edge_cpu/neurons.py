@@ -9,9 +9,10 @@ Float (float32; coefficients from ``decay_factors``, the float reference's discr
 Integer (QLIF, QLI; the profile's updates of :mod:`neurocc.ir.numerics.profiles`)::
 
     a = wrap(x, 32)                                               Profile.neuron_input
-    u ← loihi: lava_wrap24(wrap(decay(u, 4096−(du+1)) + wrap(a·64, 32), 32))
-        int8:  wrap(decay(u, 4096−(du+1)) + a·64, 24)             Profile.lif_current
+    u ← loihi: lava_wrap24(wrap(decay(u, 4096−(du+1)) + wrap(wrap(a·64, 32) + bias_u, 32), 32))
+        int8:  wrap(decay(u, 4096−(du+1)) + a·64 + bias_u, 24)    Profile.lif_current
     v ← saturate([loihi: wrap(·, 32)] decay(v, 4096−dv) + u + bias, ±(2**23−1))   lif_voltage
+    bias, bias_u are 0 while fewer than bias_start steps are done (state t: the step count)
     QLIF: z = v > vth<<6 (refractory: v held and no spike while ref > 0);
           v ← 0 | v − vth<<6;  ref ← refractory where z else max(ref − 1, 0)
     ``decay(x, f) = Div(x·f, 4096)`` in int64 (ONNX Div truncates: numerics.decay's trunc_shift).
@@ -53,6 +54,8 @@ def state_spec(ctx: "Ctx", name: str, node: Node, shape: tuple[int, ...] | None 
     spec = {var: (dt, shape) for var in node.state_vars}
     if ctx.integer and getattr(node, "refractory", 0):
         spec["ref"] = (dt, shape)
+    if ctx.integer and getattr(node, "bias_start", 0):
+        spec["t"] = (np.dtype(np.int32), (1,) * len(shape))   # steps done, saturating at bias_start
     return spec
 
 
@@ -158,29 +161,52 @@ def _int_neuron(b, ctx, name, node, a6, st):
     sdt = np.dtype(np.int32 if lava else np.int64)                              # state dtype
     fu = i64(b, np.asarray(numerics.current_decay_factor(node.du), np.int64))
     fv = i64(b, np.asarray(numerics.voltage_decay_factor(node.dv), np.int64))
+    on, t_next = _bias_gate(b, node, st)
+    bias_u = getattr(node, "bias_u", None)
     dec_u = _decay(b, st["u"], fu, sdt)                                         # int64
-    if lava:  # lif_current: int32 shift, int32 add, one 24-bit correction
+    if lava:  # lif_current: int32 shift (+ bias_u, int32 wrap), int32 add, one 24-bit correction
+        if bias_u is not None:
+            s_a = b.op("Add", [b.cast(a6, np.int64), _gated(b, on, bias_u, "bias_u")])
+            a6 = b.cast(wrap_bits(b, s_a, 32, np.dtype(np.int64)), np.int32)
         u = _lava_wrap24(b, b.op("Add", [b.cast(dec_u, np.int32), a6]))
     else:     # lif_current: exact sum (+ bias_u), true two's-complement 24-bit wrap
         s_u = b.op("Add", [dec_u, a6])
-        if getattr(node, "bias_u", None) is not None:
-            s_u = b.op("Add", [s_u, i64(b, np.asarray(node.bias_u, np.int64))])
+        if bias_u is not None:
+            s_u = b.op("Add", [s_u, _gated(b, on, bias_u, "bias_u")])
         u = wrap_bits(b, s_u, p.current.bits, np.dtype(np.int64))
     bias = p.lif_bias(node.bias_mant, node.bias_exp)
     r, v_in = (None, st["v"]) if node.kind == "QLI" else spike_pre(b, node, p.lif_threshold(node.vth), st["v"], sdt)
     s = b.op("Add", [_decay(b, v_in, fv, sdt), b.cast(u, np.int64) if lava else u])   # lif_voltage
     if np.any(bias):
-        s = b.op("Add", [s, i64(b, np.asarray(bias, np.int64))])
+        s = b.op("Add", [s, _gated(b, on, bias, "bias")])
     lim = numerics.V24_LIM
     if lava:
         v = b.op("Clip", [b.cast(s, np.int32), i32(b, -lim), i32(b, lim)], "v")
     else:
         v = b.op("Clip", [s, i64(b, -lim), i64(b, lim)], "v")
-    new = {"u": u}
+    new = {"u": u} if t_next is None else {"u": u, "t": t_next}
     if node.kind == "QLI":
         new["v"] = v
         return v, new
     return _int_spike(b, node, p.lif_threshold(node.vth), v, st, new, sdt, r)
+
+
+def _bias_gate(b, node, st) -> tuple[str | None, str | None]:
+    """``bias_start`` (the emulator's ``steps_done > bias_start``, counted from 1): state ``t``
+    (int32, the steps done before this one, saturating at bias_start so it never wraps);
+    ``on = t >= bias_start``; ``t ← min(t + 1, bias_start)``. (None, None) without a bias start."""
+    start = int(getattr(node, "bias_start", 0))
+    if not start:
+        return None, None
+    t, k = st["t"], i32(b, start)
+    return (b.op("GreaterOrEqual", [t, k], "bias_on"),
+            b.op("Min", [b.op("Add", [t, i32(b, 1)]), k], "t"))
+
+
+def _gated(b, on: str | None, value, key: str) -> str:
+    """The int64 constant ``value``, or ``Where(on, value, 0)`` under a bias start."""
+    c = b.const(np.asarray(value, np.int64), key)
+    return c if on is None else b.op("Where", [on, c, i64(b, 0)], key)
 
 
 def _fire(b, node, v: str, vth: str) -> str:
