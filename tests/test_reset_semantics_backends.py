@@ -181,18 +181,22 @@ def test_edge_cpu_f32_reproduces_the_reference_with_the_new_semantics(tmp_path: 
                 assert np.abs(got[k] - v).max() <= 50 * 4 * 2.0 ** -24 * max(1.0, float(np.abs(v).max())), (name, k)
 
 
-def test_the_onnx_lowering_refuses_loihi_bias_start_and_bias_u() -> None:
-    """A loihi graph's bias start and bias on the current (neurocc's Lava process model) have
-    no ONNX lowering: the edge-cpu backend refuses them by node instead of running without them."""
-    from neurocc.errors import BackendError
-
+@pytest.mark.parametrize("mode", [ResetMode.ZERO, ResetMode.SUBTRACT])
+def test_loihi_bias_start_and_bias_u_on_edge_cpu_equal_the_emulator(mode: ResetMode) -> None:
+    """A loihi graph's bias start and bias on the current (neurocc's Lava process model) are
+    lowered to ONNX: the edge-cpu window and step graphs equal the emulator bit for bit, and the
+    gate is visible (no u before step 1 + bias_start without input)."""
     one = lambda v: np.full(3, v, np.int32)  # noqa: E731
     lif = Q.QLIF(du=one(800), dv=one(400), vth=one(50), bias_mant=one(2), bias_exp=one(6),
-                 bias_u=np.full(3, 90, np.int64), bias_start=1)
+                 bias_u=np.array([90, -40, 700], np.int64), bias_start=3, reset=mode)
     g = Graph({"x": N.Input(shape=(4,)), "d": Q.QDense(weight=np.ones((3, 4), np.int32)), "l": lif,
                "y": N.Output(shape=(3,))}, [Edge("x", "d"), Edge("d", "l", 1), Edge("l", "y")],
               numerics="loihi", name="gated").verify()
-    with pytest.raises(BackendError) as err:
-        edge_cpu.run(g, {"x": np.ones((5, 1, 4), np.float32)})
-    text = str(err.value)
-    assert "node 'l' (QLIF): bias_start=1" in text and "node 'l' (QLIF): bias_u under loihi numerics" in text, text
+    x = np.zeros((12, 2, 4), np.float32)
+    x[6:, 1] = 1.0
+    want = simulate(g, {"x": x}, record=True)
+    got = edge_cpu.run(g, {"x": x}, record=True)
+    for k in ("y", "l/out", "l/u", "l/v"):
+        assert np.array_equal(np.asarray(got[k]), np.asarray((want.outputs | want.traces)[k])), k
+    u = got["l/u"][:, 0]
+    assert not u[:3].any() and u[3:].all() and got["y"].any()
