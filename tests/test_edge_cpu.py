@@ -343,3 +343,18 @@ def test_loihi_bias_u_and_bias_start_equal_emulator(start: int) -> None:
     u = out["lif1/u"][:, :, :4]
     if start < 30:
         assert np.any(np.diff(np.sign(u), axis=0) * np.sign(bias_u[:4]) < 0), "no u wrap was exercised"
+
+
+def test_loihi_bias_u_int32_wrap_of_the_shifted_input_equals_emulator() -> None:
+    """Graded inputs near 2**25 put wrap32(a << 6) + bias_u past 2**31 (the process model's
+    second int32 wrap) on both signs; the gate (bias_start=2) switches it on mid-run."""
+    one = lambda v: np.full(3, v, np.int32)  # noqa: E731
+    lif = Q.QLIF(du=one(800), dv=one(400), vth=one(50), bias_mant=one(2), bias_exp=one(6),
+                 bias_u=np.array([(1 << 23) - 1, -(1 << 23) + 1, 5], np.int64), bias_start=2)
+    g = Graph({"x": N.Input(shape=(3,)), "l": lif, "y": N.Output(shape=(3,))}, [Edge("x", "l"), Edge("l", "y")],
+              numerics="loihi", name="wrap").verify()
+    x = np.zeros((8, 2, 3), np.float32)
+    x[:, 0, 0], x[:, 0, 1], x[:, :, 2] = (1 << 25) - 2, -(1 << 25), 3
+    shifted = x[0, 0, :2].astype(np.int64) * 64          # 2**31 − 128 and −2**31: still int32
+    assert shifted[0] + lif.bias_u[0] > 2**31 - 1 and shifted[1] + lif.bias_u[1] < -(2**31)
+    assert_same_as_emulator(g, {"x": x})
