@@ -124,7 +124,10 @@ def compile(model: Any, target: "str | Target" = "loihi2", out_dir: str | Path |
     a spiking model. ``timesteps``: steps per sample (ANN default 64). ``accuracy_budget``:
     points of calibration accuracy the emulator may lose against the float model; per-layer
     weight bits and timesteps are searched to stay within it. Other keywords: ``per_channel``,
-    ``method``, ``encoding``, ``stats`` (to the pipeline) and the :func:`load` options.
+    ``method``, ``encoding``, ``stats``, ``bias_from_step_zero`` (loihi2: biases act from step 0,
+    not with each layer's delayed input, so that lava-dl netx can express them and ``network.net``
+    is written; the first steps then differ from the trained model) (to the pipeline) and the
+    :func:`load` options.
 
     The source check (docs/source-check.md): the trained model (``model`` itself, or ``source``
     when ``model`` is a Graph) is run in its own framework and compared layer by layer with the

@@ -230,7 +230,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     out = neurocc.compile(graph, target, Path(args.out), dt=args.dt, calibration=calibration,
                           timesteps=args.timesteps, accuracy_budget=args.accuracy_budget,
                           targets_file=args.targets, per_channel=args.per_channel, echo=print,
-                          allow_source_mismatch=args.allow_source_mismatch, **extra)
+                          allow_source_mismatch=args.allow_source_mismatch,
+                          bias_from_step_zero=args.bias_from_step_zero, **extra)
     print(f"compiled '{graph.name}' for {target.name} into {out}")
     return 0
 
@@ -486,6 +487,10 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                        help="zero the smallest-magnitude weights first: FRACTION (per layer), global:FRACTION, "
                             "neurons:FRACTION (whole neurons/channels); FRACTION in [0, 1) or NN%% "
                             "(docs/mapping.md#pruning)")
+        p.add_argument("--bias-from-step-zero", action="store_true",
+                       help="loihi2: biases act from step 0 instead of with each layer's delayed input, so "
+                            "that lava-dl netx can express them and network.net is written; the first steps "
+                            "then differ from the trained model (recorded in quantization.json)")
         p.add_argument("--allow-source-mismatch", action="store_true",
                        help="compile even when the trained model, run in its own framework, differs from neurocc's "
                             "float reference; the measured difference is recorded in the manifest")

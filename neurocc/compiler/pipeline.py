@@ -202,11 +202,13 @@ def _convert(graph: Graph, tgt: Target, calibration: Any, timesteps: int | None,
 
 
 def quantize_prepared(prep: Prepared, *, stats: dict[str, LayerStats] | None = None, per_channel: bool = False,
-                      weight_bits: dict[str, int] | None = None, check: bool = True) -> Compiled:
+                      weight_bits: dict[str, int] | None = None, check: bool = True,
+                      bias_from_step_zero: bool = False) -> Compiled:
     """Quantize a :class:`Prepared` (calibrated when it holds data), then run the diagnostics.
 
     ``stats`` (user-given) override the calibrated ones; ``weight_bits`` sets per-layer weight
-    bits; ``check`` raises when quantization silences a layer that fires in float."""
+    bits; ``check`` raises when quantization silences a layer that fires in float;
+    ``bias_from_step_zero`` drops the bias starts (:mod:`neurocc.compiler.bias_start`)."""
     from neurocc.compiler import calibrate
 
     tgt = prep.target
@@ -224,6 +226,10 @@ def quantize_prepared(prep: Prepared, *, stats: dict[str, LayerStats] | None = N
         merged = {n: LayerStats(weight_bits=b) for n, b in weight_bits.items()}
     merged.update(stats or {})
     qgraph, report = quantize_with_report(prep.to_quantize, tgt.numerics, tgt, stats=merged, per_channel=per_channel)
+    if bias_from_step_zero:
+        from neurocc.compiler.bias_start import drop_bias_starts
+
+        qgraph = drop_bias_starts(qgraph, report, prep.cal, DIAG_SAMPLES)
     _verified(qgraph, "quantize")
     diag = None
     if prep.cal is not None:
@@ -286,14 +292,15 @@ def compile_graph(graph: Graph, target: Target | str, *, dt: float | None = None
                   method: Method | str = Method.EULER, stats: dict[str, LayerStats] | None = None,
                   targets_file: str | Path | None = None, calibration: Any = None, timesteps: int | None = None,
                   encoding: Any = None, per_channel: bool = False,
-                  weight_bits: dict[str, int] | None = None) -> Compiled:
+                  weight_bits: dict[str, int] | None = None, bias_from_step_zero: bool = False) -> Compiled:
     """Run the passes without writing anything (see the module docstring)."""
     tgt = resolve_target(target, targets_file)
     if graph.numerics is not None:  # already integer (a netx file): nothing to quantize
         return _prequantized(graph, tgt)
     prep = prepare(graph, tgt, dt=dt, method=method, calibration=calibration, timesteps=timesteps,
                    encoding=encoding)
-    return quantize_prepared(prep, stats=stats, per_channel=per_channel, weight_bits=weight_bits)
+    return quantize_prepared(prep, stats=stats, per_channel=per_channel, weight_bits=weight_bits,
+                             bias_from_step_zero=bias_from_step_zero)
 
 
 def _prequantized(graph: Graph, tgt: Target) -> Compiled:
@@ -361,7 +368,8 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
                   accuracy_budget: float | None = None, per_channel: bool = False, encoding: Any = None,
                   stats: dict[str, LayerStats] | None = None, echo: Callable[[str], None] | None = None,
                   prune: Any = None, source_check: Callable[[Any], dict[str, Any]] | None = None,
-                  delta_threshold: float | None = None, sd_variant: str = "lava-0.10") -> Path:
+                  delta_threshold: float | None = None, sd_variant: str = "lava-0.10",
+                  bias_from_step_zero: bool = False) -> Path:
     """Compile ``graph`` for ``target`` into the artifact directory ``out_dir`` (written atomically).
 
     ``dt`` (seconds) overrides the target's step (NIR files carry none). ``calibration``: a path
@@ -380,6 +388,9 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     instead (:mod:`neurocc.compiler.sdnn_compile`): ``delta_threshold`` is the threshold fraction
     (default 0.05; searched with ``accuracy_budget``), ``sd_variant`` the numerics
     (``lava-0.10``, or ``lava-pr875``: emulator and edge-cpu only).
+    ``bias_from_step_zero``: biases act from step 0 rather than with each layer's delayed input
+    (loihi2), so that netx can write ``network.net``; the first steps then differ from the trained
+    model (:mod:`neurocc.compiler.bias_start`; not with ``accuracy_budget``).
     """
     from neurocc.compiler.prequantized import integer_target
     from neurocc.compiler.prune import parse_spec, prune_graph
@@ -412,14 +423,21 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     elif accuracy_budget is not None:
         from neurocc.compiler.budget import search
 
+        if bias_from_step_zero:
+            raise CompileError("--bias-from-step-zero cannot be combined with --accuracy-budget yet",
+                               where=f"graph '{graph.name}', target '{tgt.name}'",
+                               fix="compile with one of the two options")
+
         compiled, budget_doc = search(graph, tgt, float(accuracy_budget), dt=dt, method=method,
                                       calibration=calibration, timesteps=timesteps, encoding=encoding,
                                       per_channel=per_channel, stats=stats)
     else:
         compiled = compile_graph(graph, tgt, dt=dt, method=method, calibration=calibration, timesteps=timesteps,
-                                 encoding=encoding, per_channel=per_channel, stats=stats)
+                                 encoding=encoding, per_channel=per_channel, stats=stats,
+                                 bias_from_step_zero=bias_from_step_zero)
     recompile = _recompiler(graph, tgt, dict(dt=dt, method=method, calibration=calibration, timesteps=timesteps,
-                                             encoding=encoding, per_channel=per_channel, stats=stats))
+                                             encoding=encoding, per_channel=per_channel, stats=stats,
+                                             bias_from_step_zero=bias_from_step_zero))
     rates = {n: float(d["rate"]) for n, d in ((compiled.calibration or {}).get("layers") or {}).items()
              if isinstance(d, dict) and d.get("rate") is not None}
     mapping = _mapping(compiled.graph, tgt, targets_file, recompile, rates or None)
@@ -431,6 +449,8 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
                           "density": density(compiled.graph)}
     if source_doc is not None:
         extra["source"] = source_doc
+    if bias_from_step_zero:
+        extra["bias_from_step_zero"] = True
     files = {MAPPING_FILE: (mapping.to_json() + "\n").encode()}
     if compiled.cal is not None:  # what `neurocc validate --samples N` draws from
         sample = compiled.cal.subset(CAL_SAMPLE)
@@ -448,6 +468,11 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
 
         tables = format_compile(extra, compiled.quantization)
         echo(f"{tables}\n" if tables else "")
+        from neurocc.compiler.bias_start import line
+
+        bias_line = line(compiled.quantization)
+        if bias_line:
+            echo(bias_line + "\n")
         echo(f"{mapping.format_table()}\n")
     return Path(out_dir)
 

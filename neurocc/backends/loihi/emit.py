@@ -16,7 +16,7 @@ from typing import Any
 from neurocc.ir.graph import Graph
 
 from .lower import problems as lava_problems
-from .netx import plan_netx
+from .netx import BIAS_START_PROBLEM, plan_netx
 from .netx_file import NET_FILE, SIDECAR, sidecar, write_json, write_net
 
 MAPPING_FILE = "mapping.json"  # the compile pipeline's mapping report (docs/artifact-format.md §6)
@@ -43,8 +43,12 @@ def _warn_once(name: str, problems: list[str]) -> None:
         return
     _WARNED.add(name)
     more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    hint = ""
+    if any(BIAS_START_PROBLEM in p for p in problems):
+        hint = ("; compile with `--bias-from-step-zero` (Python: bias_from_step_zero=True) to start the biases "
+                "at step 0 as netx does (the first steps then differ from the trained model)")
     warnings.warn(f"network.net (lava-dl netx) not written for '{name}': netx cannot express it exactly: "
-                  f"{problems[0]}{more}; `--backend loihi` still runs it; details in {SIDECAR}",
+                  f"{problems[0]}{more}{hint}; `--backend loihi` still runs it; details in {SIDECAR}",
                   UserWarning, stacklevel=4)
 
 

@@ -65,6 +65,7 @@ from .plan import Feed, Readout, lava_shape
 NEURONS = (QLIF, QLI, QSigmaDelta)
 NEVER_FIRES = 1 << 17   # vThMant of netx's neuron-less dense layer (``1 << 18 - 1`` in netx)
 BIAS_EXP = 6            # netx's fixed bias exponent for CUBA neurons
+BIAS_START_PROBLEM = "its bias starts at step"   # the problem text compile's warning recognises
 BIAS_BITS = 13          # Loihi's signed bias mantissa
 MAX_DELAY = 62          # netx clamps delays to 0..62 (DelayDense max_delay=62)
 GRADED_BITS = 24
@@ -415,10 +416,11 @@ class _Planner:
         if node.reset_interval:
             self.problem(name, "reset_interval is a netx Network argument, not part of the file")
         if getattr(node, "bias_u", None) is not None:
-            self.problem(name, "bias_u (a bias on the current): netx's CUBA neuron biases v only")
+            self.problem(name, "bias_u (a bias on the current, snnTorch Synaptic): netx's CUBA neuron biases v "
+                               "only (--bias-from-step-zero does not change this)")
         if node.bias_start:
-            self.problem(name, f"its bias starts at step {node.bias_start}, with its Dense-delayed input; "
-                               "netx's CUBA neuron adds the bias from step 0")
+            self.problem(name, f"{BIAS_START_PROBLEM} {node.bias_start}, with its Dense-delayed input; "
+                               "netx's CUBA neuron adds the bias from step 0 (--bias-from-step-zero)")
         if not (-1 <= one["du"] <= 4095 and 0 <= one["dv"] <= 4096):
             self.problem(name, f"du={one['du']}, dv={one['dv']} outside netx's iDecay/vDecay 0..4096")
         group = {"type": "CUBA", "iDecay": one["du"] + 1, "vDecay": one["dv"], "vThMant": vth,
