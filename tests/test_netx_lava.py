@@ -51,11 +51,10 @@ def test_tiny_and_ntidigits_in_lava_netx(lava_ok, tmp_path) -> None:
 
     from neurocc.backends.loihi.netx import plan_netx
     from neurocc.backends.loihi.netx_file import write_net
-    from neurocc.compiler.passes.quantize import bias_from_step_zero
 
-    art = compile_model(_biased_model(), "loihi2", tmp_path / "art")
-    g3 = bias_from_step_zero(load_artifact(art).graph)   # netx biases from step 0 (no bias_start)
-    write_net(plan_netx(g3), art / "network.net")
+    art = compile_model(_biased_model(), "loihi2", tmp_path / "art", bias_from_step_zero=True)
+    g3 = load_artifact(art).graph   # the compile option: biases from step 0, so network.net is written
+    assert (art / "network.net").exists()
     x3 = (rng.random((60, 1, 12)) < 0.3).astype(np.int64)
     # and neurocc's own re-export of NTIDIGITS (axonal delays written back as `delay`)
 

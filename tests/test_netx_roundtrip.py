@@ -63,18 +63,22 @@ def _biased_model():
                        ("lif2", lif(n_o)), ("output", Output(shape=(n_o,))), dt=1e-3).verify()
 
 
-def test_loihi_compile_of_a_biased_model_and_network_net(tmp_path: Path) -> None:
+def test_loihi_compile_of_a_biased_model_and_network_net(tmp_path: Path, monkeypatch) -> None:
     """A float model whose layers have biases: the loihi2 artifact starts each layer's bias with
-    its Dense-delayed input (bias_start), which netx cannot say, so compile writes no network.net
-    and loihi.json names the layers; the same graph with its biases from step 0
-    (bias_from_step_zero) is expressible, and reading its netx file back gives that graph's outputs."""
+    its Dense-delayed input (bias_start), which netx cannot say, so compile writes no network.net,
+    loihi.json names the layers and the warning names the option; the same graph with its biases
+    from step 0 (bias_from_step_zero) is expressible, and reading its netx file back gives that
+    graph's outputs."""
     import json
 
+    from neurocc.backends.loihi import emit as emit_mod
     from neurocc.compiler.passes.quantize import bias_from_step_zero
     from neurocc.compiler.pipeline import compile_model
     from neurocc.ir.artifact import load_artifact
 
-    art = compile_model(_biased_model(), "loihi2", tmp_path / "art")
+    monkeypatch.setattr(emit_mod, "_WARNED", set())   # warned once per graph name and process
+    with pytest.warns(UserWarning, match="network.net .* not written .*--bias-from-step-zero"):
+        art = compile_model(_biased_model(), "loihi2", tmp_path / "art")
     doc = json.loads((art / "loihi.json").read_text())
     assert not doc["netx"]["expressible"] and not (art / "network.net").exists()
     assert any("node 'lif1' (QLIF): its bias starts at step 1" in p for p in doc["netx"]["not_expressible"])
@@ -90,6 +94,43 @@ def test_loihi_compile_of_a_biased_model_and_network_net(tmp_path: Path) -> None
     # the bias start is what separates the two in the first steps: layer 1 stays silent at step 0
     rq = simulate(q, {"input": x}, record=True).traces
     assert not rq["lif1/v"][0].any() and simulate(g, {"input": x}, record=True).traces["lif1/v"][0].any()
+
+
+def test_compile_bias_from_step_zero_writes_network_net(tmp_path: Path, capsys, monkeypatch) -> None:
+    """compile(bias_from_step_zero=True): the artifact's graph has no bias start, network.net is
+    written and reads back to that graph's outputs; quantization.json and the manifest record the
+    choice (the dropped starts per layer and, with calibration data, the measured change), and
+    compile prints the line saying so. (Lava running this file: test_netx_lava.py.)"""
+    import json
+
+    import neurocc
+    from neurocc.backends.loihi import emit as emit_mod
+    from neurocc.compiler.passes.quantize import bias_from_step_zero
+    from neurocc.ir.artifact import load_artifact
+
+    x = (np.random.default_rng(1).random((40, 8, 12)) < 0.3).astype(np.float64)
+    art = neurocc.compile(_biased_model(), "loihi2", tmp_path / "art", calibration={"x": x},
+                          bias_from_step_zero=True, echo=print)
+    g = load_artifact(art).graph
+    assert (art / "network.net").exists()
+    assert all(n.bias_start == 0 for n in g.nodes.values() if n.kind == "QLIF")
+    doc = json.loads((art / "quantization.json").read_text())["bias_from_step_zero"]
+    assert doc["enabled"] and doc["dropped_bias_start"] == {"lif1": 1, "lif2": 2}
+    m = doc["measured"]
+    # what it changes, measured here independently: the bias-start graph against the artifact's
+    monkeypatch.setattr(emit_mod, "_WARNED", set())
+    with pytest.warns(UserWarning, match="--bias-from-step-zero"):   # without the option: no network.net
+        q = neurocc.compile(_biased_model(), "loihi2", tmp_path / "q", calibration={"x": x})
+    assert not (q / "network.net").exists()
+    a = simulate(load_artifact(q).graph, {"input": x}).outputs["output"]
+    b = simulate(g, {"input": x}).outputs["output"]
+    assert m["differ"] == int(np.count_nonzero(a != b)) > 0 and m["output_values"] == a.size
+    assert np.array_equal(b, simulate(bias_from_step_zero(load_artifact(q).graph), {"input": x}).outputs["output"])
+    assert json.loads((art / "manifest.json").read_text())["bias_from_step_zero"] is True
+    assert "bias from step zero: the biases of lif1 (1 step), lif2 (2 steps)" in capsys.readouterr().out
+    back = read_netx(art / "network.net")
+    xs = (np.random.default_rng(2).random((50, 2, 12)) < 0.3).astype(np.int64)
+    assert np.array_equal(simulate(back, {"input": xs}).outputs["output"], simulate(g, {"input": xs}).outputs["output"])
 
 
 SDNN = ["gts/pilotnet_sdnn/network.net", "gts/pilotnet_sdnn/square_network.net"]
