@@ -77,6 +77,6 @@ def line(report: dict[str, Any] | None) -> str | None:
         diag = report.get("diagnostics") or {}
         if diag.get("agreement") is not None:
             how += f"; agreement with the float model {100 * float(diag['agreement']):.1f}%"
-    return (f"bias from step zero: the biases of {layers} now act before the layer's input arrives: its first "
+    return (f"bias from step zero: the biases of {layers} now act before the layer's input arrives: their first "
             f"steps differ from the trained model, and so may later spikes: {how}")
 
