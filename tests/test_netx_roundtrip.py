@@ -187,3 +187,17 @@ def test_sdnn_export_refuses_what_netx_cannot_say(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         write_net(plan, tmp_path / "no.net")
     assert not (tmp_path / "no.net").exists()
+
+
+def test_cli_compile_bias_from_step_zero(tmp_path: Path, capsys) -> None:
+    """`neurocc compile MODEL.nir --target loihi2 --bias-from-step-zero`: network.net is written
+    and compile prints the line naming the layers whose bias now starts at step 0."""
+    import neurocc
+    from neurocc.cli import main
+
+    model = neurocc.export_nir(_biased_model(), tmp_path / "m.nir")
+    assert main(["compile", str(model), "--target", "loihi2", "--dt", "0.001", "-o", str(tmp_path / "art"),
+                 "--bias-from-step-zero"]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "art" / "network.net").exists()
+    assert "bias from step zero: the biases of lif1 (1 step), lif2 (2 steps)" in out and "not measured" in out
