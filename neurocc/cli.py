@@ -37,6 +37,16 @@ def _shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+def _samples(text: str) -> int:
+    """``N`` (>= 1) or ``all`` (every test digit)."""
+    if text.strip().lower() == "all":
+        return 1 << 30
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"'{text}' is neither a positive integer nor 'all'") from None
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -382,7 +392,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     from neurocc.quickstart import quickstart
 
     result = quickstart(args.targets, args.out, fast=args.fast, only=args.only, workers=args.workers,
-                        ray_address=args.ray_address)
+                        ray_address=args.ray_address, samples=args.samples)
     print(result.text())
     return result.exit_status
 
@@ -457,6 +467,9 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--fast", action="store_true",
                        help="fewer timesteps and samples (a smoke test, as the tests run it; not the real figures)")
         p.add_argument("--only", type=_names, metavar="T,T", help="only these targets (default: every target)")
+        p.add_argument("--samples", type=_samples, metavar="N|all",
+                       help="test digits the slow simulators (Lava, NEST) score: N, or all 450 (default: 64 per "
+                            "worker, to stay near the 10-minute budget; the fast backends always score all)")
         _workers_flags(p)
     elif name == "export-nir":
         p.add_argument("out", metavar="OUT.nir", help="the NIR file to write")

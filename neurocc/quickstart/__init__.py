@@ -6,9 +6,10 @@ backend, validate every backend, and print one table (docs/quickstart.md explain
 2. For every target of targets.yaml (or ``--targets FILE``; ``--only`` picks some), in file
    order: compile it (ANN → SNN conversion with the training split as calibration data,
    ``timesteps`` steps per digit; integer targets are quantized to their numerics), then evaluate
-   and evaluate each backend (:mod:`.target`) on all 450 test digits: the slow simulators (Lava,
-   NEST) in sample batches on Ray workers, the machine's cores by default (one Ray instance for
-   every target; ``--fast`` scores them on the first ``slow_samples`` only); every compared
+   and evaluate each backend (:mod:`.target`) on the 450 test digits: the slow simulators (Lava,
+   NEST) on the first ``slow_samples`` (default: 64 per Ray worker, the time budget; ``--samples
+   N|all``) in sample batches on Ray workers, the machine's cores by default (one Ray instance for
+   every target); every compared
    backend is validated on the first ``validate_samples`` digits with every state variable recorded (exact against the emulator for integer targets, cosine against the
    float reference for float ones).
 3. Write the HTML report of one artifact (the first of :data:`REPORT_TARGETS` that compiled),
@@ -38,7 +39,7 @@ from pathlib import Path
 import neurocc
 from neurocc.errors import InputError
 from neurocc.progress import Step
-from neurocc.quickstart.table import FAST, FULL, Row, Settings, format_table, judge, step_summary
+from neurocc.quickstart.table import FAST, FULL, SLOW_PER_WORKER, Row, Settings, format_table, judge, step_summary
 from neurocc.quickstart.target import Digits, Log, attempt, encoded, run_target, substeps
 from neurocc.targets import Target
 
@@ -78,15 +79,18 @@ class Result:
 
 def quickstart(targets_file: str | Path | None = None, out_dir: str | Path = DEFAULT_OUT, *, fast: bool = False,
                only: Sequence[str] | None = None, settings: Settings | None = None, workers: int | None = None,
-               ray_address: str | None = None) -> Result:
+               ray_address: str | None = None, samples: int | None = None) -> Result:
     """Run the quickstart (module docstring). Raises a NeuroccError only when nothing can run: an
     unknown ``only`` name, an output folder that is not ours, an ANN that cannot be trained.
-    ``workers``/``ray_address``: where the slow simulators run (default: the machine's cores)."""
+    ``workers``/``ray_address``: where the slow simulators run (default: the machine's cores);
+    ``samples``: test digits the slow simulators score (default: :data:`SLOW_PER_WORKER` per worker)."""
     start = time.monotonic()
     cfg = settings or (FAST if fast else FULL)
     if workers is not None or ray_address is not None:
         cfg = replace(cfg, workers=workers if workers is not None else cfg.workers,
                       ray_address=ray_address or cfg.ray_address)
+    if samples is not None:
+        cfg = replace(cfg, slow_samples=samples)
     chosen = choose(neurocc.load_targets(targets_file), only)
     out = prepare(Path(out_dir))
     log, total = Log(), len(chosen) + 2
@@ -126,6 +130,8 @@ def shared_workers(chosen: Sequence[Target], cfg: Settings, digits: int) -> Iter
 
     slow = [t.backend for t in chosen if t.backend in SLOW_BACKENDS]
     layout = resolve_workers(cfg.workers, slow, cfg.ray_address, min(cfg.slow_samples or digits, digits))
+    if cfg.slow_samples is None:   # the time budget: SLOW_PER_WORKER digits per worker
+        cfg = replace(cfg, slow_samples=min(digits, SLOW_PER_WORKER * (layout.workers if layout.parallel else 1)))
     if not slow or not layout.parallel:
         yield replace(cfg, workers=1)
         return

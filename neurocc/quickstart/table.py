@@ -19,7 +19,8 @@ class Settings:
     """How much work the quickstart does (``--fast`` = :data:`FAST`, for tests)."""
 
     timesteps: int = 64          # steps per test digit (ANN → SNN conversion)
-    slow_samples: int | None = None   # test digits scored on the slow simulators (Lava, NEST); None: all
+    slow_samples: int | None = None   # test digits scored on the slow simulators (Lava, NEST); None:
+    #                                   SLOW_PER_WORKER per worker (the time budget), at most all
     validate_samples: int = 8    # test digits every compared backend runs with every state variable recorded
     epochs: int = 40             # training epochs of the digits MLP
     seed: int = 0                # data split, training and Poisson draws
@@ -27,6 +28,9 @@ class Settings:
     ray_address: str | None = None   # join this Ray cluster (None: $RAY_ADDRESS, else a local Ray)
 
 
+# Lava costs ~0.6-1.1 s per digit per worker here (docs/quickstart.md): 64 digits per worker keeps
+# the two Lava targets and NEST near 3 minutes whatever the worker count; 8 workers score all 450.
+SLOW_PER_WORKER = 64
 FULL = Settings()
 FAST = Settings(timesteps=32, slow_samples=8, validate_samples=2)
 
