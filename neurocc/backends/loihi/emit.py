@@ -44,9 +44,9 @@ def _warn_once(name: str, problems: list[str]) -> None:
     _WARNED.add(name)
     more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
     hint = ""
-    if any(BIAS_START_PROBLEM in p for p in problems):
-        hint = ("; compile with `--bias-from-step-zero` (Python: bias_from_step_zero=True) to start the biases "
-                "at step 0 as netx does (the first steps then differ from the trained model)")
+    if all(BIAS_START_PROBLEM in p for p in problems):   # the flag would then give a network.net
+        hint = ("; `--bias-from-step-zero` (Python: bias_from_step_zero=True) writes one, the biases then "
+                "acting from step 0 as in netx")
     warnings.warn(f"network.net (lava-dl netx) not written for '{name}': netx cannot express it exactly: "
                   f"{problems[0]}{more}{hint}; `--backend loihi` still runs it; details in {SIDECAR}",
                   UserWarning, stacklevel=4)
