@@ -59,15 +59,22 @@ def run_stdp(name: str, node: Any, pre: list[list[int]], post: list[list[int]], 
     cfg = {"pre": [sorted(t) + [flush] for t in pre], "post": [sorted(t) for t in post],
            "weight": (np.asarray(node.weight, float) * w_scale).tolist(), "steps": flush + 2,
            "stdp": stdp_parameters(name, node, w_scale)}
-    with tempfile.TemporaryDirectory(prefix="neurocc-stdp-") as tmp:
-        (Path(tmp) / "cfg.json").write_text(json.dumps(cfg))
-        proc = subprocess.run([sys.executable, str(TEMPLATE), str(Path(tmp) / "cfg.json"), simulator], check=False,
-                              capture_output=True, text=True, timeout=timeout_s, cwd=tmp)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise BackendError(f"the PyNN STDP run failed ({simulator}): {proc.stderr.strip()[-600:]}",
-                           where=f"node '{name}'", fix="check that pyNN and NEST are installed")
-    out = json.loads(lines[-1][7:])
+    out = run_template(TEMPLATE, cfg, simulator, timeout_s, what="STDP", where=f"node '{name}'")
     out["weight"] = np.asarray(out["weight"]) / w_scale
     out["pre"] = [[t for t in ts if t < flush] for ts in out["pre"]]
     return out
+
+
+def run_template(template: Path, cfg: dict[str, Any], simulator: str, timeout_s: float, *, what: str,
+                 where: str) -> dict[str, Any]:
+    """Run a PyNN worker script (``template``, a fresh Python process) on ``cfg`` written as JSON;
+    its last ``RESULT {json}`` line, or a BackendError naming ``where`` with stderr's tail."""
+    with tempfile.TemporaryDirectory(prefix="neurocc-pynn-") as tmp:
+        (Path(tmp) / "cfg.json").write_text(json.dumps(cfg))
+        proc = subprocess.run([sys.executable, str(template), str(Path(tmp) / "cfg.json"), simulator], check=False,
+                              capture_output=True, text=True, timeout=timeout_s, cwd=tmp)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise BackendError(f"the PyNN {what} run failed ({simulator}): {proc.stderr.strip()[-600:]}",
+                           where=where, fix="check that pyNN and NEST are installed")
+    return json.loads(lines[-1][7:])

@@ -20,10 +20,6 @@ every delay-1 edge keeps its one-step latency. What stays different is the STDP 
 """
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +28,7 @@ import numpy as np
 from neurocc.errors import BackendError
 from neurocc.ir.numerics.core import lava_dense_weights
 
-from .plastic import stdp_parameters
+from .plastic import run_template, stdp_parameters
 
 TEMPLATE = Path(__file__).with_name("plastic_net_template.py")
 # pyNN.nest scales STDP weight bounds by 1000 (nA -> pA) but IF_curr_delta's weights by
@@ -89,15 +85,7 @@ def run_plastic_network(graph: Any, inputs: dict[str, np.ndarray], simulator: st
     (steps, 1, n) on the emulator's step index and ``<plastic node>/w`` (1, post, pre) float."""
     cfg = lower_network(graph, inputs)
     steps = cfg["steps"] - 2
-    with tempfile.TemporaryDirectory(prefix="neurocc-plastic-net-") as tmp:
-        (Path(tmp) / "cfg.json").write_text(json.dumps(cfg))
-        proc = subprocess.run([sys.executable, str(TEMPLATE), str(Path(tmp) / "cfg.json"), simulator], check=False,
-                              capture_output=True, text=True, timeout=timeout_s, cwd=tmp)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise BackendError(f"the PyNN plastic network run failed ({simulator}): {proc.stderr.strip()[-600:]}",
-                           where=f"graph '{graph.name}'", fix="check that pyNN and NEST are installed")
-    res = json.loads(lines[-1][7:])
+    res = run_template(TEMPLATE, cfg, simulator, timeout_s, what="plastic network", where=f"graph '{graph.name}'")
     out: dict[str, np.ndarray] = {}
     for name, trains in res["spikes"].items():
         s = np.zeros((steps, 1, len(trains)), np.int64)
