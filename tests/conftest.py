@@ -21,6 +21,19 @@ def nir_paper() -> Path:
 
 
 @pytest.fixture(scope="session")
+def ca3():
+    """examples/ca3_memory.py as a module (the CA3 memory built with neurocc's API)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("ca3_memory", REPO / "examples" / "ca3_memory.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["ca3_memory"] = mod   # its frozen dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="session")
 def lava_ok() -> None:
     """Skip (printing why) where Lava cannot run; checked once, in a subprocess."""
     from neurocc.backends.loihi import unavailable_reason

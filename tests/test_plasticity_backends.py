@@ -3,7 +3,6 @@ and learned weights) over learning runs; the CA3 memory example end to end on th
 the rule parser reads strings as Lava's ProductSeries does; edge-cpu refuses plastic graphs."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -20,14 +19,6 @@ from neurocc.ir.qnodes_plastic import QPlasticDense
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _example():
-    spec = importlib.util.spec_from_file_location("ca3_memory", ROOT / "examples" / "ca3_memory.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["ca3_memory"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _ff_graph(sign_mode: str, dw: str, t_epoch: int, w0: np.ndarray, sparse: bool = False) -> Graph:
     n_post, n_pre = w0.shape
     z = np.zeros(n_post, np.int32)
@@ -39,7 +30,7 @@ def _ff_graph(sign_mode: str, dw: str, t_epoch: int, w0: np.ndarray, sparse: boo
                  name=f"ff_{sign_mode}")
 
 
-def test_lava_equals_emulator_over_learning_runs(lava_ok):
+def test_lava_equals_emulator_over_learning_runs(lava_ok, ca3):
     """Feed-forward (mixed sign, t_epoch 3, x2/y2 traces and w factors, batch 2), a sparse plastic
     synapse (LearningSparse: absent synapses stay 0) and the CA3 memory (recurrent plastic
     synapses, inhibition) in one worker: spikes and weights exact."""
@@ -50,7 +41,7 @@ def test_lava_equals_emulator_over_learning_runs(lava_ok):
     w0 = rng.integers(-120, 120, (5, 7)).astype(np.int32)
     ff = _ff_graph("mixed", "3 * 2^-3 * y0 * x1 - 2^-2 * x0 * y1 + 2^-4 * y0 * x2 * y2 - 2^-6 * x0 * (w + 8)", 3, w0)
     x_ff = (rng.random((40, 2, 7)) < 0.3).astype(np.float64)
-    M = _example()
+    M = ca3
     ca3, x_ca3, info = M.experiment(M.Protocol(repeats=3), overwrite=0)
     w_sp = np.where(rng.random((5, 7)) < 0.5, rng.integers(20, 120, (5, 7)), 0).astype(np.int32)
     sp = _ff_graph("mixed", "2^-2 * y0 * x1 - 2^-3 * x0 * y1", 1, w_sp, sparse=True)
@@ -96,12 +87,12 @@ def test_parse_rule_matches_lava_product_series(lava_ok):
     assert lava == ours + ours       # our canonical text and the original text read the same in Lava
 
 
-def test_ca3_memory_learns_recalls_and_forgets():
+def test_ca3_memory_learns_recalls_and_forgets(ca3):
     """End to end on the emulator: 3 patterns of 6/32 bits, recall from 50 % fragments, then
     3 overwriting patterns (each reusing half of an old one) and recall of the old ones again."""
     from neurocc.backends.emulator import run as emulate
 
-    M = _example()
+    M = ca3
     graph, inputs, info = M.experiment(overwrite=3)
 
     out = emulate(graph, inputs)
@@ -129,13 +120,13 @@ def test_edge_cpu_refuses_plastic_graph():
     assert any("'syn'" in p and "QPlasticDense" in p and "freeze" in p for p in probs), probs
 
 
-def test_cli_save_weights_and_validate_compares_weights(lava_ok, tmp_path, capsys):
+def test_cli_save_weights_and_validate_compares_weights(lava_ok, ca3, tmp_path, capsys):
     """`run --save-weights` writes <node>/w; `validate --backends loihi` judges spikes and weights
     exactly against the emulator (weights counted in `compared`, reported per node)."""
     import neurocc
     from neurocc.cli import main
 
-    M = _example()
+    M = ca3
     graph, inputs, _ = M.experiment(M.Protocol(patterns=2, repeats=2), overwrite=0)
     neurocc.compile(graph, "loihi2", tmp_path / "art")
     np.savez(tmp_path / "x.npz", **inputs)
@@ -152,14 +143,14 @@ def test_cli_save_weights_and_validate_compares_weights(lava_ok, tmp_path, capsy
     assert res["compared"] > 1024
 
 
-def test_frozen_memory_runs_on_edge_cpu_exactly():
+def test_frozen_memory_runs_on_edge_cpu_exactly(ca3):
     """The learned weights frozen into QDense (freeze): edge-cpu (ONNX Runtime) equals the emulator
     on a recall from a 3-of-6 fragment, and the frozen memory completes the pattern."""
     from neurocc.backends import edge_cpu
     from neurocc.backends.emulator import run as emulate
     from neurocc.ir.qnodes_plastic import freeze
 
-    M = _example()
+    M = ca3
     graph, inputs, info = M.experiment(overwrite=0)
     frozen = freeze(graph, {"EE/w": emulate(graph, inputs)["EE/w"]})
     assert "QPlasticDense" not in {n.kind for n in frozen.nodes.values()}

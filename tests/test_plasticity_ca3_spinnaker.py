@@ -16,9 +16,6 @@ Judges (stated):
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,15 +25,6 @@ from neurocc.backends.spinnaker.plastic import stdp_parameters
 from neurocc.backends.spinnaker.plastic_net import run_plastic_network
 from neurocc.backends.spinnaker.pynn_run import available
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _example():
-    spec = importlib.util.spec_from_file_location("ca3_memory", ROOT / "examples" / "ca3_memory.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["ca3_memory"] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _nest_stdp(w0: np.ndarray, pre: list, post: list, p: dict, wmax: float, d: float = 1.0) -> np.ndarray:
@@ -57,12 +45,12 @@ def _nest_stdp(w0: np.ndarray, pre: list, post: list, p: dict, wmax: float, d: f
 
 
 @pytest.mark.parametrize("overwrite", [0, 3])
-def test_ca3_memory_on_nest_recalls_like_the_emulator(overwrite):
+def test_ca3_memory_on_nest_recalls_like_the_emulator(overwrite, ca3):
     reason = available("nest")
     if reason:
         print(f"SKIP: {reason}")
         pytest.skip(reason)
-    M = _example()
+    M = ca3
     graph, inputs, info = M.experiment(overwrite=overwrite, rule="stdp")
     want = emulate(graph, inputs)
     got = run_plastic_network(graph, inputs)
@@ -85,11 +73,11 @@ def test_ca3_memory_on_nest_recalls_like_the_emulator(overwrite):
             assert learned[inside].min() > learned[~inside].max()
 
 
-def test_what_has_no_pynn_form_is_refused_by_name(tmp_path):
+def test_what_has_no_pynn_form_is_refused_by_name(ca3, tmp_path):
     import neurocc
     from neurocc.errors import BackendError, CompileError
 
-    M = _example()
+    M = ca3
     graph, inputs, _ = M.experiment(M.Protocol(repeats=1, patterns=1), rule="decay")
     with pytest.raises(BackendError, match="node 'EE'.*no PyNN STDPMechanism form"):
         run_plastic_network(graph, inputs)                      # weight decay: not a SpikePairRule

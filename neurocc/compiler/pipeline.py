@@ -310,19 +310,7 @@ def _prequantized(graph: Graph, tgt: Target) -> Compiled:
     there (one rule with ``plan``: :mod:`neurocc.compiler.prequantized`)."""
     from neurocc.compiler.prequantized import target_form
 
-    graph = graph.verify()
-    plastic = [n for n, node in graph.nodes.items() if getattr(node, "plastic", False)]
-    if plastic and (tgt.numerics != "loihi" or tgt.backend == "edge-cpu"):
-        raise CompileError(f"node(s) {', '.join(repr(n) for n in plastic)} learn on chip (QPlasticDense) and target "
-                           f"'{tgt.name}' has no learning rule",
-                           where=f"graph '{graph.name}'",
-                           fix="compile it for a loihi-numerics target (loihi2, loihi1, emulator); for edge-cpu "
-                               "freeze the learned weights first (neurocc.ir.qnodes_plastic.freeze); for spinnaker, a "
-                               "pair-STDP network of memoryless QLIFs runs on SpiNNaker's PyNN API (NEST here) "
-                               "from the graph itself: neurocc.backends.spinnaker.plastic_net.run_plastic_network"
-                               "(graph, inputs), as in examples/ca3_memory.py --rule stdp (docs/plasticity.md)")
-
-    form = target_form(graph, tgt)
+    form = target_form(graph.verify(), tgt)
     if form.numerics is None:
         return compile_graph(form, tgt)   # the float model it stands for, then tgt's quantizer
     return Compiled(_float_form(form), form, None, graded_inputs=_graded_inputs(form))

@@ -44,6 +44,7 @@ def integer_target(graph: Graph, tgt: Target) -> Target:
 def target_form(graph: Graph, tgt: Target) -> Graph:
     """The graph that ``compile`` quantizes (a float graph) or keeps (the integer ``graph``) for
     ``tgt``; CompileError listing every reason when the target cannot take it."""
+    _refuse_plastic(graph, tgt)
     tgt = integer_target(graph, tgt)
     if tgt.numerics == graph.numerics:
         _require_backend(graph, tgt, _integer_fix(tgt))
@@ -62,6 +63,20 @@ def target_form(graph: Graph, tgt: Target) -> Graph:
                        where=f"graph '{graph.name}'",
                        fix="compile it for a loihi-numerics target (emulator, loihi2, loihi1) or for edge-cpu, "
                            "which runs the integers exactly")
+
+
+def _refuse_plastic(graph: Graph, tgt: Target) -> None:
+    """Synapses that learn on chip (QPlasticDense) run only on loihi-numerics backends: not on
+    edge-cpu (even with the loihi profile) nor through a float form."""
+    plastic = [n for n, node in graph.nodes.items() if getattr(node, "plastic", False)]
+    if plastic and (tgt.numerics != "loihi" or tgt.backend == "edge-cpu"):
+        raise CompileError(f"node(s) {', '.join(repr(n) for n in plastic)} learn on chip (QPlasticDense) and target "
+                           f"'{tgt.name}' has no learning rule", where=f"graph '{graph.name}'",
+                           fix="compile it for a loihi-numerics target (loihi2, loihi1, emulator); for edge-cpu "
+                               "freeze the learned weights first (neurocc.ir.qnodes_plastic.freeze); for spinnaker, a "
+                               "pair-STDP network of memoryless QLIFs runs on SpiNNaker's PyNN API (NEST here) "
+                               "from the graph itself: neurocc.backends.spinnaker.plastic_net.run_plastic_network"
+                               "(graph, inputs), as in examples/ca3_memory.py --rule stdp (docs/plasticity.md)")
 
 
 def _integer_fix(tgt: Target) -> str:

@@ -69,4 +69,4 @@ def problems(name: str, node: Any) -> list[str]:
 def assemble_weights(net: LavaNet, per_batch: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """``"<node>/w"`` (batch, post, pre) from the worker's per-element weights."""
     return {f"{p.node}/w": np.stack([b[f"{p.name}/weights"] for b in per_batch]).astype(np.int64)
-            for p in getattr(net, "procs", ()) if p.kind == "learning_dense"}   # a netx view has no procs
+            for p in net.procs if p.kind == "learning_dense"}

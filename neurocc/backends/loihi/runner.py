@@ -31,6 +31,7 @@ from neurocc.ir.graph import Graph
 
 from .lower import lower
 from .plan import JOB_FORMAT, LAVA_MISSING, LavaNet, from_lava, save_net, to_lava
+from .plastic import assemble_weights
 from .shim import INSTALL_HINT
 
 LOG_TAIL_LINES = 40
@@ -124,9 +125,6 @@ def assemble(net: LavaNet, per_batch: Sequence[Mapping[str, np.ndarray]]) -> dic
         arr = np.stack(rows, axis=1)
         binary = r.var == "s" and (arr.size == 0 or (arr.min() >= 0 and arr.max() <= 1))
         result[r.key] = arr.astype(np.uint8 if binary else np.int32)   # graded spikes stay int32
-    from .plastic import assemble_weights
-
-    result.update(assemble_weights(net, per_batch))
     return result
 
 
@@ -168,7 +166,8 @@ def _collect(job_dir: Path, runs: list[dict], lowered: list[LavaNet], prepared: 
     out = []
     for i, net in enumerate(lowered):
         batch = prepared[i][1]
-        out.append(assemble(net, [per.get((i, b), {}) for b in range(batch)]))
+        per_batch = [per.get((i, b), {}) for b in range(batch)]
+        out.append({**assemble(net, per_batch), **assemble_weights(net, per_batch)})
     return out
 
 
