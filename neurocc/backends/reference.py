@@ -4,6 +4,8 @@ The float graph is the discretised, unquantized graph (``graph.numerics is None`
 semantics in float64 with the per-step equations of :mod:`neurocc.backends.emulator.neurons`
 (``euler`` or ``exact`` by ``graph.method``, at ``graph.dt``), resets ``zero``/``subtract``,
 and edge delays. It is the reference for quantization error and for the non-integer backends.
+Plastic synapses (``PlasticDense``) learn by the float reference of their rule and their weights
+after the run come back as ``<node>/w`` (batch, post, pre), as the emulator's.
 ``run(artifact, ...)`` uses the artifact's float graph.
 """
 from __future__ import annotations
@@ -53,7 +55,8 @@ def run(artifact: Any, inputs: Mapping[str, np.ndarray], steps: int | None = Non
     """Backend contract: the artifact's float graph run on ``inputs`` (``device``: the
     emulator's torch path, see ``neurocc.backends.emulator.prepare``)."""
     res = simulate(float_graph(artifact), inputs, steps, record, device=device)
-    return {**res.outputs, **res.traces} if record else dict(res.outputs)
+    out = {**res.outputs, **res.traces} if record else dict(res.outputs)
+    return {**out, **res.weights}   # plastic synapses (the rule's float reference): "<node>/w"
 
 
 __all__ = ["check", "float_graph", "run", "simulate"]

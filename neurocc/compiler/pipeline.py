@@ -395,9 +395,10 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     if echo is not None:
         echo(dt_line(graph, tgt, dt) + "\n")
         if tgt.numerics != asked.numerics:
+            from neurocc.compiler.prequantized import keeps_integers
+
             echo(f"numerics: {tgt.numerics}, not {asked.name}'s {asked.numerics}: the model is already integer "
-                 f"and the {tgt.backend} backend runs these integers exactly (requantizing them would change "
-                 "the trained network)\n")
+                 f"and {keeps_integers(graph, asked)}\n")
     source_doc = source_check(float_side(graph, tgt, dt, method, calibration, timesteps)) if source_check else None
     spec = None if prune is None else parse_spec(prune)
     if spec is not None:

@@ -11,6 +11,11 @@ same numerics (``emulator``, ``loihi2``,   the integers, unchanged
                                            lowering is exact; requantizing to int8 would change
                                            the trained network. Refused when the ONNX lowering
                                            cannot run it (netx's ``reset_interval``)
+``spinnaker`` with plastic synapses        the integers, unchanged (``loihi`` profile): PyNN's
+                                           ``STDPMechanism`` network is lowered from them (one
+                                           weight unit = 1 mV); refused, naming each node, rule
+                                           and change, when a rule, neuron or node has no PyNN
+                                           form (:func:`neurocc.backends.spinnaker.plastic_net.problems`)
 ``spinnaker``, float32 targets             the float model the integers stand for
                                            (:func:`~neurocc.compiler.passes.dequantize.dequantize`),
                                            then the target's own quantizer; refused when there is
@@ -32,13 +37,31 @@ EXACT_ELSEWHERE = {"edge-cpu": ("int8",)}   # backend -> target numerics it runs
 
 def integer_target(graph: Graph, tgt: Target) -> Target:
     """``tgt`` as an already-integer ``graph`` is compiled for it: an ``edge-cpu`` (int8) target
-    keeps a loihi graph's integers, so it is taken with the ``loihi`` profile (recorded so in the
-    artifact's manifest); every other target is returned unchanged."""
-    if graph.numerics == "loihi" and tgt.numerics in EXACT_ELSEWHERE.get(tgt.backend or "", ()):
+    keeps a loihi graph's integers, and so does ``spinnaker`` for a graph with plastic synapses
+    (its PyNN network is lowered from them), so they are taken with the ``loihi`` profile
+    (recorded so in the artifact's manifest); every other target is returned unchanged."""
+    if keeps_integers(graph, tgt):
         return dataclasses.replace(tgt, numerics="loihi",
                                    description=f"{tgt.description}; here with the loihi profile: the "
                                                "imported Loihi integers, unchanged")
     return tgt
+
+
+def keeps_integers(graph: Graph, tgt: Target) -> str | None:
+    """Why ``tgt`` keeps the loihi integers of ``graph`` (one line for ``compile``), or None."""
+    if graph.numerics != "loihi":
+        return None
+    if tgt.numerics in EXACT_ELSEWHERE.get(tgt.backend or "", ()):
+        return f"the {tgt.backend} backend runs these integers exactly (requantizing them would change the " \
+               "trained network)"
+    if tgt.backend == "spinnaker" and _plastic(graph):
+        return "the synapses learn on chip; the PyNN network (STDPMechanism) is lowered from these integers, " \
+               "one weight unit = 1 mV"
+    return None
+
+
+def _plastic(graph: Graph) -> list[str]:
+    return [n for n, node in graph.nodes.items() if getattr(node, "plastic", False)]
 
 
 def target_form(graph: Graph, tgt: Target) -> Graph:
@@ -47,7 +70,7 @@ def target_form(graph: Graph, tgt: Target) -> Graph:
     _refuse_plastic(graph, tgt)
     tgt = integer_target(graph, tgt)
     if tgt.numerics == graph.numerics:
-        _require_backend(graph, tgt, _integer_fix(tgt))
+        _require_backend(graph, tgt, PLASTIC_FIX if _plastic(graph) else _integer_fix(tgt))
         return graph
     if graph.numerics == "loihi" and tgt.numerics in ("spinnaker", "float32"):
         from neurocc.compiler.passes.dequantize import dequantize
@@ -65,18 +88,22 @@ def target_form(graph: Graph, tgt: Target) -> Graph:
                            "which runs the integers exactly")
 
 
+PLASTIC_FIX = ("use pair STDP (neurocc.ir.plasticity.stdp_pair: 'a+ * y0 * x1 - a- * x0 * y1', x1/y1 traces, "
+               "excitatory, t_epoch 1) between memoryless QLIF populations (du 4095, dv 4096, no bias), or "
+               "compile it for loihi2 (Lava's learning engine runs any sum-of-products rule)")
+
+
 def _refuse_plastic(graph: Graph, tgt: Target) -> None:
-    """Synapses that learn on chip (QPlasticDense) run only on loihi-numerics backends: not on
-    edge-cpu (even with the loihi profile) nor through a float form."""
-    plastic = [n for n, node in graph.nodes.items() if getattr(node, "plastic", False)]
-    if plastic and (tgt.numerics != "loihi" or tgt.backend == "edge-cpu"):
+    """Synapses that learn on chip (QPlasticDense) run on loihi-numerics backends and, where PyNN's
+    STDPMechanism expresses the rule, on spinnaker; not on edge-cpu (even with the loihi profile)
+    nor through another target's quantizer."""
+    plastic = _plastic(graph)
+    if plastic and (tgt.backend == "edge-cpu" or (tgt.numerics != "loihi" and tgt.backend != "spinnaker")):
         raise CompileError(f"node(s) {', '.join(repr(n) for n in plastic)} learn on chip (QPlasticDense) and target "
                            f"'{tgt.name}' has no learning rule", where=f"graph '{graph.name}'",
-                           fix="compile it for a loihi-numerics target (loihi2, loihi1, emulator); for edge-cpu "
-                               "freeze the learned weights first (neurocc.ir.qnodes_plastic.freeze); for spinnaker, a "
-                               "pair-STDP network of memoryless QLIFs runs on SpiNNaker's PyNN API (NEST here) "
-                               "from the graph itself: neurocc.backends.spinnaker.plastic_net.run_plastic_network"
-                               "(graph, inputs), as in examples/ca3_memory.py --rule stdp (docs/plasticity.md)")
+                           fix="compile it for a loihi-numerics target (loihi2, loihi1, emulator) or, for pair "
+                               "STDP, for spinnaker (PyNN's STDPMechanism); for edge-cpu freeze the learned "
+                               "weights first (neurocc.ir.qnodes_plastic.freeze) (docs/plasticity.md)")
 
 
 def _integer_fix(tgt: Target) -> str:
@@ -96,7 +123,7 @@ def _require_backend(graph: Graph, tgt: Target | None, fix: str) -> None:
     else:
         from neurocc.backends import spinnaker
 
-        found = spinnaker.check(graph)
+        found = spinnaker.check(graph, tgt if _plastic(graph) else None)
     if found:
         raise CompileError(f"target '{tgt.name}' cannot take graph '{graph.name}' ({len(found)} problem(s))",
                            where=f"graph '{graph.name}'", problems=found, fix=fix)

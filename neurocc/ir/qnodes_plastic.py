@@ -69,8 +69,8 @@ class QPlasticDense(Node):
 
     def check(self) -> list[str]:
         probs = []
-        if self.weight.ndim != 2 or not np.issubdtype(self.weight.dtype, np.integer):
-            probs.append(f"weight must be a 2-D integer array, got {self.weight.dtype} {self.weight.shape}")
+        if self.weight.ndim != 2 or (self.quantized and not np.issubdtype(self.weight.dtype, np.integer)):
+            probs.append(f"weight must be a 2-D {'integer ' if self.quantized else ''}array, got {self.weight.dtype} {self.weight.shape}")
         if self.sign_mode not in SIGN_MODES:
             probs.append(f"sign_mode {self.sign_mode!r} is not one of {', '.join(SIGN_MODES)}")
         elif self.weight.size:
@@ -94,6 +94,19 @@ class QPlasticDense(Node):
                 if dead:
                     probs.append(f"the rule uses trace(s) {', '.join(dead)} whose impulse is 0 (always zero)")
         return probs
+
+
+@dataclass(frozen=True, eq=False)
+class PlasticDense(QPlasticDense):
+    """The float form of :class:`QPlasticDense` (the ``reference`` backend's model of a plastic
+    graph, from :func:`neurocc.compiler.passes.dequantize.dequantize`): float ``weight`` in the
+    same weight units (0..255 excitatory), forward ``a = (W · s) · 2**weight_exp``, and the rule's
+    float reference (:mod:`neurocc.ir.numerics.learning`, ``integer=False``: exact trace decays,
+    no trace cap, no rounding of the weights, which are only clipped to the sign mode's range)."""
+
+    kind: ClassVar[str] = "PlasticDense"
+    quantized: ClassVar[bool] = False
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
 
 def freeze(graph, weights=None, batch: int = 0):

@@ -8,7 +8,7 @@
         "cosine", "cosine_per_layer", "first_divergence", "first_divergence_class",
         "first_divergence_explanation", "passed",
         "rate_per_layer", "spike_count_error", "class_agreement", "lag", "error",
-        "readouts", "reason", "overflow_cause"}],
+        "readouts", "weights", "reason", "overflow_cause"}],
      "overflow": {node: {event: count}} | null}
 
 ``readouts``: per graded output (a non-spiking source: LI/CubaLI membranes) ``{"compared",
@@ -18,7 +18,10 @@ float units (``float_per_lsb``) against the reference, every step; judged bit fo
 element judged (spikes, readouts, recorded state); a result over 0 elements never passes
 (``reason`` says why a result failed). ``overflow``: the emulator run's wrap/saturation counts
 per node (:mod:`neurocc.overflow`; null when the emulator did not run), also issued as warnings;
-``overflow_cause`` names them as the likely cause of a failed result.
+``overflow_cause`` names them as the likely cause of a failed result. ``weights`` (plastic
+synapses only): per node the learned weights' verdict, exact against the emulator, else by the
+stated measures of :mod:`neurocc.runtime.learned` (Δw cosine; for spinnaker also a replay of the
+PyNN rule on the simulator's own spikes).
 
 Who is judged against whom:
 
@@ -206,7 +209,7 @@ def _judge(art: Artifact, backend: str) -> tuple[str, str, float | None]:
 
 
 def compare_runs(art: Artifact, expected: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray],
-                 float_vs_int: bool, exact: bool = True) -> dict[str, Any]:
+                 float_vs_int: bool, exact: bool = True, backend: str = "") -> dict[str, Any]:
     """The comparison fields of one result (see the module docstring); ``exact``: the rule is
     ``exact`` (readouts judged bit for bit), else readouts follow the target's readout rule."""
     graph = art.float_graph if float_vs_int else art.graph
@@ -233,6 +236,10 @@ def compare_runs(art: Artifact, expected: Mapping[str, np.ndarray], got: Mapping
         common = sorted(set(expected) & set(got))
         comp_e, comp_g = {k: expected[k] for k in common}, {k: got[k] for k in common}
     weights = _learned_weights(art, comp_e, comp_g)
+    if float_vs_int:   # learned weights across the float/int divide: a stated measure, not equality
+        from neurocc.runtime import learned
+
+        weights = learned.judge(art, backend, expected, got)
     diffs = [compare.exact_diff(comp_e[k], comp_g[k]) for k in comp_e]
     compared, mismatches = sum(d["compared"] for d in diffs), sum(d["mismatches"] for d in diffs)
     compared += sum(w["compared"] for w in weights.values())
@@ -304,7 +311,7 @@ def _result(art: Artifact, backend: str, runs: dict[str, Any]) -> dict[str, Any]
                        reason=f"backend '{name}' failed", overflow_cause=None)
             return res
     float_vs_int = art.graph.numerics is not None and (ref == "reference") != (backend == "reference")
-    res.update(compare_runs(art, expected, got, float_vs_int, exact=rule == "exact"))
+    res.update(compare_runs(art, expected, got, float_vs_int, exact=rule == "exact", backend=backend))
     passed, reason = _verdict(res, rule, min_cos)
     res["passed"], res["reason"], res["error"] = passed, reason, None
     counts = getattr(runs.get("emulator"), "overflow", None)
@@ -331,6 +338,9 @@ def _verdict(res: Mapping[str, Any], rule: str, min_cos: float | None) -> tuple[
     cos, readouts = res["cosine"], res.get("readouts") or {}
     if (res["cosine_per_layer"] or not readouts) and (cos is None or cos < (min_cos or 0)):
         why.append(f"mean-activity cosine {'-' if cos is None else f'{cos:.4f}'} < {min_cos}")
+    from neurocc.runtime.learned import failures
+
+    why += failures(res.get("weights") or {})
     for o, r in readouts.items():
         if not r["passed"]:
             got = r["relative_error"] if r["rule"] == "relative_error" else r["cosine"]
@@ -444,6 +454,9 @@ def format_validation(result: Mapping[str, Any]) -> str:
                              f"error {ro['relative_error']:.4g}{lim if ro['rule'] == 'relative_error' else ''}, "
                              f"cosine {ro['cosine']:.4f}{lim if ro['rule'] == 'cosine' else ''}: "
                              f"{'PASS' if ro['passed'] else 'FAIL'}")
+        from neurocc.runtime.learned import format_lines
+
+        lines += format_lines(r)
         if not r["passed"] and r.get("reason") and not r.get("error"):
             lines.append(f"  {r['backend']} failed: {r['reason']}")
         if r.get("overflow_cause"):

@@ -10,7 +10,7 @@ from neurocc.ir.graph import Graph
 
 FLOAT_KINDS = frozenset({"Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d",
                          "AvgPool2d", "MaxPool2d", "Flatten", "Delay", "Add", "ReLU", "Threshold", "I", "IF", "LI", "LIF",
-                         "CubaLI", "CubaLIF"})
+                         "CubaLI", "CubaLIF", "PlasticDense"})
 QLIF_RANGES = {"du": (-1, 4095), "dv": (0, 4096), "vth": (0, 1 << 17), "bias_mant": (-4096, 4095),
                "bias_exp": (-7, 7)}
 
@@ -28,7 +28,9 @@ def graph_problems(graph: Graph) -> list[str]:
                 hint = ("it is an integer kind: set the graph's numerics profile (quantize it)" if node.quantized
                         else "run the normalize pass first (it folds or rejects ANN-only kinds)")
                 found.append(f"node '{name}' ({node.kind}) cannot run in a float graph: {hint}")
-        return found
+        from neurocc.backends.emulator.plastic import plastic_problems
+
+        return found + plastic_problems(graph)
     from neurocc.ir.numerics import get_profile
 
     try:

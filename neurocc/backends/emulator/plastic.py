@@ -23,8 +23,8 @@ class QPlastic(Kernel):
     def __init__(self, *a, float_rule: bool = False, **kw) -> None:
         super().__init__(*a, **kw)
         self.terms = self.node.terms()
-        self.integer = not float_rule
-        self.out_dtype = np.int64
+        self.integer = self.integer and not float_rule   # a PlasticDense (float graph): the float rule
+        self.out_dtype = np.int64 if self.integer else np.float64
 
     def reset(self, batch: int) -> None:
         n = self.node
@@ -67,10 +67,11 @@ def plastic_problems(graph) -> list[str]:
         if not getattr(node, "plastic", False):
             continue
         succ = graph.successors(name)
-        if len(succ) != 1 or graph.nodes[succ[0]].kind != "QLIF":
-            out.append(f"node '{name}' (QPlasticDense) must feed exactly one QLIF (its post-synaptic neurons), "
+        if len(succ) != 1 or not graph.nodes[succ[0]].spiking:
+            out.append(f"node '{name}' ({node.kind}) must feed exactly one spiking neuron node (its post-synaptic "
+                       "neurons), "
                        f"it feeds {', '.join(succ) or 'nothing'}")
         preds = graph.predecessors(name)
-        if any(graph.nodes[p].kind not in ("Input", "QLIF") for p in preds):
-            out.append(f"node '{name}' (QPlasticDense) must read spikes of an Input or a QLIF")
+        if any(graph.nodes[p].kind != "Input" and not graph.nodes[p].spiking for p in preds):
+            out.append(f"node '{name}' ({node.kind}) must read spikes of an Input or a spiking neuron node")
     return out

@@ -31,7 +31,7 @@ _FLOAT = {"Input": K.Identity, "Output": K.Identity, "Add": K.Identity, "Flatten
           "ReLU": K.ReLU, "Threshold": K.Threshold, "Affine": K.Dense, "Linear": K.Dense, "Conv1d": K.Conv,
           "Conv2d": K.Conv, "SumPool2d": K.Pool, "AvgPool2d": K.Pool, "MaxPool2d": K.Pool, "Delay": K.Delay,
           "I": FloatNeuron, "IF": FloatNeuron, "LI": FloatNeuron, "LIF": FloatNeuron, "CubaLI": FloatNeuron,
-          "CubaLIF": FloatNeuron}
+          "CubaLIF": FloatNeuron, "PlasticDense": QPlastic}
 _INT = {"Input": K.Identity, "Output": K.Identity, "Add": K.Identity, "Flatten": K.Flatten, "Delay": K.Delay,
         "QDense": K.QDense, "QConv2d": K.QConv, "QSumPool2d": K.Pool, "QLIF": IntNeuron, "QLI": IntNeuron,
         "QSigmaDelta": SigmaDelta, "QPlasticDense": QPlastic}

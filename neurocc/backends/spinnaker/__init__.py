@@ -3,6 +3,8 @@
 * :mod:`.lower` — pure lowering of the float graph to a plain description (:mod:`.network`);
 * :mod:`.pynn_run` — runs it on ``pyNN.nest`` (default) or ``pyNN.brian2`` in a subprocess;
 * :mod:`.script` — the standalone ``pyNN.spiNNaker`` script + sidecar written into artifacts;
+* :mod:`.plastic_net` — a ``loihi`` graph with pair-STDP synapses (``compile`` keeps its
+  integers for spinnaker): ``IF_curr_delta`` populations and ``STDPMechanism`` projections;
 * :mod:`.virtual_board` — sPyNNaker's mapping on a virtual board (placements, read-back of the
   quantized weights and ring-buffer shifts).
 
@@ -36,6 +38,11 @@ SIM_ENV = "NEUROCC_SPINNAKER_SIMULATOR"   # nest (default) or brian2, for `neuro
 
 def check(graph: Graph, target: Any = None) -> list[str]:
     """Every reason this backend cannot run ``graph`` (float or ``spinnaker`` integer), all at once."""
+    from .plastic_net import is_plastic
+    from .plastic_net import problems as plastic_problems
+
+    if is_plastic(graph):   # learns on chip: the STDPMechanism network lowered from the loihi integers
+        return plastic_problems(graph)
     found = []
     numerics = getattr(target, "numerics", None)
     if target is not None and numerics != "spinnaker":
@@ -84,10 +91,27 @@ def run(artifact: Any, inputs: Mapping[str, np.ndarray], steps: int | None = Non
     if why:
         raise BackendError(f"pyNN.{sim} is not available: {why}", where="spinnaker run",
                            fix="install the requirements (pyNN, nest-simulator, brian2)")
+    plastic = _plastic_graph(artifact)
+    if plastic is not None:
+        from .plastic_net import run_graph
+
+        return run_graph(plastic, inputs, steps, record, sim)
     net = load_description(artifact)
     x = _spike_inputs(net, inputs)
     got = run_network(net, x, sim, steps)
     return _results(net, got, record, timeline)
+
+
+def _plastic_graph(artifact: Any) -> Graph | None:
+    """The artifact's graph when it learns on chip (:mod:`.plastic_net`), else None."""
+    from .plastic_net import is_plastic
+
+    if isinstance(artifact, (str, Path)):
+        from neurocc.ir.artifact import load_artifact
+
+        artifact = load_artifact(Path(artifact))
+    graph = artifact if isinstance(artifact, Graph) else getattr(artifact, "graph", None)
+    return graph if isinstance(graph, Graph) and is_plastic(graph) else None
 
 
 def _spike_inputs(net: Network, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -136,7 +160,13 @@ def _results(net: Network, got: dict[str, np.ndarray], record: bool, timeline: s
 
 def emit_files(directory: Path, graph: Graph, float_graph: Graph, target: Any) -> None:
     """Compile hook: the standalone PyNN script and its sidecar in ``directory/pynn`` (neurons per
-    core as the quantized graph's populations record them)."""
+    core as the quantized graph's populations record them); for a graph that learns on chip, the
+    plastic network's description (:func:`.plastic_net.emit`)."""
+    from .plastic_net import emit, is_plastic
+
+    if is_plastic(graph):
+        emit(directory, graph, getattr(target, "name", "spinnaker"))
+        return
     caps = {n: int(node.atoms_per_core) for n, node in graph.nodes.items() if node.kind == "QSpiNNakerLIF"}
     net = lower(float_graph, max_atoms=caps)
     emit_script(net, directory, getattr(target, "name", "spinnaker"))

@@ -11,8 +11,9 @@ spike at T' pair with Δ = T' + d − T, so a post neuron recorded at T' is the 
 step T' + d. Two differences remain, both stated where this is judged: NEST pairs only Δ ≠ 0
 (the rule also pairs spikes of the same step), and NEST applies potentiation only at the next
 pre spike (the runner appends one late pre spike so that every pairing is applied).
-Only pair STDP (optionally with x1 and y1 alone) on excitatory synapses lowers; anything else is
-refused with the node named.
+Only pair STDP (the two terms above, either may be absent: an amplitude of 0) on dense excitatory
+synapses with ``t_epoch`` 1 and ``weight_exp`` 0 lowers; anything else is refused, every reason
+listed with the node, the rule and the change (:func:`rule_problems`).
 """
 from __future__ import annotations
 
@@ -31,22 +32,83 @@ from neurocc.ir.plasticity import WEIGHT_RANGE
 TEMPLATE = Path(__file__).with_name("stdp_template.py")
 
 
+def rule_problems(name: str, node: Any) -> list[str]:
+    """Every reason ``node``'s rule has no ``SpikePairRule``/``AdditiveWeightDependence`` form
+    (each names the node, the rule and what to change); empty when it lowers."""
+    where = f"node '{name}' ({node.kind}) rule {node.dw!r}"
+    out = []
+    if node.sign_mode != "excitatory":
+        out.append(f"{where}: sign mode '{node.sign_mode}' (AdditiveWeightDependence bounds the weights to "
+                   "0..255 here); use sign_mode='excitatory'")
+    if node.t_epoch != 1:
+        out.append(f"{where}: t_epoch {node.t_epoch} (PyNN updates at every spike); use t_epoch=1")
+    if getattr(node, "sparse", False):
+        out.append(f"{where}: sparse synapses (absent synapses must never learn); use a dense QPlasticDense")
+    if node.weight_exp != 0:
+        out.append(f"{where}: weight_exp {node.weight_exp} (one weight unit is 1 mV); fold it into the "
+                   "thresholds and use weight_exp=0")
+    pair = {("y0", (("x1", 0),)): (1, 0, "potentiation 'a+ * y0 * x1'"),
+            ("x0", (("y1", 0),)): (-1, 2, "depression 'a- * x0 * y1'")}
+    seen = set()
+    for t in node.terms():
+        key = (t.dependency, t.factors)
+        sign, trace, _ = pair.get(key, (0, 0, ""))
+        if not sign or key in seen:
+            out.append(f"{where}: the term '{t.text()}' is not a pair-STDP term (PyNN's SpikePairRule has only "
+                       "'a+ * y0 * x1' and 'a- * x0 * y1', a+, a- > 0: no weight decay, no third factor, no "
+                       "x2/y2/y3 traces, no constants); remove it or run the rule on loihi2")
+        elif t.mantissa * sign < 0:
+            out.append(f"{where}: the term '{t.text()}' has the wrong sign for SpikePairRule ({'potentiation' if sign > 0 else 'depression'} "
+                       "must " + ("add" if sign > 0 else "subtract") + "); flip it or run the rule on loihi2")
+        elif node.taus[trace] <= 0:
+            out.append(f"{where}: trace {'x1' if sign > 0 else 'y1'} has tau 0 (SpikePairRule needs a time "
+                       "constant > 0); give it taus[{trace}] >= 1")
+        seen.add(key)
+    return out
+
+
 def stdp_parameters(name: str, node: Any, w_scale: float = 1e-3) -> dict[str, float]:
-    """PyNN ``SpikePairRule``/``AdditiveWeightDependence`` parameters of ``node``'s rule."""
-    terms = {(t.dependency, t.factors): t for t in node.terms()}
-    plus, minus = terms.get(("y0", (("x1", 0),))), terms.get(("x0", (("y1", 0),)))
-    ok = (len(terms) == 2 and plus is not None and minus is not None and plus.mantissa > 0 and minus.mantissa < 0
-          and node.sign_mode == "excitatory" and node.t_epoch == 1)
-    if not ok:
-        raise BackendError(f"node '{name}' (QPlasticDense): rule {node.dw!r} ({node.sign_mode}, t_epoch "
-                           f"{node.t_epoch}) has no PyNN STDPMechanism form", where="backend 'spinnaker'",
+    """PyNN ``SpikePairRule``/``AdditiveWeightDependence`` parameters of ``node``'s rule (a missing
+    pair term is an amplitude of 0); BackendError listing :func:`rule_problems`."""
+    found = rule_problems(name, node)
+    if found:
+        raise BackendError(f"node '{name}' (QPlasticDense): rule {node.dw!r} has no PyNN STDPMechanism form",
+                           where="backend 'spinnaker'", problems=found,
                            fix="use pair STDP (neurocc.ir.plasticity.stdp_pair) on excitatory synapses with "
                                "t_epoch=1, or run it on loihi")
+    terms = {(t.dependency, t.factors): t for t in node.terms()}
+    plus, minus = terms.get(("y0", (("x1", 0),))), terms.get(("x0", (("y1", 0),)))
     wmax = float(WEIGHT_RANGE[node.sign_mode][1])
-    a_plus = plus.mantissa * 2.0 ** plus.exponent * node.impulses[0]
-    a_minus = -minus.mantissa * 2.0 ** minus.exponent * node.impulses[2]
-    return {"tau_plus": float(node.taus[0]), "tau_minus": float(node.taus[2]), "A_plus": a_plus / wmax,
-            "A_minus": a_minus / wmax, "w_max": wmax * w_scale}
+    a_plus = plus.mantissa * 2.0 ** plus.exponent * node.impulses[0] if plus else 0.0
+    a_minus = -minus.mantissa * 2.0 ** minus.exponent * node.impulses[2] if minus else 0.0
+    return {"tau_plus": float(max(node.taus[0], 1)), "tau_minus": float(max(node.taus[2], 1)),
+            "A_plus": a_plus / wmax, "A_minus": a_minus / wmax, "w_max": wmax * w_scale}
+
+
+def replay_pair_stdp(w0: np.ndarray, pre: list, post: list, p: dict[str, float], wmax: float,
+                     delay: float = 1.0) -> np.ndarray:
+    """NEST's ``stdp_synapse`` (what PyNN's ``SpikePairRule`` + ``AdditiveWeightDependence``
+    become on NEST, all-to-all pairs) replayed in float64 on given spike times ``pre[j]``,
+    ``post[i]`` (ms), weights ``w0`` (post, pre) in units of ``wmax``'s. A pre spike at T and a
+    post spike at T' pair as Δ = T' + delay − T (the delay is dendritic); Δ > 0 adds
+    ``A+·wmax·e^(−Δ/τ+)``, applied only at the next pre spike (pairings after the last pre spike
+    are never applied); Δ < 0 subtracts ``A−·wmax·e^(Δ/τ−)`` at the pre spike; Δ = 0 pairs
+    nothing; the weight is clipped to [0, wmax] at every update. Used by ``validate`` to judge
+    that the simulator executed the lowered rule on the spikes it produced."""
+    w = np.asarray(w0, np.float64).copy()
+    d = float(delay)
+    for i, tpost in enumerate(post):
+        tpost = np.asarray(tpost, np.float64)
+        for j, tpre in enumerate(pre):
+            k_plus, last = 0.0, 0.0
+            for t in tpre:
+                for tp in tpost[(tpost > last - d) & (tpost <= t - d)]:        # facilitation, deferred
+                    w[i, j] = min(w[i, j] + p["A_plus"] * wmax * k_plus * np.exp((last - tp - d) / p["tau_plus"]), wmax)
+                k_minus = np.exp((tpost[tpost < t - d] - (t - d)) / p["tau_minus"]).sum()
+                w[i, j] = max(w[i, j] - p["A_minus"] * wmax * k_minus, 0.0)
+                k_plus = k_plus * np.exp((last - t) / p["tau_plus"]) + 1.0
+                last = t
+    return w
 
 
 def run_stdp(name: str, node: Any, pre: list[list[int]], post: list[list[int]], steps: int,

@@ -5,8 +5,10 @@ Populations of ``IF_curr_delta`` neurons (a spike of weight w mV steps the membr
 ``tau_refrac`` 0), spike sources (``SpikeSourceArray``), fixed projections (``StaticSynapse``,
 delay 1 ms; negative weights on the inhibitory receptor) and plastic ones
 (``STDPMechanism(SpikePairRule, AdditiveWeightDependence)``, delay 1 ms).
-Usage: ``python plastic_net_template.py CONFIG.json SIMULATOR``; prints ``RESULT {json}`` with
-each population's spike times (ms) and each plastic projection's final weights (post, pre)."""
+``batch`` copies of the network run side by side (element b's neuron i is b·n + i, projections
+block-diagonal). Usage: ``python plastic_net_template.py CONFIG.json SIMULATOR``; prints
+``RESULT {json}`` with each population's spike times (ms) and each plastic projection's final
+weights per copy (batch, post, pre)."""
 import json
 import sys
 
@@ -26,20 +28,25 @@ for name, p in cfg["populations"].items():
     pops[name] = sim.Population(len(p["v_thresh"]), cell, initial_values={"v": 0.0})
     pops[name].record("spikes")
 plastic = {}
+B = int(cfg.get("batch", 1))                             # independent copies: element b's neuron i at b*n + i
 for pr in cfg["projections"]:
     w = np.asarray(pr["weight"], float)                  # (post, pre)
+    n_post, n_pre = w.shape
     if pr.get("stdp"):
         s = pr["stdp"]
         syn = sim.STDPMechanism(
             timing_dependence=sim.SpikePairRule(tau_plus=s["tau_plus"], tau_minus=s["tau_minus"],
                                                 A_plus=s["A_plus"], A_minus=s["A_minus"]),
             weight_dependence=sim.AdditiveWeightDependence(w_min=0.0, w_max=s["w_max"]), delay=1.0)
-        conns = [(j, i, float(w[i, j]), 1.0) for i in range(w.shape[0]) for j in range(w.shape[1])]
-        plastic[pr["name"]] = sim.Projection(pops[pr["pre"]], pops[pr["post"]],
-                                             sim.FromListConnector(conns, column_names=["weight", "delay"]), syn)
+        conns = [(j + b * n_pre, i + b * n_post, float(w[i, j]), 1.0)
+                 for b in range(B) for i in range(n_post) for j in range(n_pre)]
+        plastic[pr["name"]] = (sim.Projection(pops[pr["pre"]], pops[pr["post"]],
+                                              sim.FromListConnector(conns, column_names=["weight", "delay"]), syn),
+                               n_pre, n_post)
         continue
     for receptor, sign in (("excitatory", 1.0), ("inhibitory", -1.0)):
-        conns = [(j, i, float(w[i, j]), 1.0) for i, j in zip(*np.nonzero(sign * w > 0))]
+        conns = [(j + b * n_pre, i + b * n_post, float(w[i, j]), 1.0)
+                 for b in range(B) for i, j in zip(*np.nonzero(sign * w > 0))]
         if conns:
             sim.Projection(pops[pr["pre"]], pops[pr["post"]],
                            sim.FromListConnector(conns, column_names=["weight", "delay"]),
@@ -47,7 +54,9 @@ for pr in cfg["projections"]:
 sim.run(float(cfg["steps"]))
 out = {"spikes": {name: [[float(t) for t in st] for st in pops[name].get_data().segments[0].spiketrains]
                   for name in cfg["populations"]},
-       "weights": {name: np.asarray(pr.get("weight", format="array"), float).T.tolist()
-                   for name, pr in plastic.items()}}
+       "weights": {}}
+for name, (pr, n_pre, n_post) in plastic.items():
+    a = np.asarray(pr.get("weight", format="array"), float)   # (pre, post) over all copies
+    out["weights"][name] = [a[b * n_pre:(b + 1) * n_pre, b * n_post:(b + 1) * n_post].T.tolist() for b in range(B)]
 sim.end()
 print("RESULT " + json.dumps(out))

@@ -12,7 +12,13 @@ registers divided by 2**6 (so thresholds are vThMant). Per neuron, with
 
 so the float reference computes u ← α_u·u + x, v ← α_v·v + u + b without Loihi's truncation and
 wraps. Synapse → neuron edges lose the one step of Lava's Dense/Conv (the loihi quantizer writes
-it back; the NIR graph has no edge delays), longer edge delays become Delay nodes. Refused, all
+it back; the NIR graph has no edge delays), longer edge delays become Delay nodes.
+
+A graph with plastic synapses (``QPlasticDense`` → :class:`~neurocc.ir.qnodes_plastic.PlasticDense`,
+the rule's float reference) keeps every edge delay instead: learning pairs a synapse's input
+spikes with its post neurons' spikes of the same step, and its recurrent loops (inhibition, the
+plastic recurrence) run on Loihi's timeline, so dropping a step would change what is learned, not
+only shift it. Such a float graph is a reference only (NIR has no plasticity). Refused, all
 listed: α = 1 (du = −1 or dv = 0: no finite time constant), sigma-delta neurons (no float/NIR
 neuron of that kind), netx's periodic reset, the SLAYER average read-out into the output.
 """
@@ -37,7 +43,8 @@ def dequantize(graph: Graph) -> Graph:
     for name, node in graph.nodes.items():
         nodes[name] = _node(name, node, dt, problems)
     edges: list[Edge] = []
-    for e in graph.edges:
+    plastic = any(getattr(n, "plastic", False) for n in graph.nodes.values())
+    for e in () if plastic else graph.edges:
         src = graph.nodes[e.src]
         cycle = e.dst in graph.predecessors(e.src)
         if e.delay >= 1 and src.kind in ("QDense", "QConv2d") and not cycle:
@@ -55,7 +62,7 @@ def dequantize(graph: Graph) -> Graph:
                            where=f"graph '{graph.name}'", problems=problems,
                            fix="run it on a loihi-numerics target (emulator, loihi2) or on edge-cpu, which run "
                                "the integers exactly")
-    return Graph(nodes, tuple(edges), dt=dt, method="euler", name=graph.name).verify()
+    return Graph(nodes, tuple(graph.edges if plastic else edges), dt=dt, method="euler", name=graph.name).verify()
 
 
 def _node(name: str, node: Node, dt: float, problems: list[str]) -> Node:
@@ -67,6 +74,10 @@ def _node(name: str, node: Node, dt: float, problems: list[str]) -> Node:
         return Conv2d(weight=np.asarray(node.weight, np.float64), bias=np.zeros(node.weight.shape[0]),
                       stride=node.stride, padding=node.padding, dilation=node.dilation, groups=node.groups,
                       input_shape=node.input_shape)
+    if kind == "QPlasticDense":
+        from neurocc.ir.qnodes_plastic import PlasticDense
+
+        return PlasticDense(**{**node.params(), "weight": np.asarray(node.weight, np.float64)})
     if kind in ("QLIF", "QLI"):
         return _neuron(name, node, dt, problems) or node
     if kind == "QSigmaDelta":
