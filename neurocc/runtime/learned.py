@@ -12,16 +12,18 @@ which changes later spikes), so each comparison states what it holds the weights
   cannot make unrelated learning look alike. The float rule has exact trace decays, no 127 cap
   and no stochastic rounding, so element-wise equality is not expected; what must agree is what
   was learned (which synapses grew, which shrank, by how much relative to each other);
-* ``pynn_replay`` + ``dw_cosine`` (the spinnaker backend, PyNN's ``STDPMechanism`` on NEST,
-  against the float reference): (1) NEST executed the lowered rule: its weights equal, within
+* ``pynn_replay`` (the spinnaker backend, PyNN's ``STDPMechanism`` on NEST, against the float
+  reference): NEST executed the lowered rule: its weights equal, within
   :data:`REPLAY_MAX_DIFF` weight units (an integer weight's LSB is 1; float64 round-off in
   another order of operations stays far below it), a float64 replay of NEST's documented
   ``stdp_synapse`` on the spikes NEST itself produced
-  (:func:`neurocc.backends.spinnaker.plastic.replay_pair_stdp`); (2) what it learned agrees with
-  the rule: the Δw cosine against the float reference reaches :data:`DW_MIN_COSINE`. NEST pairs
-  no spikes of the same step and applies potentiation at the next pre spike, so its weights
-  differ from the rule's element by element (docs/plasticity.md); that is why (1) and (2) are
-  judged and ``max_abs_diff`` is only reported.
+  (:func:`neurocc.backends.spinnaker.plastic.replay_pair_stdp`). The Δw cosine against the float
+  reference is reported, not judged: PyNN's ``SpikePairRule`` on NEST pairs no spikes of the same
+  step (the rule pairs them both ways) and applies potentiation only at the next pre spike, so
+  where a network's neurons fire together (the CA3 memory: whole patterns in one step) what NEST
+  learns differs by design of the PyNN rule, not by an error of the deployment (measured in
+  docs/plasticity.md: Δw cosine 0.71 on the CA3 memory with overwriting, recall identical). The
+  spikes are still judged by the target's rule (mean-activity cosine).
 """
 from __future__ import annotations
 
@@ -66,10 +68,10 @@ def judge(art: Any, backend: str, expected: Mapping[str, np.ndarray], got: Mappi
         res = {"compared": int(a.size), "mismatches": int(np.count_nonzero(a != b)),
                "max_abs_diff": float(np.abs(a - b).max(initial=0)), "rule": "dw_cosine", "dw_cosine": cos,
                "limit": DW_MIN_COSINE, "passed": bool(cos >= DW_MIN_COSINE)}
-        if backend == "spinnaker":
+        if backend == "spinnaker":   # judged by the replay; the Δw cosine is reported (module docstring)
             res.update(_replay(art, name, node, got, b))
             diff = res["replay_max_abs_diff"]
-            res["passed"] = res["passed"] and diff is not None and diff <= REPLAY_MAX_DIFF
+            res["limit"], res["passed"] = None, diff is not None and diff <= REPLAY_MAX_DIFF
         out[name] = res
     return out
 
@@ -81,7 +83,7 @@ def _replay(art: Any, name: str, node: Any, got: Mapping[str, np.ndarray], w: np
     pre = art.graph.predecessors(name)[0]
     post = art.graph.successors(name)[0]
     if f"{pre}/out" not in got or f"{post}/out" not in got:
-        return {"rule": "pynn_replay+dw_cosine", "replay_max_abs_diff": None, "replay_limit": REPLAY_MAX_DIFF}
+        return {"rule": "pynn_replay", "replay_max_abs_diff": None, "replay_limit": REPLAY_MAX_DIFF}
     p = stdp_parameters(name, node, 1.0)
     s_pre, s_post = np.asarray(got[f"{pre}/out"]), np.asarray(got[f"{post}/out"])
     diff = 0.0
@@ -89,7 +91,7 @@ def _replay(art: Any, name: str, node: Any, got: Mapping[str, np.ndarray], w: np
         times = [[list(np.flatnonzero(s[:, bi, i]).astype(float)) for i in range(s.shape[2])] for s in (s_pre, s_post)]
         ref = replay_pair_stdp(node.weight, times[0], times[1], p, p["w_max"])
         diff = max(diff, float(np.abs(ref - w[bi]).max(initial=0)))
-    return {"rule": "pynn_replay+dw_cosine", "replay_max_abs_diff": diff, "replay_limit": REPLAY_MAX_DIFF}
+    return {"rule": "pynn_replay", "replay_max_abs_diff": diff, "replay_limit": REPLAY_MAX_DIFF}
 
 
 def failures(weights: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -98,7 +100,7 @@ def failures(weights: Mapping[str, Mapping[str, Any]]) -> list[str]:
     for n, r in weights.items():
         if "rule" not in r:      # exact: judged by the mismatches
             continue
-        if r.get("dw_cosine") is None or r["dw_cosine"] < r["limit"]:
+        if r.get("limit") is not None and (r.get("dw_cosine") is None or r["dw_cosine"] < r["limit"]):
             got = "-" if r.get("dw_cosine") is None else f"{r['dw_cosine']:.4f}"
             why.append(f"learned weights '{n}': Δw cosine {got} < {r['limit']}")
         if "replay_limit" in r and (r.get("replay_max_abs_diff") is None or r["replay_max_abs_diff"] > r["replay_limit"]):
@@ -117,7 +119,7 @@ def format_lines(result: Mapping[str, Any]) -> list[str]:
             lines.append(head + f"exact, {w['mismatches']} differ, max |diff| {w['max_abs_diff']}")
             continue
         cos = "-" if w.get("dw_cosine") is None else f"{w['dw_cosine']:.4f}"
-        text = f"Δw cosine {cos} (>= {w['limit']:g})"
+        text = f"Δw cosine {cos} " + ("(reported)" if w.get("limit") is None else f"(>= {w['limit']:g})")
         if "replay_limit" in w:
             rd = w.get("replay_max_abs_diff")
             text += f", PyNN rule replayed on its spikes: max |diff| {'-' if rd is None else f'{rd:.2g}'} " \
@@ -126,3 +128,22 @@ def format_lines(result: Mapping[str, Any]) -> list[str]:
         lines.append(head + text + ("" if mad is None else f", max |w - reference| {mad:.3g} (reported)")
                      + f": {'PASS' if w['passed'] else 'FAIL'}")
     return lines
+
+
+def divergence_cause(backend: str, res: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(class, explanation) for a failed float-vs-integer row of a plastic artifact whose spikes
+    diverge (instead of the float simulators' timing causes, which do not apply to it)."""
+    w = next(iter((res.get("weights") or {}).values()), None)
+    if w is None:
+        return None
+    cos = "-" if w.get("dw_cosine") is None else f"{w['dw_cosine']:.3f}"
+    if backend == "spinnaker":
+        rd = w.get("replay_max_abs_diff")
+        return ("learning", f"the synapses learn: PyNN's SpikePairRule on NEST pairs no spikes of the same step "
+                            f"and applies potentiation only at the next pre spike, so it learns other weights than "
+                            f"the rule (Δw cosine {cos} against the float reference) and the spikes that follow "
+                            f"them differ; NEST executed its own rule exactly (replay max |diff| "
+                            f"{'-' if rd is None else f'{rd:.2g}'}). Judge the rule itself by the emulator and "
+                            "loihi rows")
+    return ("learning", f"the synapses learn, and learning amplifies every spike that differs (Δw cosine {cos} "
+                        "against the float reference)")

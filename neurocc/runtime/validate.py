@@ -318,8 +318,10 @@ def _result(art: Artifact, backend: str, runs: dict[str, Any]) -> dict[str, Any]
     res["overflow_cause"] = None if passed else overflow.cause(counts)
     if float_vs_int and not passed and backend != "emulator" and not res.get("first_divergence_class"):
         from neurocc.runtime.float_cause import likely_cause
+        from neurocc.runtime.learned import divergence_cause
 
-        cause = likely_cause(art.float_graph, backend, res, expected, got)
+        cause = (divergence_cause(backend, res) if res.get("weights") else
+                 likely_cause(art.float_graph, backend, res, expected, got))
         if cause:
             res["first_divergence_class"], res["first_divergence_explanation"] = cause
     return res
