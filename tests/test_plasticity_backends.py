@@ -121,8 +121,9 @@ def test_edge_cpu_refuses_plastic_graph():
 
 
 def test_cli_save_weights_and_validate_compares_weights(lava_ok, ca3, tmp_path, capsys):
-    """`run --save-weights` writes <node>/w; `validate --backends loihi` judges spikes and weights
-    exactly against the emulator (weights counted in `compared`, reported per node)."""
+    """`run --save-weights` writes <node>/w; `validate` with the default backends judges loihi's
+    spikes and weights exactly against the emulator (weights counted in `compared`, reported per
+    node) and the emulator against the float reference of the rule (Δw cosine)."""
     import neurocc
     from neurocc.cli import main
 
@@ -136,11 +137,14 @@ def test_cli_save_weights_and_validate_compares_weights(lava_ok, ca3, tmp_path, 
     with np.load(tmp_path / "w.npz") as z:
         assert list(z.files) == ["EE/w"] and z["EE/w"].shape == (1, 32, 32) and z["EE/w"].max() > 0
     rep = tmp_path / "v.json"
-    assert main(["validate", str(tmp_path / "art"), "--backends", "loihi", "--input", str(tmp_path / "x.npz"),
-                 "--json", str(rep)]) == 0
-    (res,) = json.loads(rep.read_text())["results"]
+    assert main(["validate", str(tmp_path / "art"), "--input", str(tmp_path / "x.npz"), "--json", str(rep)]) == 0
+    emu, res = json.loads(rep.read_text())["results"]          # the default backends: emulator and loihi
+    assert (emu["backend"], emu["reference"], res["backend"]) == ("emulator", "reference", "loihi")
     assert res["passed"] and res["weights"]["EE"] == {"compared": 1024, "mismatches": 0, "max_abs_diff": 0}
     assert res["compared"] > 1024
+    # the integer rule against its float reference (PlasticDense): the learned changes agree
+    w = emu["weights"]["EE"]
+    assert emu["passed"] and w["rule"] == "dw_cosine" and w["limit"] == 0.9 and w["dw_cosine"] >= 0.9
 
 
 def test_frozen_memory_runs_on_edge_cpu_exactly(ca3):
@@ -169,7 +173,12 @@ def test_compile_for_non_loihi_numerics_names_the_plastic_node(tmp_path):
     from neurocc.errors import CompileError
 
     g = _ff_graph("excitatory", "2^-2 * y0 * x1", 1, np.full((2, 3), 10, np.int32))
-    for target in ("spinnaker", "edge-cpu"):
-        with pytest.raises(CompileError, match="'syn' learn on chip") as err:
-            neurocc.compile(g, target, tmp_path / target)
-        assert "loihi2" in err.value.fix
+    with pytest.raises(CompileError, match="'syn' learn on chip") as err:
+        neurocc.compile(g, "edge-cpu", tmp_path / "edge-cpu")
+    assert "loihi2" in err.value.fix and "freeze" in err.value.fix
+    # spinnaker takes pair-STDP-like rules, but not this graph's leaky neurons and weight exponent
+    with pytest.raises(CompileError) as err:
+        neurocc.compile(g, "spinnaker", tmp_path / "spinnaker")
+    text = "\n".join(err.value.problems)
+    assert "node 'lif' (QLIF): only memoryless neurons" in text and "node 'syn' (QPlasticDense)" in text
+    assert "weight_exp 1" in text and "loihi2" in err.value.fix

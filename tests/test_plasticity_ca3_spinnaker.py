@@ -5,7 +5,8 @@ Judges (stated):
 * recall: the bit accuracy and exact-recall rate of every recall window equal the emulator's
   (the memory does what it does on Loihi);
 * NEST executes the lowered rule: the learned weights equal, to 1e-6 weight units (LSB 1), a float
-  model of NEST's documented ``stdp_synapse`` (all-to-all pairs, additive, clipped to [0, 255] at
+  model of NEST's documented ``stdp_synapse`` (:func:`~neurocc.backends.spinnaker.plastic.replay_pair_stdp`,
+  the judge ``validate`` uses) (all-to-all pairs, additive, clipped to [0, 255] at
   every event) driven by the spikes NEST produced: a pre spike at T and a post spike at T' pair as
   Δ = T' + 1 − T (the 1 ms delay is dendritic), potentiation ``A+·W·e^(−Δ/τ+)`` for Δ > 0 applied
   at the next pre spike, depression ``A−·W·e^(Δ/τ−)`` for Δ < 0 at the pre spike, none at Δ = 0;
@@ -21,27 +22,10 @@ import numpy as np
 import pytest
 
 from neurocc.backends.emulator import run as emulate
-from neurocc.backends.spinnaker.plastic import stdp_parameters
+from neurocc.backends.spinnaker.plastic import replay_pair_stdp, stdp_parameters
 from neurocc.backends.spinnaker.plastic_net import run_plastic_network
 from neurocc.backends.spinnaker.pynn_run import available
 
-
-
-def _nest_stdp(w0: np.ndarray, pre: list, post: list, p: dict, wmax: float, d: float = 1.0) -> np.ndarray:
-    """NEST ``stdp_synapse`` (additive, all-to-all) replayed in float: pre/post spike times (ms)."""
-    w = w0.astype(np.float64).copy()
-    for i, tpost in enumerate(post):
-        tpost = np.asarray(tpost)
-        for j, tpre in enumerate(pre):
-            k_plus, last = 0.0, 0.0
-            for t in tpre:
-                for tp in tpost[(tpost > last - d) & (tpost <= t - d)]:          # facilitation, deferred
-                    w[i, j] = min(w[i, j] + p["A_plus"] * wmax * k_plus * np.exp((last - tp - d) / p["tau_plus"]), wmax)
-                k_minus = np.exp((tpost[tpost < t - d] - (t - d)) / p["tau_minus"]).sum()
-                w[i, j] = max(w[i, j] - p["A_minus"] * wmax * k_minus, 0.0)
-                k_plus = k_plus * np.exp((last - t) / p["tau_plus"]) + 1.0
-                last = t
-    return w
 
 
 @pytest.mark.parametrize("overwrite", [0, 3])
@@ -61,7 +45,7 @@ def test_ca3_memory_on_nest_recalls_like_the_emulator(overwrite, ca3):
         assert acc_emu["after_overwrite"]["exact"] < 1.0       # interference: the old memories are lost
     node = graph.nodes["EE"]
     times = [list(np.flatnonzero(got["E/spikes"][:, 0, i]) + 2.0) for i in range(node.weight.shape[0])]
-    ref = _nest_stdp(node.weight, times, times, stdp_parameters("EE", node, 1.0), 255.0)
+    ref = replay_pair_stdp(node.weight, times, times, stdp_parameters("EE", node, 1.0), 255.0)
     w = got["EE/w"][0]
     assert np.abs(ref - node.weight).max() > 100                 # it learned
     assert np.abs(w - ref).max() < 1e-6
@@ -79,13 +63,21 @@ def test_what_has_no_pynn_form_is_refused_by_name(ca3, tmp_path):
 
     M = ca3
     graph, inputs, _ = M.experiment(M.Protocol(repeats=1, patterns=1), rule="decay")
-    with pytest.raises(BackendError, match="node 'EE'.*no PyNN STDPMechanism form"):
+    with pytest.raises(BackendError, match="node 'EE'.*is not a pair-STDP term"):
         run_plastic_network(graph, inputs)                      # weight decay: not a SpikePairRule
     stdp, _, _ = M.experiment(M.Protocol(repeats=1, patterns=1), rule="stdp")
     leaky = stdp.with_node("E", dataclasses.replace(stdp.nodes["E"], dv=np.full(32, 400)))
     with pytest.raises(BackendError) as err:
         run_plastic_network(leaky, inputs)
     assert "node 'E' (QLIF): only memoryless neurons" in str(err.value)
-    with pytest.raises(CompileError, match="'EE' learn on chip") as err:
-        neurocc.compile(stdp, "spinnaker", tmp_path / "spk")
-    assert "run_plastic_network" in err.value.fix
+    with pytest.raises(CompileError) as err:                    # compile and plan share one rule
+        neurocc.compile(graph, "spinnaker", tmp_path / "spk")
+    (problem,) = err.value.problems
+    assert problem.startswith("node 'EE' (QPlasticDense) rule '2^-1 * y0 * x1 - 2^-4 * x0 * y1 - 2^-4 * y0 * w'")
+    assert "'-1 * 2^-4 * y0 * w' is not a pair-STDP term" in problem and "remove it or run the rule on loihi2" in problem
+    assert "stdp_pair" in err.value.fix
+    from neurocc.runtime.plan import plan
+    from neurocc.targets import load_targets
+
+    row = next(r for r in plan(graph, load_targets()) if r.target == "spinnaker")
+    assert not row.fits and "node 'EE' (QPlasticDense) rule" in row.limit

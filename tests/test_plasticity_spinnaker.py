@@ -17,7 +17,7 @@ from neurocc.backends.spinnaker.plastic import run_stdp, stdp_parameters
 from neurocc.backends.spinnaker.pynn_run import available
 from neurocc.errors import BackendError
 from neurocc.ir.numerics.learning import LearningState
-from neurocc.ir.plasticity import hebbian, stdp_pair
+from neurocc.ir.plasticity import hebbian, stdp_decay, stdp_pair
 from neurocc.ir.qnodes_plastic import QPlasticDense
 
 
@@ -55,5 +55,10 @@ def test_pair_stdp_on_nest_matches_float_reference():
 def test_rules_without_a_pynn_form_are_refused_by_name():
     p = stdp_parameters("ok", QPlasticDense(weight=np.zeros((1, 1), np.int32), **stdp_pair(2 ** -2, 2 ** -2, 8, 8, 32)))
     assert p["A_plus"] == pytest.approx(8 / 255) and p["w_max"] == pytest.approx(0.255)
-    with pytest.raises(BackendError, match="node 'heb'.*no PyNN STDPMechanism form"):
-        stdp_parameters("heb", QPlasticDense(weight=np.zeros((1, 1), np.int32), **hebbian()))
+    heb = stdp_parameters("heb", QPlasticDense(weight=np.zeros((1, 1), np.int32), **hebbian()))
+    assert heb["A_plus"] == pytest.approx(8 / 255) and heb["A_minus"] == 0.0     # Hebbian with a trace window
+    for name, fields, needle in (("anti", hebbian(anti=True), "wrong sign"),
+                                 ("dec", stdp_decay(), "'-1 * 2^-7 * y0 * w' is not a pair-STDP term")):
+        with pytest.raises(BackendError, match=f"node '{name}'.*no PyNN STDPMechanism form") as err:
+            stdp_parameters(name, QPlasticDense(weight=np.zeros((1, 1), np.int32), **fields))
+        assert any(needle in p and f"node '{name}'" in p for p in err.value.problems), err.value.problems
