@@ -27,7 +27,6 @@ from neurocc.backends.spinnaker.plastic_net import run_plastic_network
 from neurocc.backends.spinnaker.pynn_run import available
 
 
-
 @pytest.mark.parametrize("overwrite", [0, 3])
 def test_ca3_memory_on_nest_recalls_like_the_emulator(overwrite, ca3):
     reason = available("nest")

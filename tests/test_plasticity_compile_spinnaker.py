@@ -36,6 +36,9 @@ def test_float_form_of_a_plastic_graph_learns_by_the_float_rule(ca3, tmp_path):
     assert np.abs(ref["EE/w"][0] - want).max() < 1e-9
     assert np.abs(want - graph.nodes["EE"].weight).max() > 100            # it learned
     assert M.evaluate(ref["out"], info)["recall"] == {"bit_accuracy": 1.0, "exact": 1.0}
+    from neurocc.runtime.plan import planned_graph
+
+    assert planned_graph(tmp_path / "art")[0].numerics == "loihi"   # plan takes the integers, not the reference
 
 
 def test_pair_stdp_memory_compiled_for_spinnaker_runs_on_nest(ca3, tmp_path, capsys):

@@ -261,7 +261,7 @@ def _views(graph: Graph, shapes: dict[str, Shape], names: list[str], paths: list
 
 
 def _is_dense(node: Node) -> bool:
-    return isinstance(node, (_Dense, QDense)) or node.kind == "QPlasticDense"
+    return isinstance(node, (_Dense, QDense)) or node.kind in ("QPlasticDense", "PlasticDense")
 
 
 def _build_conn(graph: Graph, shapes: dict[str, Shape], views: dict[str, Shape],

@@ -139,11 +139,11 @@ def divergence_cause(backend: str, res: Mapping[str, Any]) -> tuple[str, str] | 
     cos = "-" if w.get("dw_cosine") is None else f"{w['dw_cosine']:.3f}"
     if backend == "spinnaker":
         rd = w.get("replay_max_abs_diff")
-        return ("learning", f"the synapses learn: PyNN's SpikePairRule on NEST pairs no spikes of the same step "
-                            f"and applies potentiation only at the next pre spike, so it learns other weights than "
-                            f"the rule (Δw cosine {cos} against the float reference) and the spikes that follow "
-                            f"them differ; NEST executed its own rule exactly (replay max |diff| "
-                            f"{'-' if rd is None else f'{rd:.2g}'}). Judge the rule itself by the emulator and "
-                            "loihi rows")
-    return ("learning", f"the synapses learn, and learning amplifies every spike that differs (Δw cosine {cos} "
+        why = (f"the synapses learn: PyNN's SpikePairRule on NEST pairs no spikes of the same step and applies "
+               f"potentiation only at the next pre spike, so it learns other weights than the rule (Δw cosine "
+               f"{cos} against the float reference) and the spikes that follow them differ; NEST executed its own "
+               f"rule exactly (replay max |diff| {'-' if rd is None else f'{rd:.2g}'}). Judge the rule itself by "
+               "the emulator and loihi rows")
+        return "learning", why
+    return "learning", (f"the synapses learn, and learning amplifies every spike that differs (Δw cosine {cos} "
                         "against the float reference)")

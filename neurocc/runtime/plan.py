@@ -205,7 +205,9 @@ def _artifact_activity(path: Any, steps: int | None, rate: float) -> tuple[Graph
             rates.update({i["name"]: float(np.mean(f[i["name"]] != 0)) for i in art.inputs if i["name"] in f.files})
     t = steps or m.get("timesteps") or cal.get("steps") or DEFAULT_STEPS
     src = f"{cal.get('samples')} calibration samples (the artifact's)" if rates else ""
-    return art.float_graph, Activity(int(t), rate, rates, graded, src)
+    plastic = any(getattr(n, "plastic", False) for n in art.graph.nodes.values())
+    # a plastic graph's float form is a reference only (no target compiles it): plan its integers
+    return (art.graph if plastic else art.float_graph), Activity(int(t), rate, rates, graded, src)
 
 
 def _data_activity(path: Any, data: Any, rate: float) -> tuple[Graph, Activity]:
