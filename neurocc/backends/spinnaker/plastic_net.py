@@ -1,6 +1,8 @@
 """A plastic spiking network on SpiNNaker's PyNN API (run on NEST here): memoryless integer LIF
 populations, fixed dense synapses and pair-STDP ``QPlasticDense`` synapses, lowered from a
-``loihi``-numerics graph and run in a subprocess (:mod:`.plastic_net_template`).
+``loihi``-numerics graph and run in a subprocess (:mod:`.plastic_net_template`). ``compile
+--target spinnaker`` keeps such a graph's integers (:mod:`neurocc.compiler.prequantized`) and
+writes :func:`emit`'s files; the backend's ``run`` calls :func:`run_graph` on the artifact's graph.
 
 Lowering (weights in mV, one integer weight unit = 1 mV, dt = 1 ms):
 
