@@ -35,7 +35,7 @@ import numpy as np
 
 from neurocc.backends.emulator import kernels as K
 from neurocc.backends.emulator.neurons import FloatNeuron
-from neurocc.errors import BackendError
+from neurocc.errors import InputError
 from neurocc.ir.types import ResetMode
 
 FLOAT_DTYPES = ("float64", "float32")
@@ -47,11 +47,11 @@ GRADED = 1.25        # a graded gather (one multiply per element) over a binary 
 
 
 def check_float_dtype(name: str | None) -> np.dtype:
-    """The numpy dtype of ``float_dtype`` (None: float64), or a BackendError naming the fix."""
+    """The numpy dtype of ``float_dtype`` (None: float64), or an InputError naming the fix."""
     if name is None:
         return np.dtype(np.float64)
     if str(name) not in FLOAT_DTYPES:
-        raise BackendError(f"unknown float dtype {name!r}", where="--float-dtype",
+        raise InputError(f"unknown float dtype {name!r}", where="--float-dtype",
                            fix="use --float-dtype float64 (the specification, the default) or float32 (faster "
                                "on the batched path, rounds differently: docs/emulator.md)")
     return np.dtype(str(name))

@@ -22,7 +22,7 @@ from neurocc.backends.emulator import kernels as K
 from neurocc.backends.emulator.neurons import FloatNeuron, IntNeuron
 from neurocc.backends.emulator.plastic import QPlastic, post_neuron
 from neurocc.backends.emulator.sigma_delta import SigmaDelta
-from neurocc.errors import BackendError, NeuroccError
+from neurocc.errors import BackendError, InputError, NeuroccError
 from neurocc.ir.graph import Graph
 
 WINDOW_BYTES = 1 << 28  # budget for one window's node outputs (256 MiB)
@@ -139,7 +139,7 @@ class Program:
             device = check_device(device)
         fdt = check_float_dtype(float_dtype)
         if fdt != np.float64 and device is None and profile is None:
-            raise BackendError(f"float_dtype {float_dtype!r} runs on the batched path only", where="--float-dtype",
+            raise InputError(f"float_dtype {float_dtype!r} runs on the batched path only", where="--float-dtype",
                                fix="add --device cpu (or cuda; device='cpu' in Python), or leave --float-dtype out "
                                    "for the float64 specification")
         self.float_dtype = fdt.name if profile is None else None
