@@ -183,7 +183,7 @@ def run(artifact_dir: str | Path, backend: str = "emulator",
     ``pad``: append that many steps of zero input (``"auto"``: the graph's latency); ``device``
     ``cpu``/``cuda``: the emulator's (or reference's) batched torch path; ``float_dtype``
     ``float64`` (default, the specification) or ``float32`` (with ``device``: float graphs run in
-    float32, faster, differing by rounding: docs/emulator.md#float32-on-the-batched-path).
+    float32, faster, differing by rounding: docs/backends/emulator.md#float32-on-the-batched-path).
 
     The result is a dict (a :class:`~neurocc.runtime.run.RunOutputs`) whose ``overflow`` holds the
     wrap/saturation counts per node (``{node: {event: count}}``; None for backends that do not count

@@ -58,7 +58,7 @@ def prepare(graph: Graph, kernels: str = "auto", device: str | None = None, floa
     ``cpu`` / ``cuda``: the batched path (:mod:`.torch_path`; exact for integer graphs; float
     graphs on a CPU with numba: :mod:`.floatpath`). ``float_dtype`` (float graphs on the batched
     path): ``float64`` (default: the specification) or ``float32`` (faster; differs by rounding,
-    never the judge: docs/emulator.md); BackendError for any other value."""
+    never the judge: docs/backends/emulator.md); InputError for any other value."""
     from neurocc.backends.emulator.checks import graph_problems
     from neurocc.backends.emulator.program import Program
 

@@ -22,7 +22,7 @@ textbook bound of a recursive sum, once for each side), and a spike can differ o
 membrane lies within that distance of its threshold. **float32** — weights, sums, states and
 parameters are rounded to float32 (unit roundoff 2**-24 instead of 2**-53): sums differ from
 float64 by at most ``(n+1)·2**-24·Σ_j |x_j w_j|`` per synapse layer, and spikes near the
-threshold flip; docs/emulator.md gives the measured deviation (spike mismatches, accuracy).
+threshold flip; docs/backends/emulator.md gives the measured deviation (spike mismatches, accuracy).
 float32 is an option for speed on dataset-wide runs, never the judge: the float64 graph is the
 specification and ``validate`` always runs it.
 
@@ -53,7 +53,7 @@ def check_float_dtype(name: str | None) -> np.dtype:
     if str(name) not in FLOAT_DTYPES:
         raise InputError(f"unknown float dtype {name!r}", where="--float-dtype",
                            fix="use --float-dtype float64 (the specification, the default) or float32 (faster "
-                               "on the batched path, rounds differently: docs/emulator.md)")
+                               "on the batched path, rounds differently: docs/backends/emulator.md)")
     return np.dtype(str(name))
 
 

@@ -16,11 +16,15 @@ numpy kernel       device ``cpu`` (``kernels="numpy"``)          device ``cuda``
 =================  ===========================================  ================================
 ``QDense``         torch float32 GEMM when every partial sum    torch float64 GEMM when exact
                    < 2**24, float64 < 2**53 (exact integers)    (< 2**53); int64 sums: numpy
-``Dense`` (float)  torch float64 GEMM                           torch float64 GEMM
+``Dense`` (float)  torch GEMM in ``fdt`` (float64 by default)   torch GEMM in ``fdt``
 ``IntNeuron``      torch int64 (:class:`TIntNeuron`)             torch int64, the profile's
                                                                 equations (:class:`TIntNeuron`)
-``FloatNeuron``    torch float64 (:class:`TFloatNeuron`)         torch float64, the same operations
+``FloatNeuron``    torch ``fdt`` (:class:`TFloatNeuron`)         torch ``fdt``, the same operations
 =================  ===========================================  ================================
+
+Float graphs on a CPU with numba run the compiled float kernels of :mod:`.floatpath` instead
+(event-driven float gather, fused neuron windows). ``fdt`` is the program's ``float_dtype``
+(float64, the specification, or float32: faster, differs by rounding).
 
 Integer numerics stay exact on every device: the GEMMs are exact by the same bounds as
 :mod:`.linalg` (float32 is not used on cuda, where TF32 could round), the neuron updates are
