@@ -71,8 +71,8 @@ def test_synapse_within_the_rounding_bound(fdt, inputs, monkeypatch):
 def neuron(kind, n, reset=ResetMode.ZERO):
     one = np.ones(n)
     rng = np.random.default_rng(3)
-    common = dict(r=rng.uniform(0.5, 2, n), v_leak=rng.uniform(-0.1, 0.3, n))
-    spike = dict(v_threshold=rng.uniform(0.5, 1.5, n), v_reset=rng.uniform(-0.2, 0.1, n), reset=reset)
+    common = {"r": rng.uniform(0.5, 2, n), "v_leak": rng.uniform(-0.1, 0.3, n)}
+    spike = {"v_threshold": rng.uniform(0.5, 1.5, n), "v_reset": rng.uniform(-0.2, 0.1, n), "reset": reset}
     return {"LIF": lambda: N.LIF(tau=one * 0.01, **common, **spike),
             "IF": lambda: N.IF(r=common["r"], **spike),
             "LI": lambda: N.LI(tau=one * 0.005, **common),

@@ -25,6 +25,7 @@ from neurocc.backends.emulator.sigma_delta import SigmaDelta
 from neurocc.errors import BackendError, InputError, NeuroccError
 from neurocc.ir.graph import Graph
 
+F64 = np.dtype(np.float64)
 WINDOW_BYTES = 1 << 28  # budget for one window's node outputs (256 MiB)
 
 _FLOAT = {"Input": K.Identity, "Output": K.Identity, "Add": K.Identity, "Flatten": K.Flatten, "Scale": K.Scale,
@@ -38,7 +39,7 @@ _INT = {"Input": K.Identity, "Output": K.Identity, "Add": K.Identity, "Flatten":
 
 
 def _make_kernel(graph: Graph, name: str, shapes: dict, profile, accel: str | None = None,
-                 device: str | None = None, fdt: np.dtype = np.dtype(np.float64)) -> K.Kernel:
+                 device: str | None = None, fdt: np.dtype = F64) -> K.Kernel:
     node = graph.nodes[name]
     preds = graph.predecessors(name)
     in_shape = shapes[preds[0]] if preds else shapes[name]

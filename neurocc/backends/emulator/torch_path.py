@@ -45,6 +45,7 @@ from neurocc.errors import BackendError
 from neurocc.ir.types import ResetMode
 
 DEVICES = ("cpu", "cuda")
+F64 = np.dtype(np.float64)
 
 
 def check_device(device: str) -> str:
@@ -288,7 +289,7 @@ def float_supported(cls: type, node) -> bool:
 
 
 def kernel_class(cls: type, node, profile, device: str, numba: bool = True,
-                 fdt: np.dtype = np.dtype(np.float64)) -> type:
+                 fdt: np.dtype = F64) -> type:
     """THE dispatch point of the torch path: the torch subclass of ``cls`` for ``node`` on
     ``device``; on a CPU with ``numba`` (``kernels`` not ``numpy``) neurons take the compiled
     class of :mod:`.accel` instead, float synapses and neurons that of :mod:`.floatpath`; else
