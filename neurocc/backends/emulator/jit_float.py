@@ -102,7 +102,7 @@ def current_window(x, u, au, gu, cur):
     """CubaLI/CubaLIF's synaptic current over a window: ``u ← au·u + gu·x`` per element (as
     FloatNeuron.step), ``u`` (B, N) updated in place, every step's u into ``cur`` (T, B, N)
     (the input of :func:`voltage_window`). A pass of its own: with the membrane in the same loop
-    the stores to both states defeat LLVM's vectoriser (3–5× slower, measured)."""
+    the stores to both states defeat LLVM's vectoriser (2.4–5.7× slower, measured)."""
     T, B, N = x.shape
     for t in range(T):
         for b in range(B):
