@@ -12,7 +12,9 @@ ratios share the machine's load:
 * ``emulator``     neurocc's emulator on the same graph (float64 reference or integer), numpy
                    kernels (the reference implementation);
 * ``emu-numba``    the same with the compiled numba kernels (``kernels="numba"``: integer graphs);
-* ``emu-torch``    the same on the batched torch path (``device="cpu"``).
+* ``emu-torch``    the same on the batched path (``device="cpu"``; float graphs: float64);
+* ``emu-f32``      float graphs only: the batched path in float32 (``device="cpu",
+                   float_dtype="float32"``), against the same float32 torch loop.
 
 ``--numerics float32`` compiles for ``edge-cpu-f32``; ``int8`` for ``edge-cpu`` (the torch loop
 stays float32: it is the baseline a user would otherwise deploy). Spikes of the ONNX forms are
@@ -111,6 +113,9 @@ def variants(graph, x: np.ndarray) -> dict[str, Callable[[], object]]:
         fns["emu-numba"] = lambda: simulate(graph, {"x": x}, program=nb).outputs["y"]
     tp = prepare(graph, device="cpu")
     fns["emu-torch"] = lambda: simulate(graph, {"x": x}, program=tp).outputs["y"]
+    if graph.numerics is None:
+        f32 = prepare(graph, device="cpu", float_dtype="float32")
+        fns["emu-f32"] = lambda: simulate(graph, {"x": x}, program=f32).outputs["y"]
     return fns
 
 
@@ -130,7 +135,7 @@ def bench(numerics: str, batch: int, steps: int, reps: int, fg) -> None:
     times = _interleaved(fns, reps)
     base_med, base_min = statistics.median(times["torch-loop"]), min(times["torch-loop"])
     print(f"\n{numerics}, batch {batch}, T={steps}, {reps} interleaved reps, output spikes "
-          f"{int(ref.sum())}; vs emulator: {agree}")
+          f"{int(ref.sum())}; vs emulator: {agree}; load average {os.getloadavg()[0]:.1f}")
     print(f"{'variant':<12} {'median ms':>10} {'min ms':>9} {'speed-up vs torch (median, min)':>34}")
     for k, ts in times.items():
         med, mn = statistics.median(ts), min(ts)

@@ -3,7 +3,7 @@
 Network: bench_edge_cpu.py's 784-512-512-10 LIF (float ``edge-cpu-f32`` graph, float64
 semantics; integer ``edge-cpu`` graph, int8 numerics), T steps of Poisson spikes (rate 0.15).
 For each numerics and batch: the numpy kernels, the numba kernels (integer graphs) and the
-torch path on ``--device``, timed interleaved (best of ``--reps``) in one process so the ratios
+torch path on ``--device`` (float graphs: also with ``float_dtype="float32"``), timed interleaved (best of ``--reps``) in one process so the ratios
 share the machine's load; outputs are checked identical to numpy (integer) or counted where a
 float64 summation-order difference flips a spike (float).
 
@@ -44,6 +44,8 @@ def main() -> None:
         progs = {"numpy": prepare(g, kernels="numpy"), f"torch-{args.device}": prepare(g, device=args.device)}
         if g.numerics is not None:
             progs["numba"] = prepare(g, kernels="numba")
+        else:       # the opt-in float32 of the batched path (float graphs; compared with float64 numpy)
+            progs[f"torch-{args.device}-float32"] = prepare(g, device=args.device, float_dtype="float32")
         for batch in args.batches:
             x = (np.random.default_rng(1).random((args.steps, batch, 784)) < 0.15).astype(np.float32)
             outs = {k: simulate(g, {"x": x}, program=p).outputs["y"] for k, p in progs.items()}   # warm-up

@@ -178,10 +178,12 @@ def _is_graph(model: Any) -> bool:
 def run(artifact_dir: str | Path, backend: str = "emulator",
         inputs: "dict[str, np.ndarray] | str | Path | None" = None, *, steps: int | None = None,
         record: bool = False, pad: "int | str | None" = None, progress: bool = False,
-        device: str | None = None) -> "dict[str, np.ndarray]":
+        device: str | None = None, float_dtype: str | None = None) -> "dict[str, np.ndarray]":
     """Run an artifact on ``backend``; time-major arrays ``(steps, batch, *shape)`` (``neurocc run``).
     ``pad``: append that many steps of zero input (``"auto"``: the graph's latency); ``device``
-    ``cpu``/``cuda``: the emulator's (or reference's) batched torch path.
+    ``cpu``/``cuda``: the emulator's (or reference's) batched torch path; ``float_dtype``
+    ``float64`` (default, the specification) or ``float32`` (with ``device``: float graphs run in
+    float32, faster, differing by rounding: docs/backends/emulator.md#float32-on-the-batched-path).
 
     The result is a dict (a :class:`~neurocc.runtime.run.RunOutputs`) whose ``overflow`` holds the
     wrap/saturation counts per node (``{node: {event: count}}``; None for backends that do not count
@@ -190,7 +192,7 @@ def run(artifact_dir: str | Path, backend: str = "emulator",
     from neurocc.overflow import warn
 
     out = run_artifact(Path(artifact_dir), backend, _arrays(inputs, "--input"), steps=steps,
-                       record=record, pad=pad, progress=progress, device=device)
+                       record=record, pad=pad, progress=progress, device=device, float_dtype=float_dtype)
     warn(out.overflow, f"{backend} run of {artifact_dir}")
     return out
 
@@ -228,17 +230,19 @@ def _open_source(source: Any, kw: dict[str, Any]) -> Any:
 def evaluate(artifact_dir: str | Path, data: "dict[str, np.ndarray] | str | Path",
              backend: str | None = None, *, readout: str = "count", time_major: bool = False,
              progress: bool = False, device: str | None = None, workers: int | None = None,
-             ray_address: str | None = None, metrics: bool = False) -> dict[str, Any]:
+             ray_address: str | None = None, metrics: bool = False,
+             float_dtype: str | None = None) -> dict[str, Any]:
     """Accuracy of an artifact on labelled data ``{x, y}`` (``neurocc evaluate``): ``x`` static
     ``(samples, *shape)`` or sequences ``(samples, steps, *shape)`` (``time_major=True``: ``(steps,
     samples, *shape)``); ``readout`` is ``count``, ``membrane`` or ``first``; ``workers``/
     ``ray_address``: sample batches on Ray workers (docs/user-guide.md#parallel-runs); ``metrics``: also the
-    measured cost (``result["metrics"]``, ``result["energy"]``: :mod:`neurocc.runtime.metrics`)."""
+    measured cost (``result["metrics"]``, ``result["energy"]``: :mod:`neurocc.runtime.metrics`);
+    ``device``/``float_dtype``: as :func:`run`."""
     evaluate_artifact = feature("neurocc.runtime.evaluate", "evaluate_artifact",
                                 "evaluation (neurocc evaluate)")
     return evaluate_artifact(Path(artifact_dir), _arrays(data, "--data"), backend=backend, readout=readout,
                              time_major=time_major, progress=progress, device=device, workers=workers,
-                             ray_address=ray_address, metrics=metrics)
+                             ray_address=ray_address, metrics=metrics, float_dtype=float_dtype)
 
 
 def plan(model: Any, targets: "list[str | Target] | None" = None,

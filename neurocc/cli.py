@@ -259,7 +259,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     inputs = read_npz(Path(args.input), "--input")
     outputs = neurocc.run(Path(args.artifact), args.backend, inputs, steps=args.steps,
-                          record=args.record, pad=args.pad, progress=True, device=args.device)
+                          record=args.record, pad=args.pad, progress=True, device=args.device,
+                          float_dtype=args.float_dtype)
     _save_weights(args, outputs)
     write_npz(Path(args.output), outputs)
     meta = _run_metadata(args, outputs)
@@ -347,7 +348,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = neurocc.evaluate(Path(args.artifact), Path(args.data), backend=args.backend, readout=args.readout,
                               time_major=args.time_major, progress=True, device=args.device,
                               workers=args.workers, ray_address=args.ray_address,
-                              metrics=not args.no_metrics)
+                              metrics=not args.no_metrics, float_dtype=args.float_dtype)
     fmt = _formatter("neurocc.runtime.evaluate", "format_evaluation")
     print(fmt(result) if fmt else f"accuracy: {result['accuracy']:.4f}")
     if args.json:
@@ -522,7 +523,7 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--pad", nargs="?", const="auto", type=_pad, metavar="N",
                        help="append N steps of zero input (no N: the graph's latency) so the last input steps "
                             "reach the outputs")
-        _device_flag(p)
+        _device_flag(p, float_dtype=True)
     elif name == "validate":
         artifact()
         p.add_argument("--backends", type=_names, metavar="a,b,c",
@@ -554,7 +555,7 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--no-metrics", action="store_true",
                        help="skip the measured cost (synaptic ops, sparsity, footprint, energy estimate; counted "
                             "on the emulator and reference backends)")
-        _device_flag(p)
+        _device_flag(p, float_dtype=True)
         _workers_flags(p)
     elif name == "plan":
         p.add_argument("--target", type=_names, metavar="a,b", help="targets to plan for (default: all)")
@@ -585,9 +586,13 @@ def _workers_flags(p: argparse.ArgumentParser) -> None:
                    help="join this Ray cluster (default: $RAY_ADDRESS, else a local Ray started for the command)")
 
 
-def _device_flag(p: argparse.ArgumentParser) -> None:
+def _device_flag(p: argparse.ArgumentParser, float_dtype: bool = False) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"),
                    help="run the emulator/reference on its batched torch path on this device (default: numpy/numba)")
+    if float_dtype:
+        p.add_argument("--float-dtype", metavar="float64|float32",
+                       help="with --device: float graphs in float64 (default, the specification) or float32 (faster, "
+                            "differs by rounding; never the judge)")
 
 
 def build_parser() -> argparse.ArgumentParser:

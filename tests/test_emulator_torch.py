@@ -85,7 +85,7 @@ def test_float_networks(device, kernels):
         ref = simulate(g, inputs, record=True, kernels="numpy")
         prog = prepare(g, kernels=kernels, device=device)
         got = simulate(g, inputs, record=True, program=prog)
-        assert bool(prog.compiled) != (device == "cpu" and kernels == "auto")   # float on a CPU: numpy
+        assert prog.compiled      # float on a CPU with numba: the compiled float path (floatpath.py)
         close(g, ref, got)
     g, inputs = cases[0]
     from neurocc.backends import reference
@@ -128,3 +128,14 @@ def test_cli_device_flag(tmp_path, nir_paper):
     assert outs[0].keys() == outs[1].keys() and all(np.array_equal(outs[0][k], outs[1][k]) for k in outs[0])
     r = cmd("run", str(art), "--backend", "loihi", "--input", "x.npz", "--output", "y.npz", "--device", "cpu")
     assert r.returncode == 1 and "Traceback" not in r.stderr and "--device" in r.stderr
+    # --float-dtype: float32 runs the float graph (reference) on the batched path; bad values and
+    # float32 without --device are one-paragraph errors (exit 1)
+    run = ("run", str(art), "--backend", "reference", "--input", "x.npz", "--output", "y.npz", "--record")
+    r = cmd(*run, "--device", "cpu", "--float-dtype", "float32")
+    assert r.returncode == 0, r.stderr
+    with np.load(tmp_path / "y.npz") as z:
+        assert z.files and all(z[k].dtype == np.float32 for k in z.files)     # outputs and every trace
+    for extra, says in ((["--device", "cpu", "--float-dtype", "float16"], "unknown float dtype 'float16'"),
+                        (["--float-dtype", "float32"], "add --device cpu")):
+        r = cmd(*run, *extra)
+        assert r.returncode == 1 and "Traceback" not in r.stderr and says in r.stderr, r.stderr

@@ -32,13 +32,13 @@ def float_graph(artifact: Any) -> Graph:
 
 
 def simulate(graph: Graph, inputs: Mapping[str, np.ndarray], steps: int | None = None,
-             record: bool = False, device: str | None = None) -> SimResult:
-    """Float reference run of a float ``graph`` (BackendError for a quantized one); ``device``:
-    the emulator's torch path (``neurocc.backends.emulator.prepare``)."""
+             record: bool = False, device: str | None = None, float_dtype: str | None = None) -> SimResult:
+    """Float reference run of a float ``graph`` (BackendError for a quantized one); ``device``,
+    ``float_dtype``: the emulator's batched path (``neurocc.backends.emulator.prepare``)."""
     if graph.numerics is not None:
         raise BackendError(f"graph '{graph.name}' is quantized ('{graph.numerics}')", where="reference",
                            fix="pass the float graph (artifact.float_graph), or use the emulator backend")
-    return _simulate(graph, inputs, steps, record, device=device)
+    return _simulate(graph, inputs, steps, record, device=device, float_dtype=float_dtype)
 
 
 def check(graph: Graph, target: Any) -> list[str]:
@@ -51,10 +51,11 @@ def check(graph: Graph, target: Any) -> list[str]:
 
 
 def run(artifact: Any, inputs: Mapping[str, np.ndarray], steps: int | None = None,
-        record: bool = False, device: str | None = None) -> dict[str, np.ndarray]:
-    """Backend contract: the artifact's float graph run on ``inputs`` (``device``: the
-    emulator's torch path, see ``neurocc.backends.emulator.prepare``)."""
-    res = simulate(float_graph(artifact), inputs, steps, record, device=device)
+        record: bool = False, device: str | None = None, float_dtype: str | None = None
+        ) -> dict[str, np.ndarray]:
+    """Backend contract: the artifact's float graph run on ``inputs`` (``device``,
+    ``float_dtype``: the emulator's batched path, see ``neurocc.backends.emulator.prepare``)."""
+    res = simulate(float_graph(artifact), inputs, steps, record, device=device, float_dtype=float_dtype)
     out = {**res.outputs, **res.traces} if record else dict(res.outputs)
     return {**out, **res.weights}   # plastic synapses (the rule's float reference): "<node>/w"
 

@@ -137,7 +137,7 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
              time_major: bool = False, progress: bool = False,
              device: str | None = None, workers: int | None = None,
              ray_address: str | None = None, on_samples: Callable[[int], None] | None = None,
-             metrics: bool = False) -> dict[str, Any]:
+             metrics: bool = False, float_dtype: str | None = None) -> dict[str, Any]:
     """Accuracy of the artifact on ``backend``: ``{"accuracy", "n", "backend", "readout", "input",
     "per_class", "confusion", "timesteps", "latency_steps", "encoding", "overflow"}``; ``per_class``
     maps label → {"n", "accuracy"}, ``confusion[true][predicted]`` counts samples; ``overflow``: the
@@ -145,7 +145,7 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
     do not count them), also issued as warnings. ``x`` is static
     ``(samples, *shape)`` or sequences ``(samples, steps, *shape)`` (``time_major``: ``(steps,
     samples, *shape)``); ``progress`` draws a bar on stderr (the CLI turns it on); ``device``: the emulator's torch
-    path (see :func:`neurocc.runtime.run.run_artifact`); ``metrics``: also ``"metrics"``
+    path and ``float_dtype`` its dtype for float graphs (see :func:`neurocc.runtime.run.run_artifact`); ``metrics``: also ``"metrics"``
     (:meth:`neurocc.runtime.metrics.Metrics.to_dict`, per sample) and ``"energy"`` (an estimate
     from the target's figures) on the emulator and reference backends, else both None;
     ``workers``/``ray_address``: batches of
@@ -170,7 +170,8 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
     layout = resolve_workers(workers, [backend], ray_address, len(x))
     want = metrics and backend in METRIC_BACKENDS
     size = int(batch_size) if not want else min(int(batch_size), METRIC_BATCH)
-    args = {"enc": enc, "window": window, "lag": lag, "readout": readout, "device": device, "metrics": want}
+    args = {"enc": enc, "window": window, "lag": lag, "readout": readout, "device": device, "metrics": want,
+            "float_dtype": float_dtype}
     tasks = [Task(i, backend, a, b, {"x": x[a:b], **args}) for i, (a, b) in enumerate(chunks(len(x), layout, size, [backend]))]
     counts: overflow.Counts | None = None
     where = f" on {layout.workers} workers" if layout.parallel else ""
@@ -226,12 +227,12 @@ def predict_task(art: Any, task: Any) -> tuple[np.ndarray, Any, Any]:
     a = task.args
     graph = art.float_graph if task.backend in FLOAT_BACKENDS else art.graph
     return _predict(art, task.backend, graph, a["x"], a["enc"], a["window"], a["lag"], a["readout"], task.start,
-                    a["device"], a.get("metrics", False))
+                    a["device"], a.get("metrics", False), a.get("float_dtype"))
 
 
 def _predict(art: Any, backend: str, graph: Graph, xb: np.ndarray, enc: Encoding | None, window: int,
-             lag: int, readout: str, first: int, device: str | None = None, metrics: bool = False
-             ) -> tuple[np.ndarray, Any, Any]:
+             lag: int, readout: str, first: int, device: str | None = None, metrics: bool = False,
+             float_dtype: str | None = None) -> tuple[np.ndarray, Any, Any]:
     """Predicted classes of one batch, its overflow counts (None when the backend does not count
     them) and its measured :class:`~neurocc.runtime.metrics.Metrics` (``metrics``, else None):
     the run lasts ``window + lag`` steps, the window is scored."""
@@ -246,7 +247,7 @@ def _predict(art: Any, backend: str, graph: Graph, xb: np.ndarray, enc: Encoding
             xs = np.concatenate([xs, np.zeros((lag, *xs.shape[1:]), xs.dtype)])
     name = art.inputs[0]["name"]
     outs = run_artifact(art, backend, {name: xs}, steps=steps, record=metrics or needs_record(graph, readout),
-                        warn=False, device=device)
+                        warn=False, device=device, float_dtype=float_dtype)
     m = None
     if metrics:
         from neurocc.runtime.metrics import from_traces

@@ -220,13 +220,16 @@ DEVICE_BACKENDS = ("emulator", "reference")  # backends with a torch path (``dev
 
 def run_artifact(artifact_dir: Artifact | str | Path, backend: str, inputs: Mapping[str, Any],
                  steps: int | None = None, record: bool = False, pad: int | str | None = None,
-                 progress: bool = False, warn: bool = True, device: str | None = None) -> RunOutputs:
+                 progress: bool = False, warn: bool = True, device: str | None = None,
+                 float_dtype: str | None = None) -> RunOutputs:
     """Run the artifact on ``backend``; outputs (and, with ``record``, ``<node>/<var>`` traces),
     with the overflow counts when the backend reports them (no warning here: each command warns
     once over all its runs with :func:`neurocc.overflow.warn`). ``pad``: append zero steps
     (``"auto"``: the :func:`latency`); ``progress``: show a spinner and a closing line on stderr;
     ``warn``: see :func:`check_inputs`; ``device`` (``cpu`` / ``cuda``, emulator and reference
-    only): the emulator's batched torch path; None: its numpy/numba kernels."""
+    only): the emulator's batched torch path; None: its numpy/numba kernels; ``float_dtype``
+    (``float64`` | ``float32``, with ``device``): the dtype of a float graph on that path
+    (float32: faster, rounds differently, never the judge; integer graphs ignore it)."""
     from neurocc.backends import get_backend
     from neurocc.overflow import collect
     from neurocc.progress import Step, quiet
@@ -238,6 +241,13 @@ def run_artifact(artifact_dir: Artifact | str | Path, backend: str, inputs: Mapp
     if device is not None and backend not in DEVICE_BACKENDS:
         raise InputError(f"--device {device} applies to the emulator and reference backends only, not '{backend}'",
                          where="--device", fix="leave --device out for this backend")
+    if float_dtype is not None:
+        from neurocc.backends.emulator.floatpath import check_float_dtype
+
+        check_float_dtype(float_dtype)
+        if backend not in DEVICE_BACKENDS:
+            raise InputError(f"--float-dtype applies to the emulator and reference backends only, not '{backend}'",
+                             where="--float-dtype", fix="leave --float-dtype out for this backend")
     checked, n_steps, batch = check_inputs(art, inputs, warn)
     added = pad_steps(art, backend, pad)
     _check_run_size(art, (steps or n_steps) + added, batch)
@@ -251,7 +261,7 @@ def run_artifact(artifact_dir: Artifact | str | Path, backend: str, inputs: Mapp
                            where=f"--backend {backend}", fix="run it with --backend emulator or reference")
     total = steps or n_steps + added
     events = None
-    extra = {} if device is None else {"device": device}
+    extra = {k: v for k, v in (("device", device), ("float_dtype", float_dtype)) if v is not None}
     with Step(f"run on {backend}", **quiet(progress)) as step:
         step.note(f"{total} steps x batch {batch}")
         ready = prepare_inputs(art, checked, backend)

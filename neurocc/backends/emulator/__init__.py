@@ -50,12 +50,15 @@ def _profile(graph: Graph):
     return get_profile(graph.numerics)
 
 
-def prepare(graph: Graph, kernels: str = "auto", device: str | None = None):
+def prepare(graph: Graph, kernels: str = "auto", device: str | None = None, float_dtype: str | None = None):
     """Check ``graph`` and build its reusable :class:`~.program.Program` (BackendError listing
     every problem when the emulator cannot run it). ``kernels``: ``auto`` (compiled numba
     kernels where implemented, numpy elsewhere), ``numba`` (the same; error without numba) or
     ``numpy`` (the reference everywhere); results are identical (:mod:`.accel`). ``device``
-    ``cpu`` / ``cuda``: the batched torch path (:mod:`.torch_path`; exact for integer graphs)."""
+    ``cpu`` / ``cuda``: the batched path (:mod:`.torch_path`; exact for integer graphs; float
+    graphs on a CPU with numba: :mod:`.floatpath`). ``float_dtype`` (float graphs on the batched
+    path): ``float64`` (default: the specification) or ``float32`` (faster; differs by rounding,
+    never the judge: docs/backends/emulator.md); InputError for any other value."""
     from neurocc.backends.emulator.checks import graph_problems
     from neurocc.backends.emulator.program import Program
 
@@ -64,22 +67,22 @@ def prepare(graph: Graph, kernels: str = "auto", device: str | None = None):
         raise BackendError(f"the emulator cannot run graph '{graph.name}' ({len(found)} problem(s))",
                            where=f"graph '{graph.name}'", problems=found,
                            fix="see each problem; quantize the graph for its numerics profile or fix the node")
-    return Program(graph, _profile(graph), kernels, device)
+    return Program(graph, _profile(graph), kernels, device, float_dtype)
 
 
 def simulate(graph: Graph, inputs: Mapping[str, np.ndarray], steps: int | None = None,
              record: bool = False, program: Any = None, kernels: str = "auto",
-             device: str | None = None) -> SimResult:
+             device: str | None = None, float_dtype: str | None = None) -> SimResult:
     """Run ``graph`` on ``inputs`` (one ``(T, batch, *shape)`` array per Input node).
 
     ``steps`` defaults to T; more steps than T pad zero input, fewer use the first ``steps``.
     ``program`` (from :func:`prepare`) skips the checks and set-up when running a graph often;
-    ``kernels`` and ``device`` (without ``program``): see :func:`prepare`.
+    ``kernels``, ``device`` and ``float_dtype`` (without ``program``): see :func:`prepare`.
     """
     from neurocc.backends.emulator.checks import check_inputs
 
-    prog = program if program is not None else prepare(graph, kernels, device)
-    arrays, steps, batch = check_inputs(graph, inputs, steps, prog.shapes)
+    prog = program if program is not None else prepare(graph, kernels, device, float_dtype)
+    arrays, steps, batch = check_inputs(graph, inputs, steps, prog.shapes, np.dtype(prog.float_dtype or 'float64').type)
     outputs, traces, events = prog.run(arrays, steps, batch, record)
     return SimResult(outputs=outputs, traces=traces, events=events, steps=steps, batch=batch,
                      weights=prog.learned_weights())
@@ -112,20 +115,20 @@ def load_graphs(artifact: Any) -> tuple[Graph, Graph | None]:
 
 
 def run(artifact: Any, inputs: Mapping[str, np.ndarray], steps: int | None = None,
-        record: bool = False, device: str | None = None) -> dict[str, np.ndarray]:
+        record: bool = False, device: str | None = None, float_dtype: str | None = None
+        ) -> dict[str, np.ndarray]:
     """Backend contract: outputs (and with ``record`` every ``"<node>/<var>"`` trace) of the
-    artifact's integer graph (or a Graph); ``device``: see :func:`prepare`."""
-    graph, _ = load_graphs(artifact)
-    return run_events(artifact, inputs, steps, record, device)[0]
+    artifact's integer graph (or a Graph); ``device``, ``float_dtype``: see :func:`prepare`."""
+    return run_events(artifact, inputs, steps, record, device, float_dtype)[0]
 
 
 def run_events(artifact: Any, inputs: Mapping[str, np.ndarray], steps: int | None = None,
-               record: bool = False, device: str | None = None
+               record: bool = False, device: str | None = None, float_dtype: str | None = None
                ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, int]]]:
     """:func:`run` and the wrap/saturation counts per node (``SimResult.events``). A backend that
     counts overflow events offers ``run_events``; :func:`neurocc.runtime.run.run_artifact` uses it."""
     graph, _ = load_graphs(artifact)
-    res = simulate(graph, inputs, steps, record, device=device)
+    res = simulate(graph, inputs, steps, record, device=device, float_dtype=float_dtype)
     out = {**res.outputs, **res.traces} if record else dict(res.outputs)
     return {**out, **res.weights}, res.events   # plastic synapses: "<node>/w" (batch, post, pre)
 

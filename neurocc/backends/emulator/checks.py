@@ -83,12 +83,14 @@ def target_problems(graph: Graph, target) -> list[str]:
 
 
 def check_inputs(graph: Graph, inputs: Mapping[str, np.ndarray], steps: int | None,
-                 shapes: Mapping[str, tuple]) -> tuple[dict[str, np.ndarray], int, int]:
+                 shapes: Mapping[str, tuple], float_dtype: type = np.float64
+                 ) -> tuple[dict[str, np.ndarray], int, int]:
     """Validate ``inputs`` against the graph's Input nodes; return (arrays, steps, batch).
 
     Arrays are time-major ``(T, batch, *shape)``; integer graphs need integer values (spikes 0/1
     or graded integers), float graphs finite numbers. ``steps`` beyond the input length pads
-    zeros; fewer steps uses the first ``steps``.
+    zeros; fewer steps uses the first ``steps``. Arrays come back int64 (integer graphs) or
+    ``float_dtype`` (float graphs: float32 on the float32 batched path).
     """
     if steps is not None and (not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps <= 0):
         raise InputError(f"steps must be a positive integer, got {steps!r}", where="steps",
@@ -132,5 +134,5 @@ def check_inputs(graph: Graph, inputs: Mapping[str, np.ndarray], steps: int | No
         a = a[:steps]
         if a.shape[0] < steps:
             a = np.concatenate([a, np.zeros((steps - a.shape[0], *a.shape[1:]), a.dtype)])
-        out[n] = a.astype(np.int64 if graph.numerics else np.float64, copy=False)
+        out[n] = a.astype(np.int64 if graph.numerics else float_dtype, copy=False)
     return out, steps, B

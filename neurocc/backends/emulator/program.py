@@ -22,9 +22,10 @@ from neurocc.backends.emulator import kernels as K
 from neurocc.backends.emulator.neurons import FloatNeuron, IntNeuron
 from neurocc.backends.emulator.plastic import QPlastic, post_neuron
 from neurocc.backends.emulator.sigma_delta import SigmaDelta
-from neurocc.errors import BackendError, NeuroccError
+from neurocc.errors import BackendError, InputError, NeuroccError
 from neurocc.ir.graph import Graph
 
+F64 = np.dtype(np.float64)
 WINDOW_BYTES = 1 << 28  # budget for one window's node outputs (256 MiB)
 
 _FLOAT = {"Input": K.Identity, "Output": K.Identity, "Add": K.Identity, "Flatten": K.Flatten, "Scale": K.Scale,
@@ -38,7 +39,7 @@ _INT = {"Input": K.Identity, "Output": K.Identity, "Add": K.Identity, "Flatten":
 
 
 def _make_kernel(graph: Graph, name: str, shapes: dict, profile, accel: str | None = None,
-                 device: str | None = None) -> K.Kernel:
+                 device: str | None = None, fdt: np.dtype = F64) -> K.Kernel:
     node = graph.nodes[name]
     preds = graph.predecessors(name)
     in_shape = shapes[preds[0]] if preds else shapes[name]
@@ -50,7 +51,7 @@ def _make_kernel(graph: Graph, name: str, shapes: dict, profile, accel: str | No
     cls = table[node.kind]
     if device:   # the batched torch path (torch_path.py), else the compiled one (accel.py)
         from neurocc.backends.emulator.torch_path import kernel_class as torch_class
-        cls = torch_class(cls, node, profile, device, numba=accel is not None)
+        cls = torch_class(cls, node, profile, device, numba=accel is not None, fdt=fdt)
     elif accel:
         from neurocc.backends.emulator.accel import kernel_class
         cls = kernel_class(cls, node, profile)
@@ -62,8 +63,8 @@ def _make_kernel(graph: Graph, name: str, shapes: dict, profile, accel: str | No
     if issubclass(cls, FloatNeuron):
         kw["method"] = graph.method
     k = cls(name, node, in_shape, shapes[name], integer, **kw)
-    if node.kind == "Input" and integer:
-        k.out_dtype = np.int64
+    if node.kind == "Input":
+        k.out_dtype = np.int64 if integer else fdt.type
     if hasattr(k, "force"):
         k.force = accel == "numba" or device is not None
     return k
@@ -120,12 +121,16 @@ class Block:
 
 class Program:
     """A graph prepared for execution: kernels, blocks, histories. Reusable across runs.
-    ``kernels``: ``auto`` | ``numba`` | ``numpy`` (see :mod:`.accel`); ``device``: None (numpy
+    ``kernels``: ``auto`` | ``numba`` | ``numpy`` (see :mod:`.accel`); ``float_dtype`` (float
+    graphs, batched path only): ``float64`` (the specification) or ``float32`` (see
+    :mod:`.floatpath`; integer graphs ignore it: they are exact integers); ``device``: None (numpy
     and numba) or ``cpu`` / ``cuda`` (the torch path, :mod:`.torch_path`); ``compiled`` lists
     the nodes that run a compiled or torch kernel."""
 
-    def __init__(self, graph: Graph, profile, kernels: str = "auto", device: str | None = None) -> None:
+    def __init__(self, graph: Graph, profile, kernels: str = "auto", device: str | None = None,
+                 float_dtype: str | None = None) -> None:
         from neurocc.backends.emulator.accel import use_compiled
+        from neurocc.backends.emulator.floatpath import check_float_dtype
 
         self.graph = graph
         self.shapes = graph.shapes()
@@ -133,9 +138,15 @@ class Program:
         if device is not None:
             from neurocc.backends.emulator.torch_path import check_device
             device = check_device(device)
-        self.kernels = {n: _make_kernel(graph, n, self.shapes, profile, accel, device) for n in graph.nodes}
+        fdt = check_float_dtype(float_dtype)
+        if fdt != np.float64 and device is None and profile is None:
+            raise InputError(f"float_dtype {float_dtype!r} runs on the batched path only", where="--float-dtype",
+                               fix="add --device cpu (or cuda; device='cpu' in Python), or leave --float-dtype out "
+                                   "for the float64 specification")
+        self.float_dtype = fdt.name if profile is None else None
+        self.kernels = {n: _make_kernel(graph, n, self.shapes, profile, accel, device, fdt) for n in graph.nodes}
         self.compiled = sorted(n for n, k in self.kernels.items()
-                               if type(k).__module__.endswith((".accel", ".torch_path")))
+                               if type(k).__module__.endswith((".accel", ".torch_path", ".floatpath")))
         order = {n: i for i, n in enumerate(graph.order())}
         self.blocks = []
         self.plastic = {n: post_neuron(graph, n) for n, k in self.kernels.items() if isinstance(k, QPlastic)}
@@ -156,7 +167,8 @@ class Program:
                 if type(ks[n]) in (K.Identity, K.Flatten, K.Delay) and self.graph.in_edges(n):
                     srcs = [ks[e.src].out_dtype for e in self.graph.in_edges(n)]
                     if len(srcs) > 1:
-                        ks[n].out_dtype = np.float64 if any(np.dtype(d).kind == "f" for d in srcs) else np.int64
+                        fl = [d for d in srcs if np.dtype(d).kind == "f"]
+                        ks[n].out_dtype = np.result_type(*fl).type if fl else np.int64
                     else:
                         ks[n].out_dtype = srcs[0]
 

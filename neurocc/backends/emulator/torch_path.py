@@ -16,11 +16,15 @@ numpy kernel       device ``cpu`` (``kernels="numpy"``)          device ``cuda``
 =================  ===========================================  ================================
 ``QDense``         torch float32 GEMM when every partial sum    torch float64 GEMM when exact
                    < 2**24, float64 < 2**53 (exact integers)    (< 2**53); int64 sums: numpy
-``Dense`` (float)  torch float64 GEMM                           torch float64 GEMM
+``Dense`` (float)  torch GEMM in ``fdt`` (float64 by default)   torch GEMM in ``fdt``
 ``IntNeuron``      torch int64 (:class:`TIntNeuron`)             torch int64, the profile's
                                                                 equations (:class:`TIntNeuron`)
-``FloatNeuron``    torch float64 (:class:`TFloatNeuron`)         torch float64, the same operations
+``FloatNeuron``    torch ``fdt`` (:class:`TFloatNeuron`)         torch ``fdt``, the same operations
 =================  ===========================================  ================================
+
+Float graphs on a CPU with numba run the compiled float kernels of :mod:`.floatpath` instead
+(event-driven float gather, fused neuron windows). ``fdt`` is the program's ``float_dtype``
+(float64, the specification, or float32: faster, differs by rounding).
 
 Integer numerics stay exact on every device: the GEMMs are exact by the same bounds as
 :mod:`.linalg` (float32 is not used on cuda, where TF32 could round), the neuron updates are
@@ -41,6 +45,7 @@ from neurocc.errors import BackendError
 from neurocc.ir.types import ResetMode
 
 DEVICES = ("cpu", "cuda")
+F64 = np.dtype(np.float64)
 
 
 def check_device(device: str) -> str:
@@ -109,29 +114,52 @@ class TQDense(_OnDevice, K.QDense):
         return exact_matmul(self, x, W, binary)
 
 
+def _torch_dtype(fdt: np.dtype):
+    import torch
+
+    return torch.float32 if fdt == np.float32 else torch.float64
+
+
 class TDense(_OnDevice, K.Dense):
-    """Float Affine/Linear: float64 GEMM on the device, plus the bias."""
+    """Float Affine/Linear: GEMM in ``fdt`` (float64, or float32 with ``float_dtype``) on the
+    device, plus the bias."""
+
+    fdt = np.dtype(np.float64)
+
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.out_dtype = self.fdt.type
 
     def rows(self, x: np.ndarray) -> np.ndarray:
-        import torch
-
-        wt = self._cached("w", lambda: _t(self.W.w_t, self.device, torch.float64))
-        y = (_t(x, self.device, torch.float64) @ wt).cpu().numpy()
-        return y + self.bias if np.any(self.bias) else y
+        dt = _torch_dtype(self.fdt)
+        wt = self._cached("w", lambda: _t(self.W.w_t, self.device, dt))
+        y = (_t(x, self.device, dt) @ wt).cpu().numpy()
+        return y + self.bias.astype(self.fdt) if np.any(self.bias) else y
 
 
 class TFloatNeuron(_OnDevice, FloatNeuron):
-    """I/IF/LI/LIF/CubaLI/CubaLIF: FloatNeuron's float64 operations, in the same order, on
-    the device over a window (one transfer in, one out)."""
+    """I/IF/LI/LIF/CubaLI/CubaLIF: FloatNeuron's operations, in the same order, in ``fdt``
+    (float64, or float32 with ``float_dtype``) on the device over a window (one transfer in,
+    one out)."""
+
+    fdt = np.dtype(np.float64)
+
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.out_dtype = self.fdt.type
+
+    def reset(self, batch: int) -> None:
+        self.state = {var: np.zeros((batch, *self.out_shape), self.fdt) for var in self.node.state_vars}
 
     def window(self, x: np.ndarray, rec=None) -> np.ndarray:
         import torch
 
-        d, f = self.device, (lambda a: None if a is None else _t(np.asarray(a, np.float64), self.device))
+        d, fdt = self.device, self.fdt
+        f = lambda a: None if a is None else _t(np.asarray(a, fdt), d)  # noqa: E731
         au, gu, av, gv, bv = map(f, (self.au, self.gu, self.av, self.gv, self.bv))
         st = {k: _t(v, d).clone() for k, v in self.state.items()}
-        xs = _t(np.asarray(x, np.float64), d)
-        out = torch.empty(xs.shape, dtype=torch.float64, device=d)
+        xs = _t(np.asarray(x, fdt), d)
+        out = torch.empty(xs.shape, dtype=_torch_dtype(fdt), device=d)
         recs = {k: [] for k in (rec or {})}
         th, vr = (f(self.th), f(self.v_reset)) if self.spiking else (None, None)
         for t in range(xs.shape[0]):
@@ -251,11 +279,22 @@ _FLOAT_FIELDS = {"Affine": {"weight", "bias"}, "Linear": {"weight"}, "I": {"r"},
                  "CubaLIF": {"r", "reset", "tau_mem", "tau_syn", "v_leak", "v_reset", "v_threshold", "w_in"}}
 
 
-def kernel_class(cls: type, node, profile, device: str, numba: bool = True) -> type:
+def float_supported(cls: type, node) -> bool:
+    """Whether the batched float kernels (torch here, compiled in :mod:`.floatpath`) implement
+    ``node`` (numpy class ``cls``): Affine/Linear and the float neurons with default options."""
+    from neurocc.backends.emulator import accel
+
+    return (cls in (K.Dense, FloatNeuron) and node.kind in _FLOAT_FIELDS and accel.classic_reset(node)
+            and accel.implements(node, _FLOAT_FIELDS[node.kind]))
+
+
+def kernel_class(cls: type, node, profile, device: str, numba: bool = True,
+                 fdt: np.dtype = F64) -> type:
     """THE dispatch point of the torch path: the torch subclass of ``cls`` for ``node`` on
     ``device``; on a CPU with ``numba`` (``kernels`` not ``numpy``) neurons take the compiled
-    class of :mod:`.accel` instead; else ``cls``."""
-    from neurocc.backends.emulator import accel
+    class of :mod:`.accel` instead, float synapses and neurons that of :mod:`.floatpath`; else
+    ``cls``. ``fdt``: the float kernels' dtype (``float_dtype``)."""
+    from neurocc.backends.emulator import accel, floatpath
 
     known = lambda names: accel.implements(node, names) and accel.classic_reset(node)  # noqa: E731
     cuda = not device.startswith("cpu")
@@ -264,12 +303,13 @@ def kernel_class(cls: type, node, profile, device: str, numba: bool = True) -> t
     sub = None
     if cls is K.QDense and pname in ("loihi", "int8") and known(_INT_FIELDS["QDense"]):
         sub = TQDense
-    elif cls is K.Dense and torch_neurons and node.kind in _FLOAT_FIELDS and known(_FLOAT_FIELDS[node.kind]):
-        sub = TDense
+    elif profile is None and float_supported(cls, node):
+        if not torch_neurons:
+            return floatpath.kernel_class(cls, fdt)
+        sub = TDense if cls is K.Dense else TFloatNeuron
     elif cls is IntNeuron and torch_neurons and pname in ("loihi", "int8") and node.kind in _INT_FIELDS and known(_INT_FIELDS[node.kind]):
         sub = TIntNeuron
-    elif cls is FloatNeuron and torch_neurons and node.kind in _FLOAT_FIELDS and known(_FLOAT_FIELDS[node.kind]):
-        sub = TFloatNeuron
     if sub is None:
         return accel.kernel_class(cls, node, profile) if not torch_neurons else cls
-    return type(f"{sub.__name__}_{device.replace(':', '_')}", (sub,), {"device": device, "numba": not torch_neurons})
+    return type(f"{sub.__name__}_{device.replace(':', '_')}", (sub,),
+                {"device": device, "numba": not torch_neurons, "fdt": fdt})
