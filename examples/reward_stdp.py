@@ -15,8 +15,11 @@ the pattern that fired it get a positive tag (pre before post). Only after an A 
 (a graph Input, the third factor, 0..127 per step) delivers ``reward_size`` two steps after
 ``P``'s spike, into the post neuron's reward trace ``y2``; the tagged synapses then grow by
 ``t · y2``. B's tags decay to 0 before any reward arrives, so B's weights never change.
-Trials are ``gap`` steps apart (tags and the reward trace decay to 0 in between). Everything is
-in Loihi units (the graph is built already quantized for the ``loihi`` numerics).
+Trials are ``gap`` steps apart (tags and the reward trace decay to 0 in between). A test phase
+follows, without reward: half of A (inputs 0, 1), then half of B (inputs 4, 5); at the initial
+weights neither half fires ``P`` (2 · 40 ≤ 100), after learning half of A does and half of B
+does not. Everything is in Loihi units (the graph is built already quantized for the ``loihi``
+numerics).
 """
 from __future__ import annotations
 
@@ -61,15 +64,18 @@ def build_graph(w0: int = 40, seed: int = 3) -> Graph:
 
 
 def inputs(p: Protocol = Protocol()) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """(graph inputs (steps, 1, n), the step of each volley), trials A, B, A, B, ..."""
-    steps = 2 * p.trials * p.gap
+    """(graph inputs (steps, 1, n), the step of each volley): trials A, B, A, B, ..., then the
+    two test volleys (half of A, half of B)."""
+    steps = (2 * p.trials + 2) * p.gap
     x, r = np.zeros((steps, 1, 8)), np.zeros((steps, 1, 1))
-    onsets = np.arange(2 * p.trials) * p.gap + 1
-    for i, t in enumerate(onsets):
+    onsets = np.arange(2 * p.trials + 2) * p.gap + 1
+    for i, t in enumerate(onsets[:-2]):
         rewarded = i % 2 == 0
         x[t, 0, A if rewarded else B] = 1
         if rewarded:
             r[t + p.reward_delay, 0, 0] = p.reward_size
+    x[onsets[-2], 0, A[:2]] = 1
+    x[onsets[-1], 0, B[:2]] = 1
     return {"x": x, "reward": r}, onsets
 
 
@@ -79,10 +85,13 @@ def experiment(p: Protocol = Protocol()) -> tuple[Graph, dict[str, np.ndarray], 
 
 
 def summary(w: np.ndarray, spikes: np.ndarray, onsets: np.ndarray) -> dict[str, object]:
-    """Mean learned weight per pattern and how many volleys of each made P fire."""
+    """Mean learned weight per pattern, how many training volleys of each made P fire, and
+    whether the test halves of A and B did."""
     fired = [bool(np.asarray(spikes)[t:t + 3].any()) for t in onsets]
+    train = fired[:-2]
     return {"w_A": float(w[..., A].mean()), "w_B": float(w[..., B].mean()),
-            "fired_A": int(sum(fired[0::2])), "fired_B": int(sum(fired[1::2]))}
+            "fired_A": int(sum(train[0::2])), "fired_B": int(sum(train[1::2])),
+            "half_A_fires": fired[-2], "half_B_fires": fired[-1]}
 
 
 def main() -> None:  # pragma: no cover - a demo printout
