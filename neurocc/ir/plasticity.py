@@ -212,7 +212,9 @@ def reward_stdp(a_plus: float = 2 ** -1, a_minus: float = 2 ** -2, tag_decay: fl
     neuron and step) is added to it every step and it decays with ``reward_tau``; ``y1`` is the
     post trace (impulse, ``tau_minus``), ``x1`` the pre trace (impulse, ``tau_plus``). All post
     traces of a three-factor synapse are kept by its post-synaptic neuron
-    (:func:`neurocc.ir.numerics.learning.neuron_traces`)."""
+    (:func:`neurocc.ir.numerics.learning.neuron_traces`). In fixed point the product ``t · y2``
+    (9 + 7 bits and the 4-bit mantissa) is shifted right by 5 before scaling, so there
+    ``dw = rate · t · y2 / 32`` (the float reference, like Lava's float model, has no shift)."""
     return {"dw": f"{_scale(rate)} * u0 * t * y2",
             "dt": f"{_scale(a_plus)} * y0 * x1 - {_scale(a_minus)} * x0 * y1 - {_scale(tag_decay)} * u0 * t",
             "impulses": (impulse, 0, impulse, 0, 0), "taus": (tau_plus, 0, tau_minus, reward_tau, 0),

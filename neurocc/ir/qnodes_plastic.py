@@ -119,8 +119,8 @@ class QPlasticDense(Node):
         if any(v == "t" for t in terms for v, _ in t.factors) and not self.dt.strip():
             probs.append("the rule uses the tag t but there is no tag rule dt (t stays 0)")
         if self.reward and self.sparse:
-            probs.append("a three-factor (reward) synapse cannot be sparse (Lava's LearningSparse takes no "
-                         "third factor here); use a dense plastic synapse")
+            probs.append("a three-factor (reward) synapse cannot be sparse: neurocc wires the third factor for "
+                         "dense plastic synapses only (LearningDense); use sparse=False")
         return probs
 
 
