@@ -150,6 +150,14 @@ def test_rewarded_pattern_is_preferred_on_the_emulator(rstdp):
     assert s["fired_A"] == s["fired_B"] == 8           # both patterns fired P throughout training
     assert s["w_A"] > 60 and s["w_B"] == 40            # only the rewarded pattern's synapses grew
     assert s["half_A_fires"] and not s["half_B_fires"]  # and half of A now fires P, half of B does not
+    # the learned weights frozen (the reward Input then feeds nothing): edge-cpu equals the emulator
+    from neurocc.backends import edge_cpu
+    from neurocc.ir.qnodes_plastic import freeze
+
+    frozen = freeze(graph, {"W/w": out["W/w"]})
+    test = {k: v[-2 * rstdp.Protocol().gap:] for k, v in x.items()}
+    want, got = emulate(frozen, test), edge_cpu.run(frozen, test)
+    assert np.array_equal(np.asarray(want["out"]), np.asarray(got["out"])) and np.asarray(got["out"]).sum() == 1
 
 
 def _stress_graph(sign: str, t_epoch: int, dw: str, dt: str, w0: np.ndarray, reward: str = "r") -> Graph:
