@@ -48,8 +48,8 @@ from neurocc.ir.qnodes import QLIF
 from neurocc.ir.qnodes_plastic import QPlasticDense
 
 ROOT = Path(__file__).resolve().parents[1]
-PRESET = dict(a_plus=2 ** -1, a_minus=2 ** -2, tag_decay=2 ** -2, rate=2 ** -3, tau_plus=4, tau_minus=4,
-              impulse=32, reward_tau=4, reward="r")
+PRESET = {"a_plus": 2 ** -1, "a_minus": 2 ** -2, "tag_decay": 2 ** -2, "rate": 2 ** -3, "tau_plus": 4,
+          "tau_minus": 4, "impulse": 32, "reward_tau": 4, "reward": "r"}
 
 
 def _pair(pre_step: int, post_step: int, reward_step: int | None, integer: bool) -> tuple[float, float]:

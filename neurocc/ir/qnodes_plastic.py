@@ -133,8 +133,8 @@ def reward_problems(graph, name: str, node) -> list[str]:
     if src is None or src.kind != "Input" or tuple(src.shape) != want:
         got = "no such node" if src is None else f"a {src.kind}" + (f" of shape {tuple(src.shape)}" if
                                                                     src.kind == "Input" else "")
-        return [f"node '{name}' (QPlasticDense): reward '{node.reward}' must be a graph Input of shape {want} "
-                f"(one third-factor value 0..127 per post neuron and step); it is {got}"]
+        return [(f"node '{name}' (QPlasticDense): reward '{node.reward}' must be a graph Input of shape {want} "
+                 f"(one third-factor value 0..127 per post neuron and step); it is {got}")]
     return []
 
 

@@ -97,7 +97,7 @@ def synapse_traces(impulses, taus, three_factor: bool) -> tuple[tuple[int, ...],
 
 def neuron_decay(tau: int) -> int:
     """The learning neuron's 12-bit trace multiplier ``round(4096 · e^(−1/tau))`` (0 for tau 0)."""
-    return 0 if tau == 0 else int(round(2 ** NEURON_DECAY_BITS * np.exp(-1.0 / tau)))
+    return 0 if tau == 0 else round(2 ** NEURON_DECAY_BITS * float(np.exp(-1.0 / tau)))
 
 
 def neuron_traces(y: np.ndarray, spiked: np.ndarray, reward: np.ndarray, impulses, taus, integer: bool
