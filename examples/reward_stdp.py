@@ -94,6 +94,20 @@ def summary(w: np.ndarray, spikes: np.ndarray, onsets: np.ndarray) -> dict[str, 
             "half_A_fires": fired[-2], "half_B_fires": fired[-1]}
 
 
+def float_reference(graph: Graph, x: dict[str, np.ndarray], spikes: np.ndarray) -> np.ndarray:
+    """``W``'s weights under the float reference of its rule (the emulator's plastic kernel with
+    ``float_rule``: exact decays, no 127 cap, no fixed-point product shift), driven by the inputs
+    and the post spikes ``spikes`` (steps, 1, 1) of a run."""
+    from neurocc.backends.emulator.plastic import QPlastic
+
+    k = QPlastic("W", graph.nodes["W"], (8,), (1,), True, float_rule=True)
+    k.reset(1)
+    for t in range(len(x["x"])):
+        k.step(x["x"][t])
+        k.learn(np.asarray(spikes[t]), x["reward"][t])
+    return k.W[0]
+
+
 def main() -> None:  # pragma: no cover - a demo printout
     import neurocc
 
@@ -108,6 +122,9 @@ def main() -> None:  # pragma: no cover - a demo printout
         res = neurocc.run(args.out, backend=b, inputs=x)
         w, s = np.asarray(res["W/w"][0]), np.asarray(res["out"])
         print(b, summary(w, s, onsets), "weights", w.ravel().tolist())
+        if first is None:
+            ref = float_reference(graph, x, s)
+            print(f"  float reference on {b}'s spikes: weights", np.round(ref, 2).ravel().tolist())
         if first is not None:
             print(f"  vs {args.backends.split(',')[0]}: spikes equal {np.array_equal(s, first[1])}, "
                   f"weights equal {np.array_equal(w, first[0])}")
