@@ -115,6 +115,9 @@ def io_spec(graph: Graph, outputs_report: Mapping[str, Any] | None = None,
     """Manifest ``inputs``/``outputs`` entries: name, shape, and how values are to be read."""
     shapes = graph.shapes()
     scales = dict(input_scales or {})
+    for nd in graph.nodes.values():   # a plastic synapse's third factor (reward): integers 0..127, graded
+        if getattr(nd, "reward", "") and nd.reward not in scales:
+            scales[nd.reward] = 1.0
     inputs = [{"name": n, "shape": list(shapes[n]),
                "values": "graded" if n in scales else "spikes", "int_per_float": scales.get(n)}
               for n in graph.inputs]

@@ -5,12 +5,15 @@ A rule changes a plastic synapse's weight once per learning epoch (``t_epoch`` s
     dw = Σ_k  m_k · 2**e_k · D_k · Π_j (V_kj + c_kj)
 
 where each term ``k`` has a scale ``m_k · 2**e_k`` (``m`` −8..7, ``e`` −7..8: Loihi's 4-bit
-mantissa and exponent), a *dependency* ``D_k`` ∈ {``x0``, ``y0``} (1 if the pre- resp.
-post-synaptic neuron spiked in the epoch, else 0) and factors ``V`` drawn from ``x0``, ``y0``
+mantissa and exponent), a *dependency* ``D_k`` ∈ {``x0``, ``y0``, ``u<k>``} (1 if the pre- resp.
+post-synaptic neuron spiked in the epoch, else 0; ``u<k>``: 1 at every ``2**k``-th epoch end,
+whatever spiked) and factors ``V`` drawn from ``x0``, ``y0``
 (spike flags), ``x1``, ``x2`` (pre-synaptic traces), ``y1``, ``y2``, ``y3`` (post-synaptic
-traces), ``w`` (the weight itself) with an optional integer constant ``c``, or a constant alone.
+traces), ``w`` (the weight itself), ``t`` (the synapse's tag, the eligibility trace of
+three-factor rules) with an optional integer constant ``c``, or a constant alone.
 Traces are sampled at the dependency's spike time (``x1`` in an ``y0`` term: the pre trace when
-the post neuron spiked). This is the string Lava's ``Loihi2FLearningRule(dw=...)`` takes, e.g.
+the post neuron spiked; in a ``u`` term: at the epoch's end). The same form, as a second rule
+``dt``, updates the tag ``t`` (Lava's ``Loihi3FLearningRule(dt=...)``). This is the string Lava's ``Loihi2FLearningRule(dw=...)`` takes, e.g.
 ``"2^-2 * x1 * y0 - 2^-2 * y1 * x0"`` (pair STDP); :func:`parse_rule` reads it into
 :class:`Term` s exactly as Lava's ``ProductSeries`` does (same mantissa/exponent folding).
 
@@ -24,8 +27,9 @@ import re
 from dataclasses import dataclass
 
 TRACES = ("x1", "x2", "y1", "y2", "y3")
-DEPENDENCIES = ("x0", "y0")
-VARIABLES = ("x0", "y0", "x1", "x2", "y1", "y2", "y3", "w")
+DEPENDENCIES = ("x0", "y0")   # spike dependencies; u0..u9 (epoch-decimated, no spike needed) as well
+VARIABLES = ("x0", "y0", "x1", "x2", "y1", "y2", "y3", "w", "t")
+U_DEPENDENCY = re.compile(r"u\d")
 SIGN_MODES = ("excitatory", "inhibitory", "mixed")
 WEIGHT_RANGE = {"excitatory": (0, 255), "inhibitory": (-255, 0), "mixed": (-256, 255)}  # 8-bit, Lava's clip
 MAX_FACTORS = 3   # keeps every product inside 32 bits (7+7+9 bits + the 4-bit mantissa)
@@ -54,7 +58,7 @@ class Term:
 
 
 _TOKEN = re.compile(r"\s*(?:(?P<pow>2\s*\^\s*\(?\s*(?P<exp>[+-]?\d+)\s*\)?)|(?P<int>\d+)|"
-                    r"(?P<br>\(\s*(?P<bv>[a-z]\d|w)\s*(?P<bs>[+-])\s*(?P<bc>\d+)\s*\))|(?P<var>[a-z]\d|w)|"
+                    r"(?P<br>\(\s*(?P<bv>[a-z]\d|w|t)\s*(?P<bs>[+-])\s*(?P<bc>\d+)\s*\))|(?P<var>[a-z]\d|w|t)|"
                     r"(?P<op>[*+-]))")
 
 
@@ -65,7 +69,7 @@ def _tokens(text: str) -> list[tuple[str, str | tuple]]:
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
             raise ValueError(f"cannot read the learning rule at {text[pos:pos + 12]!r} (terms are products of "
-                             "integers, 2^e, x0, y0, x1, x2, y1, y2, y3, w and (var ± c), joined by + and -)")
+                             "integers, 2^e, x0, y0, u0..u9, x1, x2, y1, y2, y3, w, t and (var ± c), joined by + and -)")
         pos = m.end()
         if m["pow"]:
             out.append(("pow", int(m["exp"])))
@@ -90,17 +94,19 @@ def _term(sign: int, items: list) -> Term:
             exp += val
         else:
             var, c = val
-            if var not in VARIABLES:
+            if var not in VARIABLES and not U_DEPENDENCY.fullmatch(var):
                 raise ValueError(f"unknown variable {var!r} (use {', '.join(VARIABLES)})")
-            if dep is None and var in DEPENDENCIES and c == 0:
+            if U_DEPENDENCY.fullmatch(var) and (dep is not None or c):
+                raise ValueError(f"{var} is a dependency only (one per term, without a constant)")
+            if dep is None and (var in DEPENDENCIES or U_DEPENDENCY.fullmatch(var)) and c == 0:
                 dep = var
             else:
                 factors.append((var, c))
     while abs(mant) > 7 and mant % 2 == 0 and exp < 8:   # Lava's folding of the scale
         mant, exp = mant // 2, exp + 1
     if dep is None:
-        raise ValueError("every term needs a dependency x0 or y0 (Loihi evaluates a term only when that "
-                         "neuron spiked in the epoch)")
+        raise ValueError("every term needs a dependency x0, y0 (Loihi evaluates a term only when that "
+                         "neuron spiked in the epoch) or u0..u9 (every 2^k-th epoch)")
     if not -8 <= mant <= 7 or not -7 <= exp <= 8:
         raise ValueError(f"scale {mant}·2^{exp} is not a 4-bit mantissa (−8..7) times 2^e with e in −7..8")
     if len(factors) > MAX_FACTORS:
@@ -146,6 +152,15 @@ def used_traces(terms: tuple[Term, ...]) -> set[str]:
     return {v for t in terms for v, _ in t.factors if v in TRACES}
 
 
+def decimation(*rules: tuple[Term, ...]) -> int | None:
+    """The ``k`` of the ``u<k>`` dependencies of ``rules`` (None without any); ValueError when
+    they mix several ``k`` (Lava's ``_validate_uk``: one decimation per synapse)."""
+    ks = {int(t.dependency[1:]) for terms in rules for t in terms if U_DEPENDENCY.fullmatch(t.dependency)}
+    if len(ks) > 1:
+        raise ValueError(f"the rules mix u dependencies u{', u'.join(map(str, sorted(ks)))}; use one u<k>")
+    return ks.pop() if ks else None
+
+
 # ----- presets --------------------------------------------------------------------------------
 def _scale(rate: float) -> str:
     """``rate`` as Loihi's ``m * 2^e`` (exact powers of two times a small mantissa only)."""
@@ -184,5 +199,27 @@ def stdp_decay(a_plus: float = 2 ** -2, a_minus: float = 2 ** -2, decay: float =
     return d
 
 
+def reward_stdp(a_plus: float = 2 ** -1, a_minus: float = 2 ** -2, tag_decay: float = 2 ** -2,
+                rate: float = 2 ** -2, tau_plus: int = 4, tau_minus: int = 4, impulse: int = 32,
+                reward_tau: int = 4, reward: str = "reward") -> dict:
+    """Reward-modulated (three-factor) STDP, R-STDP with an eligibility tag (Frémaux & Gerstner
+    2016; the form of Lava's ``RewardModulatedSTDP``). Per epoch:
+
+        dt = a+ · y0 · x1 − a− · x0 · y1 − tag_decay · u0 · t      (the tag: pair STDP, leaking)
+        dw = rate · u0 · t · y2                                    (the tag, gated by the reward)
+
+    ``y2`` is the reward trace: the graph node ``reward`` (an Input, one value 0..127 per post
+    neuron and step) is added to it every step and it decays with ``reward_tau``; ``y1`` is the
+    post trace (impulse, ``tau_minus``), ``x1`` the pre trace (impulse, ``tau_plus``). All post
+    traces of a three-factor synapse are kept by its post-synaptic neuron
+    (:func:`neurocc.ir.numerics.learning.neuron_traces`). In fixed point the product ``t · y2``
+    (9 + 7 bits and the 4-bit mantissa) is shifted right by 5 before scaling, so there
+    ``dw = rate · t · y2 / 32`` (the float reference, like Lava's float model, has no shift)."""
+    return {"dw": f"{_scale(rate)} * u0 * t * y2",
+            "dt": f"{_scale(a_plus)} * y0 * x1 - {_scale(a_minus)} * x0 * y1 - {_scale(tag_decay)} * u0 * t",
+            "impulses": (impulse, 0, impulse, 0, 0), "taus": (tau_plus, 0, tau_minus, reward_tau, 0),
+            "reward": reward}
+
+
 PRESETS = {"stdp": stdp_pair, "hebbian": hebbian, "anti_hebbian": lambda **k: hebbian(anti=True, **k),
-           "stdp_decay": stdp_decay}
+           "stdp_decay": stdp_decay, "reward_stdp": reward_stdp}

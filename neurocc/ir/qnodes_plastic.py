@@ -12,8 +12,10 @@ import numpy as np
 from neurocc.ir.nodes import OMIT_DEFAULT, Node, Shape
 from neurocc.ir.plasticity import (
     SIGN_MODES,
+    TRACES,
     WEIGHT_RANGE,
     Term,
+    decimation,
     parse_rule,
     used_traces,
 )
@@ -37,6 +39,15 @@ class QPlasticDense(Node):
     same step. The learned weights are state ``w`` (recorded as ``<node>/w`` at the end of a run).
     ``sparse``: only the synapses whose initial weight is non-zero (after the mixed-sign LSB drop)
     exist; the others stay 0 and never learn (Lava ``LearningSparse``).
+
+    Three-factor learning (reward-modulated STDP, :func:`~neurocc.ir.plasticity.reward_stdp`):
+    ``dt`` (default empty: no tag) is a second rule of the same form updating each synapse's
+    tag ``t`` (8 bits + sign, starts at 0; the eligibility trace), which ``dw`` may use; and
+    ``reward`` names the graph node (an ``Input`` of the post-synaptic shape, integer values
+    0..127 per step) added to the post trace ``y2`` every step. With ``reward`` set the post
+    traces ``y1, y2, y3`` belong to the post-synaptic neuron, which keeps them in integer
+    arithmetic (:func:`~neurocc.ir.numerics.learning.neuron_traces`; Lava's
+    ``Loihi3FLearningRule``: the synapse receives them every step).
     """
 
     kind: ClassVar[str] = "QPlasticDense"
@@ -52,9 +63,15 @@ class QPlasticDense(Node):
     t_epoch: int = 1
     rng_seed: int = 0
     sparse: bool = field(default=False, metadata=OMIT_DEFAULT)
+    dt: str = field(default="", metadata=OMIT_DEFAULT)
+    reward: str = field(default="", metadata=OMIT_DEFAULT)
 
     def terms(self) -> tuple[Term, ...]:
         return parse_rule(self.dw)
+
+    def tag_terms(self) -> tuple[Term, ...]:
+        """The terms of the tag rule ``dt`` (empty without one)."""
+        return parse_rule(self.dt) if self.dt.strip() else ()
 
     def own_shape(self) -> Shape | None:
         return (int(self.weight.shape[1]),)
@@ -84,16 +101,41 @@ class QPlasticDense(Node):
             probs.append(f"impulses must be integers 0..127 and taus ≥ 0, got {self.impulses} / {self.taus}")
         if not 1 <= self.t_epoch <= 63:
             probs.append(f"t_epoch {self.t_epoch} must be 1..63 (Loihi's 6-bit epoch time)")
+        terms = ()
+        for label, text, parse in (("learning rule", self.dw, self.terms), ("tag rule dt", self.dt, self.tag_terms)):
+            try:
+                terms += parse()
+            except ValueError as err:
+                probs.append(f"{label} {text!r}: {err}")
         try:
-            terms = self.terms()
+            decimation(terms)
         except ValueError as err:
-            probs.append(f"learning rule {self.dw!r}: {err}")
-        else:
-            if len(self.impulses) == 5:
-                dead = sorted(t for t in used_traces(terms) if self.impulses[("x1", "x2", "y1", "y2", "y3").index(t)] == 0)
-                if dead:
-                    probs.append(f"the rule uses trace(s) {', '.join(dead)} whose impulse is 0 (always zero)")
+            probs.append(str(err))
+        if len(self.impulses) == 5:
+            fed = {"y2"} if self.reward else set()   # the reward feeds y2
+            dead = sorted(t for t in used_traces(terms) - fed if self.impulses[TRACES.index(t)] == 0)
+            if dead:
+                probs.append(f"the rule uses trace(s) {', '.join(dead)} whose impulse is 0 (always zero)")
+        if any(v == "t" for t in terms for v, _ in t.factors) and not self.dt.strip():
+            probs.append("the rule uses the tag t but there is no tag rule dt (t stays 0)")
+        if self.reward and self.sparse:
+            probs.append("a three-factor (reward) synapse cannot be sparse: neurocc wires the third factor for "
+                         "dense plastic synapses only (LearningDense); use sparse=False")
         return probs
+
+
+def reward_problems(graph, name: str, node) -> list[str]:
+    """A three-factor synapse's ``reward`` must name an Input of the post-synaptic shape."""
+    if not node.reward:
+        return []
+    src = graph.nodes.get(node.reward)
+    want = (int(node.weight.shape[0]),)
+    if src is None or src.kind != "Input" or tuple(src.shape) != want:
+        got = "no such node" if src is None else f"a {src.kind}" + (f" of shape {tuple(src.shape)}" if
+                                                                    src.kind == "Input" else "")
+        return [(f"node '{name}' (QPlasticDense): reward '{node.reward}' must be a graph Input of shape {want} "
+                 f"(one third-factor value 0..127 per post neuron and step); it is {got}")]
+    return []
 
 
 @dataclass(frozen=True, eq=False)

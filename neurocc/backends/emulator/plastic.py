@@ -6,6 +6,9 @@ at step t every node computes its output, then each plastic kernel's :meth:`QPla
 sees its own input spikes of step t and its post-synaptic QLIF's spikes of step t, and updates
 its weights; step t + 1 uses them (Lava's spike phase then learning phase). Each batch element
 learns independently, from the same initial weights and random streams (as separate Lava runs).
+A three-factor synapse (``reward`` set) also keeps the post neurons' traces
+(:func:`~neurocc.ir.numerics.learning.neuron_traces`, fed by the reward node's output of step t)
+and hands them to the synapse each step; a tag rule ``dt`` keeps a tag per synapse.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import numpy as np
 
 from neurocc.backends.emulator.kernels import Kernel
 from neurocc.ir.numerics import learning as L
+from neurocc.ir.qnodes_plastic import reward_problems
 
 
 class QPlastic(Kernel):
@@ -23,6 +27,7 @@ class QPlastic(Kernel):
     def __init__(self, *a, float_rule: bool = False, **kw) -> None:
         super().__init__(*a, **kw)
         self.terms = self.node.terms()
+        self.tag_terms = self.node.tag_terms()
         self.integer = self.integer and not float_rule   # a PlasticDense (float graph): the float rule
         self.out_dtype = np.int64 if self.integer else np.float64
 
@@ -32,9 +37,12 @@ class QPlastic(Kernel):
         self.W = np.repeat(w0[None], batch, axis=0)
         self.mask = (w0 != 0) if n.sparse else None   # sparse: absent synapses never learn
         post, pre = n.weight.shape
-        self.learners = [L.LearningState(post, pre, n.impulses, n.taus, n.t_epoch, n.rng_seed, self.integer)
+        imp, taus = L.synapse_traces(n.impulses, n.taus, bool(n.reward))
+        self.learners = [L.LearningState(post, pre, imp, taus, n.t_epoch, n.rng_seed, self.integer)
                          for _ in range(batch)]
         self.last_in = np.zeros((batch, pre), np.int64)
+        self.T = np.zeros_like(self.W)                         # tags (eligibility), used with a dt rule
+        self.Y = np.zeros((batch, 3, post), self.W.dtype)     # three-factor: the post neurons' traces
 
     def step(self, x: np.ndarray) -> np.ndarray:
         s = (np.asarray(x) != 0).astype(self.W.dtype)
@@ -46,13 +54,24 @@ class QPlastic(Kernel):
         acc = acc.astype(np.int64)
         return acc << e if e > 0 else acc >> -e
 
-    def learn(self, post: np.ndarray) -> None:
-        """End of a step: record the spikes and, at the end of an epoch, update the weights."""
+    def learn(self, post: np.ndarray, reward: np.ndarray | None = None) -> None:
+        """End of a step: record the spikes (and, three-factor, the post traces after this step's
+        spikes and ``reward``) and, at the end of an epoch, update the weights (and tags)."""
+        n = self.node
         post = np.asarray(post).reshape(len(self.learners), -1)
         for b, st in enumerate(self.learners):
-            if st.spikes(self.last_in[b], post[b]):
-                w = st.learn(self.W[b], self.terms, self.node.sign_mode)
-                self.W[b] = w if self.mask is None else np.where(self.mask, w, 0)
+            epoch_end = st.spikes(self.last_in[b], post[b])
+            if n.reward:
+                self.Y[b] = L.neuron_traces(self.Y[b], post[b], np.asarray(reward)[b], n.impulses, n.taus,
+                                            self.integer)
+                st.set_post_traces(self.Y[b])
+            if not epoch_end:
+                continue
+            if self.tag_terms:
+                w, self.T[b] = st.learn_tagged(self.W[b], self.T[b], self.terms, self.tag_terms, n.sign_mode)
+            else:
+                w = st.learn(self.W[b], self.terms, n.sign_mode)
+            self.W[b] = w if self.mask is None else np.where(self.mask, w, 0)
 
 
 def post_neuron(graph, name: str) -> str:
@@ -74,4 +93,5 @@ def plastic_problems(graph) -> list[str]:
         preds = graph.predecessors(name)
         if any(graph.nodes[p].kind != "Input" and not graph.nodes[p].spiking for p in preds):
             out.append(f"node '{name}' ({node.kind}) must read spikes of an Input or a spiking neuron node")
+        out += reward_problems(graph, name, node)
     return out

@@ -243,7 +243,8 @@ class Program:
                         for var in ks[n].record_vars:
                             traces[f"{n}/{var}"][t0 + t] = ks[n].state[var]
                 for n, post in self.plastic.items():
-                    ks[n].learn(full[post][self.hist_len[post] + t])
+                    rw = ks[n].node.reward      # three-factor: the reward Input's value this step
+                    ks[n].learn(full[post][self.hist_len[post] + t], full[rw][self.hist_len[rw] + t] if rw else None)
         return full
 
     def learned_weights(self) -> dict[str, np.ndarray]:

@@ -246,6 +246,10 @@ class _Lowering:
                 self._connect_pre(p, name, extra if from_inputs else 0)
             if proc.kind == "learning_dense":   # the post neurons' spikes drive the learning engine
                 self._connect(dst, "s_out", name, "s_in_bap")
+                if self.g.nodes[syn].reward:     # three-factor: the post traces come from the neuron
+                    from .plastic import three_factor
+
+                    three_factor(self, name, syn, dst)
         return name
 
     def _connect_pre(self, path: _Path, syn_proc: str, shift: int) -> None:

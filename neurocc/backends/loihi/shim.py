@@ -87,6 +87,8 @@ def import_lava() -> types.SimpleNamespace:
         from lava.proc.monitor.process import Monitor
         from lava.proc.sparse.process import Sparse
 
+        from neurocc.backends.loihi.lava_learning import MODEL_MAP as LEARNING_MODEL_MAP
+        from neurocc.backends.loihi.lava_learning import NeuroccLearningLIF
         from neurocc.backends.loihi.lava_models import MODEL_MAP, NeuroccLIF
     except ModuleNotFoundError as err:
         raise BackendError(f"Lava is not installed (missing module '{err.name}')",
@@ -94,7 +96,8 @@ def import_lava() -> types.SimpleNamespace:
     _widen_conv_parameters()
     return types.SimpleNamespace(RunSteps=RunSteps, Loihi2SimCfg=Loihi2SimCfg, Conv=Conv, Dense=Dense,
                                  DelayDense=DelayDense, Sink=Sink, Source=Source, LIF=LIF, Monitor=Monitor,
-                                 Sparse=Sparse, NeuroccLIF=NeuroccLIF, MODEL_MAP=MODEL_MAP,
+                                 Sparse=Sparse, NeuroccLIF=NeuroccLIF, MODEL_MAP={**MODEL_MAP, **LEARNING_MODEL_MAP},
+                                 NeuroccLearningLIF=NeuroccLearningLIF,
                                  LearningDense=LearningDense, Loihi2FLearningRule=Loihi2FLearningRule,
                                  SignMode=SignMode)
 

@@ -75,6 +75,10 @@ def _make(L: SimpleNamespace, p: LProc, data: dict[str, np.ndarray]) -> Any:
                       num_message_bits=q["num_message_bits"], name=p.name)
     if p.kind == "lif":
         per = {k: (a[k] if k in a else q[k]) for k in ("du", "dv", "vth")}
+        if q.get("learning"):   # the post neuron of a three-factor synapse: sends its traces (lava_learning)
+            return L.NeuroccLearningLIF(shape=tuple(p.shape), bias_mant=a["bias_mant"], bias_exp=a["bias_exp"],
+                                        name=p.name, semantics=q.get("semantics", {}), bias_u=a.get("bias_u"),
+                                        **q["learning"], **per)
         if q.get("semantics"):  # soft reset, snnTorch's timings, v >= vth: neurocc's Lava process model
             return L.NeuroccLIF(shape=tuple(p.shape), bias_mant=a["bias_mant"], bias_exp=a["bias_exp"], name=p.name,
                                 semantics=q["semantics"], bias_u=a.get("bias_u"), **per)

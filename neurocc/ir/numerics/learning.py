@@ -27,12 +27,28 @@ sign, accumulator 15 bits plus sign, scale mantissa 4 bits):
   ``default_rng(2)`` (Lava's fixed seed), then clip to the 8-bit sign-mode range.
 * Float reference (``integer=False``): the same steps with ``decay(x) = exp(−1/tau) · x``,
   impulses added without the 127 cap, ``dw = Σ m · 2**e · D · Π f``, ``W ← clip(W + dw)``.
+  (It does not apply the fixed-point product shift ``>> max(0, Σb + 4 − 15)``, as Lava's float
+  model does not: a term of factors wider than 11 bits in all is smaller in fixed point by
+  that power of two, e.g. ``t · y2`` by 2**5.)
+
+Three-factor rules (Lava's ``Loihi3FLearningRule``; ``QPlasticDense.reward`` set):
+
+* the tag ``T`` (``tag_1``, 8 bits + sign, from 0) learns by the rule ``dt`` exactly as the
+  weight by ``dw`` (same accumulator, same shift by 7, the same synapse random ``r_w`` in the
+  same epoch, no sign mode), then is clipped to −257..255 (Lava's bounds); both rules read the
+  weights and tags of before the epoch. The float reference leaves the tag unbounded (Lava's).
+* a ``u<k>`` dependency is 1 when ``(t / t_epoch) mod 2**k == 0``, traces in its terms are taken
+  at the epoch's end;
+* the post traces are kept by the post-synaptic neuron (:func:`neuron_traces`) and sent to the
+  synapse every step; the synapse's own y traces are those values, decayed in its epoch history
+  with ``tau`` = 65535 and impulse 0 (:data:`THREE_FACTOR_Y_TAU`, Lava's choice, so a sampled
+  trace is, rarely, one less than the neuron's: stochastic rounding of ``y · e^(−1/65535)``).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from neurocc.ir.plasticity import TRACES, WEIGHT_RANGE, Term
+from neurocc.ir.plasticity import TRACES, WEIGHT_RANGE, Term, decimation
 
 W_TRACE = 7
 W_ACC_U = 15
@@ -42,8 +58,11 @@ TRACE_MAX = 2 ** W_TRACE - 1
 ACC_MAX = 2 ** W_ACC_U - 1
 ACC_MIN = -(2 ** W_ACC_U) - 1
 FACTOR_BITS = {"x0": 1, "y0": 1, "x1": W_TRACE, "x2": W_TRACE, "y1": W_TRACE, "y2": W_TRACE, "y3": W_TRACE,
-               "w": 9, "C": 8}
+               "w": 9, "t": 9, "C": 8}
 CONN_SEED = 2            # Lava's ConnVarRandom default (LearningDense does not pass the rule's seed)
+TAG_RANGE = (-(2 ** 8) - 1, 2 ** 8 - 1)   # Lava's tag_1 saturation (W_TAG_1_U = 8)
+THREE_FACTOR_Y_TAU = 65535                # Loihi3FLearningRule: y taus uint16 max, y impulses 0
+NEURON_DECAY_BITS = 12                    # the learning neuron's trace decay: 12-bit fraction
 
 
 def initial_weights(weight: np.ndarray, sign_mode: str) -> np.ndarray:
@@ -66,6 +85,41 @@ def decay_traces(x: np.ndarray, taus: np.ndarray, r: float, integer: bool) -> np
         v = np.floor(v) + (r < frac)
     out[on] = v
     return out
+
+
+def synapse_traces(impulses, taus, three_factor: bool) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The (impulses, taus) the synapse itself applies: as given, or for a three-factor synapse
+    the x ones and, for y1..y3, impulse 0 and tau 65535 (the neuron keeps those traces)."""
+    if not three_factor:
+        return tuple(impulses), tuple(taus)
+    return (*impulses[:2], 0, 0, 0), (*taus[:2], *(THREE_FACTOR_Y_TAU,) * 3)
+
+
+def neuron_decay(tau: int) -> int:
+    """The learning neuron's 12-bit trace multiplier ``round(4096 · e^(−1/tau))`` (0 for tau 0)."""
+    return 0 if tau == 0 else round(2 ** NEURON_DECAY_BITS * float(np.exp(-1.0 / tau)))
+
+
+def neuron_traces(y: np.ndarray, spiked: np.ndarray, reward: np.ndarray, impulses, taus, integer: bool
+                  ) -> np.ndarray:
+    """One step of a three-factor post-synaptic neuron's traces ``y`` (3, n) = ``y1, y2, y3``,
+    after its spikes ``spiked`` (n,) and the third factor ``reward`` (n,) of the step:
+
+        fixed point:  y_k ← min(127, ((y_k · D_k) >> 12) + I_k · s + [k = y2] · clip(r, 0, 127))
+        float:        y_k ← e^(−1/τ_k) · y_k + I_k · s + [k = y2] · r
+
+    with ``D_k`` = :func:`neuron_decay` of ``taus[2:]`` and ``I_k`` = ``impulses[2:]`` (7-bit
+    traces, 12-bit multipliers, the product fits 19 bits)."""
+    s = (np.asarray(spiked) != 0)[None, :]
+    imp = np.asarray(impulses[2:], np.int64)[:, None]
+    r = np.zeros_like(y)
+    if integer:
+        r[1] = np.clip(np.asarray(reward, np.int64), 0, TRACE_MAX)
+        d = np.asarray([neuron_decay(t) for t in taus[2:]], np.int64)[:, None]
+        return np.minimum(((y * d) >> NEURON_DECAY_BITS) + imp * s + r, TRACE_MAX)
+    r[1] = np.asarray(reward, np.float64)
+    d = np.asarray([0.0 if t == 0 else np.exp(-1.0 / t) for t in taus[2:]])[:, None]
+    return d * y + imp * s + r
 
 
 def add_impulse(x: np.ndarray, impulses: np.ndarray, integer: bool) -> np.ndarray:
@@ -123,13 +177,42 @@ class LearningState:
 
     def learn(self, W: np.ndarray, terms: tuple[Term, ...], sign_mode: str) -> np.ndarray:
         """End of an epoch: update the traces and return the new weights."""
+        args = self._epoch_args(W, None, terms)
+        W = apply_terms(W, terms, args, sign_mode, self.r_c if self.integer else None)
+        self._end_epoch()
+        return W
+
+    def learn_tagged(self, W: np.ndarray, T: np.ndarray, terms: tuple[Term, ...], tag_terms: tuple[Term, ...],
+                     sign_mode: str) -> tuple[np.ndarray, np.ndarray]:
+        """End of an epoch of a rule with a tag: the new (weights, tags), both from the old ones."""
+        args = self._epoch_args(W, T, terms + tag_terms)
+        r = self.r_c if self.integer else None
+        W2 = apply_terms(W, terms, args, sign_mode, r)
+        T2 = apply_terms(T, tag_terms, args, sign_mode, r, tag=True) if tag_terms else T
+        self._end_epoch()
+        return W2, T2
+
+    def set_post_traces(self, y: np.ndarray) -> None:
+        """Three-factor: the post traces the neuron sent this step (after :meth:`spikes`)."""
+        self.y = np.asarray(y, self.y.dtype).copy()
+
+    def _end_epoch(self) -> None:
+        self.tx[:] = 0
+        self.ty[:] = 0
+
+    def _epoch_args(self, W: np.ndarray, T: np.ndarray | None, terms: tuple[Term, ...]) -> dict:
+        """Advance the synapse random, rebuild the epoch's trace history, set the traces to its
+        end, and return the factor values per dependency (``<trace>_<dep>``)."""
         if self.integer:
             self.r_c = self.rc.random(1)[0]
         hx = self._history(self.x, self.taus[:2], self.imp[:2], self.tx, self.r_x)
         hy = self._history(self.y, self.taus[2:], self.imp[2:], self.ty, self.r_y)
         self.x, self.y = hx[-1].copy(), hy[-1].copy()
         args = {"x0": (self.tx > 0)[None, :].astype(np.int64), "y0": (self.ty > 0)[:, None].astype(np.int64),
-                "w": W}
+                "w": W, "t": T}
+        k = decimation(terms)
+        if k is not None:
+            args[f"u{k}"] = int((self.t // self.t_epoch) % 2 ** k == 0)
         for i, name in enumerate(TRACES):
             h, idx = (hx, i) if i < 2 else (hy, i - 2)
             at_x, at_y = h[self.tx, idx], h[self.ty, idx]      # (n_pre, n) and (n_post, n)
@@ -137,10 +220,9 @@ class LearningState:
                 args[f"{name}_x0"], args[f"{name}_y0"] = np.diagonal(at_x)[None, :], at_y
             else:
                 args[f"{name}_x0"], args[f"{name}_y0"] = at_x.T, np.diagonal(at_y)[:, None]
-        W = apply_terms(W, terms, args, sign_mode, self.r_c if self.integer else None)
-        self.tx[:] = 0
-        self.ty[:] = 0
-        return W
+            if k is not None:
+                args[f"{name}_u{k}"] = h[-1, idx][None, :] if i < 2 else h[-1, idx][:, None]
+        return args
 
 
 def _factor(var: str, c: int, dep: str, args: dict) -> np.ndarray:
@@ -151,9 +233,11 @@ def _factor(var: str, c: int, dep: str, args: dict) -> np.ndarray:
     return args[var] + c
 
 
-def apply_terms(W: np.ndarray, terms: tuple[Term, ...], args: dict, sign_mode: str, r: float | None) -> np.ndarray:
-    """The weight update of one epoch (fixed point when ``r`` is the synapse random, else float)."""
-    lo, hi = WEIGHT_RANGE[sign_mode]
+def apply_terms(W: np.ndarray, terms: tuple[Term, ...], args: dict, sign_mode: str, r: float | None,
+                tag: bool = False) -> np.ndarray:
+    """The weight update of one epoch (fixed point when ``r`` is the synapse random, else float);
+    ``tag``: the tag update instead (no sign mode, clipped to :data:`TAG_RANGE`, float unbounded)."""
+    lo, hi = TAG_RANGE if tag else WEIGHT_RANGE[sign_mode]
     if r is None:
         dw = np.zeros(W.shape)
         for t in terms:
@@ -161,7 +245,7 @@ def apply_terms(W: np.ndarray, terms: tuple[Term, ...], args: dict, sign_mode: s
             for var, c in t.factors:
                 p = p * _factor(var, c, t.dependency, args)
             dw += p
-        return np.clip(W + dw, lo, hi)
+        return W + dw if tag else np.clip(W + dw, lo, hi)
     acc = np.asarray(W, np.int64) << ACC_SHIFT
     for t in terms:
         p = np.ones(W.shape, np.int64) * args[t.dependency]
@@ -172,9 +256,9 @@ def apply_terms(W: np.ndarray, terms: tuple[Term, ...], args: dict, sign_mode: s
             p = p * np.clip(_factor(var, c, t.dependency, args), -(2 ** b), 2 ** b - 1).astype(np.int64)
         p = ((p * t.mantissa) >> max(0, bits - W_ACC_U)) << (t.exponent + 7)
         acc = np.clip(acc + np.clip(p, ACC_MIN, ACC_MAX), ACC_MIN, ACC_MAX)
-    if sign_mode == "excitatory":
+    if sign_mode == "excitatory" and not tag:
         acc = np.maximum(acc, 0)
-    elif sign_mode == "inhibitory":
+    elif sign_mode == "inhibitory" and not tag:
         acc = np.minimum(acc, 0)
     rem = acc & ((1 << ACC_SHIFT) - 1)
     w = (acc >> ACC_SHIFT) + (r < rem / float(1 << ACC_SHIFT))
