@@ -36,3 +36,36 @@ def test_plan_over_targets_yaml():
     assert "assumed activity 0.1 spikes" in text and "loihi1" in text and "NO" in text
     assert by["loihi2"].energy_j is None and "n/a" in text      # loihi2 publishes no pJ figures
     assert by["loihi1"].energy_j is not None
+
+
+def _snntorch(reset: str, neuron_out: bool):
+    snn = pytest.importorskip("snntorch")
+    import torch.nn as nn
+
+    layers = [nn.Linear(8, 6), snn.Leaky(beta=0.9, init_hidden=True, reset_mechanism=reset), nn.Linear(6, 3)]
+    if neuron_out:
+        layers.append(snn.Leaky(beta=0.9, init_hidden=True, output=True, reset_mechanism=reset))
+    return nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("reset,neuron_out,refused", [("subtract", True, "reset 'subtract' has no IF_curr_exp"),
+                                                      ("zero", False, "not a neuron layer"), ("zero", True, None)])
+def test_plan_spinnaker_row_is_compiles_verdict_for_float_models(reset: str, neuron_out: bool, refused) -> None:
+    """A float snnTorch model that SpiNNaker's PyNN lowering refuses (snnTorch's default subtract
+    reset; a Linear read-out) is `NO` in plan with compile's first reason (one rule:
+    neurocc.compiler.prequantized.float_form); one it takes fits and compiles."""
+    import neurocc
+    from neurocc.compiler.pipeline import compile_graph
+    from neurocc.errors import CompileError
+
+    g = neurocc.load(_snntorch(reset, neuron_out), input_shape=(8,))
+    row = {r.target: r for r in neurocc.plan(g)}["spinnaker"]
+    if refused is None:
+        assert row.fits and not row.refused
+        assert compile_graph(g, "spinnaker").graph.numerics == "spinnaker"
+        return
+    with pytest.raises(CompileError) as e:
+        compile_graph(g, "spinnaker")
+    assert row.refused and not row.fits and refused in row.limit
+    assert row.limit.startswith("compile refuses: " + e.value.problems[0])
+    assert "NO" in format_plan([row])

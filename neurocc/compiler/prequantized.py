@@ -18,6 +18,11 @@ same numerics (``emulator``, ``loihi2``,   the integers, unchanged
                                            lower it (a SpiNNaker output that is not a neuron layer)
 any other numerics                         refused, naming the targets that run it
 =========================================  ======================================================
+
+A float model goes through the same backend rule: :func:`float_form` (the float passes, then
+the refusals of a backend that lowers the float graph: spinnaker's PyNN lowering) is what
+``compile`` runs in :func:`neurocc.compiler.pipeline.prepare` and what ``plan`` asks per target,
+so ``plan`` shows ``NO`` with compile's reason where compile would refuse.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ import dataclasses
 
 from neurocc.errors import CompileError
 from neurocc.ir.graph import Graph
+from neurocc.ir.types import Method
 from neurocc.targets import Target
 
 EXACT_ELSEWHERE = {"edge-cpu": ("int8",)}   # backend -> target numerics it runs a loihi graph in exactly
@@ -63,6 +69,21 @@ def target_form(graph: Graph, tgt: Target) -> Graph:
                        where=f"graph '{graph.name}'",
                        fix="compile it for a loihi-numerics target (emulator, loihi2, loihi1) or for edge-cpu, "
                            "which runs the integers exactly")
+
+
+def float_form(graph: Graph, tgt: Target, dt: float | None = None, method: Method | str = Method.EULER
+               ) -> Graph:
+    """The float graph ``compile`` quantizes for ``tgt`` (the float passes at ``dt``, default the
+    target's), CompileError listing every node the target's backend cannot lower (spinnaker:
+    a reset other than zero, an output that is not a neuron layer, ...): one rule for compile
+    (:func:`neurocc.compiler.pipeline.prepare`) and plan."""
+    from neurocc.compiler.pipeline import Options, run_passes
+
+    float_graph = run_passes(graph, Options(tgt, float(dt if dt is not None else tgt.dt), Method(method)))
+    _require_backend(float_graph, tgt if tgt.backend == "spinnaker" else None,
+                     "change the model as each problem says, or compile it for a target whose backend runs it "
+                     "(emulator, loihi2, edge-cpu)")
+    return float_graph
 
 
 def _refuse_plastic(graph: Graph, tgt: Target) -> None:

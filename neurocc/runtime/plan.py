@@ -105,22 +105,43 @@ def plan(graph: Graph, targets: Mapping[str, Target] | Iterable[Target], *, rate
     if graph.numerics is not None:   # an imported integer model: what compile makes of it per target
         return [_integer_row(graph, t, activity, dt) for t in targets.values()]
     conns = connections(graph)
-    return [_row(graph, t, activity, conns, dt) for t in targets.values()]
+    return [_float_row(graph, t, activity, conns, dt) for t in targets.values()]
 
 
 def _integer_row(graph: Graph, target: Target, act: Activity, dt: float | None) -> PlanRow:
     """A graph that arrives integer (a netx file) is planned as ``compile`` takes it for the target
     (:mod:`neurocc.compiler.prequantized`): kept, or its float form, or refused with the reason."""
-    from neurocc.compiler.prequantized import integer_target, refusal, target_form
+    from neurocc.compiler.prequantized import integer_target, target_form
     from neurocc.errors import CompileError
 
     try:
         form = target_form(graph, target)
     except CompileError as err:
-        return PlanRow(target.name, target.backend, False, 0, 0, 0.0, 0.0, None, None, refusal(err), "",
-                       act.rate, act.steps, False, EXECUTION.get(target.backend or "", "events"), False,
-                       act.text(), refused=True)
+        return _refused_row(target, act, err)
     return _row(form, integer_target(graph, target), act, connections(form), dt)
+
+
+def _float_row(graph: Graph, target: Target, act: Activity, conns: list[tuple[str, str, int]],
+               dt: float | None) -> PlanRow:
+    """A float model's row; refused, with compile's reason, where the target's backend cannot
+    lower the float graph compile would make (spinnaker: :func:`~neurocc.compiler.prequantized.float_form`)."""
+    from neurocc.compiler.prequantized import float_form
+    from neurocc.errors import CompileError
+
+    if target.backend == "spinnaker" and not any(n.ann_only for n in graph.nodes.values()):
+        try:
+            float_form(graph, target, dt)
+        except CompileError as err:
+            return _refused_row(target, act, err)
+    return _row(graph, target, act, conns, dt)
+
+
+def _refused_row(target: Target, act: Activity, err: Exception) -> PlanRow:
+    from neurocc.compiler.prequantized import refusal
+
+    return PlanRow(target.name, target.backend, False, 0, 0, 0.0, 0.0, None, None, refusal(err), "",
+                   act.rate, act.steps, False, EXECUTION.get(target.backend or "", "events"), False,
+                   act.text(), refused=True)
 
 
 def planned_graph(model: Any, *, steps: int | None = None, rate: float | None = None, calibration: Any = None,
