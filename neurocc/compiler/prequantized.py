@@ -4,13 +4,12 @@ each target: one rule, used by ``compile`` and by ``plan`` so that both give the
 =========================================  ======================================================
 target                                     the graph compiled and mapped
 =========================================  ======================================================
-same numerics (``emulator``, ``loihi2``,   the integers, unchanged
-``loihi1``)
+same numerics (``emulator``, ``loihi2``,   the integers, unchanged (``loihi*``: refused with
+``loihi1``)                                ``--reset-schedule chip``, which Lava cannot run)
 ``edge-cpu`` (``int8`` numerics)           the integers, unchanged: the target is taken with the
                                            ``loihi`` profile (:func:`integer_target`), whose ONNX
-                                           lowering is exact; requantizing to int8 would change
-                                           the trained network. Refused when the ONNX lowering
-                                           cannot run it (netx's ``reset_interval``)
+                                           lowering is exact (netx's periodic reset included);
+                                           requantizing to int8 would change the trained network
 ``spinnaker``, float32 targets             the float model the integers stand for
                                            (:func:`~neurocc.compiler.passes.dequantize.dequantize`),
                                            then the target's own quantizer; refused when there is
@@ -51,6 +50,7 @@ def target_form(graph: Graph, tgt: Target) -> Graph:
     """The graph that ``compile`` quantizes (a float graph) or keeps (the integer ``graph``) for
     ``tgt``; CompileError listing every reason when the target cannot take it."""
     _refuse_plastic(graph, tgt)
+    _refuse_chip_schedule(graph, tgt)
     tgt = integer_target(graph, tgt)
     if tgt.numerics == graph.numerics:
         _require_backend(graph, tgt, _integer_fix(tgt))
@@ -86,6 +86,19 @@ def float_form(graph: Graph, tgt: Target, dt: float | None = None, method: Metho
     return float_graph
 
 
+def _refuse_chip_schedule(graph: Graph, tgt: Target) -> None:
+    """netx's periodic reset on the chip's schedule (``--reset-schedule chip``) runs on the
+    emulator and edge-cpu only: the loihi backend runs Lava, whose LIFReset resets every
+    reset_interval steps."""
+    chip = [n for n, node in graph.nodes.items() if getattr(node, "reset_schedule", "lava") != "lava"]
+    if chip and tgt.backend == "loihi":
+        raise CompileError(f"--reset-schedule chip (node(s) {', '.join(repr(n) for n in chip)}) cannot run on target "
+                           f"'{tgt.name}': its backend runs Lava, whose LIFReset resets every reset_interval steps",
+                           where=f"graph '{graph.name}'",
+                           fix="compile for the emulator or edge-cpu target, which run the chip's schedule, or "
+                               "use --reset-schedule lava (Lava's LIFReset) for this target")
+
+
 def _refuse_plastic(graph: Graph, tgt: Target) -> None:
     """Synapses that learn on chip (QPlasticDense) run only on loihi-numerics backends: not on
     edge-cpu (even with the loihi profile) nor through a float form."""
@@ -102,7 +115,7 @@ def _refuse_plastic(graph: Graph, tgt: Target) -> None:
 
 def _integer_fix(tgt: Target) -> str:
     return (f"compile it for the emulator target, which runs it, or import the model without what is listed "
-            f"(e.g. without --reset-interval, resetting the state between samples yourself) for {tgt.name}")
+            f"for {tgt.name}")
 
 
 def _require_backend(graph: Graph, tgt: Target | None, fix: str) -> None:

@@ -83,7 +83,7 @@ def import_lava() -> types.SimpleNamespace:
         from lava.utils.weightutils import SignMode
         from lava.proc.io.sink import RingBuffer as Sink
         from lava.proc.io.source import RingBuffer as Source
-        from lava.proc.lif.process import LIF
+        from lava.proc.lif.process import LIF, LIFReset
         from lava.proc.monitor.process import Monitor
         from lava.proc.sparse.process import Sparse
 
@@ -93,7 +93,7 @@ def import_lava() -> types.SimpleNamespace:
                            where="backend 'loihi'", fix=INSTALL_HINT) from err
     _widen_conv_parameters()
     return types.SimpleNamespace(RunSteps=RunSteps, Loihi2SimCfg=Loihi2SimCfg, Conv=Conv, Dense=Dense,
-                                 DelayDense=DelayDense, Sink=Sink, Source=Source, LIF=LIF, Monitor=Monitor,
+                                 DelayDense=DelayDense, Sink=Sink, Source=Source, LIF=LIF, LIFReset=LIFReset, Monitor=Monitor,
                                  Sparse=Sparse, NeuroccLIF=NeuroccLIF, MODEL_MAP=MODEL_MAP,
                                  LearningDense=LearningDense, Loihi2FLearningRule=Loihi2FLearningRule,
                                  SignMode=SignMode)
