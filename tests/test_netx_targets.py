@@ -50,6 +50,11 @@ def test_refusals_name_the_reason() -> None:
             compile_graph(chip, target)
         assert "--reset-schedule chip" in str(e.value) and f"'{target}'" in str(e.value)
     assert compile_graph(chip, "edge-cpu").graph is chip and compile_graph(chip, "emulator").graph is chip
+    from neurocc.backends.loihi.netx_import import imported_job
+    from neurocc.errors import BackendError
+
+    with pytest.raises(BackendError, match="--reset-schedule chip"):   # netx's LIFReset: Lava's schedule only
+        imported_job(ROOT / "tiny.net", chip, {"input": np.zeros((3, 1, 3, 16, 16))})
     sdnn = read_netx(ROOT / "gts" / "pilotnet_sdnn" / "network.net")
     assert loihi_check(sdnn) == []     # runs as netx builds it: Lava's Delta/SigmaDelta/Sigma processes
     bad = sdnn.with_node("layer1", sdnn.nodes["layer1"].replace(relu=False))
