@@ -12,10 +12,16 @@ gets wrong. Block j's netx reset step is o_j = j + 1 (Lava steps counted from 1,
     no-second        resets at o_j only
     end-of-step      Lava's dynamics, but each reset already visible in the read-out of the step before
 
+Then, with no rule assumed, it steps every block one step at a time from the chip's own recorded
+state of the step before, fed by the synapse output of its upstream block's recorded spikes,
+once without and once with a reset, and prints the columns where only the reset reproduces
+every recorded spike, u and v of the block (and any column where neither does).
+
     OPENBLAS_NUM_THREADS=1 python scripts/pilotnet_lif_reset_schedules.py   (a few seconds)
 """
 from __future__ import annotations
 
+import itertools
 import sysconfig
 from pathlib import Path
 
@@ -76,6 +82,47 @@ def recording() -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
+def open_loop(chip: dict[str, dict[str, np.ndarray]]) -> None:
+    """Per block: the columns that only a reset before the update explains (from the chip's state)."""
+    from neurocc.backends.emulator.program import Program
+    from neurocc.ir import numerics
+    from neurocc.ir.numerics.profiles import get_profile
+
+    g = read_netx(D / "network.net", reset_interval=16)
+    prog = Program(g, get_profile("loihi"), kernels="numpy")
+    print("columns where only a reset before the update reproduces the block's recorded s, u and v:")
+    for (_, up), (name, rec) in itertools.pairwise(BLOCKS):
+        x = np.moveaxis(chip[up]["s"], -1, 0)                        # (T, W, H, C) / (T, N)
+        x = (x.transpose(0, *range(x.ndim - 1, 0, -1)) if x.ndim > 2 else x)[:, None]   # (T, 1, C, H, W)
+        if name == "layer7":                                         # the Flatten before fc-0
+            x = x.reshape(STEPS, 1, -1)
+        k = prog.kernels[f"{name}_synapse"]
+        k.reset(1)
+        a = _whct(np.asarray(k.window(x.astype(np.float64))))        # synapse output, recording layout
+        n = g.nodes[name]
+        lay = lambda v: np.asarray(v).transpose(*range(np.ndim(v) - 1, -1, -1))  # noqa: E731
+        fu, fv = lay(numerics.current_decay_factor(n.du)), lay(numerics.voltage_decay_factor(n.dv))
+        bias, vth = lay(n.bias_mant) * 64, lay(n.vth) * 64
+        c = chip[rec]
+        v_prev = np.where(c["s"] > 0, 0, c["v"])                     # the chip's 128 marks a spike: v is 0
+        reset_only, neither = [], []
+        for t in range(1, STEPS):
+            fits = []
+            for reset in (False, True):
+                u0, v0 = (0 * c["u"][..., t - 1], 0 * v_prev[..., t - 1]) if reset else (c["u"][..., t - 1],
+                                                                                         v_prev[..., t - 1])
+                u = numerics.decay(u0.astype(np.float64), fu).astype(np.int64) + a[..., t - 1] * 64
+                v = numerics.decay(v0.astype(np.float64), fv).astype(np.int64) + u + bias
+                z = v > vth
+                fits.append(np.array_equal(z, c["s"][..., t] > 0) and np.array_equal(u, c["u"][..., t])
+                            and np.array_equal(np.where(z, 128, v), c["v"][..., t]))
+            if fits == [False, True]:
+                reset_only.append(t)
+            elif not any(fits):
+                neither.append(t)
+        print(f"  {rec}: {reset_only}" + (f"; neither: {neither}" if neither else ""))
+
+
 def main() -> None:
     chip = recording()
     n = sum(a.size for d in chip.values() for a in d.values())
@@ -85,6 +132,7 @@ def main() -> None:
         ours = traces(rule)
         per = [sum(int(np.count_nonzero(ours[rec][k] != chip[rec][k])) for k in chip[rec]) for _, rec in BLOCKS]
         print(f"{rule:12} {sum(per):>9,}  " + " ".join(f"{p:>8}" for p in per))
+    open_loop(chip)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ def test_plan_over_targets_yaml():
 
 def _snntorch(reset: str, neuron_out: bool):
     snn = pytest.importorskip("snntorch")
-    import torch.nn as nn
+    from torch import nn
 
     layers = [nn.Linear(8, 6), snn.Leaky(beta=0.9, init_hidden=True, reset_mechanism=reset), nn.Linear(6, 3)]
     if neuron_out:
