@@ -69,3 +69,21 @@ def test_plan_spinnaker_row_is_compiles_verdict_for_float_models(reset: str, neu
     assert row.refused and not row.fits and refused in row.limit
     assert row.limit.startswith("compile refuses: " + e.value.problems[0])
     assert "NO" in format_plan([row])
+
+
+def test_plan_of_a_converted_ann_keeps_the_mapping_verdict(tmp_path) -> None:
+    """An ANN planned with calibration data is converted for the emulator (subtract reset), but
+    compile converts it per target (zero reset for SpiNNaker) and takes it: plan does not apply
+    the float-model rule to that conversion, and says it fits."""
+    import numpy as np
+    from torch import nn
+
+    import neurocc
+    from neurocc.compiler.pipeline import compile_graph
+
+    m = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
+    np.savez(tmp_path / "cal.npz", x=np.random.default_rng(0).random((32, 8)).astype(np.float32))
+    row = {r.target: r for r in neurocc.plan(m, calibration=tmp_path / "cal.npz", input_shape=(8,))}["spinnaker"]
+    assert row.fits and not row.refused
+    compiled = compile_graph(neurocc.load(m, input_shape=(8,)), "spinnaker", calibration=tmp_path / "cal.npz")
+    assert compiled.graph.numerics == "spinnaker"

@@ -56,6 +56,8 @@ class Activity:
     rates: Mapping[str, float] = field(default_factory=dict)
     graded: frozenset[str] = frozenset()
     source: str = ""
+    model: bool = True          # the graph is the model as compile reads it (not an ANN converted for
+                                # the emulator, not an artifact's float graph): compile's backend rule applies
 
     def of(self, node: str) -> float:
         return float(self.rates.get(node, 1.0 if node in self.graded else self.rate))
@@ -124,11 +126,13 @@ def _integer_row(graph: Graph, target: Target, act: Activity, dt: float | None) 
 def _float_row(graph: Graph, target: Target, act: Activity, conns: list[tuple[str, str, int]],
                dt: float | None) -> PlanRow:
     """A float model's row; refused, with compile's reason, where the target's backend cannot
-    lower the float graph compile would make (spinnaker: :func:`~neurocc.compiler.prequantized.float_form`)."""
+    lower the float graph compile would make (spinnaker: :func:`~neurocc.compiler.prequantized.float_form`).
+    Not applied to an ANN converted for the emulator or an artifact's float graph (``act.model``
+    False): compile converts an ANN per target (SpiNNaker gets reset zero)."""
     from neurocc.compiler.prequantized import float_form
     from neurocc.errors import CompileError
 
-    if target.backend == "spinnaker" and not any(n.ann_only for n in graph.nodes.values()):
+    if target.backend == "spinnaker" and act.model and not any(n.ann_only for n in graph.nodes.values()):
         try:
             float_form(graph, target, dt)
         except CompileError as err:
@@ -206,7 +210,7 @@ def _measured(graph: Graph, calibration: Any, steps: int | None, rate: float, dt
             rates[name] = float(np.mean(x != 0))
     n = prep.cal.samples
     return prep.float_graph, Activity(int(prep.timesteps or steps or DEFAULT_STEPS), rate, rates, frozenset(graded),
-                                      f"{n} calibration samples")
+                                      f"{n} calibration samples", model=prep.conversion is None)
 
 
 def _artifact_activity(path: Any, steps: int | None, rate: float) -> tuple[Graph, Activity]:
@@ -226,7 +230,7 @@ def _artifact_activity(path: Any, steps: int | None, rate: float) -> tuple[Graph
             rates.update({i["name"]: float(np.mean(f[i["name"]] != 0)) for i in art.inputs if i["name"] in f.files})
     t = steps or m.get("timesteps") or cal.get("steps") or DEFAULT_STEPS
     src = f"{cal.get('samples')} calibration samples (the artifact's)" if rates else ""
-    return art.float_graph, Activity(int(t), rate, rates, graded, src)
+    return art.float_graph, Activity(int(t), rate, rates, graded, src, model=False)
 
 
 def _data_activity(path: Any, data: Any, rate: float) -> tuple[Graph, Activity]:
@@ -241,7 +245,7 @@ def _data_activity(path: Any, data: Any, rate: float) -> tuple[Graph, Activity]:
     rates.update(m["input_density"])
     graded = frozenset(i["name"] for i in art.inputs if i.get("values") == "graded")
     return art.float_graph, Activity(int(m["steps"]), rate, rates, graded,
-                                     f"{m['samples']} samples of the data (emulator, integer network)")
+                                     f"{m['samples']} samples of the data (emulator, integer network)", model=False)
 
 
 def connections(graph: Graph) -> list[tuple[str, str, int]]:
