@@ -429,7 +429,7 @@ def _model_options() -> argparse.ArgumentParser:
                    help="drop layers 0..K-1: the graph input feeds layer K's synapse")
     g.add_argument("--reset-interval", dest="reset_interval", type=_positive_int, metavar="T",
                    help="zero every CUBA block's u and v every T steps (Lava's LIFReset: one sample per T steps; "
-                        "block j at neurocc steps j, j+T, ...); runs on the emulator, edge-cpu and Lava via netx")
+                        "block j at neurocc steps j, j+T, ...); runs on the emulator, edge-cpu and loihi (Lava)")
     g.add_argument("--reset-offset", dest="reset_offset", type=_count, metavar="S",
                    help="shift those resets by S steps (netx's reset_offset; default 0; needs --reset-interval)")
     g.add_argument("--reset-schedule", dest="reset_schedule", choices=("lava", "chip"),

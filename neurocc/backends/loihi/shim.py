@@ -93,8 +93,8 @@ def import_lava() -> types.SimpleNamespace:
                            where="backend 'loihi'", fix=INSTALL_HINT) from err
     _widen_conv_parameters()
     return types.SimpleNamespace(RunSteps=RunSteps, Loihi2SimCfg=Loihi2SimCfg, Conv=Conv, Dense=Dense,
-                                 DelayDense=DelayDense, Sink=Sink, Source=Source, LIF=LIF, LIFReset=LIFReset, Monitor=Monitor,
-                                 Sparse=Sparse, NeuroccLIF=NeuroccLIF, MODEL_MAP=MODEL_MAP,
+                                 DelayDense=DelayDense, Sink=Sink, Source=Source, LIF=LIF, LIFReset=LIFReset,
+                                 Monitor=Monitor, Sparse=Sparse, NeuroccLIF=NeuroccLIF, MODEL_MAP=MODEL_MAP,
                                  LearningDense=LearningDense, Loihi2FLearningRule=Loihi2FLearningRule,
                                  SignMode=SignMode)
 
