@@ -430,16 +430,19 @@ def _model_options() -> argparse.ArgumentParser:
                    help="drop layers 0..K-1: the graph input feeds layer K's synapse")
     g.add_argument("--reset-interval", dest="reset_interval", type=_positive_int, metavar="T",
                    help="zero every CUBA block's u and v every T steps (Lava's LIFReset: one sample per T steps; "
-                        "block j at neurocc steps j, j+T, ...); runs on the emulator only")
+                        "block j at neurocc steps j, j+T, ...); runs on the emulator, edge-cpu and loihi (Lava)")
     g.add_argument("--reset-offset", dest="reset_offset", type=_count, metavar="S",
                    help="shift those resets by S steps (netx's reset_offset; default 0; needs --reset-interval)")
+    g.add_argument("--reset-schedule", dest="reset_schedule", choices=("lava", "chip"),
+                   help="lava (default: Lava's LIFReset, every T steps) or chip (the Loihi 2 chip's recording: "
+                        "the first reset as lava, the later ones T+1 steps apart); needs --reset-interval")
     g.add_argument("--sigma-delta", dest="variant", choices=("lava-0.10", "lava-pr875"),
                    help="sigma-delta numerics: lava-0.10 (Lava 0.10.0 as released, the default) or lava-pr875 "
                         "(the corrected rule merged later: the receiver's sum tracks the activation)")
     return p
 
 
-NETX_OPTIONS = ("num_layers", "skip_layers", "reset_interval", "reset_offset", "variant")
+NETX_OPTIONS = ("num_layers", "skip_layers", "reset_interval", "reset_offset", "reset_schedule", "variant")
 
 
 COMMANDS: list[tuple[str, Handler, str, bool]] = [  # name, handler, help, takes a MODEL

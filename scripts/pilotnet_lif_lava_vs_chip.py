@@ -6,7 +6,9 @@ Runs lava-dl netx (``reset_interval=16``, the image as the input neuron's bias, 
 the numpy-2 conv widening), reads every block's u and v after each step and its spikes from a
 sink, then prints per block: Lava vs emulator mismatches, the first column where the chip's
 recording differs from Lava, and whether the chip's column t equals Lava's column t - 1 after
-it (docs/frontends.md, "PilotNet-LIF: Lava's CPU model and the chip's recording").
+it (docs/frontends.md, "PilotNet-LIF: Lava's CPU model and the chip's recording"). Why the chip
+differs (its second reset of each block comes one step later) is shown, without Lava, by
+scripts/pilotnet_lif_reset_schedules.py.
 
     OPENBLAS_NUM_THREADS=1 python scripts/pilotnet_lif_lava_vs_chip.py [--steps 24]
 

@@ -52,6 +52,11 @@ def test_reading_flags_reach_the_graph(cwd: Path, capsys) -> None:
     got = {n: (v.reset_interval, v.reset_offset) for n, v in g.nodes.items() if v.kind == "QLIF"}
     # netx: block j resets at Lava steps t with t mod 16 = (offset + 1 + j) mod 16
     assert got == {"layer0": (16, 4), "layer1": (16, 5), "layer2": (16, 6)}
+    assert {v.reset_schedule for v in g.nodes.values() if v.kind == "QLIF"} == {"lava"}
+    assert main(["compile", str(ROOT / "tiny.net"), "--target", "emulator", "-o", "art_chip",
+                 "--reset-interval", "16", "--reset-schedule", "chip"]) == 0
+    g = load_artifact("art_chip").graph
+    assert {v.reset_schedule for v in g.nodes.values() if v.kind == "QLIF"} == {"chip"}
     sd = str(ROOT / "gts" / "pilotnet_sdnn" / "network.net")
     assert main(["inspect", sd, "--num-layers", "3", "--sigma-delta", "lava-pr875"]) == 0
     from neurocc.compiler.frontends import load
@@ -68,13 +73,17 @@ def test_netx_flags_refused_elsewhere_and_without_their_partner(cwd: Path, capsy
     if ROOT is not None:
         assert main(["inspect", str(ROOT / "tiny.net"), "--reset-offset", "2"]) == 1
         assert "without reset_interval" in capsys.readouterr().err
+        assert main(["inspect", str(ROOT / "tiny.net"), "--reset-schedule", "chip"]) == 1
+        assert "reset_schedule='chip' without reset_interval" in capsys.readouterr().err
 
 
 @needs_lava_dl
 def test_compile_for_edge_cpu_runs_lavas_output(cwd: Path, capsys) -> None:
     """`compile network.net --target edge-cpu` keeps the Loihi integers (numerics loihi in the
     manifest, said on the console) and `run --backend edge-cpu` gives Lava's recorded PilotNet-SDNN
-    output (output.npy, 9 steps) index for index; a --reset-interval graph is refused, by node."""
+    output (output.npy, 9 steps) index for index; a --reset-interval graph compiles for edge-cpu
+    (its step counter resets the states) and, on the chip's schedule, is refused for loihi2
+    naming the option and the target, with no artifact."""
     d = ROOT / "gts" / "pilotnet_sdnn"
     frame = np.load(d / "input.npy")[..., 0].astype(np.float32).transpose(2, 1, 0)
     np.savez("x.npz", input=np.broadcast_to(frame, (9, 1, *frame.shape)))
@@ -93,9 +102,13 @@ def test_compile_for_edge_cpu_runs_lavas_output(cwd: Path, capsys) -> None:
     assert main(["validate", "art", "--samples", "1"]) == 0     # graded input: random integer payloads
     out = capsys.readouterr().out
     assert "random integer payloads 0..255" in out and "edge-cpu   emulator   exact" in out
-    assert main(["compile", str(ROOT / "tiny.net"), "--target", "edge-cpu", "-o", "art2", "--reset-interval", "16"]) == 1
+    reset = ["--reset-interval", "16", "--reset-schedule", "chip"]
+    assert main(["compile", str(ROOT / "tiny.net"), "--target", "edge-cpu", "-o", "art2", *reset]) == 0
+    capsys.readouterr()
+    assert main(["compile", str(ROOT / "tiny.net"), "--target", "loihi2", "-o", "art3", *reset]) == 1
     err = capsys.readouterr().err
-    assert "node 'layer2' (QLIF): reset_interval=16" in err and "emulator" in err and not Path("art2").exists()
+    assert "--reset-schedule chip" in err and "'loihi2'" in err and "Traceback" not in err
+    assert not Path("art3").exists()
 
 
 @needs_lava_dl

@@ -150,6 +150,7 @@ def prepare(graph: Graph, tgt: Target, *, dt: float | None = None, method: Metho
             calibration: Any = None, timesteps: int | None = None, encoding: Any = None) -> Prepared:
     """Convert (ANNs), run the float passes and, with calibration data, measure the float stats."""
     from neurocc.compiler import calibrate
+    from neurocc.compiler.prequantized import float_form
 
     graph = graph.verify()
     _no_neurons(graph)
@@ -161,7 +162,7 @@ def prepare(graph: Graph, tgt: Target, *, dt: float | None = None, method: Metho
     elif calibration is not None:
         cal = calibrate.read_calibration(calibration, graph, static=False)
         steps = timesteps or cal.steps
-    float_graph = run_passes(graph, opts)
+    float_graph = float_form(graph, tgt, opts.dt, opts.method)   # one rule with plan (prequantized)
     if not ann:  # max-pool of currents: exact in float, refused (with the AvgPool figure) for integers
         from neurocc.compiler.maxpool import refuse_integer_maxpool
 

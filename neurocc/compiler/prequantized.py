@@ -4,13 +4,12 @@ each target: one rule, used by ``compile`` and by ``plan`` so that both give the
 =========================================  ======================================================
 target                                     the graph compiled and mapped
 =========================================  ======================================================
-same numerics (``emulator``, ``loihi2``,   the integers, unchanged
-``loihi1``)
+same numerics (``emulator``, ``loihi2``,   the integers, unchanged (``loihi*``: refused with
+``loihi1``)                                ``--reset-schedule chip``, which Lava cannot run)
 ``edge-cpu`` (``int8`` numerics)           the integers, unchanged: the target is taken with the
                                            ``loihi`` profile (:func:`integer_target`), whose ONNX
-                                           lowering is exact; requantizing to int8 would change
-                                           the trained network. Refused when the ONNX lowering
-                                           cannot run it (netx's ``reset_interval``)
+                                           lowering is exact (netx's periodic reset included);
+                                           requantizing to int8 would change the trained network
 ``spinnaker`` with plastic synapses        the integers, unchanged (``loihi`` profile): PyNN's
                                            ``STDPMechanism`` network is lowered from them (one
                                            weight unit = 1 mV); refused, naming each node, rule
@@ -23,6 +22,11 @@ same numerics (``emulator``, ``loihi2``,   the integers, unchanged
                                            lower it (a SpiNNaker output that is not a neuron layer)
 any other numerics                         refused, naming the targets that run it
 =========================================  ======================================================
+
+A float model goes through the same backend rule: :func:`float_form` (the float passes, then
+the refusals of a backend that lowers the float graph: spinnaker's PyNN lowering) is what
+``compile`` runs in :func:`neurocc.compiler.pipeline.prepare` and what ``plan`` asks per target,
+so ``plan`` shows ``NO`` with compile's reason where compile would refuse.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ import dataclasses
 
 from neurocc.errors import CompileError
 from neurocc.ir.graph import Graph
+from neurocc.ir.types import Method
 from neurocc.targets import Target
 
 EXACT_ELSEWHERE = {"edge-cpu": ("int8",)}   # backend -> target numerics it runs a loihi graph in exactly
@@ -68,6 +73,7 @@ def target_form(graph: Graph, tgt: Target) -> Graph:
     """The graph that ``compile`` quantizes (a float graph) or keeps (the integer ``graph``) for
     ``tgt``; CompileError listing every reason when the target cannot take it."""
     _refuse_plastic(graph, tgt)
+    _refuse_chip_schedule(graph, tgt)
     tgt = integer_target(graph, tgt)
     if tgt.numerics == graph.numerics:
         _require_backend(graph, tgt, PLASTIC_FIX if _plastic(graph) else _integer_fix(tgt))
@@ -93,6 +99,34 @@ PLASTIC_FIX = ("use pair STDP (neurocc.ir.plasticity.stdp_pair: 'a+ * y0 * x1 - 
                "compile it for loihi2 (Lava's learning engine runs any sum-of-products rule)")
 
 
+def float_form(graph: Graph, tgt: Target, dt: float | None = None, method: Method | str = Method.EULER
+               ) -> Graph:
+    """The float graph ``compile`` quantizes for ``tgt`` (the float passes at ``dt``, default the
+    target's), CompileError listing every node the target's backend cannot lower (spinnaker:
+    a reset other than zero, an output that is not a neuron layer, ...): one rule for compile
+    (:func:`neurocc.compiler.pipeline.prepare`) and plan."""
+    from neurocc.compiler.pipeline import Options, run_passes
+
+    float_graph = run_passes(graph, Options(tgt, float(dt if dt is not None else tgt.dt), Method(method)))
+    _require_backend(float_graph, tgt if tgt.backend == "spinnaker" else None,
+                     "change the model as each problem says, or compile it for a target whose backend runs it "
+                     "(emulator, loihi2, edge-cpu)")
+    return float_graph
+
+
+def _refuse_chip_schedule(graph: Graph, tgt: Target) -> None:
+    """netx's periodic reset on the chip's schedule (``--reset-schedule chip``) runs on the
+    emulator and edge-cpu only: the loihi backend runs Lava, whose LIFReset resets every
+    reset_interval steps."""
+    chip = [n for n, node in graph.nodes.items() if getattr(node, "reset_schedule", "lava") != "lava"]
+    if chip and tgt.backend == "loihi":
+        raise CompileError(f"--reset-schedule chip (node(s) {', '.join(repr(n) for n in chip)}) cannot run on target "
+                           f"'{tgt.name}': its backend runs Lava, whose LIFReset resets every reset_interval steps",
+                           where=f"graph '{graph.name}'",
+                           fix="compile for the emulator or edge-cpu target, which run the chip's schedule, or "
+                               "use --reset-schedule lava (Lava's LIFReset) for this target")
+
+
 def _refuse_plastic(graph: Graph, tgt: Target) -> None:
     """Synapses that learn on chip (QPlasticDense) run on loihi-numerics backends and, where PyNN's
     STDPMechanism expresses the rule, on spinnaker; not on edge-cpu (even with the loihi profile)
@@ -108,7 +142,7 @@ def _refuse_plastic(graph: Graph, tgt: Target) -> None:
 
 def _integer_fix(tgt: Target) -> str:
     return (f"compile it for the emulator target, which runs it, or import the model without what is listed "
-            f"(e.g. without --reset-interval, resetting the state between samples yourself) for {tgt.name}")
+            f"for {tgt.name}")
 
 
 def _require_backend(graph: Graph, tgt: Target | None, fix: str) -> None:

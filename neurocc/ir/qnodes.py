@@ -102,6 +102,8 @@ class _QNeuron(Node):
         for k, a in self.arrays().items():
             if not np.issubdtype(a.dtype, np.integer):
                 probs.append(f"{k} must be integer, got {a.dtype}")
+        if getattr(self, "reset_schedule", "lava") not in ("lava", "chip"):
+            probs.append(f"reset_schedule must be 'lava' or 'chip', got {self.reset_schedule!r}")
         return probs
 
 
@@ -128,7 +130,10 @@ class QLIF(_QNeuron):
     integrating; the counter is recorded as ``<node>/ref``. ``reset_interval`` > 0 (Lava's
     ``LIFReset``, netx's ``reset_interval``): at every step t (counted from 1, as Lava does) with
     ``t mod reset_interval == reset_offset mod reset_interval``, u and v are set to 0 before that
-    step's update (samples presented back to back). The exact arithmetic per profile
+    step's update (samples presented back to back); ``reset_schedule`` ``chip`` spaces those
+    resets ``reset_interval + 1`` steps apart after the first, as the Loihi 2 chip that
+    recorded lava-dl's PilotNet-LIF did (the rule: :func:`neurocc.ir.numerics.reset.periodic_due`).
+    The exact arithmetic per profile
     (u wrap, v saturation, int32 registers) is in :mod:`neurocc.ir.numerics.profiles`.
     States ``u``, ``v``.
     """
@@ -145,6 +150,7 @@ class QLIF(_QNeuron):
     refractory: int = 0
     reset_interval: int = field(default=0, metadata=OMIT_DEFAULT)
     reset_offset: int = field(default=0, metadata=OMIT_DEFAULT)
+    reset_schedule: str = field(default="lava", metadata=OMIT_DEFAULT)   # lava | chip (numerics.reset)
     reset_timing: ResetTiming = field(default=ResetTiming.AFTER_SPIKE, metadata=OMIT_DEFAULT)
     reset_now: bool = field(default=False, metadata=OMIT_DEFAULT)
     fire_at_threshold: bool = field(default=False, metadata=OMIT_DEFAULT)
@@ -167,4 +173,5 @@ class QLI(_QNeuron):
     bias_exp: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     reset_interval: int = field(default=0, metadata=OMIT_DEFAULT)   # as QLIF
     reset_offset: int = field(default=0, metadata=OMIT_DEFAULT)
+    reset_schedule: str = field(default="lava", metadata=OMIT_DEFAULT)   # as QLIF
     bias_start: int = field(default=0, metadata=OMIT_DEFAULT)       # as QLIF

@@ -56,6 +56,8 @@ class Activity:
     rates: Mapping[str, float] = field(default_factory=dict)
     graded: frozenset[str] = frozenset()
     source: str = ""
+    model: bool = True          # the graph is the model as compile reads it (not an ANN converted for
+                                # the emulator, not an artifact's float graph): compile's backend rule applies
 
     def of(self, node: str) -> float:
         return float(self.rates.get(node, 1.0 if node in self.graded else self.rate))
@@ -105,22 +107,45 @@ def plan(graph: Graph, targets: Mapping[str, Target] | Iterable[Target], *, rate
     if graph.numerics is not None:   # an imported integer model: what compile makes of it per target
         return [_integer_row(graph, t, activity, dt) for t in targets.values()]
     conns = connections(graph)
-    return [_row(graph, t, activity, conns, dt) for t in targets.values()]
+    return [_float_row(graph, t, activity, conns, dt) for t in targets.values()]
 
 
 def _integer_row(graph: Graph, target: Target, act: Activity, dt: float | None) -> PlanRow:
     """A graph that arrives integer (a netx file) is planned as ``compile`` takes it for the target
     (:mod:`neurocc.compiler.prequantized`): kept, or its float form, or refused with the reason."""
-    from neurocc.compiler.prequantized import integer_target, refusal, target_form
+    from neurocc.compiler.prequantized import integer_target, target_form
     from neurocc.errors import CompileError
 
     try:
         form = target_form(graph, target)
     except CompileError as err:
-        return PlanRow(target.name, target.backend, False, 0, 0, 0.0, 0.0, None, None, refusal(err), "",
-                       act.rate, act.steps, False, EXECUTION.get(target.backend or "", "events"), False,
-                       act.text(), refused=True)
+        return _refused_row(target, act, err)
     return _row(form, integer_target(graph, target), act, connections(form), dt)
+
+
+def _float_row(graph: Graph, target: Target, act: Activity, conns: list[tuple[str, str, int]],
+               dt: float | None) -> PlanRow:
+    """A float model's row; refused, with compile's reason, where the target's backend cannot
+    lower the float graph compile would make (spinnaker: :func:`~neurocc.compiler.prequantized.float_form`).
+    Not applied to an ANN converted for the emulator or an artifact's float graph (``act.model``
+    False): compile converts an ANN per target (SpiNNaker gets reset zero)."""
+    from neurocc.compiler.prequantized import float_form
+    from neurocc.errors import CompileError
+
+    if target.backend == "spinnaker" and act.model and not any(n.ann_only for n in graph.nodes.values()):
+        try:
+            float_form(graph, target, dt)
+        except CompileError as err:
+            return _refused_row(target, act, err)
+    return _row(graph, target, act, conns, dt)
+
+
+def _refused_row(target: Target, act: Activity, err: Exception) -> PlanRow:
+    from neurocc.compiler.prequantized import refusal
+
+    return PlanRow(target.name, target.backend, False, 0, 0, 0.0, 0.0, None, None, refusal(err), "",
+                   act.rate, act.steps, False, EXECUTION.get(target.backend or "", "events"), False,
+                   act.text(), refused=True)
 
 
 def planned_graph(model: Any, *, steps: int | None = None, rate: float | None = None, calibration: Any = None,
@@ -185,7 +210,7 @@ def _measured(graph: Graph, calibration: Any, steps: int | None, rate: float, dt
             rates[name] = float(np.mean(x != 0))
     n = prep.cal.samples
     return prep.float_graph, Activity(int(prep.timesteps or steps or DEFAULT_STEPS), rate, rates, frozenset(graded),
-                                      f"{n} calibration samples")
+                                      f"{n} calibration samples", model=prep.conversion is None)
 
 
 def _artifact_activity(path: Any, steps: int | None, rate: float) -> tuple[Graph, Activity]:
@@ -207,7 +232,7 @@ def _artifact_activity(path: Any, steps: int | None, rate: float) -> tuple[Graph
     src = f"{cal.get('samples')} calibration samples (the artifact's)" if rates else ""
     plastic = any(getattr(n, "plastic", False) for n in art.graph.nodes.values())
     # a plastic graph's float form is a reference only (no target compiles it): plan its integers
-    return (art.graph if plastic else art.float_graph), Activity(int(t), rate, rates, graded, src)
+    return (art.graph if plastic else art.float_graph), Activity(int(t), rate, rates, graded, src, model=False)
 
 
 def _data_activity(path: Any, data: Any, rate: float) -> tuple[Graph, Activity]:
@@ -222,7 +247,7 @@ def _data_activity(path: Any, data: Any, rate: float) -> tuple[Graph, Activity]:
     rates.update(m["input_density"])
     graded = frozenset(i["name"] for i in art.inputs if i.get("values") == "graded")
     return art.float_graph, Activity(int(m["steps"]), rate, rates, graded,
-                                     f"{m['samples']} samples of the data (emulator, integer network)")
+                                     f"{m['samples']} samples of the data (emulator, integer network)", model=False)
 
 
 def connections(graph: Graph) -> list[tuple[str, str, int]]:
@@ -295,7 +320,7 @@ def format_plan(rows: list[PlanRow]) -> str:
     body = [[r.target, r.backend or "-", "yes" if r.fits else "NO", *_cores(r), *_figures(r),
              r.limit + (f" [{r.note}]" if r.note else "")] for r in rows]
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
-    fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
+    fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
     title = (f"Estimated per inference: {rows[0].activity or Activity(rows[0].steps, rows[0].rate).text()} "
              "estimates from published figures, not measurements (events: one synaptic op per spike per "
              "target synapse; dense MACs: every synapse every step; ≥: a lower bound)")

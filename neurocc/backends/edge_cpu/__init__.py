@@ -103,9 +103,6 @@ def _int_problems(graph: Graph) -> list[str]:
             found += [f"node '{name}' (QConv2d): {p}" for p in conv_problems(node)]
         if node.kind == "Delay" and not graph.dt:
             found.append(f"node '{name}' (Delay) needs the graph's dt to turn seconds into steps")
-        if getattr(node, "reset_interval", 0):
-            found.append(f"node '{name}' ({node.kind}): reset_interval={node.reset_interval} (netx's periodic "
-                         "reset) has no ONNX lowering; import the model without reset_interval")
         if getattr(node, "cum_error", False):
             found.append(f"node '{name}' (QSigmaDelta): cum_error has no ONNX lowering")
     return list(dict.fromkeys(found))

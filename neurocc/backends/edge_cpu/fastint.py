@@ -60,8 +60,9 @@ def applies(ctx: "Ctx", node: Node) -> bool:
     threshold is below 2**30 (the node's documented ranges; anything else keeps the int64 form)."""
     if not ctx.integer or ctx.profile.name != "int8" or node.kind not in ("QLIF", "QLI"):
         return False
-    if getattr(node, "bias_u", None) is not None or getattr(node, "bias_start", 0):
-        return False                                 # a bias on the current or a bias start: the int64 form
+    if (getattr(node, "bias_u", None) is not None or getattr(node, "bias_start", 0)
+            or getattr(node, "reset_interval", 0)):
+        return False              # a bias on the current, a bias start or a periodic reset: the int64 form
     fu, fv = factors(node)
     if node.kind == "QLIF" and np.any(np.abs(ctx.profile.lif_threshold(node.vth)) > (1 << 30)):
         return False  # keeps |v − vth| well inside the int32 truncation of decay()

@@ -13,6 +13,8 @@ Integer (QLIF, QLI; the profile's updates of :mod:`neurocc.ir.numerics.profiles`
         int8:  wrap(decay(u, 4096−(du+1)) + a·64 + bias_u, 24)    Profile.lif_current
     v ← saturate([loihi: wrap(·, 32)] decay(v, 4096−dv) + u + bias, ±(2**23−1))   lif_voltage
     bias, bias_u are 0 while fewer than bias_start steps are done (state t: the step count)
+    periodic reset (reset_interval; numerics.reset.periodic_due): u, v ← 0 before step t when
+          t = o or t = o + P (state rt: t reduced to 1..o+P−1, so it never wraps)
     QLIF: z = v > vth<<6 (refractory: v held and no spike while ref > 0);
           v ← 0 | v − vth<<6;  ref ← refractory where z else max(ref − 1, 0)
     ``decay(x, f) = Div(x·f, 4096)`` in int64 (ONNX Div truncates: numerics.decay's trunc_shift).
@@ -56,6 +58,8 @@ def state_spec(ctx: "Ctx", name: str, node: Node, shape: tuple[int, ...] | None 
         spec["ref"] = (dt, shape)
     if ctx.integer and getattr(node, "bias_start", 0):
         spec["t"] = (np.dtype(np.int32), (1,) * len(shape))   # steps done, saturating at bias_start
+    if ctx.integer and getattr(node, "reset_interval", 0):
+        spec["rt"] = (np.dtype(np.int32), (1,) * len(shape))  # steps done, reduced by the reset period
     return spec
 
 
@@ -162,6 +166,7 @@ def _int_neuron(b, ctx, name, node, a6, st):
     fu = i64(b, np.asarray(numerics.current_decay_factor(node.du), np.int64))
     fv = i64(b, np.asarray(numerics.voltage_decay_factor(node.dv), np.int64))
     on, t_next = _bias_gate(b, node, st)
+    st, rt_next = _periodic_reset(b, node, st)
     bias_u = getattr(node, "bias_u", None)
     dec_u = _decay(b, st["u"], fu, sdt)                                         # int64
     if lava:  # lif_current: int32 shift (+ bias_u, int32 wrap), int32 add, one 24-bit correction
@@ -185,6 +190,8 @@ def _int_neuron(b, ctx, name, node, a6, st):
     else:
         v = b.op("Clip", [s, i64(b, -lim), i64(b, lim)], "v")
     new = {"u": u} if t_next is None else {"u": u, "t": t_next}
+    if rt_next is not None:
+        new["rt"] = rt_next
     if node.kind == "QLI":
         new["v"] = v
         return v, new
@@ -201,6 +208,24 @@ def _bias_gate(b, node, st) -> tuple[str | None, str | None]:
     t, k = st["t"], i32(b, start)
     return (b.op("GreaterOrEqual", [t, k], "bias_on"),
             b.op("Min", [b.op("Add", [t, i32(b, 1)]), k], "t"))
+
+
+def _periodic_reset(b, node, st: dict[str, str]) -> tuple[dict[str, str], str | None]:
+    """netx's periodic reset, :func:`neurocc.ir.numerics.reset.periodic_due` in ONNX: with
+    ``o`` the first reset step and ``P`` the period, the step ``t = rt + 1`` (the emulator's
+    ``steps_done``, counted from 1) resets u and v to 0 when ``t == o`` or ``t == o + P``; state
+    ``rt ← t − P`` when ``t >= o + P``, else t (so the next reset is again at o + P, and rt
+    stays below o + P). (st, None) without a periodic reset."""
+    interval = int(getattr(node, "reset_interval", 0))
+    if not interval:
+        return st, None
+    o = reset_rule.periodic_first(interval, int(node.reset_offset))
+    period = reset_rule.periodic_period(interval, node.reset_schedule)
+    t = b.op("Add", [st["rt"], i32(b, 1)], "t")
+    hit = b.op("Or", [b.op("Equal", [t, i32(b, o)]), b.op("Equal", [t, i32(b, o + period)])], "reset")
+    zero = lambda x: b.op("Where", [hit, b.op("Sub", [x, x]), x], "st0")  # noqa: E731  (0 in x's dtype)
+    rt = b.op("Where", [b.op("GreaterOrEqual", [t, i32(b, o + period)]), b.op("Sub", [t, i32(b, period)]), t], "rt")
+    return dict(st, u=zero(st["u"]), v=zero(st["v"])), rt
 
 
 def _gated(b, on: str | None, value, key: str) -> str:

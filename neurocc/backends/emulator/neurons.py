@@ -151,7 +151,8 @@ class IntNeuron(Kernel):
         self.record_vars = n.state_vars + (("ref",) if self.refractory else ())
         self._fast_static: bool | None = None
         self.reset_interval = int(getattr(n, "reset_interval", 0))
-        self.reset_phase = int(getattr(n, "reset_offset", 0)) % max(self.reset_interval, 1)
+        self.reset_offset = int(getattr(n, "reset_offset", 0))
+        self.reset_schedule = str(getattr(n, "reset_schedule", "lava"))
         self.steps_done = 0
 
     def reset(self, batch: int) -> None:
@@ -162,9 +163,10 @@ class IntNeuron(Kernel):
         self.steps_done = 0
 
     def _periodic_reset(self) -> None:
-        """Lava's LIFReset: zero u and v before Lava step t = steps_done + 1 when t hits the phase."""
+        """netx's periodic reset (Lava's LIFReset, or the chip's schedule): zero u and v before
+        step t = steps_done + 1 when :func:`neurocc.ir.numerics.reset.periodic_due` says so."""
         self.steps_done += 1
-        if self.reset_interval and self.steps_done % self.reset_interval == self.reset_phase:
+        if reset_rule.periodic_due(self.steps_done, self.reset_interval, self.reset_offset, self.reset_schedule):
             self.state["u"] = np.zeros_like(self.state["u"])
             self.state["v"] = np.zeros_like(self.state["v"])
 

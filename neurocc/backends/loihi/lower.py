@@ -16,6 +16,7 @@ QConv2d → neuron, delay 1       ``conv.Conv``: weights flipped and moved to (C
 QSumPool2d → neuron, delay 1    ``conv.Conv`` with a depthwise all-ones kernel (graded input)
 QLIF / QLI                      ``LIF`` (``PyLifModelBitAcc``); QLI is a LIF with vth = 2**17,
                                 which never fires (v saturates at 2**23 − 1 < 2**17 << 6)
+                                (``reset_interval``: ``LIFReset``, ``PyLifResetModelBitAcc``)
 Flatten                         virtual ports: ``transpose``/``reshape`` on the connection
 Output ← QLIF / QLI             sink ``RingBuffer`` on ``s_out`` / Monitor on ``v``
 ==============================  ==================================================================
@@ -151,9 +152,12 @@ class _Lowering:
 
     # ----- neurons ----------------------------------------------------------------------------------
     def _neuron(self, name: str, node: QLIF | QLI) -> None:
-        if node.reset_interval:
-            self.problem(name, f"reset_interval={node.reset_interval}: the Lava-process path builds LIF, not "
-                               "LIFReset; run the netx file itself (neurocc.backends.loihi.netx_import)")
+        if node.reset_interval and node.reset_schedule != "lava":
+            self.problem(name, f"reset_schedule={node.reset_schedule!r} (--reset-schedule): Lava's LIFReset resets "
+                               "every reset_interval steps; only the emulator and edge-cpu run the chip's schedule")
+        elif node.reset_interval and _semantics(node):
+            self.problem(name, f"reset_interval={node.reset_interval} with {', '.join(_semantics(node))}: Lava's "
+                               "LIFReset has Lava's LIF semantics only")
         self._neuron_params(name, node)
         shape = tuple(self.shapes[name])
         self.procs[name] = LProc(name, "lif", lava_shape(shape), *_lif_args(node, shape), node=name)
@@ -359,6 +363,8 @@ def _lif_args(node: QLIF | QLI, shape: tuple[int, ...]) -> tuple[dict, dict]:
     sem = _semantics(node)
     if sem:
         params["semantics"] = sem
+    if node.reset_interval:   # Lava's LIFReset (the worker builds it instead of LIF)
+        params.update(reset_interval=int(node.reset_interval), reset_offset=int(node.reset_offset))
     return params, arrays
 
 

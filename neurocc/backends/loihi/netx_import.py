@@ -76,6 +76,11 @@ def imported_job(net_file: str | Path, graph: Graph, inputs: Mapping[str, np.nda
     layers = [int(m.group(1)) for n in graph.nodes if (m := re.fullmatch(r"layer(\d+)(_.*)?", n))]
     blocks = [node for node in graph.nodes.values() if node.kind in NEURON_KINDS]
     interval = next((int(b.reset_interval) for b in blocks if getattr(b, "reset_interval", 0)), None)
+    chip = [n for n, node in graph.nodes.items() if getattr(node, "reset_schedule", "lava") != "lava"]
+    if chip:
+        raise BackendError(f"--reset-schedule chip (node(s) {', '.join(repr(n) for n in chip)}) cannot run in Lava: "
+                           "netx's LIFReset resets every reset_interval steps", where=f"graph '{graph.name}'",
+                           fix="run it on the emulator or edge-cpu, or read the file with reset_schedule='lava'")
     offset = 0   # read_netx stores block j's offset as reset_offset + 1 + j
     if interval:
         offset = next(int(b.reset_offset) - 1 - j for j, b in enumerate(blocks) if getattr(b, "reset_interval", 0))

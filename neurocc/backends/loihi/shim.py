@@ -75,17 +75,17 @@ def import_lava() -> types.SimpleNamespace:
     try:
         if sys.version_info >= (3, 11) and _VAR_MODEL not in sys.modules:
             _import_var_model()
+        from lava.magma.core.learning.learning_rule import Loihi2FLearningRule
         from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
         from lava.proc.conv.process import Conv
-        from lava.magma.core.learning.learning_rule import Loihi2FLearningRule
         from lava.proc.dense.process import DelayDense, Dense, LearningDense
-        from lava.utils.weightutils import SignMode
         from lava.proc.io.sink import RingBuffer as Sink
         from lava.proc.io.source import RingBuffer as Source
-        from lava.proc.lif.process import LIF
+        from lava.proc.lif.process import LIF, LIFReset
         from lava.proc.monitor.process import Monitor
         from lava.proc.sparse.process import Sparse
+        from lava.utils.weightutils import SignMode
 
         from neurocc.backends.loihi.lava_learning import MODEL_MAP as LEARNING_MODEL_MAP
         from neurocc.backends.loihi.lava_learning import NeuroccLearningLIF
@@ -95,9 +95,9 @@ def import_lava() -> types.SimpleNamespace:
                            where="backend 'loihi'", fix=INSTALL_HINT) from err
     _widen_conv_parameters()
     return types.SimpleNamespace(RunSteps=RunSteps, Loihi2SimCfg=Loihi2SimCfg, Conv=Conv, Dense=Dense,
-                                 DelayDense=DelayDense, Sink=Sink, Source=Source, LIF=LIF, Monitor=Monitor,
-                                 Sparse=Sparse, NeuroccLIF=NeuroccLIF, MODEL_MAP={**MODEL_MAP, **LEARNING_MODEL_MAP},
-                                 NeuroccLearningLIF=NeuroccLearningLIF,
+                                 DelayDense=DelayDense, Sink=Sink, Source=Source, LIF=LIF, LIFReset=LIFReset,
+                                 Monitor=Monitor, Sparse=Sparse, NeuroccLIF=NeuroccLIF,
+                                 MODEL_MAP={**MODEL_MAP, **LEARNING_MODEL_MAP}, NeuroccLearningLIF=NeuroccLearningLIF,
                                  LearningDense=LearningDense, Loihi2FLearningRule=Loihi2FLearningRule,
                                  SignMode=SignMode)
 

@@ -82,6 +82,9 @@ def _make(L: SimpleNamespace, p: LProc, data: dict[str, np.ndarray]) -> Any:
         if q.get("semantics"):  # soft reset, snnTorch's timings, v >= vth: neurocc's Lava process model
             return L.NeuroccLIF(shape=tuple(p.shape), bias_mant=a["bias_mant"], bias_exp=a["bias_exp"], name=p.name,
                                 semantics=q["semantics"], bias_u=a.get("bias_u"), **per)
+        if q.get("reset_interval"):   # netx's periodic reset: Lava's LIFReset (t mod T == offset mod T)
+            return L.LIFReset(shape=tuple(p.shape), bias_mant=a["bias_mant"], bias_exp=a["bias_exp"], name=p.name,
+                              reset_interval=q["reset_interval"], reset_offset=q["reset_offset"], **per)
         return L.LIF(shape=tuple(p.shape), bias_mant=a["bias_mant"], bias_exp=a["bias_exp"], name=p.name, **per)
     raise ValueError(f"unknown process kind {p.kind!r} for {p.name!r}")
 

@@ -162,7 +162,8 @@ def load(source: Any, *, input_shape: tuple[int, ...] | None = None, entry: str 
     ``input_shape`` (no batch) is needed for torch models whose first layer does not fix it
     (convolutions); ``dt`` (seconds) sets the graph's step for torch SNN models (default 1e-3).
     ``netx``: keyword options of :func:`~neurocc.compiler.frontends.netx.read_netx` for a ``.net``
-    file (``num_layers``, ``skip_layers``, ``reset_interval``, ``reset_offset``, ``variant``);
+    file (``num_layers``, ``skip_layers``, ``reset_interval``, ``reset_offset``, ``reset_schedule``,
+    ``variant``);
     refused for other formats. Non-finite parameters and zero thresholds are warned about
     (:mod:`neurocc.compiler.sanity`).
     """
@@ -173,7 +174,7 @@ def load(source: Any, *, input_shape: tuple[int, ...] | None = None, entry: str 
         raise ModelLoadError(f"the netx options ({', '.join(sorted(netx))}) apply to lava-dl netx files only",
                              where=str(source)[:200],
                              fix="pass a .net file, or drop --num-layers/--skip-layers/--reset-interval/"
-                                 "--reset-offset/--sigma-delta for this model")
+                                 "--reset-offset/--reset-schedule/--sigma-delta for this model")
     graph = _load(source, input_shape=input_shape, entry=entry, weights=weights, trust_pickle=trust_pickle, dt=dt,
                   netx=netx)
     warn_suspicious(graph, str(source)[:200] if isinstance(source, (str, Path)) else graph.name)

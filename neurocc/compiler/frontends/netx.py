@@ -76,6 +76,7 @@ class _State:
     problems: list[str] = field(default_factory=list)
     reset_interval: int = 0
     reset_offset: int = 1          # netx: Lava time starts at 1; one more per block
+    reset_schedule: str = "lava"   # lava | chip (numerics.reset.periodic_due)
 
     def add(self, name: str, node: Node, delay: int = 0) -> str:
         self.nodes[name] = node
@@ -86,19 +87,23 @@ class _State:
 
 
 def read_netx(path: str | Path, *, num_layers: int | None = None, skip_layers: int = 0,
-              reset_interval: int | None = None, reset_offset: int = 0, variant: str = "lava-0.10") -> Graph:
+              reset_interval: int | None = None, reset_offset: int = 0, variant: str = "lava-0.10",
+              reset_schedule: str = "lava") -> Graph:
     """Read a netx file into a verified quantized graph (ModelLoadError listing every problem).
 
     ``num_layers``, ``skip_layers``, ``reset_interval`` and ``reset_offset`` mean what they mean
     for ``netx.hdf5.Network`` (read only the first layers; drop the first layers so that the
     graph input feeds the next synapse; zero u and v of block j at Lava steps t
-    with t mod interval = (reset_offset + 1 + j) mod interval); ``variant`` selects the
-    sigma-delta numerics rule (``lava-0.10`` or ``lava-pr875``).
+    with t mod interval = (reset_offset + 1 + j) mod interval); ``reset_schedule="chip"`` keeps
+    each block's first reset there and spaces the later ones interval + 1 steps apart, as the
+    Loihi 2 chip that recorded lava-dl's PilotNet-LIF did (docs/frontends.md); ``variant``
+    selects the sigma-delta numerics rule (``lava-0.10`` or ``lava-pr875``).
     """
     path = Path(path)
-    _check_options(path, reset_interval, reset_offset, variant)
+    _check_options(path, reset_interval, reset_offset, variant, reset_schedule)
     layers = read_layers(path, num_layers)
-    st = _State(reset_interval=int(reset_interval or 0), reset_offset=int(reset_offset) + 1)
+    st = _State(reset_interval=int(reset_interval or 0), reset_offset=int(reset_offset) + 1,
+                reset_schedule=reset_schedule)
     for i, lay in enumerate(layers):
         _layer(st, i, lay, last=i == len(layers) - 1, variant=variant)
     if not st.problems and st.src is None:
@@ -117,17 +122,25 @@ def read_netx(path: str | Path, *, num_layers: int | None = None, skip_layers: i
     return _verified(graph, path)
 
 
-def _check_options(path: Path, reset_interval: int | None, reset_offset: int, variant: str) -> None:
+def _check_options(path: Path, reset_interval: int | None, reset_offset: int, variant: str,
+                   reset_schedule: str = "lava") -> None:
+    from neurocc.ir.numerics.reset import RESET_SCHEDULES
     from neurocc.ir.numerics.sigma_delta import VARIANTS
 
     problems = []
     if reset_offset and not reset_interval:
         problems.append(f"reset_offset={reset_offset} without reset_interval: there is no periodic reset to shift")
+    if reset_schedule not in RESET_SCHEDULES:
+        problems.append(f"reset_schedule={reset_schedule!r} is not one of {', '.join(RESET_SCHEDULES)}")
+    elif reset_schedule != "lava" and not reset_interval:
+        problems.append(f"reset_schedule={reset_schedule!r} without reset_interval: there is no periodic reset "
+                        "to schedule")
     if variant not in VARIANTS:
         problems.append(f"variant={variant!r} is not a sigma-delta numerics rule ({', '.join(VARIANTS)})")
     if problems:
         raise ModelLoadError("the netx reading options do not fit together", where=str(path), problems=problems,
-                             fix="pass reset_interval (CLI --reset-interval) with reset_offset, and variant "
+                             fix="pass reset_interval (CLI --reset-interval) with reset_offset or "
+                                 "reset_schedule (CLI --reset-schedule lava|chip), and variant "
                                  "lava-0.10 or lava-pr875 (CLI --sigma-delta)")
 
 
@@ -335,7 +348,8 @@ def _neuron(st: _State, i: int, kind: str, neuron: dict[str, Any] | None, bias: 
     """The block's neuron node (None after recording a problem); counts the block for resets."""
     node = _neuron_node(st, i, kind, neuron, bias, shape, variant, last=last, input_layer=input_layer)
     if node is not None and st.reset_interval and isinstance(node, (QLIF, QLI)):
-        node = node.replace(reset_interval=st.reset_interval, reset_offset=st.reset_offset)
+        node = node.replace(reset_interval=st.reset_interval, reset_offset=st.reset_offset,
+                            reset_schedule=st.reset_schedule)
     st.reset_offset += 1
     return node
 

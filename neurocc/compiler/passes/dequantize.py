@@ -94,7 +94,8 @@ def _neuron(name: str, node: Node, dt: float, problems: list[str]) -> Node | Non
     bad = [f"{k} has α = 1 (no decay) for {int(np.sum(a >= 1))} neurons: no finite time constant"
            for k, a in (("du", au), ("dv", av)) if np.any(a >= 1)]
     if node.reset_interval:
-        bad.append(f"reset_interval={node.reset_interval} (netx's periodic reset) has no float/NIR form")
+        bad.append(f"reset_interval={node.reset_interval} (netx's periodic reset, --reset-interval) has no "
+                   "float/NIR form")
     if getattr(node, "bias_u", None) is not None:
         bad.append("bias_u (a bias on the current) has no NIR CubaLIF form (NIR biases the membrane)")
     if getattr(node, "bias_start", 0):

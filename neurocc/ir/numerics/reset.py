@@ -17,6 +17,14 @@ One step, with ``vth`` the scaled threshold (``vth << 6``) and ``fire(v) = v > v
                                                  | sat24(v − d·v) (zero)
         after_spike:            v ← v − vth (subtract) | 0 (zero) where z;  none: v kept
         v_min (int8):           v ← max(v, v_min), last
+
+The periodic reset of a whole layer (netx's ``reset_interval``, Lava's ``LIFReset``;
+:func:`periodic_due`): u and v are set to 0 before the update of step t (counted from 1) when t
+is one of the layer's reset steps ``o + k·P`` (k ≥ 0), with ``o`` = the first step ≥ 1 with
+``o ≡ reset_offset (mod interval)`` and the period ``P`` by ``reset_schedule``:
+
+    lava: P = interval        Lava's CPU model (``t mod interval == reset_offset mod interval``)
+    chip: P = interval + 1    the Loihi 2 recording of lava-dl's PilotNet-LIF (docs/frontends.md)
 """
 from __future__ import annotations
 
@@ -26,6 +34,30 @@ import numpy as np
 
 from neurocc.ir.numerics.core import V24_LIM, saturate
 from neurocc.ir.types import ResetMode, ResetTiming
+
+
+RESET_SCHEDULES = ("lava", "chip")
+
+
+def periodic_first(interval: int, offset: int) -> int:
+    """The first reset step o ≥ 1 (counted from 1) with ``o ≡ offset (mod interval)``."""
+    return offset % interval or interval
+
+
+def periodic_period(interval: int, schedule: str) -> int:
+    """Steps between two resets: ``interval`` (``lava``) or ``interval + 1`` (``chip``)."""
+    if schedule not in RESET_SCHEDULES:
+        raise ValueError(f"reset_schedule {schedule!r} is not one of {RESET_SCHEDULES}")
+    return interval + (schedule == "chip")
+
+
+def periodic_due(t: int, interval: int, offset: int, schedule: str = "lava") -> bool:
+    """Whether step ``t`` (counted from 1) starts with the periodic reset of u and v; never
+    without an interval (``interval`` 0)."""
+    if not interval:
+        return False
+    o = periodic_first(interval, offset)
+    return t >= o and (t - o) % periodic_period(interval, schedule) == 0
 
 
 def _fire(v: np.ndarray, vth: np.ndarray, node: Any) -> np.ndarray:
