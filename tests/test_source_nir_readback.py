@@ -226,10 +226,10 @@ def _sinabs_reads(path: Path, x: np.ndarray) -> tuple[torch.nn.Module, dict[str,
 def test_sinabs_reads_nir_if_as_its_default_iafsqueeze_with_a_floor(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """What Sinabs' ``from_nir`` computes for NIR's IF: an ``IAFSqueeze`` with its defaults (MultiSpike,
     MembraneSubtract) and ``min_v_mem = -v_threshold``; ``r`` and ``v_reset`` are not read."""
+    path = _sinabs_file(tmp_path)     # skips without Sinabs
     import sinabs.activation as sa
     import sinabs.layers as sl
 
-    path = _sinabs_file(tmp_path)
     x = _spikes()
     imported, theirs = _sinabs_reads(path, x)
     lif = imported.get_submodule("1")
