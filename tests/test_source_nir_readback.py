@@ -26,10 +26,10 @@ import pytest
 torch = pytest.importorskip("torch")
 nir = pytest.importorskip("nir")
 
-import neurocc  # noqa: E402
-from neurocc.backends.reference import simulate  # noqa: E402
-from neurocc.compiler.floatside import float_side  # noqa: E402
-from neurocc.targets import get_target  # noqa: E402
+import neurocc
+from neurocc.backends.reference import simulate
+from neurocc.compiler.floatside import float_side
+from neurocc.targets import get_target
 
 STEPS, BATCH, DT = 40, 8, 1e-3
 LAYERS = ("1_LIFTorch", "3_LIFTorch")
