@@ -159,8 +159,6 @@ def validate_artifact(artifact_dir: Artifact | str | Path, backends: Sequence[st
     ``workers``/``ray_address``/``batch_size``: each backend's samples in batches spread over Ray
     workers (:mod:`neurocc.runtime.parallel`; the report is the same for any layout)."""
     from neurocc.backends import check_names
-    from neurocc.progress import Step, quiet
-    from neurocc.runtime.parallel import Task, chunks, resolve_workers, run_tasks
 
     if backends:
         check_names(list(backends), where="--backends")
@@ -171,17 +169,8 @@ def validate_artifact(artifact_dir: Artifact | str | Path, backends: Sequence[st
         inputs, origin = sample_inputs(art, samples or DEFAULT_SAMPLES, seed=seed)
     checked, steps, batch = check_inputs(art, inputs)
     order = list({n: None for n in names + [_judge(art, n)[0] for n in names]})
-    layout = resolve_workers(workers, order, ray_address, batch)
-    ranges = chunks(batch, layout, batch_size, order)
-    tasks = [Task(len(ranges) * k + i, b, lo, hi, {"inputs": {n: v[:, lo:hi] for n, v in checked.items()},
-                                                   "device": device if b in DEVICE_BACKENDS else None})
-             for k, b in enumerate(order) for i, (lo, hi) in enumerate(ranges)]
-    with Step("validate", total=batch * len(order), unit="sample runs", **quiet(progress)) as step:
-        step.note(f"{', '.join(order)} on {batch} sample(s) x {steps} steps"
-                  + (f", {layout.workers} workers" if layout.parallel else ""))
-        parts = run_tasks(art, "neurocc.runtime.validate:run_task", tasks, layout, lambda t, _: step.add(t.samples))
-        runs = {b: join_batches(parts[len(ranges) * k: len(ranges) * (k + 1)]) for k, b in enumerate(order)}
-        step.done(f"ran {', '.join(order)} on {batch} sample(s) x {steps} steps")
+    runs = _run_backends(art, order, checked, steps, batch, device=device, workers=workers,
+                         ray_address=ray_address, batch_size=batch_size, progress=progress)
     counts = getattr(runs.get("emulator"), "overflow", None)
     overflow.warn(counts, f"emulator, validate {art.path}")
     doc = {"artifact": str(art.path), "target": art.target,
@@ -193,6 +182,28 @@ def validate_artifact(artifact_dir: Artifact | str | Path, backends: Sequence[st
         doc["results"].append(validation_row(art, source, checked))
     write_json(Path(json_path) if json_path else art.path / VALIDATION_FILE, doc)
     return doc
+
+
+def _run_backends(art: Artifact, order: list[str], checked: Mapping[str, np.ndarray], steps: int, batch: int, *,
+                  device: str | None, workers: int | None, ray_address: str | None, batch_size: int | None,
+                  progress: bool) -> dict[str, RunOutputs | NeuroccError]:
+    """Per backend in ``order``, its recorded run on every sample (its batches joined), or the
+    NeuroccError that stopped it; batches spread over Ray workers as the layout says."""
+    from neurocc.progress import Step, quiet
+    from neurocc.runtime.parallel import Task, chunks, resolve_workers, run_tasks
+
+    layout = resolve_workers(workers, order, ray_address, batch)
+    ranges = chunks(batch, layout, batch_size, order)
+    tasks = [Task(len(ranges) * k + i, b, lo, hi, {"inputs": {n: v[:, lo:hi] for n, v in checked.items()},
+                                                   "device": device if b in DEVICE_BACKENDS else None})
+             for k, b in enumerate(order) for i, (lo, hi) in enumerate(ranges)]
+    with Step("validate", total=batch * len(order), unit="sample runs", **quiet(progress)) as step:
+        step.note(f"{', '.join(order)} on {batch} sample(s) x {steps} steps"
+                  + (f", {layout.workers} workers" if layout.parallel else ""))
+        parts = run_tasks(art, "neurocc.runtime.validate:run_task", tasks, layout, lambda t, _: step.add(t.samples))
+        runs = {b: join_batches(parts[len(ranges) * k: len(ranges) * (k + 1)]) for k, b in enumerate(order)}
+        step.done(f"ran {', '.join(order)} on {batch} sample(s) x {steps} steps")
+    return runs
 
 
 def run_task(art: Artifact, task: Any) -> RunOutputs | NeuroccError:
