@@ -4,7 +4,7 @@ lava-dl 0.6 ``netx.utils.optimize_weight_bits`` rescales every dense matrix of a
 picks ``num_weight_bits`` and ``weight_exp``; Lava 0.10's ``PyDenseModelBitAcc`` then clips and
 drops low bits by the sign mode **it** derives (research note lava-loihi.md §2.2, §5.3). The two
 disagree on some matrices (netx calls ``max == 0`` mixed, Lava inhibitory), and netx zeroes
-matrices whose values exceed 255. :mod:`.netx` writes a dense layer only when
+matrices whose values exceed 255. :mod:`.netx_exact` lets a dense layer be written only when
 :func:`netx_dense_effect` of the file's weights reproduces the graph's per-synapse values exactly.
 """
 from __future__ import annotations
