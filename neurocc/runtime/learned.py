@@ -78,18 +78,18 @@ def judge(art: Any, backend: str, expected: Mapping[str, np.ndarray], got: Mappi
 
 def _replay(art: Any, name: str, node: Any, got: Mapping[str, np.ndarray], w: np.ndarray) -> dict[str, Any]:
     """NEST's weights against the float replay of its own rule on its own spikes (``pynn_replay``)."""
-    from neurocc.backends.spinnaker.plastic import replay_pair_stdp, stdp_parameters
+    from neurocc.backends.spinnaker.plastic import nest_pairing, replay_lowered
 
     pre = art.graph.predecessors(name)[0]
     post = art.graph.successors(name)[0]
     if f"{pre}/out" not in got or f"{post}/out" not in got:
         return {"rule": "pynn_replay", "replay_max_abs_diff": None, "replay_limit": REPLAY_MAX_DIFF}
-    p = stdp_parameters(name, node, 1.0)
+    p = nest_pairing(name, node, 1.0)
     s_pre, s_post = np.asarray(got[f"{pre}/out"]), np.asarray(got[f"{post}/out"])
     diff = 0.0
     for bi in range(w.shape[0]):
-        times = [[list(np.flatnonzero(s[:, bi, i]).astype(float)) for i in range(s.shape[2])] for s in (s_pre, s_post)]
-        ref = replay_pair_stdp(node.weight, times[0], times[1], p, p["w_max"])
+        times = [[list(np.flatnonzero(s[:, bi, i])) for i in range(s.shape[2])] for s in (s_pre, s_post)]
+        ref = replay_lowered(node.weight, times[0], times[1], p, p["w_max"], s_pre.shape[0])
         diff = max(diff, float(np.abs(ref - w[bi]).max(initial=0)))
     return {"rule": "pynn_replay", "replay_max_abs_diff": diff, "replay_limit": REPLAY_MAX_DIFF}
 

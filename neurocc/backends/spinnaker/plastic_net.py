@@ -32,7 +32,7 @@ import numpy as np
 from neurocc.errors import BackendError
 from neurocc.ir.numerics.core import lava_dense_weights
 
-from .plastic import rule_problems, run_template, stdp_parameters
+from .plastic import NEST_RESOLUTION_MS, nest_pairing, rule_problems, run_template
 
 TEMPLATE = Path(__file__).with_name("plastic_net_template.py")
 # pyNN.nest scales STDP weight bounds by 1000 (nA -> pA) but IF_curr_delta's weights by
@@ -78,17 +78,21 @@ def _neurons(graph: Any, batch: int) -> dict[str, dict]:
             for name, node in graph.nodes.items() if node.kind == "QLIF"}
 
 
-def lower_network(graph: Any, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
+def lower_network(graph: Any, inputs: dict[str, np.ndarray], pairing: str = "fit") -> dict[str, Any]:
     """The worker's configuration: populations, spike sources and projections of ``graph``, with
-    ``batch`` independent copies of the network (batch element b's neurons at b·n + i)."""
+    ``batch`` independent copies of the network (batch element b's neurons at b·n + i); plastic
+    projections carry their :func:`.plastic.nest_pairing` (``pairing`` as there)."""
     found = problems(graph)
     if found:
         raise BackendError("the plastic network has no PyNN form", where="backend 'spinnaker'", problems=found,
                            fix="see each problem, or run the graph on loihi")
     batch = int(np.asarray(next(iter(inputs.values()))).shape[1])
+    # step t is NEST's time t + 2 ms: the run ends with the last step (t = steps − 1 at steps + 1 ms),
+    # not one later, or spikes the emulator never computes would still move the weights
+    steps = max(len(np.asarray(v)) for v in inputs.values()) + 1
     pops = _neurons(graph, batch)
     dst = {e.src: e.dst for e in graph.edges}
-    sources, projections = {}, []
+    sources, projections, resolution = {}, [], 1.0
     for name, node in graph.nodes.items():
         if node.kind == "Input":
             x = np.asarray(inputs[name])
@@ -100,24 +104,25 @@ def lower_network(graph: Any, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
         pre = next(e.src for e in graph.edges if e.dst == name)
         proj = {"name": name, "pre": pre, "post": dst[name]}
         if node.kind == "QPlasticDense":
-            stdp = stdp_parameters(name, node, 1.0)
+            stdp = nest_pairing(name, node, 1.0, pairing)
             stdp["w_max"] *= PYNN_NEST_WMAX_SCALE
+            if stdp["relay_ms"]:
+                resolution = NEST_RESOLUTION_MS
+                stdp["flush_at"] = steps + stdp["flush_ms"]     # NEST ms of the flush source's spike
             proj.update(weight=np.asarray(node.weight, float).tolist(), stdp=stdp)
         else:
             proj["weight"] = lava_dense_weights(node.weight, node.num_weight_bits).astype(float).tolist()
         projections.append(proj)
-    # step t is NEST's time t + 2 ms: the run ends with the last step (t = steps − 1 at steps + 1 ms),
-    # not one later, or spikes the emulator never computes would still move the weights
-    steps = max(len(np.asarray(v)) for v in inputs.values()) + 1
-    return {"populations": pops, "sources": sources, "projections": projections, "steps": steps, "batch": batch}
+    return {"populations": pops, "sources": sources, "projections": projections, "steps": steps, "batch": batch,
+            "resolution": resolution}
 
 
 def run_plastic_network(graph: Any, inputs: dict[str, np.ndarray], simulator: str = "nest",
-                        timeout_s: float = 600.0) -> dict[str, np.ndarray]:
+                        timeout_s: float = 600.0, pairing: str = "fit") -> dict[str, np.ndarray]:
     """Run ``graph`` (time-major ``inputs`` (steps, batch, n)) on PyNN. Returns
     ``<population>/spikes`` (steps, batch, n) on the emulator's step index (sources included) and
     ``<plastic node>/w`` (batch, post, pre) float, in weight units."""
-    cfg = lower_network(graph, inputs)
+    cfg = lower_network(graph, inputs, pairing)
     steps, batch = cfg["steps"] - 1, cfg["batch"]
     res = run_template(TEMPLATE, cfg, simulator, timeout_s, what="plastic network", where=f"graph '{graph.name}'")
     out: dict[str, np.ndarray] = {}
