@@ -12,14 +12,18 @@ Lowering (weights in mV, one integer weight unit = 1 mV, dt = 1 ms):
   ``> vth`` from ``≤ vth`` for integer sums). Other neuron parameters are refused, naming the node.
 * ``QDense`` → ``StaticSynapse`` (delay 1 ms; negative weights on the ``inhibitory`` receptor),
   with the weights Lava really uses (:func:`neurocc.ir.numerics.core.lava_dense_weights`).
-* ``QPlasticDense`` → ``STDPMechanism`` (:func:`.plastic.stdp_parameters`, ``w_scale`` 1 mV).
+* ``QPlasticDense`` → ``STDPMechanism`` (:func:`.plastic.nest_pairing`, ``w_scale`` 1 mV) from a
+  population of parrot neurons that relays the pre spikes δ = ¼ or ¾ ms later (static, one per
+  pre neuron), plastic delay 1 − δ; NEST runs at 0.25 ms (spikes stay on whole ms).
 * ``Input`` row t (non-zero entries) → ``SpikeSourceArray`` spikes at t + 2 ms; the run lasts
-  until the last step's time (steps + 1 ms).
+  until the last step's time (steps + 1 ms); then, all thresholds raised out of reach, one
+  relayed flush pre spike ``flush_ms`` later applies NEST's pending potentiation.
 
 Timeline: a spike of the emulator's step t is the NEST spike at t + 2 ms (inputs included), so
-every delay-1 edge keeps its one-step latency. What stays different is the STDP pairing (see
-:mod:`.plastic`): NEST pairs a pre spike at T with a post spike at T' as Δ = T' + 1 − T (the
-1 ms dendritic delay) and never at Δ = 0; the rule pairs same-step spikes both ways.
+every delay-1 edge keeps its one-step latency. STDP pairing: the rule pairs a pre spike of step
+s and a post spike of step u (k = u − s) both ways at k = 0; NEST pairs Δ = T' + d − T and never
+Δ = 0. The relay makes Δ = k ± ½ and :func:`.plastic.nest_pairing` fits the same-step side
+(docs/plasticity.md, "Pairing on NEST").
 """
 from __future__ import annotations
 
@@ -172,8 +176,9 @@ README = """Plastic PyNN network emitted by neurocc for target '{target}' (graph
 
 `neurocc run DIR --backend spinnaker` lowers the artifact's graph to this network and runs it on
 NEST; `--save-weights W.npz` writes the learned weights. To run the worker yourself, add to the
-JSON "sources" (per input, per neuron: spike times in ms = step + 2), "steps" (input steps + 1)
-and "batch" (1), then: python {script} CONFIG.json nest
+JSON "sources" (per input, per neuron: spike times in ms = step + 2), "steps" (input steps + 1),
+"batch" (1) and, per plastic projection, "stdp"."flush_at" (steps + "stdp"."flush_ms"), then:
+python {script} CONFIG.json nest  (NEST resolution "resolution" ms: the relay delays need 0.25)
 """
 
 
@@ -186,7 +191,7 @@ def emit(directory: Path, graph: Any, target_name: str = "spinnaker") -> Path:
     d.mkdir(parents=True, exist_ok=True)
     empty = {n: np.zeros((1, 1, *graph.shapes()[n])) for n in graph.inputs}
     cfg = lower_network(graph, empty)
-    doc = {"format": "neurocc-pynn-plastic", "version": 1, "name": graph.name,
+    doc = {"format": "neurocc-pynn-plastic", "version": 2, "name": graph.name, "resolution": cfg["resolution"],
            "inputs": {n: list(graph.shapes()[n]) for n in graph.inputs},
            "populations": cfg["populations"], "projections": cfg["projections"],
            "pynn_nest_wmax_scale": PYNN_NEST_WMAX_SCALE}

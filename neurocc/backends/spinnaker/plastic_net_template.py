@@ -4,7 +4,10 @@ Populations of ``IF_curr_delta`` neurons (a spike of weight w mV steps the membr
 ``tau_m`` 0.01 ms the membrane forgets everything between 1 ms steps, ``E_L = v_reset = 0``,
 ``tau_refrac`` 0), spike sources (``SpikeSourceArray``), fixed projections (``StaticSynapse``,
 delay 1 ms; negative weights on the inhibitory receptor) and plastic ones
-(``STDPMechanism(SpikePairRule, AdditiveWeightDependence)``, delay 1 ms).
+(``STDPMechanism(SpikePairRule, AdditiveWeightDependence)``): with ``relay_ms`` δ > 0 from parrot
+neurons that repeat the pre spikes δ later, plastic delay ``delay_ms`` (1 − δ), NEST at the
+config's ``resolution``; after the run, thresholds out of reach, a flush spike at ``flush_at``
+reaches every parrot (NEST applies pending potentiation at a pre spike).
 ``batch`` copies of the network run side by side (element b's neuron i is b·n + i, projections
 block-diagonal). Usage: ``python plastic_net_template.py CONFIG.json SIMULATOR``; prints
 ``RESULT {json}`` with each population's spike times (ms) and each plastic projection's final
