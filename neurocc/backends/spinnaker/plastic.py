@@ -7,10 +7,10 @@ Mapping (float semantics, :mod:`neurocc.ir.numerics.learning` with ``integer=Fal
 tau_minus=τ−, A_plus=a+·I+/W, A_minus=a−·I−/W)`` with ``AdditiveWeightDependence(0, W)`` where
 ``W`` is the sign mode's maximum (255 for excitatory), in weight units × ``w_scale`` nA.
 NEST's ``stdp_synapse`` treats the connection delay d as dendritic: a pre spike at T and a post
-spike at T' pair with Δ = T' + d − T, so a post neuron recorded at T' is the rule's post spike at
-step T' + d. Two differences remain, both stated where this is judged: NEST pairs only Δ ≠ 0
-(the rule also pairs spikes of the same step), and NEST applies potentiation only at the next
-pre spike (the runner appends one late pre spike so that every pairing is applied).
+spike at T' pair with Δ = T' + d − T, never at Δ = 0, and potentiation is applied at the next pre
+spike. :func:`run_stdp` (one projection, delay 1 ms) uses this direct form; the plastic network
+(:mod:`.plastic_net`) relays the pre spikes and fits the same-step kernel
+(:func:`nest_pairing`) so that NEST pairs spikes as the rule does.
 Only pair STDP (the two terms above, either may be absent: an amplitude of 0) on dense excitatory
 synapses with ``t_epoch`` 1 and ``weight_exp`` 0 lowers; anything else is refused, every reason
 listed with the node, the rule and the change (:func:`rule_problems`).
