@@ -28,7 +28,7 @@ from neurocc.backends.spinnaker.pynn_run import available
 from neurocc.ir.graph import Edge, Graph
 from neurocc.ir.nodes import Input, Output
 from neurocc.ir.numerics.learning import LearningState
-from neurocc.ir.plasticity import stdp_pair
+from neurocc.ir.plasticity import hebbian, stdp_pair
 from neurocc.ir.qnodes import QDense, QLIF
 from neurocc.ir.qnodes_plastic import QPlasticDense
 
@@ -92,3 +92,44 @@ def test_relayed_pairing_learns_the_rule_on_nest():
     direct = run_plastic_network(graph, inputs, pairing="none")
     assert np.array_equal(direct["E/spikes"], post)
     assert np.abs(direct["P/w"][0] - rule[0]).max() > 1.0
+
+
+def _kernel(p: dict, k: int) -> float:
+    """The weight change NEST's stdp_synapse gives a pair with k = u − s under the lowering ``p``
+    (Δ = k + ε; NEST units × w_max): the documented kernel, written from NEST's equations."""
+    d = k + p["eps"]
+    if d > 0:
+        return p["A_plus"] * p["w_max"] * np.exp(-d / p["tau_plus"])
+    return -p["A_minus"] * p["w_max"] * np.exp(d / p["tau_minus"]) if d < 0 else 0.0
+
+
+@pytest.mark.parametrize("fields, side", [(stdp_pair(2 ** -1, 2 ** -2, 2, 3, 24), 0.5),    # net > 0
+                                          (stdp_pair(2 ** -3, 2 ** -1, 4, 1, 16), -0.5),   # net < 0
+                                          (hebbian(2 ** -2, 3, 20), 0.5)])                      # Hebbian
+def test_fitted_kernel_is_the_rule_where_it_can_be(fields, side):
+    """No NEST needed: the rule's pair kernel f(k) (docs/plasticity.md) against the lowering's.
+    Exact (1e-12 relative): the same-step pair (a+·I+ − a−·I−), every pair on the other side, the
+    fitted side's total over |k| ≥ 1; a rule without one of the terms is exact everywhere."""
+    node = QPlasticDense(weight=np.zeros((1, 1), np.int32), sign_mode="excitatory", t_epoch=1, **fields)
+    (plus,) = [t for t in node.terms() if t.dependency == "y0"]
+    minus = [t for t in node.terms() if t.dependency == "x0"]
+    ap, tp = plus.mantissa * 2.0 ** plus.exponent * node.impulses[0], node.taus[0]
+    am = -minus[0].mantissa * 2.0 ** minus[0].exponent * node.impulses[2] if minus else 0.0
+    tm = node.taus[2]
+
+    def f(k: int) -> float:
+        if k < 0:
+            return -am * np.exp(k / tm) if am else 0.0
+        return ap * np.exp(-k / tp) if k > 0 else ap - am
+
+    p = nest_pairing("S", node, 1.0)
+    assert p["eps"] == side and p["relay_ms"] == (1 - side) / 2 and p["delay_ms"] + p["relay_ms"] == 1.0
+    assert _kernel(p, 0) == pytest.approx(f(0), rel=1e-12)
+    other = range(-200, 0) if side > 0 else range(1, 201)
+    fitted = range(1, 400) if side > 0 else range(-400, 0)
+    assert max(abs(_kernel(p, k) - f(k)) for k in other) < 1e-12
+    assert sum(_kernel(p, k) for k in fitted) == pytest.approx(sum(f(k) for k in fitted), rel=1e-9)
+    if not minus:
+        assert max(abs(_kernel(p, k) - f(k)) for k in range(-50, 50)) < 1e-12
+    direct = nest_pairing("S", node, 1.0, "none")
+    assert direct["relay_ms"] == 0 and _kernel(direct, 0) != pytest.approx(f(0))
