@@ -1,7 +1,8 @@
 """Measure how NEST's pair STDP (the spinnaker plastic network) agrees with the rule's float
 reference, per pairing lowering (``neurocc.backends.spinnaker.plastic.nest_pairing``:
 ``none`` = the direct lowering, ``potentiation``/``depression`` = the relayed one pairing the same
-step that way). Printed per case and lowering:
+step that way with the rule's kernels, ``fit`` = the relayed, fitted lowering the backend uses).
+Printed per case and lowering:
 
 * ``replay``: max |NEST − replay of the lowered stdp_synapse on NEST's spikes| (the judge, ≤ 1e-6);
 * ``dw_cos_own``: Δw cosine of NEST's weights against the float rule driven by NEST's *own* E
