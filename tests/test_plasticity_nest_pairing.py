@@ -29,7 +29,7 @@ from neurocc.ir.graph import Edge, Graph
 from neurocc.ir.nodes import Input, Output
 from neurocc.ir.numerics.learning import LearningState
 from neurocc.ir.plasticity import hebbian, stdp_pair
-from neurocc.ir.qnodes import QDense, QLIF
+from neurocc.ir.qnodes import QLIF, QDense
 from neurocc.ir.qnodes_plastic import QPlasticDense
 
 STEPS = 240
