@@ -5,14 +5,16 @@ Judges (stated):
 * recall: the bit accuracy and exact-recall rate of every recall window equal the emulator's
   (the memory does what it does on Loihi);
 * NEST executes the lowered rule: the learned weights equal, to 1e-6 weight units (LSB 1), a float
-  model of NEST's documented ``stdp_synapse`` (:func:`~neurocc.backends.spinnaker.plastic.replay_pair_stdp`,
-  the judge ``validate`` uses) (all-to-all pairs, additive, clipped to [0, 255] at
-  every event) driven by the spikes NEST produced: a pre spike at T and a post spike at T' pair as
-  Δ = T' + 1 − T (the 1 ms delay is dendritic), potentiation ``A+·W·e^(−Δ/τ+)`` for Δ > 0 applied
-  at the next pre spike, depression ``A−·W·e^(Δ/τ−)`` for Δ < 0 at the pre spike, none at Δ = 0;
+  model of NEST's documented ``stdp_synapse`` (:func:`~neurocc.backends.spinnaker.plastic.replay_lowered`,
+  the judge ``validate`` uses) (all-to-all pairs, additive, clipped to [0, 255] at every event)
+  driven by the spikes NEST produced, with the lowering's relay (pre spikes at s + δ, plastic delay
+  1 − δ: Δ = k + ε), fitted amplitudes and flush (docs/plasticity.md, "Pairing on NEST");
+* NEST learns the rule: the cosine of its weight changes against the float rule driven by NEST's
+  own E spikes is at least 0.99, the bar of the spike check (measured 0.9996 and 0.9998; the
+  relayed, fitted pairing is exact for same-step and anti-causal pairs and for the causal
+  window's total, not for its shape);
 * the learned structure agrees with the emulator: every within-pattern synapse is stronger than
-  every other one (the emulator's rule pairs same-step spikes both ways, NEST's never, so the
-  magnitudes differ: measured, not asserted, in docs/plasticity.md).
+  every other one.
 """
 from __future__ import annotations
 
@@ -22,9 +24,10 @@ import numpy as np
 import pytest
 
 from neurocc.backends.emulator import run as emulate
-from neurocc.backends.spinnaker.plastic import replay_pair_stdp, stdp_parameters
+from neurocc.backends.spinnaker.plastic import nest_pairing, replay_lowered
 from neurocc.backends.spinnaker.plastic_net import run_plastic_network
 from neurocc.backends.spinnaker.pynn_run import available
+from neurocc.runtime.learned import dw_cosine
 
 
 @pytest.mark.parametrize("overwrite", [0, 3])
@@ -43,11 +46,12 @@ def test_ca3_memory_on_nest_recalls_like_the_emulator(overwrite, ca3):
     if overwrite:
         assert acc_emu["after_overwrite"]["exact"] < 1.0       # interference: the old memories are lost
     node = graph.nodes["EE"]
-    times = [list(np.flatnonzero(got["E/spikes"][:, 0, i]) + 2.0) for i in range(node.weight.shape[0])]
-    ref = replay_pair_stdp(node.weight, times, times, stdp_parameters("EE", node, 1.0), 255.0)
+    steps = [list(np.flatnonzero(got["E/spikes"][:, 0, i])) for i in range(node.weight.shape[0])]
+    ref = replay_lowered(node.weight, steps, steps, nest_pairing("EE", node, 1.0), 255.0, len(got["E/spikes"]))
     w = got["EE/w"][0]
     assert np.abs(ref - node.weight).max() > 100                 # it learned
     assert np.abs(w - ref).max() < 1e-6
+    assert dw_cosine(node.weight, M.float_reference(graph, got["E/spikes"]), w) >= 0.99
     if not overwrite:
         inside = np.zeros(w.shape, bool)
         for pat in info["patterns"]:

@@ -8,7 +8,9 @@ Judges (stated):
   ``integer=False``) driven by the float run's own spikes, to 1e-9 weight units (float64, the
   same operations: an error in the wiring of pre/post spikes would show as whole weight units);
 * spinnaker: NEST's learned weights equal a float64 replay of NEST's documented
-  ``stdp_synapse`` on the spikes NEST produced, per batch element, to 1e-6 weight units (LSB 1);
+  ``stdp_synapse``, as the lowering configures it (relayed pre spikes, fitted amplitudes, flush:
+  ``plastic.replay_lowered``), on the spikes NEST produced, per batch element, to 1e-6 weight
+  units (LSB 1);
   recall equals the emulator's; ``validate`` with the default backends passes both rows.
 """
 from __future__ import annotations
@@ -47,7 +49,7 @@ def test_pair_stdp_memory_compiled_for_spinnaker_runs_on_nest(ca3, tmp_path, cap
         print(f"SKIP: {reason}")
         pytest.skip(reason)
     import neurocc
-    from neurocc.backends.spinnaker.plastic import replay_pair_stdp, stdp_parameters
+    from neurocc.backends.spinnaker.plastic import nest_pairing, replay_lowered
     from neurocc.cli import main
 
     M = ca3
@@ -64,10 +66,10 @@ def test_pair_stdp_memory_compiled_for_spinnaker_runs_on_nest(ca3, tmp_path, cap
     with np.load(tmp_path / "y.npz") as y, np.load(tmp_path / "w.npz") as wz:
         spikes, w = y["E/out"], wz["EE/w"]
     node = graph.nodes["EE"]
-    p = stdp_parameters("EE", node, 1.0)
+    p = nest_pairing("EE", node, 1.0)
     for b in range(2):
-        times = [list(np.flatnonzero(spikes[:, b, i]).astype(float)) for i in range(32)]
-        assert np.abs(replay_pair_stdp(node.weight, times, times, p, 255.0) - w[b]).max() < 1e-6
+        times = [list(np.flatnonzero(spikes[:, b, i])) for i in range(32)]
+        assert np.abs(replay_lowered(node.weight, times, times, p, 255.0, len(spikes)) - w[b]).max() < 1e-6
     assert np.abs(w[0] - node.weight).max() > 50 and not np.allclose(w[0], w[1])
     emu = neurocc.run(art, backend="emulator", inputs=inputs)
     assert M.evaluate(spikes[:, :1], info) == M.evaluate(emu["out"], info)

@@ -7,10 +7,10 @@ Mapping (float semantics, :mod:`neurocc.ir.numerics.learning` with ``integer=Fal
 tau_minus=τ−, A_plus=a+·I+/W, A_minus=a−·I−/W)`` with ``AdditiveWeightDependence(0, W)`` where
 ``W`` is the sign mode's maximum (255 for excitatory), in weight units × ``w_scale`` nA.
 NEST's ``stdp_synapse`` treats the connection delay d as dendritic: a pre spike at T and a post
-spike at T' pair with Δ = T' + d − T, so a post neuron recorded at T' is the rule's post spike at
-step T' + d. Two differences remain, both stated where this is judged: NEST pairs only Δ ≠ 0
-(the rule also pairs spikes of the same step), and NEST applies potentiation only at the next
-pre spike (the runner appends one late pre spike so that every pairing is applied).
+spike at T' pair with Δ = T' + d − T, never at Δ = 0, and potentiation is applied at the next pre
+spike. :func:`run_stdp` (one projection, delay 1 ms) uses this direct form; the plastic network
+(:mod:`.plastic_net`) relays the pre spikes and fits the same-step kernel
+(:func:`nest_pairing`) so that NEST pairs spikes as the rule does.
 Only pair STDP (the two terms above, either may be absent: an amplitude of 0) on dense excitatory
 synapses with ``t_epoch`` 1 and ``weight_exp`` 0 lowers; anything else is refused, every reason
 listed with the node, the rule and the change (:func:`rule_problems`).
@@ -30,6 +30,7 @@ from neurocc.errors import BackendError
 from neurocc.ir.plasticity import WEIGHT_RANGE
 
 TEMPLATE = Path(__file__).with_name("stdp_template.py")
+NEST_RESOLUTION_MS = 0.25   # the plastic network's NEST step: the relay delays are multiples of it
 
 
 def rule_problems(name: str, node: Any) -> list[str]:
@@ -83,6 +84,64 @@ def stdp_parameters(name: str, node: Any, w_scale: float = 1e-3) -> dict[str, fl
     a_minus = -minus.mantissa * 2.0 ** minus.exponent * node.impulses[2] if minus else 0.0
     return {"tau_plus": float(max(node.taus[0], 1)), "tau_minus": float(max(node.taus[2], 1)),
             "A_plus": a_plus / wmax, "A_minus": a_minus / wmax, "w_max": wmax * w_scale}
+
+
+PAIRINGS = ("fit", "potentiation", "depression", "none")
+FLUSH_TAUS = 30          # the flush pre spike comes 30 τ− after the run: its depression is e^−30 ≈ 1e-13 of A−
+
+
+def _fit_same_step(p: dict[str, Any]) -> float:
+    """Fit the side of the same-step pair (``p`` amplitudes in NEST units, changed in place) and
+    return ε. The rule's same-step pair changes the weight by ``net = a+·I+ − a−·I−``; on the
+    side of its sign (ε = +½ for net > 0, −½ for net < 0) the kernel becomes ``|net|·q^|k|``
+    with ``q = tail / (|net| + tail)``, ``tail = A / (e^(1/τ) − 1)`` = the rule's total over
+    |k| ≥ 1 on that side, so the same-step pair and the side's total are exact (the shape over
+    |k| ≥ 1 is one exponential of time constant ``−1/ln q``); the other side stays exact."""
+    net = p["A_plus"] - p["A_minus"]
+    if net == 0:                  # a kernel |net|·q^|k| cannot be 0 at k = 0: pair it as potentiation
+        return 0.5
+    amp, tau = ("A_plus", "tau_plus") if net > 0 else ("A_minus", "tau_minus")
+    tail = p[amp] / np.expm1(1.0 / p[tau])
+    p[tau], p[amp] = float(-1.0 / np.log(tail / (abs(net) + tail))), abs(net)
+    return 0.5 if net > 0 else -0.5
+
+
+def nest_pairing(name: str, node: Any, w_scale: float = 1e-3, pairing: str = "fit") -> dict[str, Any]:
+    """How the plastic network lowers ``node``'s pair rule onto NEST's ``stdp_synapse``
+    (docs/plasticity.md, "Pairing on NEST"). The rule (float, ``t_epoch`` 1) pairs a pre spike of
+    step s with a post spike of step u, k = u − s, as ``f(k) = a+·I+·e^(−k/τ+)`` (k > 0),
+    ``−a−·I−·e^(k/τ−)`` (k < 0) and ``a+·I+ − a−·I−`` (k = 0: both terms). NEST pairs
+    Δ = T' + d − T, never Δ = 0. The pre spikes are relayed by parrot neurons (static delay
+    ``relay_ms`` δ), the plastic synapse has the delay ``delay_ms`` 1 − δ (one step in all), at a
+    NEST resolution of :data:`NEST_RESOLUTION_MS`: Δ = k + ε, ε = 1 − 2δ; amplitudes
+    ``A+ → A+·e^(ε/τ+)``, ``A− → A−·e^(−ε/τ−)`` cancel the shift, so every k ≠ 0 pair is exact.
+    ``pairing``: ``"fit"`` (the lowering): :func:`_fit_same_step`; ``"potentiation"`` /
+    ``"depression"``: ε = ±½ with the rule's kernels, so the same-step pair gets only that term;
+    ``"none"``: the direct lowering (no relay, delay 1: Δ = k + 1, amplitudes unscaled), kept to
+    measure against. ``flush_ms``: a relayed pre spike that long after the run applies NEST's
+    pending potentiation (NEST applies it at the next pre spike, the rule at the post spike)."""
+    if pairing not in PAIRINGS:
+        raise ValueError(f"pairing {pairing!r} is not one of {PAIRINGS}")
+    p: dict[str, Any] = dict(stdp_parameters(name, node, w_scale))
+    eps = {"potentiation": 0.5, "depression": -0.5, "none": 1.0}.get(pairing) or _fit_same_step(p)
+    if pairing != "none":
+        p["A_plus"] *= float(np.exp(eps / p["tau_plus"]))
+        p["A_minus"] *= float(np.exp(-eps / p["tau_minus"]))
+    relay = 0.0 if pairing == "none" else (1.0 - eps) / 2
+    p.update(pairing=pairing, eps=eps, relay_ms=relay, delay_ms=1.0 - relay,
+             flush_ms=0.0 if pairing == "none" else float(np.ceil(FLUSH_TAUS * p["tau_minus"])))
+    return p
+
+
+def replay_lowered(w0: np.ndarray, pre_steps: list, post_steps: list, p: dict[str, Any], wmax: float,
+                   steps: int) -> np.ndarray:
+    """:func:`replay_pair_stdp` of what the plastic network runs (:func:`nest_pairing` ``p``) on
+    spikes given as the emulator's step indices: pre spikes at s + δ (the relay), post spikes at
+    u, the plastic delay 1 − δ, and the flush pre spike ``flush_ms`` after the last step."""
+    relay = p["relay_ms"]
+    flush = [steps - 1 + p["flush_ms"] + relay] if p["flush_ms"] else []
+    pre = [[float(s) + relay for s in ts] + flush for ts in pre_steps]
+    return replay_pair_stdp(w0, pre, [[float(u) for u in ts] for ts in post_steps], p, wmax, p["delay_ms"])
 
 
 def replay_pair_stdp(w0: np.ndarray, pre: list, post: list, p: dict[str, float], wmax: float,

@@ -12,14 +12,18 @@ Lowering (weights in mV, one integer weight unit = 1 mV, dt = 1 ms):
   ``> vth`` from ``≤ vth`` for integer sums). Other neuron parameters are refused, naming the node.
 * ``QDense`` → ``StaticSynapse`` (delay 1 ms; negative weights on the ``inhibitory`` receptor),
   with the weights Lava really uses (:func:`neurocc.ir.numerics.core.lava_dense_weights`).
-* ``QPlasticDense`` → ``STDPMechanism`` (:func:`.plastic.stdp_parameters`, ``w_scale`` 1 mV).
+* ``QPlasticDense`` → ``STDPMechanism`` (:func:`.plastic.nest_pairing`, ``w_scale`` 1 mV) from a
+  population of parrot neurons that relays the pre spikes δ = ¼ or ¾ ms later (static, one per
+  pre neuron), plastic delay 1 − δ; NEST runs at 0.25 ms (spikes stay on whole ms).
 * ``Input`` row t (non-zero entries) → ``SpikeSourceArray`` spikes at t + 2 ms; the run lasts
-  until the last step's time (steps + 1 ms).
+  until the last step's time (steps + 1 ms); then, all thresholds raised out of reach, one
+  relayed flush pre spike ``flush_ms`` later applies NEST's pending potentiation.
 
 Timeline: a spike of the emulator's step t is the NEST spike at t + 2 ms (inputs included), so
-every delay-1 edge keeps its one-step latency. What stays different is the STDP pairing (see
-:mod:`.plastic`): NEST pairs a pre spike at T with a post spike at T' as Δ = T' + 1 − T (the
-1 ms dendritic delay) and never at Δ = 0; the rule pairs same-step spikes both ways.
+every delay-1 edge keeps its one-step latency. STDP pairing: the rule pairs a pre spike of step
+s and a post spike of step u (k = u − s) both ways at k = 0; NEST pairs Δ = T' + d − T and never
+Δ = 0. The relay makes Δ = k ± ½ and :func:`.plastic.nest_pairing` fits the same-step side
+(docs/plasticity.md, "Pairing on NEST").
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ import numpy as np
 from neurocc.errors import BackendError
 from neurocc.ir.numerics.core import lava_dense_weights
 
-from .plastic import rule_problems, run_template, stdp_parameters
+from .plastic import NEST_RESOLUTION_MS, nest_pairing, rule_problems, run_template
 
 TEMPLATE = Path(__file__).with_name("plastic_net_template.py")
 # pyNN.nest scales STDP weight bounds by 1000 (nA -> pA) but IF_curr_delta's weights by
@@ -78,17 +82,21 @@ def _neurons(graph: Any, batch: int) -> dict[str, dict]:
             for name, node in graph.nodes.items() if node.kind == "QLIF"}
 
 
-def lower_network(graph: Any, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
+def lower_network(graph: Any, inputs: dict[str, np.ndarray], pairing: str = "fit") -> dict[str, Any]:
     """The worker's configuration: populations, spike sources and projections of ``graph``, with
-    ``batch`` independent copies of the network (batch element b's neurons at b·n + i)."""
+    ``batch`` independent copies of the network (batch element b's neurons at b·n + i); plastic
+    projections carry their :func:`.plastic.nest_pairing` (``pairing`` as there)."""
     found = problems(graph)
     if found:
         raise BackendError("the plastic network has no PyNN form", where="backend 'spinnaker'", problems=found,
                            fix="see each problem, or run the graph on loihi")
     batch = int(np.asarray(next(iter(inputs.values()))).shape[1])
+    # step t is NEST's time t + 2 ms: the run ends with the last step (t = steps − 1 at steps + 1 ms),
+    # not one later, or spikes the emulator never computes would still move the weights
+    steps = max(len(np.asarray(v)) for v in inputs.values()) + 1
     pops = _neurons(graph, batch)
     dst = {e.src: e.dst for e in graph.edges}
-    sources, projections = {}, []
+    sources, projections, resolution = {}, [], 1.0
     for name, node in graph.nodes.items():
         if node.kind == "Input":
             x = np.asarray(inputs[name])
@@ -100,24 +108,25 @@ def lower_network(graph: Any, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
         pre = next(e.src for e in graph.edges if e.dst == name)
         proj = {"name": name, "pre": pre, "post": dst[name]}
         if node.kind == "QPlasticDense":
-            stdp = stdp_parameters(name, node, 1.0)
+            stdp = nest_pairing(name, node, 1.0, pairing)
             stdp["w_max"] *= PYNN_NEST_WMAX_SCALE
+            if stdp["relay_ms"]:
+                resolution = NEST_RESOLUTION_MS
+                stdp["flush_at"] = steps + stdp["flush_ms"]     # NEST ms of the flush source's spike
             proj.update(weight=np.asarray(node.weight, float).tolist(), stdp=stdp)
         else:
             proj["weight"] = lava_dense_weights(node.weight, node.num_weight_bits).astype(float).tolist()
         projections.append(proj)
-    # step t is NEST's time t + 2 ms: the run ends with the last step (t = steps − 1 at steps + 1 ms),
-    # not one later, or spikes the emulator never computes would still move the weights
-    steps = max(len(np.asarray(v)) for v in inputs.values()) + 1
-    return {"populations": pops, "sources": sources, "projections": projections, "steps": steps, "batch": batch}
+    return {"populations": pops, "sources": sources, "projections": projections, "steps": steps, "batch": batch,
+            "resolution": resolution}
 
 
 def run_plastic_network(graph: Any, inputs: dict[str, np.ndarray], simulator: str = "nest",
-                        timeout_s: float = 600.0) -> dict[str, np.ndarray]:
+                        timeout_s: float = 600.0, pairing: str = "fit") -> dict[str, np.ndarray]:
     """Run ``graph`` (time-major ``inputs`` (steps, batch, n)) on PyNN. Returns
     ``<population>/spikes`` (steps, batch, n) on the emulator's step index (sources included) and
     ``<plastic node>/w`` (batch, post, pre) float, in weight units."""
-    cfg = lower_network(graph, inputs)
+    cfg = lower_network(graph, inputs, pairing)
     steps, batch = cfg["steps"] - 1, cfg["batch"]
     res = run_template(TEMPLATE, cfg, simulator, timeout_s, what="plastic network", where=f"graph '{graph.name}'")
     out: dict[str, np.ndarray] = {}
@@ -167,8 +176,9 @@ README = """Plastic PyNN network emitted by neurocc for target '{target}' (graph
 
 `neurocc run DIR --backend spinnaker` lowers the artifact's graph to this network and runs it on
 NEST; `--save-weights W.npz` writes the learned weights. To run the worker yourself, add to the
-JSON "sources" (per input, per neuron: spike times in ms = step + 2), "steps" (input steps + 1)
-and "batch" (1), then: python {script} CONFIG.json nest
+JSON "sources" (per input, per neuron: spike times in ms = step + 2), "steps" (input steps + 1),
+"batch" (1) and, per plastic projection, "stdp"."flush_at" (steps + "stdp"."flush_ms"), then:
+python {script} CONFIG.json nest  (NEST resolution "resolution" ms: the relay delays need 0.25)
 """
 
 
@@ -181,7 +191,7 @@ def emit(directory: Path, graph: Any, target_name: str = "spinnaker") -> Path:
     d.mkdir(parents=True, exist_ok=True)
     empty = {n: np.zeros((1, 1, *graph.shapes()[n])) for n in graph.inputs}
     cfg = lower_network(graph, empty)
-    doc = {"format": "neurocc-pynn-plastic", "version": 1, "name": graph.name,
+    doc = {"format": "neurocc-pynn-plastic", "version": 2, "name": graph.name, "resolution": cfg["resolution"],
            "inputs": {n: list(graph.shapes()[n]) for n in graph.inputs},
            "populations": cfg["populations"], "projections": cfg["projections"],
            "pynn_nest_wmax_scale": PYNN_NEST_WMAX_SCALE}

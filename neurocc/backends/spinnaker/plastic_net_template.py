@@ -4,7 +4,10 @@ Populations of ``IF_curr_delta`` neurons (a spike of weight w mV steps the membr
 ``tau_m`` 0.01 ms the membrane forgets everything between 1 ms steps, ``E_L = v_reset = 0``,
 ``tau_refrac`` 0), spike sources (``SpikeSourceArray``), fixed projections (``StaticSynapse``,
 delay 1 ms; negative weights on the inhibitory receptor) and plastic ones
-(``STDPMechanism(SpikePairRule, AdditiveWeightDependence)``, delay 1 ms).
+(``STDPMechanism(SpikePairRule, AdditiveWeightDependence)``): with ``relay_ms`` δ > 0 from parrot
+neurons that repeat the pre spikes δ later, plastic delay ``delay_ms`` (1 − δ), NEST at the
+config's ``resolution``; after the run, thresholds out of reach, a flush spike at ``flush_at``
+reaches every parrot (NEST applies pending potentiation at a pre spike).
 ``batch`` copies of the network run side by side (element b's neuron i is b·n + i, projections
 block-diagonal). Usage: ``python plastic_net_template.py CONFIG.json SIMULATOR``; prints
 ``RESULT {json}`` with each population's spike times (ms) and each plastic projection's final
@@ -18,7 +21,8 @@ with open(sys.argv[1]) as f:
     cfg = json.load(f)
 sim = __import__(f"pyNN.{sys.argv[2]}", fromlist=["setup"])
 extra = {"spike_precision": "on_grid"} if sys.argv[2] == "nest" else {}
-sim.setup(timestep=1.0, min_delay=1.0, **extra)
+res = float(cfg.get("resolution", 1.0))
+sim.setup(timestep=res, min_delay=res, **extra)
 pops = {}
 for name, times in cfg["sources"].items():
     pops[name] = sim.Population(len(times), sim.SpikeSourceArray(spike_times=[sim.Sequence(t) for t in times]))
@@ -28,19 +32,28 @@ for name, p in cfg["populations"].items():
     pops[name] = sim.Population(len(p["v_thresh"]), cell, initial_values={"v": 0.0})
     pops[name].record("spikes")
 plastic = {}
+end = float(cfg["steps"])
 B = int(cfg.get("batch", 1))                             # independent copies: element b's neuron i at b*n + i
 for pr in cfg["projections"]:
     w = np.asarray(pr["weight"], float)                  # (post, pre)
     n_post, n_pre = w.shape
     if pr.get("stdp"):
         s = pr["stdp"]
+        pre_pop, relay = pops[pr["pre"]], float(s.get("relay_ms", 0.0))
+        if relay:                                        # pre spikes relayed by parrots, δ later
+            pre_pop = sim.Population(n_pre * B, sim.native_cell_type("parrot_neuron")())
+            sim.Projection(pops[pr["pre"]], pre_pop, sim.OneToOneConnector(), sim.StaticSynapse(weight=1.0, delay=relay))
+            flush = sim.Population(1, sim.SpikeSourceArray(spike_times=[float(s["flush_at"])]))
+            sim.Projection(flush, pre_pop, sim.AllToAllConnector(), sim.StaticSynapse(weight=1.0, delay=relay))
+            end = max(end, float(s["flush_at"]) + 2.0)
+        d = float(s.get("delay_ms", 1.0))
         syn = sim.STDPMechanism(
             timing_dependence=sim.SpikePairRule(tau_plus=s["tau_plus"], tau_minus=s["tau_minus"],
                                                 A_plus=s["A_plus"], A_minus=s["A_minus"]),
-            weight_dependence=sim.AdditiveWeightDependence(w_min=0.0, w_max=s["w_max"]), delay=1.0)
-        conns = [(j + b * n_pre, i + b * n_post, float(w[i, j]), 1.0)
+            weight_dependence=sim.AdditiveWeightDependence(w_min=0.0, w_max=s["w_max"]), delay=d)
+        conns = [(j + b * n_pre, i + b * n_post, float(w[i, j]), d)
                  for b in range(B) for i in range(n_post) for j in range(n_pre)]
-        plastic[pr["name"]] = (sim.Projection(pops[pr["pre"]], pops[pr["post"]],
+        plastic[pr["name"]] = (sim.Projection(pre_pop, pops[pr["post"]],
                                               sim.FromListConnector(conns, column_names=["weight", "delay"]), syn),
                                n_pre, n_post)
         continue
@@ -52,6 +65,10 @@ for pr in cfg["projections"]:
                            sim.FromListConnector(conns, column_names=["weight", "delay"]),
                            sim.StaticSynapse(), receptor_type=receptor)
 sim.run(float(cfg["steps"]))
+if end > float(cfg["steps"]):                           # flush NEST's pending potentiation, no more spikes
+    for name in cfg["populations"]:
+        pops[name].set(v_thresh=1e12)
+    sim.run(end - float(cfg["steps"]))
 out = {"spikes": {name: [[float(t) for t in st] for st in pops[name].get_data().segments[0].spiketrains]
                   for name in cfg["populations"]},
        "weights": {}}
