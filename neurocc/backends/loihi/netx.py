@@ -411,6 +411,9 @@ class _Planner:
                     or node.fire_at_threshold):
                 self.problem(name, "netx's CUBA neuron resets v to 0 right after v > vth and has no refractory "
                                    "period")
+            if node.multi_spike:
+                self.problem(name, "multi_spike (Sinabs MultiSpike): netx's CUBA neuron sends one binary spike, "
+                                   "not a spike count")
             if not 0 <= vth <= NEVER_FIRES:
                 self.problem(name, f"vth={vth} is outside Loihi's 17-bit threshold mantissa")
         if node.reset_interval:

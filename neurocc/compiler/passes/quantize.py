@@ -220,8 +220,8 @@ class _Quantizer:
 
     def run(self) -> tuple[Graph, dict[str, Any]]:
         for name, node in self.g.nodes.items():  # spikes are 0/1 whatever the layer's scale
-            if node.spiking:
-                self.unit[name], self.binary[name] = 1.0, True
+            if node.spiking:   # (spike counts of MultiSpike: integers in float units, sent graded)
+                self.unit[name], self.binary[name] = 1.0, not getattr(node, "multi_spike", False)
         for name in self.g.order():
             node = self.g.nodes[name]
             if isinstance(node, NEURON_TYPES):
@@ -265,7 +265,7 @@ class _Quantizer:
             self.new[name] = node
         if isinstance(node, Output):
             src = self.g.predecessors(name)[0]
-            self.outputs[name] = ({"values": "spikes"} if binary else
+            self.outputs[name] = ({"values": "spikes"} if binary or self.g.nodes[src].spiking else
                                   {"values": "state", "source": src, "float_per_lsb": unit})
         self.unit[name], self.binary[name] = unit, binary
 
@@ -294,7 +294,7 @@ class _Quantizer:
         rep["notes"] = notes
         self.new[name] = self._neuron(name, node, dec, drive, per_neuron(s, shape), rep)
         self.layers[name] = rep
-        self.binary[name] = bool(node.spiking)
+        self.binary[name] = bool(node.spiking) and not getattr(node, "multi_spike", False)
         self.unit[name] = 1.0 if node.spiking else 1.0 / (64 * float(s))
 
     def _bits(self, name: str) -> int:
@@ -406,7 +406,7 @@ class _Quantizer:
             v_min = np.clip(_rint(np.broadcast_to(node.v_min * s, shape) * (1 << STATE_SHIFT)), -V24_LIM, V24_LIM)
         return QLIF(du=du, dv=dv, vth=vth.astype(np.int32), bias_mant=bias_mant, bias_exp=bias_exp,
                     reset=node.reset, reset_timing=node.reset_timing, reset_now=node.reset_now,
-                    fire_at_threshold=node.fire_at_threshold,
+                    fire_at_threshold=node.fire_at_threshold, multi_spike=node.multi_spike,
                     v_min=None if v_min is None else v_min.astype(np.int64),
                     bias_u=self._bias_u(name, s, rep))
 
