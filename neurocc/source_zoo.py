@@ -119,7 +119,7 @@ def models() -> list[ZooModel]:
         ZooModel("snn-conv-avgpool", "snnTorch", "conv", "subtract, Conv→AvgPool→Leaky",
                  _snn_conv("subtract", pool=True), image=True),
         ZooModel("sinabs-iaf-multi", "Sinabs", "dense", "subtract, MultiSpike (Sinabs' default)",
-                 _sinabs("IAF", single_spike=False), refused="several spikes per step (Sinabs MultiSpike)"),
+                 _sinabs("IAF", single_spike=False)),
         ZooModel("sinabs-iaf", "Sinabs", "dense", "subtract, SingleSpike", _sinabs("IAF")),
         ZooModel("sinabs-lif", "Sinabs", "dense", "subtract, SingleSpike", _sinabs("LIF")),
         ZooModel("sinabs-iaf-conv", "Sinabs", "conv", "subtract, SingleSpike", _sinabs("IAFSqueeze", conv=True),
