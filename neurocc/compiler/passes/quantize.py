@@ -140,21 +140,28 @@ def _weight_shift(q: np.ndarray, bits: int, profile: Profile) -> int:
 
 
 def quantize(graph: Graph, profile: str, target: Target, *,
-             stats: Mapping[str, LayerStats] | None = None, per_channel: bool = False) -> Graph:
+             stats: Mapping[str, LayerStats] | None = None, per_channel: bool = False,
+             grams: Mapping[str, np.ndarray] | None = None) -> Graph:
     """The integer graph of ``graph`` for ``profile`` (see the module docstring)."""
-    return quantize_with_report(graph, profile, target, stats=stats, per_channel=per_channel)[0]
+    return quantize_with_report(graph, profile, target, stats=stats, per_channel=per_channel, grams=grams)[0]
 
 
 def quantize_with_report(graph: Graph, profile: str, target: Target, *,
                          stats: Mapping[str, LayerStats] | None = None,
-                         per_channel: bool = False) -> tuple[Graph, dict[str, Any]]:
+                         per_channel: bool = False,
+                         grams: Mapping[str, np.ndarray] | None = None) -> tuple[Graph, dict[str, Any]]:
     """(integer graph, quantization report). The report is a JSON-ready dict, see
     docs/artifact-format.md ("quantization.json").
 
     ``per_channel``: every spiking layer gets one scale per output neuron row (Dense) or output
     channel (Conv2d), so each row's largest weight uses the full mantissa; its thresholds and
     biases follow per neuron (both profiles store ``vth`` per neuron). Non-spiking readouts
-    keep one scale (their membrane is read as one float unit)."""
+    keep one scale (their membrane is read as one float unit).
+
+    ``grams``: ``{synapse: input Gram matrix}`` measured on calibration data
+    (:func:`neurocc.compiler.passes.qround.input_grams`); those synapses' weights are rounded to
+    minimise the layer's input-current error (:func:`~neurocc.compiler.passes.qround.round_weights`)
+    instead of each to its nearest integer."""
     if profile == "spinnaker":  # its own pass: the PyNN lowering + sPyNNaker's arithmetic
         from neurocc.compiler.passes.quantize_spinnaker import quantize_spinnaker
 
@@ -172,7 +179,7 @@ def quantize_with_report(graph: Graph, profile: str, target: Target, *,
         raise CompileError(f"graph '{graph.name}' cannot be quantized for target '{target.name}'",
                            where="quantize", problems=problems,
                            fix="see each problem; every one names its node and what to change")
-    return _Quantizer(graph, target, prof, dict(stats or {}), per_channel).run()
+    return _Quantizer(graph, target, prof, dict(stats or {}), per_channel, dict(grams or {})).run()
 
 
 def bias_from_step_zero(graph: Graph) -> Graph:
@@ -201,8 +208,9 @@ class _Quantizer:
     """One quantization run: walks the graph in step order, one layer per neuron node."""
 
     def __init__(self, graph: Graph, target: Target, profile: Profile, stats: dict[str, LayerStats],
-                 per_channel: bool = False) -> None:
+                 per_channel: bool = False, grams: dict[str, np.ndarray] | None = None) -> None:
         self.g, self.target, self.prof, self.stats = graph, target, profile, stats
+        self.grams = grams or {}
         self.per_channel = per_channel
         self.lava = profile.name == "loihi"
         # neurons neurocc can program (loihi2's Lava process model, edge-cpu) take bias_u and
@@ -354,8 +362,10 @@ class _Quantizer:
         node = self.g.nodes[syn]
         conv = isinstance(node, Conv2d)
         e_node = 0 if conv and self.lava else e
-        q = _rint(wf * per_row(s0, wf.ndim) * 2.0 ** (e - e_node))
+        q = self._round(syn, wf * per_row(s0, wf.ndim) * 2.0 ** (e - e_node), bits)
         rep = _weight_report(wf, q)
+        if syn in self.grams:
+            rep["rounding"] = "calibrated"
         if conv:
             new: Node = QConv2d(weight=q.astype(np.int32), bias=np.zeros(q.shape[0], np.int32), stride=node.stride,
                                 padding=node.padding, dilation=node.dilation, groups=node.groups,
@@ -371,6 +381,20 @@ class _Quantizer:
         rep["max_abs_u"] = int(_row_abs_sum(q, conv)) << (STATE_SHIFT + max(e_node, 0))
         rep["u_may_wrap"] = bool(self.binary[syn] and rep["max_abs_u"] >= U_LIMIT)
         return new, rep
+
+    def _round(self, syn: str, w: np.ndarray, bits: int) -> np.ndarray:
+        """Integer mantissas of ``w``: nearest (half to even), or, where a Gram matrix of the
+        synapse's calibration inputs is given, the rounding of least input-current error within
+        the mantissa range of the synapse's sign mode (:mod:`.qround`)."""
+        gram = self.grams.get(syn)
+        if gram is None or gram.shape != (w[0].size, w[0].size):
+            return _rint(w)
+        from neurocc.compiler.passes.qround import round_weights
+
+        top = self._mant_max(syn, w, bits)
+        lo = 0 if self.lava and w.min(initial=0) >= 0 else -top
+        hi = 0 if self.lava and w.max(initial=0) <= 0 else top
+        return round_weights(w, gram, lo, hi).astype(np.int64)
 
     def _neuron(self, name: str, node: Node, dec: Any, drive: np.ndarray, s: np.ndarray,
                 rep: dict[str, Any]) -> Node:
