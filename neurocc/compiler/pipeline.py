@@ -203,14 +203,17 @@ def _convert(graph: Graph, tgt: Target, calibration: Any, timesteps: int | None,
 
 def quantize_prepared(prep: Prepared, *, stats: dict[str, LayerStats] | None = None, per_channel: bool = False,
                       weight_bits: dict[str, int] | None = None, check: bool = True,
-                      bias_from_step_zero: bool = False, weight_rounding: str = "nearest") -> Compiled:
+                      bias_from_step_zero: bool = False, weight_rounding: str = "auto") -> Compiled:
     """Quantize a :class:`Prepared` (calibrated when it holds data), then run the diagnostics.
 
     ``stats`` (user-given) override the calibrated ones; ``weight_bits`` sets per-layer weight
     bits; ``check`` raises when quantization silences a layer that fires in float;
     ``bias_from_step_zero`` drops the bias starts (:mod:`neurocc.compiler.bias_start`);
-    ``weight_rounding``: ``nearest`` (each weight to its nearest mantissa) or ``calibrated`` (with
-    calibration data: the rounding of least input-current error per layer, :mod:`.passes.qround`)."""
+    ``weight_rounding``: ``nearest`` (each weight to its nearest mantissa), ``calibrated`` (with
+    calibration data: the rounding of least input-current error per layer, :mod:`.passes.qround`)
+    or ``auto`` (the default: ``calibrated`` for a spiking model compiled with time-major
+    calibration data, where the source zoo measured it closer to the trained model; ``nearest``
+    otherwise: no data, or an ANN converted here, where it is not measured)."""
     from neurocc.compiler import calibrate
 
     tgt = prep.target
@@ -230,7 +233,8 @@ def quantize_prepared(prep: Prepared, *, stats: dict[str, LayerStats] | None = N
     grams = _grams(prep, weight_rounding)
     qgraph, report = quantize_with_report(prep.to_quantize, tgt.numerics, tgt, stats=merged, per_channel=per_channel,
                                           grams=grams)
-    report["weight_rounding"] = "calibrated" if grams else "nearest"
+    if tgt.numerics in ("loihi", "int8"):   # (spinnaker's own pass keeps its own weight rule)
+        report["weight_rounding"] = "calibrated" if grams is not None else "nearest"
     if bias_from_step_zero:
         from neurocc.compiler.bias_start import drop_bias_starts
 
@@ -253,7 +257,7 @@ def quantize_prepared(prep: Prepared, *, stats: dict[str, LayerStats] | None = N
                     cal=prep.cal)
 
 
-WEIGHT_ROUNDINGS = ("nearest", "calibrated")
+WEIGHT_ROUNDINGS = ("auto", "nearest", "calibrated")
 
 
 def _grams(prep: Prepared, weight_rounding: str) -> dict[str, np.ndarray] | None:
@@ -261,7 +265,9 @@ def _grams(prep: Prepared, weight_rounding: str) -> dict[str, np.ndarray] | None
     if weight_rounding not in WEIGHT_ROUNDINGS:
         raise CompileError(f"unknown weight rounding {weight_rounding!r}", where="weight_rounding",
                            fix=f"use one of: {', '.join(WEIGHT_ROUNDINGS)}")
-    if weight_rounding == "nearest":
+    if weight_rounding == "auto":
+        weight_rounding = "calibrated" if prep.cal is not None and prep.conversion is None else "nearest"
+    if weight_rounding == "nearest" or prep.target.numerics not in ("loihi", "int8"):
         return None
     if prep.cal is None:
         raise CompileError("weight rounding 'calibrated' needs calibration data", where="weight_rounding",
@@ -316,7 +322,7 @@ def compile_graph(graph: Graph, target: Target | str, *, dt: float | None = None
                   targets_file: str | Path | None = None, calibration: Any = None, timesteps: int | None = None,
                   encoding: Any = None, per_channel: bool = False,
                   weight_bits: dict[str, int] | None = None, bias_from_step_zero: bool = False,
-                  weight_rounding: str = "nearest") -> Compiled:
+                  weight_rounding: str = "auto") -> Compiled:
     """Run the passes without writing anything (see the module docstring)."""
     tgt = resolve_target(target, targets_file)
     if graph.numerics is not None:  # already integer (a netx file): nothing to quantize
@@ -381,7 +387,7 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
                   stats: dict[str, LayerStats] | None = None, echo: Callable[[str], None] | None = None,
                   prune: Any = None, source_check: Callable[[Any], dict[str, Any]] | None = None,
                   delta_threshold: float | None = None, sd_variant: str = "lava-0.10",
-                  bias_from_step_zero: bool = False, weight_rounding: str = "nearest") -> Path:
+                  bias_from_step_zero: bool = False, weight_rounding: str = "auto") -> Path:
     """Compile ``graph`` for ``target`` into the artifact directory ``out_dir`` (written atomically).
 
     ``dt`` (seconds) overrides the target's step (NIR files carry none). ``calibration``: a path
@@ -403,7 +409,7 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     ``bias_from_step_zero``: biases act from step 0 rather than with each layer's delayed input
     (loihi2), so that netx can write ``network.net``; the first steps then differ from the trained
     model (:mod:`neurocc.compiler.bias_start`; not with ``accuracy_budget``).
-    ``weight_rounding``: ``nearest`` or ``calibrated`` (:func:`quantize_prepared`).
+    ``weight_rounding``: ``auto`` (default), ``nearest`` or ``calibrated`` (:func:`quantize_prepared`).
     """
     from neurocc.compiler.prequantized import integer_target
     from neurocc.compiler.prune import parse_spec, prune_graph

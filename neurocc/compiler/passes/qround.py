@@ -80,9 +80,11 @@ def input_grams(graph: Graph, cal: Any, encoding: Any | None, steps: int) -> dic
             inp = _synapse_input(graph, n, x, res.traces)
             if inp is None:
                 continue
-            cols = _patches(node, inp) if isinstance(node, Conv2d) else inp.reshape(-1, inp[0, 0].size)
-            g = cols.T @ cols
-            grams[n] = grams[n] + g if n in grams else g
+            for t in range(len(inp)) if isinstance(node, Conv2d) else (slice(None),):   # conv: one step's
+                part = inp[t:t + 1] if isinstance(t, int) else inp                        # patches at a time
+                cols = _patches(node, part) if isinstance(node, Conv2d) else part.reshape(-1, part[0, 0].size)
+                g = cols.T @ cols
+                grams[n] = grams[n] + g if n in grams else g
     return grams
 
 
