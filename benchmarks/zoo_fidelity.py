@@ -10,7 +10,7 @@ per-channel scale as a further variant), and compared with the source model on t
 
 Usage: ``python benchmarks/zoo_fidelity.py [MODEL ...] [--per-channel]``; prints a Markdown
 table per model and variant, then the means over the zoo. Needs torch, snnTorch, Sinabs,
-scikit-learn. docs/quantization.md holds the measured table.
+scikit-learn. docs/source-check.md (section 6) holds the measured table.
 """
 from __future__ import annotations
 

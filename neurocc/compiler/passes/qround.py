@@ -18,7 +18,8 @@ inputs that never fire get a unit diagonal), so that its inverse exists.
 
 :func:`input_grams` measures ``H`` per synapse (Affine/Linear; Conv2d with groups 1 and dilation
 1 on its im2col patches) from the float reference on the calibration inputs. Used by the quantize
-pass with ``weight_rounding="calibrated"`` (docs/quantization.md, measured on the zoo).
+pass with ``weight_rounding="calibrated"`` (docs/numerics.md#weight-rounding; measured on the zoo:
+docs/source-check.md, section 6).
 """
 from __future__ import annotations
 
