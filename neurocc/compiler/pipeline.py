@@ -89,6 +89,7 @@ class Prepared:
     conversion: dict[str, Any] | None = None
     reference_pred: np.ndarray | None = None
     float_stats: dict[str, dict[str, float]] | None = None
+    grams: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)   # input_grams, once
 
 
 def _normalize(graph: Graph, opts: Options) -> Graph:
@@ -274,7 +275,10 @@ def _grams(prep: Prepared, weight_rounding: str) -> dict[str, np.ndarray] | None
                            fix="pass --calibration FILE.npz (or use the default nearest rounding)")
     from neurocc.compiler.passes.qround import input_grams
 
-    return input_grams(prep.to_quantize, prep.cal, prep.encoding, int(prep.timesteps or prep.cal.steps or 1))
+    if not prep.grams:   # measured once per Prepared (the accuracy-budget search quantizes it many times)
+        prep.grams.update(input_grams(prep.to_quantize, prep.cal, prep.encoding,
+                                      int(prep.timesteps or prep.cal.steps or 1)) or {"": None})
+    return {k: v for k, v in prep.grams.items() if k}
 
 
 def _graded(prep: Prepared) -> tuple[str, ...]:
