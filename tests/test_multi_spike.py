@@ -135,3 +135,24 @@ def test_binary_spike_targets_refuse_by_layer(target: str, tmp_path: Path) -> No
                         allow_source_mismatch=True)
     text = " ".join([err.value.what, *err.value.problems])
     assert "node '1'" in text and "MultiSpike" in text, text
+
+
+def test_compiled_kernel_takes_sinabs_single_spike_too(tmp_path: Path) -> None:
+    """The numba kernel now also runs ``v >= vth`` (Sinabs SingleSpike): the same numbers as numpy."""
+    from neurocc.backends.emulator import prepare
+
+    torch.manual_seed(4)
+    net = nn.Sequential(nn.Linear(16, 24), sl.IAF(spike_fn=sa.SingleSpike), nn.Linear(24, 6),
+                        sl.IAF(spike_fn=sa.SingleSpike))
+    with torch.no_grad():
+        net[0].weight.mul_(6.0)
+    x = _spikes(batch=8, seed=9)
+    graph = load_artifact(neurocc.compile(net, "loihi2", tmp_path / "single", calibration={"x": x},
+                                          allow_source_mismatch=True)).graph
+    assert graph.nodes["1"].fire_at_threshold and not graph.nodes["1"].multi_spike
+    assert type(prepare(graph, "numba").kernels["1"]).__name__ == "NbIntNeuron"
+    ref = simulate(graph, {"input": x}, record=True, kernels="numpy")
+    fast = simulate(graph, {"input": x}, record=True, kernels="numba")
+    want = {**ref.outputs, **ref.traces}
+    _exact(want, {**fast.outputs, **fast.traces})
+    assert want["1/out"].any()

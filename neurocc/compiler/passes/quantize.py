@@ -39,7 +39,9 @@ the identity: ``weight = q << (8 − b + mixed)``, ``weight_exp = e − (8 − b
 ``num_weight_bits = b`` (netx's convention: int8 mixed weights become ``2q`` with exponent −1).
 Every synapse → neuron edge carries Lava's one-step Dense delay (a recurrent edge that already
 delays one step hands its delay to the Dense, so a loop still takes one step). Parameters are
-rounded half to even (``rint``); the chip arithmetic itself lives in ``neurocc.ir.numerics``.
+rounded half to even (``rint``), weights too unless a synapse's calibration Gram matrix is given
+(``grams``: the rounding of least input-current error, :mod:`.qround`); the chip arithmetic
+itself lives in ``neurocc.ir.numerics``.
 """
 from __future__ import annotations
 
@@ -364,7 +366,7 @@ class _Quantizer:
         e_node = 0 if conv and self.lava else e
         q = self._round(syn, wf * per_row(s0, wf.ndim) * 2.0 ** (e - e_node), bits)
         rep = _weight_report(wf, q)
-        if syn in self.grams:
+        if syn in self.grams and self.grams[syn].shape == (wf[0].size, wf[0].size):
             rep["rounding"] = "calibrated"
         if conv:
             new: Node = QConv2d(weight=q.astype(np.int32), bias=np.zeros(q.shape[0], np.int32), stride=node.stride,
