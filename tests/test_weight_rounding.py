@@ -134,3 +134,13 @@ def test_calibrated_rounding_needs_calibration_data(tmp_path: Path) -> None:
     with pytest.raises(CompileError) as err:
         neurocc.compile(net, "edge-cpu", tmp_path / "a", weight_rounding="calibrated")
     assert "calibration" in err.value.fix
+
+
+def test_cli_refuses_calibrated_rounding_without_data(tmp_path: Path, nir_paper: Path, capsys) -> None:
+    """``compile --weight-rounding calibrated`` without ``--calibration``: exit 1, one paragraph."""
+    from neurocc import cli
+
+    code = cli.main(["compile", str(nir_paper / "lif_norse.nir"), "--target", "edge-cpu", "--dt", "1e-4",
+                     "--weight-rounding", "calibrated", "-o", str(tmp_path / "art")])
+    err = capsys.readouterr().err
+    assert code == 1 and "needs calibration data" in err and "Traceback" not in err, err
