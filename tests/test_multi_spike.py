@@ -156,3 +156,14 @@ def test_compiled_kernel_takes_sinabs_single_spike_too(tmp_path: Path) -> None:
     want = {**ref.outputs, **ref.traces}
     _exact(want, {**fast.outputs, **fast.traces})
     assert want["1/out"].any()
+
+
+def test_float32_edge_cpu_runs_spike_counts(tmp_path: Path) -> None:
+    """edge-cpu-f32: the float ONNX graph sends the counts too and passes its validation rule
+    (mean-activity cosine against the float64 reference, targets.yaml)."""
+    d = neurocc.compile(_net("subtract", grid=False, seed=2), "edge-cpu-f32", tmp_path / "f32",
+                        calibration={"x": _spikes(batch=8, seed=3)}, allow_source_mismatch=True)
+    res = neurocc.validate(d, backends=["edge-cpu"], samples=8)["results"][0]
+    assert res["passed"] and res["cosine"] > 0.99, res
+    out = neurocc.run(d, "edge-cpu", {"input": _spikes(batch=4, seed=11)})
+    assert np.asarray(out["output"]).max() >= 2   # counts, not 0/1 spikes

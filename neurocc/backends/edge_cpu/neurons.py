@@ -5,6 +5,7 @@ Float (float32; coefficients from ``decay_factors``, the float reference's discr
     Cuba*:  u ← α_u·u + g_u·x;   in = u        (others: in = x)
     all:    v ← α_v·v + g_v·in + b_v
     spiking: z = v > θ;  v ← v_reset (zero) | v − θ (subtract);  output z (else v)
+    multi_spike (Sinabs): z = Floor(v/θ) where v > θ (≥: fire_at_threshold), else 0; v ← v − z·θ | v_reset
 
 Integer (QLIF, QLI; the profile's updates of :mod:`neurocc.ir.numerics.profiles`)::
 
@@ -95,7 +96,7 @@ def raw_dtype(ctx: "Ctx", node: Node) -> np.dtype:
     """dtype of :func:`neuron_step`'s first result: bool spikes, or v in the state dtype."""
     if node.kind == "QSigmaDelta":
         return np.dtype(np.int64)
-    if node.spiking and not (ctx.integer and getattr(node, "multi_spike", False)):
+    if node.spiking and not getattr(node, "multi_spike", False):
         return np.dtype(np.bool_)
     return state_spec(ctx, "", node, ())["v"][0]      # v, or a spike count in the state dtype
 
@@ -152,7 +153,13 @@ def _float_neuron(b, ctx, name, node, gx, st):
             v = b.op("Sub", [v, b.op("Mul", [dz, th if sub else v])], "v")
     else:
         z = _fire(b, node, v, th)
-        if node.reset is not ResetMode.NONE:
+        if node.multi_spike:   # Sinabs MultiSpike: the count ⌊v/θ⌋ where it fires, reset by n·θ (or to v_reset)
+            z = b.op("Where", [z, b.op("Floor", [b.op("Div", [v, th])]), f(0.0, "zero")], "n")
+            after = b.op("Sub", [v, b.op("Mul", [z, th])]) if node.reset is ResetMode.SUBTRACT else None
+            if node.reset is ResetMode.ZERO:
+                after = b.op("Where", [b.op("Greater", [z, f(0.0, "zero")]), f(node.v_reset, "v_reset"), v])
+            v = after if after is not None else v
+        elif node.reset is not ResetMode.NONE:
             after = b.op("Sub", [v, th]) if node.reset is ResetMode.SUBTRACT else f(node.v_reset, "v_reset")
             v = b.op("Where", [z, after, v], "v")
     if node.v_min is not None:
