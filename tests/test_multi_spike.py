@@ -22,11 +22,11 @@ from torch import nn
 sl = pytest.importorskip("sinabs.layers", reason="sinabs is not installed")
 sa = pytest.importorskip("sinabs.activation", reason="sinabs is not installed")
 
-import neurocc  # noqa: E402
-from neurocc.backends import edge_cpu  # noqa: E402
-from neurocc.backends.emulator import simulate  # noqa: E402
-from neurocc.errors import NeuroccError  # noqa: E402
-from neurocc.ir.artifact import load_artifact  # noqa: E402
+import neurocc
+from neurocc.backends import edge_cpu
+from neurocc.backends.emulator import simulate
+from neurocc.errors import NeuroccError
+from neurocc.ir.artifact import load_artifact
 
 RESETS = {"subtract": sa.MembraneSubtract, "zero": sa.MembraneReset}
 

@@ -100,8 +100,8 @@ def test_gram_matrices_are_the_input_correlations() -> None:
 
     from neurocc.compiler.calibrate import read_calibration
     from neurocc.compiler.passes.qround import input_grams
-    from neurocc.ir.graph import Edge, Graph
     from neurocc.ir import nodes as N
+    from neurocc.ir.graph import Edge, Graph
 
     rng = np.random.default_rng(1)
     conv = N.Conv2d(weight=rng.normal(size=(3, 2, 3, 3)), bias=np.zeros(3), stride=(2, 1), padding=(1, 0),
