@@ -167,3 +167,20 @@ def test_float32_edge_cpu_runs_spike_counts(tmp_path: Path) -> None:
     assert res["passed"] and res["cosine"] > 0.99, res
     out = neurocc.run(d, "edge-cpu", {"input": _spikes(batch=4, seed=11)})
     assert np.asarray(out["output"]).max() >= 2   # counts, not 0/1 spikes
+
+
+def test_counts_with_a_membrane_floor_on_edge_cpu(tmp_path: Path) -> None:
+    """MultiSpike with ``min_v_mem`` (``sinabs.from_model``'s defaults: MultiSpike, subtract, floor
+    −1): int8 applies the floor after the count's reset; ONNX Runtime equals the emulator."""
+    torch.manual_seed(5)
+    net = nn.Sequential(nn.Linear(16, 24), sl.IAF(min_v_mem=-1.0), nn.Linear(24, 6), sl.IAF(min_v_mem=-1.0))
+    with torch.no_grad():
+        net[0].weight.mul_(6.0)
+    x = _spikes(batch=8, seed=13)
+    graph = load_artifact(neurocc.compile(net, "edge-cpu", tmp_path / "floor", calibration={"x": x},
+                                          allow_source_mismatch=True)).graph
+    assert graph.nodes["1"].multi_spike and graph.nodes["1"].v_min is not None
+    ref = simulate(graph, {"input": x}, record=True)
+    want = {**ref.outputs, **ref.traces}
+    _exact(want, edge_cpu.run(graph, {"input": x}, record=True))
+    assert want["1/out"].max() >= 2 and (want["1/v"] == np.asarray(graph.nodes["1"].v_min)).any()  # floor reached
