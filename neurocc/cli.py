@@ -235,6 +235,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         extra["delta_threshold"] = args.delta_threshold
     if args.prune:
         extra["prune"] = args.prune
+    if args.weight_rounding:
+        extra["weight_rounding"] = args.weight_rounding
     if not args.no_source_check:  # the trained model itself, run in its framework (docs/source-check.md)
         extra["source"] = _source(args.model, args)
     out = neurocc.compile(graph, target, Path(args.out), dt=args.dt, calibration=calibration,
@@ -492,6 +494,10 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                             "model; searches per-layer weight bits and timesteps (needs --calibration)")
         p.add_argument("--per-channel", action="store_true",
                        help="one weight scale per output channel (thresholds per neuron follow)")
+        p.add_argument("--weight-rounding", choices=("auto", "nearest", "calibrated"),
+                       help="nearest: each weight to its nearest integer; calibrated: the rounding of least "
+                            "input-current error on the calibration data (needs --calibration); auto (default): "
+                            "calibrated for a spiking model with --calibration, else nearest")
         p.add_argument("--encoding", choices=("constant", "poisson", "sigma-delta"),
                        help="input encoding of a converted ANN: a constant current (default) or Poisson "
                             "rate spikes (default for spinnaker, whose inputs are spikes only); sigma-delta: "

@@ -89,6 +89,7 @@ class Prepared:
     conversion: dict[str, Any] | None = None
     reference_pred: np.ndarray | None = None
     float_stats: dict[str, dict[str, float]] | None = None
+    grams: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)   # input_grams, once
 
 
 def _normalize(graph: Graph, opts: Options) -> Graph:
@@ -204,12 +205,17 @@ def _convert(graph: Graph, tgt: Target, calibration: Any, timesteps: int | None,
 
 def quantize_prepared(prep: Prepared, *, stats: dict[str, LayerStats] | None = None, per_channel: bool = False,
                       weight_bits: dict[str, int] | None = None, check: bool = True,
-                      bias_from_step_zero: bool = False) -> Compiled:
+                      bias_from_step_zero: bool = False, weight_rounding: str = "auto") -> Compiled:
     """Quantize a :class:`Prepared` (calibrated when it holds data), then run the diagnostics.
 
     ``stats`` (user-given) override the calibrated ones; ``weight_bits`` sets per-layer weight
     bits; ``check`` raises when quantization silences a layer that fires in float;
-    ``bias_from_step_zero`` drops the bias starts (:mod:`neurocc.compiler.bias_start`)."""
+    ``bias_from_step_zero`` drops the bias starts (:mod:`neurocc.compiler.bias_start`);
+    ``weight_rounding``: ``nearest`` (each weight to its nearest mantissa), ``calibrated`` (with
+    calibration data: the rounding of least input-current error per layer, :mod:`.passes.qround`)
+    or ``auto`` (the default: ``calibrated`` for a spiking model compiled with time-major
+    calibration data, where the source zoo measured it closer to the trained model; ``nearest``
+    otherwise: no data, or an ANN converted here, where it is not measured)."""
     from neurocc.compiler import calibrate
 
     tgt = prep.target
@@ -226,7 +232,11 @@ def quantize_prepared(prep: Prepared, *, stats: dict[str, LayerStats] | None = N
     elif weight_bits:
         merged = {n: LayerStats(weight_bits=b) for n, b in weight_bits.items()}
     merged.update(stats or {})
-    qgraph, report = quantize_with_report(prep.to_quantize, tgt.numerics, tgt, stats=merged, per_channel=per_channel)
+    grams = _grams(prep, weight_rounding)
+    qgraph, report = quantize_with_report(prep.to_quantize, tgt.numerics, tgt, stats=merged, per_channel=per_channel,
+                                          grams=grams)
+    if tgt.numerics in ("loihi", "int8"):   # (spinnaker's own pass keeps its own weight rule)
+        report["weight_rounding"] = "calibrated" if grams is not None else "nearest"
     if bias_from_step_zero:
         from neurocc.compiler.bias_start import drop_bias_starts
 
@@ -247,6 +257,29 @@ def quantize_prepared(prep: Prepared, *, stats: dict[str, LayerStats] | None = N
         report["calibration"] = cal_doc
     return Compiled(prep.float_graph, qgraph, report, prep.conversion, diag, enc, prep.timesteps, cal_doc,
                     cal=prep.cal)
+
+
+WEIGHT_ROUNDINGS = ("auto", "nearest", "calibrated")
+
+
+def _grams(prep: Prepared, weight_rounding: str) -> dict[str, np.ndarray] | None:
+    """The synapses' calibration input Gram matrices for ``calibrated`` rounding (None: nearest)."""
+    if weight_rounding not in WEIGHT_ROUNDINGS:
+        raise CompileError(f"unknown weight rounding {weight_rounding!r}", where="weight_rounding",
+                           fix=f"use one of: {', '.join(WEIGHT_ROUNDINGS)}")
+    if weight_rounding == "auto":
+        weight_rounding = "calibrated" if prep.cal is not None and prep.conversion is None else "nearest"
+    if weight_rounding == "nearest" or prep.target.numerics not in ("loihi", "int8"):
+        return None
+    if prep.cal is None:
+        raise CompileError("weight rounding 'calibrated' needs calibration data", where="weight_rounding",
+                           fix="pass --calibration FILE.npz (or use the default nearest rounding)")
+    from neurocc.compiler.passes.qround import input_grams
+
+    if not prep.grams:   # measured once per Prepared (the accuracy-budget search quantizes it many times)
+        prep.grams.update(input_grams(prep.to_quantize, prep.cal, prep.encoding,
+                                      int(prep.timesteps or prep.cal.steps or 1)) or {"": None})
+    return {k: v for k, v in prep.grams.items() if k}
 
 
 def _graded(prep: Prepared) -> tuple[str, ...]:
@@ -293,7 +326,8 @@ def compile_graph(graph: Graph, target: Target | str, *, dt: float | None = None
                   method: Method | str = Method.EULER, stats: dict[str, LayerStats] | None = None,
                   targets_file: str | Path | None = None, calibration: Any = None, timesteps: int | None = None,
                   encoding: Any = None, per_channel: bool = False,
-                  weight_bits: dict[str, int] | None = None, bias_from_step_zero: bool = False) -> Compiled:
+                  weight_bits: dict[str, int] | None = None, bias_from_step_zero: bool = False,
+                  weight_rounding: str = "auto") -> Compiled:
     """Run the passes without writing anything (see the module docstring)."""
     tgt = resolve_target(target, targets_file)
     if graph.numerics is not None:  # already integer (a netx file): nothing to quantize
@@ -301,7 +335,7 @@ def compile_graph(graph: Graph, target: Target | str, *, dt: float | None = None
     prep = prepare(graph, tgt, dt=dt, method=method, calibration=calibration, timesteps=timesteps,
                    encoding=encoding)
     return quantize_prepared(prep, stats=stats, per_channel=per_channel, weight_bits=weight_bits,
-                             bias_from_step_zero=bias_from_step_zero)
+                             bias_from_step_zero=bias_from_step_zero, weight_rounding=weight_rounding)
 
 
 def _prequantized(graph: Graph, tgt: Target) -> Compiled:
@@ -358,7 +392,7 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
                   stats: dict[str, LayerStats] | None = None, echo: Callable[[str], None] | None = None,
                   prune: Any = None, source_check: Callable[[Any], dict[str, Any]] | None = None,
                   delta_threshold: float | None = None, sd_variant: str = "lava-0.10",
-                  bias_from_step_zero: bool = False) -> Path:
+                  bias_from_step_zero: bool = False, weight_rounding: str = "auto") -> Path:
     """Compile ``graph`` for ``target`` into the artifact directory ``out_dir`` (written atomically).
 
     ``dt`` (seconds) overrides the target's step (NIR files carry none). ``calibration``: a path
@@ -380,6 +414,7 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     ``bias_from_step_zero``: biases act from step 0 rather than with each layer's delayed input
     (loihi2), so that netx can write ``network.net``; the first steps then differ from the trained
     model (:mod:`neurocc.compiler.bias_start`; not with ``accuracy_budget``).
+    ``weight_rounding``: ``auto`` (default), ``nearest`` or ``calibrated`` (:func:`quantize_prepared`).
     """
     from neurocc.compiler.prequantized import integer_target
     from neurocc.compiler.prune import parse_spec, prune_graph
@@ -424,10 +459,11 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     else:
         compiled = compile_graph(graph, tgt, dt=dt, method=method, calibration=calibration, timesteps=timesteps,
                                  encoding=encoding, per_channel=per_channel, stats=stats,
-                                 bias_from_step_zero=bias_from_step_zero)
+                                 bias_from_step_zero=bias_from_step_zero, weight_rounding=weight_rounding)
     recompile = _recompiler(graph, tgt, dict(dt=dt, method=method, calibration=calibration, timesteps=timesteps,
                                              encoding=encoding, per_channel=per_channel, stats=stats,
-                                             bias_from_step_zero=bias_from_step_zero))
+                                             bias_from_step_zero=bias_from_step_zero,
+                                             weight_rounding=weight_rounding))
     rates = {n: float(d["rate"]) for n, d in ((compiled.calibration or {}).get("layers") or {}).items()
              if isinstance(d, dict) and d.get("rate") is not None}
     mapping = _mapping(compiled.graph, tgt, targets_file, recompile, rates or None)

@@ -125,7 +125,11 @@ class QLIF(_QNeuron):
     neurocc's Lava process model) only where the profile allows
     them; ``bias_start`` (loihi: the layer's input latency): at the steps t < bias_start counted
     from the run's first step, ``bias`` and ``bias_u`` are 0, so that a layer's bias starts with
-    its (Dense-delayed) input, as in the trained model (neurocc's Lava process model); their integer rule is :mod:`neurocc.ir.numerics.reset`. ``refractory`` (int8 only; Lava has no bit-accurate refractory): for that
+    its (Dense-delayed) input, as in the trained model (neurocc's Lava process model);
+    ``multi_spike`` (Sinabs ``MultiSpike``, after_spike timing, loihi2 and int8): the output is
+    the spike count ``n = ⌊v / (vth << 6)⌋`` where the neuron fires (else 0), an integer sent as a
+    graded payload (the synapses it feeds are ``graded``), and the reset subtracts ``n·(vth << 6)``
+    (subtract) or writes 0 (zero); their integer rule is :mod:`neurocc.ir.numerics.reset`. ``refractory`` (int8 only; Lava has no bit-accurate refractory): for that
     many steps after a spike v is held at its post-reset value and cannot spike, while u keeps
     integrating; the counter is recorded as ``<node>/ref``. ``reset_interval`` > 0 (Lava's
     ``LIFReset``, netx's ``reset_interval``): at every step t (counted from 1, as Lava does) with
@@ -157,6 +161,7 @@ class QLIF(_QNeuron):
     v_min: np.ndarray | None = field(default=None, metadata=OMIT_DEFAULT)  # int: v ← max(v, v_min) last
     bias_u: np.ndarray | None = field(default=None, metadata=OMIT_DEFAULT)  # int: added to u each step
     bias_start: int = field(default=0, metadata=OMIT_DEFAULT)   # steps 0..bias_start-1 run without bias/bias_u
+    multi_spike: bool = field(default=False, metadata=OMIT_DEFAULT)  # output n = ⌊v/vth<<6⌋ (a graded count)
 
 
 @dataclass(frozen=True, eq=False)

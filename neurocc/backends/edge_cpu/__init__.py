@@ -72,9 +72,9 @@ def check(graph: Graph, target: Any = None) -> list[str]:
 def _float_problems(graph: Graph) -> list[str]:
     found = []
     for name, node in graph.nodes.items():
-        if getattr(node, "multi_spike", False):
-            found.append(f"node '{name}' ({node.kind}): several spikes per step (Sinabs MultiSpike) have no "
-                         "edge-cpu lowering; fix: spike_fn=sinabs.activation.SingleSpike")
+        if getattr(node, "multi_spike", False) and node.reset_timing.value != "after_spike":
+            found.append(f"node '{name}' ({node.kind}): several spikes per step (MultiSpike) with the reset timing "
+                         f"'{node.reset_timing.value}' have no edge-cpu lowering; fix: reset right after the spike")
         if node.kind not in FLOAT_KINDS:
             found.append(f"node '{name}' ({node.kind}) has no float ONNX lowering"
                          + (" (quantize the graph for int8 or loihi)" if node.quantized else

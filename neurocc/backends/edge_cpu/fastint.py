@@ -61,8 +61,8 @@ def applies(ctx: "Ctx", node: Node) -> bool:
     if not ctx.integer or ctx.profile.name != "int8" or node.kind not in ("QLIF", "QLI"):
         return False
     if (getattr(node, "bias_u", None) is not None or getattr(node, "bias_start", 0)
-            or getattr(node, "reset_interval", 0)):
-        return False              # a bias on the current, a bias start or a periodic reset: the int64 form
+            or getattr(node, "reset_interval", 0) or getattr(node, "multi_spike", False)):
+        return False              # a bias on the current, a bias start, a periodic reset or spike counts: int64
     fu, fv = factors(node)
     if node.kind == "QLIF" and np.any(np.abs(ctx.profile.lif_threshold(node.vth)) > (1 << 30)):
         return False  # keeps |v − vth| well inside the int32 truncation of decay()
@@ -94,7 +94,7 @@ def output_bound(ctx: "Ctx", name: str, seen: frozenset[str] = frozenset()) -> i
     if name in seen:
         return None
     if node.kind == "QLIF":
-        return 1
+        return None if getattr(node, "multi_spike", False) else 1   # spike counts: no static bound kept
     if node.kind in ("QDense", "QConv2d") and not node.graded:
         w = ctx.profile.dense_weights(node.weight, node.num_weight_bits) if node.kind == "QDense" else node.weight
         bnd, e = _abs_bound(np.asarray(w)), node.weight_exp

@@ -62,8 +62,8 @@ class Ctx:
                     out[n] = f32
                 elif isinstance(node, Input) or node.kind in ("QDense", "QConv2d", "QSumPool2d", "QLI"):
                     out[n] = i32
-                elif node.kind == "QLIF":
-                    out[n] = np.dtype(np.uint8)
+                elif node.kind == "QLIF":   # spikes; spike counts (multi_spike) as int32, as the emulator
+                    out[n] = i32 if node.multi_spike else np.dtype(np.uint8)
                 elif isinstance(node, Delay) or node.kind == "QSigmaDelta":
                     out[n] = np.dtype(np.int64)
                 else:

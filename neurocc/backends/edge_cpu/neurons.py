@@ -5,6 +5,7 @@ Float (float32; coefficients from ``decay_factors``, the float reference's discr
     Cuba*:  u ← α_u·u + g_u·x;   in = u        (others: in = x)
     all:    v ← α_v·v + g_v·in + b_v
     spiking: z = v > θ;  v ← v_reset (zero) | v − θ (subtract);  output z (else v)
+    multi_spike (Sinabs): z = Floor(v/θ) where v > θ (≥: fire_at_threshold), else 0; v ← v − z·θ | v_reset
 
 Integer (QLIF, QLI; the profile's updates of :mod:`neurocc.ir.numerics.profiles`)::
 
@@ -17,6 +18,8 @@ Integer (QLIF, QLI; the profile's updates of :mod:`neurocc.ir.numerics.profiles`
           t = o or t = o + P (state rt: t reduced to 1..o+P−1, so it never wraps)
     QLIF: z = v > vth<<6 (refractory: v held and no spike while ref > 0);
           v ← 0 | v − vth<<6;  ref ← refractory where z else max(ref − 1, 0)
+          multi_spike: n = Where(z, Div(v, vth<<6), 0) (v > 0 there: Div's truncation is the floor);
+          v ← v − n·(vth<<6) | 0;  output n (int32)
     ``decay(x, f) = Div(x·f, 4096)`` in int64 (ONNX Div truncates: numerics.decay's trunc_shift).
 
 Delay (per-element steps ``k = rint(delay/dt)``): a shift register ``buffer`` of depth max(k)+1.
@@ -97,12 +100,16 @@ def raw_dtype(ctx: "Ctx", node: Node) -> np.dtype:
     """dtype of :func:`neuron_step`'s first result: bool spikes, or v in the state dtype."""
     if node.kind == "QSigmaDelta":
         return np.dtype(np.int64)
-    return np.dtype(np.bool_) if node.spiking else state_spec(ctx, "", node, ())["v"][0]
+    if node.spiking and not getattr(node, "multi_spike", False):
+        return np.dtype(np.bool_)
+    return state_spec(ctx, "", node, ())["v"][0]      # v, or a spike count in the state dtype
 
 
 def neuron_post(b: "Builder", ctx: "Ctx", node: Node, raw: str) -> str:
     """Spikes (bool) → uint8 (integer) or float32 0/1; leaky integrators output v (int32 for
     integer graphs, as the emulator stores it)."""
+    if ctx.integer and getattr(node, "multi_spike", False):
+        return b.cast(raw, np.int32)        # spike counts, int32 as the emulator's
     if node.spiking:
         return b.cast(raw, np.uint8 if ctx.integer else np.float32)
     if node.kind == "QSigmaDelta":
@@ -150,7 +157,13 @@ def _float_neuron(b, ctx, name, node, gx, st):
             v = b.op("Sub", [v, b.op("Mul", [dz, th if sub else v])], "v")
     else:
         z = _fire(b, node, v, th)
-        if node.reset is not ResetMode.NONE:
+        if node.multi_spike:   # Sinabs MultiSpike: the count ⌊v/θ⌋ where it fires, reset by n·θ (or to v_reset)
+            z = b.op("Where", [z, b.op("Floor", [b.op("Div", [v, th])]), f(0.0, "zero")], "n")
+            after = b.op("Sub", [v, b.op("Mul", [z, th])]) if node.reset is ResetMode.SUBTRACT else None
+            if node.reset is ResetMode.ZERO:
+                after = b.op("Where", [b.op("Greater", [z, f(0.0, "zero")]), f(node.v_reset, "v_reset"), v])
+            v = after if after is not None else v
+        elif node.reset is not ResetMode.NONE:
             after = b.op("Sub", [v, th]) if node.reset is ResetMode.SUBTRACT else f(node.v_reset, "v_reset")
             v = b.op("Where", [z, after, v], "v")
     if node.v_min is not None:
@@ -285,6 +298,8 @@ def _int_spike(b, node, vth_value, v, st, new, sdt, r=None):
         z = b.op("And", [b.op("Greater", [v, vth]), b.op("Not", [hold])], "z")
     else:
         z = _fire(b, node, v, vth)
+    if getattr(node, "multi_spike", False):
+        return _multi_spike(b, node, v, z, vth, new, sdt), new
     if node.reset is not ResetMode.NONE:
         after = b.op("Sub", [v, vth]) if node.reset is ResetMode.SUBTRACT else k(b, 0)
         v = b.op("Where", [z, after, v], "v")
@@ -293,6 +308,20 @@ def _int_spike(b, node, vth_value, v, st, new, sdt, r=None):
         dec = b.op("Max", [b.op("Sub", [st["ref"], k(b, 1)]), k(b, 0)])
         new["ref"] = b.op("Where", [z, k(b, node.refractory), dec], "ref")
     return z, new
+
+
+def _multi_spike(b, node, v: str, z: str, vth: str, new: dict[str, str], sdt) -> str:
+    """:func:`neurocc.ir.numerics.reset._multi`: the count ``n = Div(v, vth)`` where ``z`` (v > 0,
+    vth >= 1 there: ONNX's truncating integer Div is the floor), else 0; ``v ← v − n·vth``
+    (subtract) or 0 where z (zero); then the v_min floor."""
+    zero = b.const(np.zeros((), sdt), "k")
+    n = b.op("Where", [z, b.op("Div", [v, vth]), zero], "n")
+    if node.reset is ResetMode.SUBTRACT:
+        v = b.op("Sub", [v, b.op("Mul", [n, vth])], "v")
+    elif node.reset is ResetMode.ZERO:
+        v = b.op("Where", [z, zero, v], "v")
+    new["v"] = _int_floor(b, node, v, sdt)
+    return n
 
 
 def _decay(b, x: str, factor: str, dtype: np.dtype) -> str:

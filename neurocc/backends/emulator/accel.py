@@ -229,13 +229,15 @@ class NbSpinnDense(SpinnDense):
 class NbIntNeuron(IntNeuron):
     """QLIF/QLI (loihi, int8) with the fused compiled update :func:`.jit.lif_window`."""
 
-    FIELDS = {"QLIF": {"du", "dv", "vth", "bias_mant", "bias_exp", "reset", "refractory", "bias_start"},
+    FIELDS = {"QLIF": {"du", "dv", "vth", "bias_mant", "bias_exp", "reset", "refractory", "bias_start",
+                       "fire_at_threshold", "multi_spike"},
               "QLI": {"du", "dv", "bias_mant", "bias_exp", "bias_start"}}
 
     @classmethod
     def supports(cls, node, profile) -> bool:
         return (profile is not None and profile.name in ("loihi", "int8") and node.kind in cls.FIELDS
-                and _is(node, node.kind, cls.FIELDS[node.kind]))
+                and _is(node, node.kind, cls.FIELDS[node.kind])
+                and not (getattr(node, "refractory", 0) and getattr(node, "fire_at_threshold", False)))
 
     def __init__(self, *a, **kw) -> None:
         super().__init__(*a, **kw)
@@ -271,7 +273,8 @@ class NbIntNeuron(IntNeuron):
         counts = np.zeros(4, np.int64)
         jit.lif_window(a, u, v, ref, *self._p, out, ru, rv, rr, self.profile.name == "loihi", self.spiking,
                        bool(self.spiking and self.subtract), int(self.refractory), rec is not None and bool(rec),
-                       counts)
+                       counts, bool(self.spiking and self.node.fire_at_threshold),
+                       bool(self.spiking and self.node.multi_spike))
         for key, slot in (("input_wrap", jit.C_INPUT), ("u_wrap", jit.C_U_WRAP), ("v_saturate", jit.C_V_SAT),
                           ("int32_wrap", jit.C_I32)):
             self.count(key, int(counts[slot]))

@@ -39,6 +39,10 @@ def graph_problems(graph: Graph) -> list[str]:
         return [f"graph '{graph.name}': {err.what}"]
     for name, node in graph.nodes.items():
         found.extend(f"node '{name}' ({node.kind}): {p}" for p in _node_problems(node, profile))
+        if getattr(node, "multi_spike", False):
+            found.extend(f"node '{s}' ({graph.nodes[s].kind}) reads the spike counts of '{name}' (multi_spike) as "
+                         "binary spikes; set graded=True" for s in _synapses_after(graph, name)
+                         if not graph.nodes[s].graded)
     from neurocc.backends.emulator.plastic import plastic_problems
 
     return found + plastic_problems(graph)
@@ -66,10 +70,29 @@ def _node_problems(node, profile) -> list[str]:
         if node.refractory and not profile.refractory:
             out.append(f"refractory = {node.refractory}: '{profile.name}' has no refractory period "
                        "(Lava has no bit-accurate one); use 0")
+        if node.multi_spike and (np.min(node.vth, initial=1) < 1 or node.refractory
+                                 or node.reset_timing.value != "after_spike"):
+            out.append("multi_spike (spike counts) needs vth >= 1, no refractory period and the after_spike "
+                       "reset timing")
         if node.refractory < 0:
             out.append(f"refractory = {node.refractory} must be >= 0")
         if node.bias_u is not None and np.abs(np.asarray(node.bias_u, np.int64)).max(initial=0) >= 1 << 23:
             out.append("bias_u must lie within the 24-bit current register (|bias_u| < 2**23)")
+    return out
+
+
+def _synapses_after(graph: Graph, name: str) -> list[str]:
+    """The QDense/QConv2d nodes that read ``name``'s output (through Flatten/Delay/pooling)."""
+    out, todo, seen = [], list(graph.successors(name)), set()
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if graph.nodes[n].kind in ("QDense", "QConv2d"):
+            out.append(n)
+        elif not graph.nodes[n].spiking and graph.nodes[n].kind not in ("QLI", "Output"):
+            todo.extend(graph.successors(n))
     return out
 
 

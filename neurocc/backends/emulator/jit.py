@@ -114,7 +114,7 @@ def gather_graded(x, w, cols, bounds, out):
 
 @njit(cache=True, nogil=True)
 def lif_window(a_in, u, v, ref, fu, fv, bias, vth, out, rec_u, rec_v, rec_ref, loihi, spiking, subtract,
-               refractory, record, counts):
+               refractory, record, counts, ge=False, multi=False):
     """QLIF/QLI over a window: ``a_in`` (T, B, N) integer sums; state ``u``/``v``/``ref``
     (B, N) float64 holding integers (the numpy kernel's representation), updated in place;
     parameters (N,) int64 (``fu``/``fv`` decay factors, ``bias`` and ``vth`` in state LSBs);
@@ -129,7 +129,9 @@ def lif_window(a_in, u, v, ref, fu, fv, bias, vth, out, rec_u, rec_v, rec_ref, l
         s = trunc0(v·fv/2^12) + u + bias;  loihi: s ← wrap32(s);  v' = clip(s, ±(2^23 − 1))
         refractory: hold = ref > 0; v' ← v where hold; z = v' > vth and not hold;
                     ref ← refractory where z else max(ref − 1, 0)
-        z = v' > vth;  v' ← v' − vth (subtract) or 0 where z
+        z = v' > vth (v' >= vth: ``ge``);  v' ← v' − vth (subtract) or 0 where z
+        ``multi`` (numerics.reset._multi, no refractory): out = n = v' // vth where z, else 0;
+                  v' ← v' − n·vth (subtract) or 0 where z
     """
     T, B, N = a_in.shape
     U24 = np.int64(1) << 23
@@ -182,11 +184,12 @@ def lif_window(a_in, u, v, ref, fu, fv, bias, vth, out, rec_u, rec_v, rec_ref, l
                     th = vth[i]
                     hold = rr > 0
                     s = vb[i] if hold else s
-                    z = (s > th) and not hold
+                    z = ((s >= th) if ge else (s > th)) and not hold
                     if refractory > 0:
                         rr = refractory if z else max(rr - 1, 0)
-                    s = (s - th if subtract else 0) if z else s
-                    ob[i] = z
+                    k = (s // max(th, 1) if multi else 1) if z else 0
+                    s = (s - k * th if subtract else 0) if z else s
+                    ob[i] = k
                 else:
                     ob[i] = s
                 ub[i] = uu

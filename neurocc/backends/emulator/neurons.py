@@ -23,7 +23,8 @@ Integer kinds (QLIF, QLI) run the profile's updates (:mod:`neurocc.ir.numerics.p
 
     a = int32(Σ inputs);  u ← profile.lif_current(u, a, du, bias_u);  v ← profile.lif_voltage(v, u, bias, dv)
     (bias and bias_u are 0 at the steps t < bias_start of a run: the layer's input latency)
-    QLIF: z = v > vth<<6;  v ← 0 (zero) | v − vth<<6 (subtract);  refractory (int8): v held
+    QLIF: z = v > vth<<6;  v ← 0 (zero) | v − vth<<6 (subtract);  refractory (int8): v held;
+          multi_spike: the count z = ⌊v / vth<<6⌋ where it fires, v ← v − z·vth<<6 (int32 output)
     QLI: no spike, output v
 """
 from __future__ import annotations
@@ -147,7 +148,7 @@ class IntNeuron(Kernel):
             self.vth = f(p.lif_threshold(n.vth))
             self.subtract = n.reset is ResetMode.SUBTRACT
             self.refractory = int(n.refractory)
-            self.out_dtype = np.uint8
+            self.out_dtype = np.int32 if n.multi_spike else np.uint8   # spike counts: graded payloads
         self.record_vars = n.state_vars + (("ref",) if self.refractory else ())
         self._fast_static: bool | None = None
         self.reset_interval = int(getattr(n, "reset_interval", 0))
@@ -202,6 +203,7 @@ class IntNeuron(Kernel):
         if self.profile.name != "loihi" or self.refractory or a.size == 0 or self.bias_u is not None:
             return False
         if self.spiking and (self.node.reset is not ResetMode.ZERO or self.node.fire_at_threshold
+                             or self.node.multi_spike
                              or self.node.reset_timing is not ResetTiming.AFTER_SPIKE or self.node.v_min is not None):
             return False
         if self._fast_static is None:

@@ -12,7 +12,9 @@ registers) whose spike and reset are neurocc's integer rule, step by step (Lava 
     r, v_in = reset.pre(v, vth << 6)       (the previous step's spike for snnTorch's timings)
     v = v_in;  Lava's subthr_dynamics(a_in)  (u ← wrap24(...), v ← sat24(...): unchanged)
         with bias_u: its shifted input a << 6 is wrap32(wrap32(a << 6) + bias_u)
-    z, v = reset.post(v, r, vth << 6)      (subtract, zero, none, at the node's timing)
+    z, v = reset.post(v, r, vth << 6)      (subtract, zero, none, at the node's timing; with
+                                            ``multi_spike`` z is the spike count ⌊v / vth<<6⌋,
+                                            sent on s_out as a graded payload: Loihi 2's graded spikes)
 
 so a ``loihi2`` run equals the emulator bit for bit (tests/test_reset_semantics_backends.py). What a
 chip run needs: a Loihi 2 microcode neuron with the same steps (subtract is one
@@ -58,7 +60,8 @@ class PyNeuroccLifModelBitAcc(PyLifModelBitAcc):
         self.sem = types.SimpleNamespace(reset=ResetMode(s.get("reset", "zero")),
                                          reset_timing=ResetTiming(s.get("reset_timing", "after_spike")),
                                          reset_now=bool(s.get("reset_now", False)),
-                                         fire_at_threshold=bool(s.get("fire_at_threshold", False)))
+                                         fire_at_threshold=bool(s.get("fire_at_threshold", False)),
+                                         multi_spike=bool(s.get("multi_spike", False)))
         self.bias_start = int(s.get("bias_start", 0))
         bu = proc_params.get("bias_u", None)
         self.bias_u = None if bu is None else np.asarray(bu, np.int64)
@@ -80,6 +83,8 @@ class PyNeuroccLifModelBitAcc(PyLifModelBitAcc):
             self.subthr_dynamics(activation_in=a_in_data)
         z, v, _ = reset.post(np.asarray(self.v, np.int64), r, vth, self.sem)
         self.v[:] = v
+        if self.sem.multi_spike:   # a spike count per neuron: a graded payload on s_out (int32, 24 bits)
+            z = z.astype(np.int32)
         self.s_out_buff = z
         self.s_out.send(z)
 

@@ -378,6 +378,8 @@ def _semantics(node: QLIF | QLI) -> dict:
     else:
         sem = {"reset": node.reset.value, "reset_timing": node.reset_timing.value, "reset_now": node.reset_now,
                "fire_at_threshold": node.fire_at_threshold}
+        if node.multi_spike:      # spike counts, sent as graded payloads on s_out
+            sem["multi_spike"] = True
     default = {"reset": "zero", "reset_timing": "after_spike", "reset_now": False, "fire_at_threshold": False,
                "bias_start": 0, "bias_u": False}
     sem.update(extra)

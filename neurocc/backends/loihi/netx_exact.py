@@ -139,6 +139,9 @@ def _cuba_problems(name: str, node: QLIF | QLI, vth: int, one: Mapping[str, int]
                 or node.fire_at_threshold):
             problem(name, "netx's CUBA neuron resets v to 0 right after v > vth and has no refractory "
                           "period")
+        if node.multi_spike:
+            problem(name, "multi_spike (Sinabs MultiSpike): netx's CUBA neuron sends one binary spike, "
+                          "not a spike count")
         if not 0 <= vth <= NEVER_FIRES:
             problem(name, f"vth={vth} is outside Loihi's 17-bit threshold mantissa")
     if node.reset_interval:

@@ -39,7 +39,9 @@ the identity: ``weight = q << (8 − b + mixed)``, ``weight_exp = e − (8 − b
 ``num_weight_bits = b`` (netx's convention: int8 mixed weights become ``2q`` with exponent −1).
 Every synapse → neuron edge carries Lava's one-step Dense delay (a recurrent edge that already
 delays one step hands its delay to the Dense, so a loop still takes one step). Parameters are
-rounded half to even (``rint``); the chip arithmetic itself lives in ``neurocc.ir.numerics``.
+rounded half to even (``rint``), weights too unless a synapse's calibration Gram matrix is given
+(``grams``: the rounding of least input-current error, :mod:`.qround`); the chip arithmetic
+itself lives in ``neurocc.ir.numerics``.
 """
 from __future__ import annotations
 
@@ -140,21 +142,28 @@ def _weight_shift(q: np.ndarray, bits: int, profile: Profile) -> int:
 
 
 def quantize(graph: Graph, profile: str, target: Target, *,
-             stats: Mapping[str, LayerStats] | None = None, per_channel: bool = False) -> Graph:
+             stats: Mapping[str, LayerStats] | None = None, per_channel: bool = False,
+             grams: Mapping[str, np.ndarray] | None = None) -> Graph:
     """The integer graph of ``graph`` for ``profile`` (see the module docstring)."""
-    return quantize_with_report(graph, profile, target, stats=stats, per_channel=per_channel)[0]
+    return quantize_with_report(graph, profile, target, stats=stats, per_channel=per_channel, grams=grams)[0]
 
 
 def quantize_with_report(graph: Graph, profile: str, target: Target, *,
                          stats: Mapping[str, LayerStats] | None = None,
-                         per_channel: bool = False) -> tuple[Graph, dict[str, Any]]:
+                         per_channel: bool = False,
+                         grams: Mapping[str, np.ndarray] | None = None) -> tuple[Graph, dict[str, Any]]:
     """(integer graph, quantization report). The report is a JSON-ready dict, see
     docs/artifact-format.md ("quantization.json").
 
     ``per_channel``: every spiking layer gets one scale per output neuron row (Dense) or output
     channel (Conv2d), so each row's largest weight uses the full mantissa; its thresholds and
     biases follow per neuron (both profiles store ``vth`` per neuron). Non-spiking readouts
-    keep one scale (their membrane is read as one float unit)."""
+    keep one scale (their membrane is read as one float unit).
+
+    ``grams``: ``{synapse: input Gram matrix}`` measured on calibration data
+    (:func:`neurocc.compiler.passes.qround.input_grams`); those synapses' weights are rounded to
+    minimise the layer's input-current error (:func:`~neurocc.compiler.passes.qround.round_weights`)
+    instead of each to its nearest integer."""
     if profile == "spinnaker":  # its own pass: the PyNN lowering + sPyNNaker's arithmetic
         from neurocc.compiler.passes.quantize_spinnaker import quantize_spinnaker
 
@@ -172,7 +181,7 @@ def quantize_with_report(graph: Graph, profile: str, target: Target, *,
         raise CompileError(f"graph '{graph.name}' cannot be quantized for target '{target.name}'",
                            where="quantize", problems=problems,
                            fix="see each problem; every one names its node and what to change")
-    return _Quantizer(graph, target, prof, dict(stats or {}), per_channel).run()
+    return _Quantizer(graph, target, prof, dict(stats or {}), per_channel, dict(grams or {})).run()
 
 
 def bias_from_step_zero(graph: Graph) -> Graph:
@@ -201,8 +210,9 @@ class _Quantizer:
     """One quantization run: walks the graph in step order, one layer per neuron node."""
 
     def __init__(self, graph: Graph, target: Target, profile: Profile, stats: dict[str, LayerStats],
-                 per_channel: bool = False) -> None:
+                 per_channel: bool = False, grams: dict[str, np.ndarray] | None = None) -> None:
         self.g, self.target, self.prof, self.stats = graph, target, profile, stats
+        self.grams = grams or {}
         self.per_channel = per_channel
         self.lava = profile.name == "loihi"
         # neurons neurocc can program (loihi2's Lava process model, edge-cpu) take bias_u and
@@ -220,8 +230,8 @@ class _Quantizer:
 
     def run(self) -> tuple[Graph, dict[str, Any]]:
         for name, node in self.g.nodes.items():  # spikes are 0/1 whatever the layer's scale
-            if node.spiking:
-                self.unit[name], self.binary[name] = 1.0, True
+            if node.spiking:   # (spike counts of MultiSpike: integers in float units, sent graded)
+                self.unit[name], self.binary[name] = 1.0, not getattr(node, "multi_spike", False)
         for name in self.g.order():
             node = self.g.nodes[name]
             if isinstance(node, NEURON_TYPES):
@@ -265,7 +275,7 @@ class _Quantizer:
             self.new[name] = node
         if isinstance(node, Output):
             src = self.g.predecessors(name)[0]
-            self.outputs[name] = ({"values": "spikes"} if binary else
+            self.outputs[name] = ({"values": "spikes"} if binary or self.g.nodes[src].spiking else
                                   {"values": "state", "source": src, "float_per_lsb": unit})
         self.unit[name], self.binary[name] = unit, binary
 
@@ -294,7 +304,7 @@ class _Quantizer:
         rep["notes"] = notes
         self.new[name] = self._neuron(name, node, dec, drive, per_neuron(s, shape), rep)
         self.layers[name] = rep
-        self.binary[name] = bool(node.spiking)
+        self.binary[name] = bool(node.spiking) and not getattr(node, "multi_spike", False)
         self.unit[name] = 1.0 if node.spiking else 1.0 / (64 * float(s))
 
     def _bits(self, name: str) -> int:
@@ -354,8 +364,10 @@ class _Quantizer:
         node = self.g.nodes[syn]
         conv = isinstance(node, Conv2d)
         e_node = 0 if conv and self.lava else e
-        q = _rint(wf * per_row(s0, wf.ndim) * 2.0 ** (e - e_node))
+        q = self._round(syn, wf * per_row(s0, wf.ndim) * 2.0 ** (e - e_node), bits)
         rep = _weight_report(wf, q)
+        if syn in self.grams and self.grams[syn].shape == (wf[0].size, wf[0].size):
+            rep["rounding"] = "calibrated"
         if conv:
             new: Node = QConv2d(weight=q.astype(np.int32), bias=np.zeros(q.shape[0], np.int32), stride=node.stride,
                                 padding=node.padding, dilation=node.dilation, groups=node.groups,
@@ -371,6 +383,20 @@ class _Quantizer:
         rep["max_abs_u"] = int(_row_abs_sum(q, conv)) << (STATE_SHIFT + max(e_node, 0))
         rep["u_may_wrap"] = bool(self.binary[syn] and rep["max_abs_u"] >= U_LIMIT)
         return new, rep
+
+    def _round(self, syn: str, w: np.ndarray, bits: int) -> np.ndarray:
+        """Integer mantissas of ``w``: nearest (half to even), or, where a Gram matrix of the
+        synapse's calibration inputs is given, the rounding of least input-current error within
+        the mantissa range of the synapse's sign mode (:mod:`.qround`)."""
+        gram = self.grams.get(syn)
+        if gram is None or gram.shape != (w[0].size, w[0].size):
+            return _rint(w)
+        from neurocc.compiler.passes.qround import round_weights
+
+        top = self._mant_max(syn, w, bits)
+        lo = 0 if self.lava and w.min(initial=0) >= 0 else -top
+        hi = 0 if self.lava and w.max(initial=0) <= 0 else top
+        return round_weights(w, gram, lo, hi).astype(np.int64)
 
     def _neuron(self, name: str, node: Node, dec: Any, drive: np.ndarray, s: np.ndarray,
                 rep: dict[str, Any]) -> Node:
@@ -406,7 +432,7 @@ class _Quantizer:
             v_min = np.clip(_rint(np.broadcast_to(node.v_min * s, shape) * (1 << STATE_SHIFT)), -V24_LIM, V24_LIM)
         return QLIF(du=du, dv=dv, vth=vth.astype(np.int32), bias_mant=bias_mant, bias_exp=bias_exp,
                     reset=node.reset, reset_timing=node.reset_timing, reset_now=node.reset_now,
-                    fire_at_threshold=node.fire_at_threshold,
+                    fire_at_threshold=node.fire_at_threshold, multi_spike=node.multi_spike,
                     v_min=None if v_min is None else v_min.astype(np.int64),
                     bias_u=self._bias_u(name, s, rep))
 

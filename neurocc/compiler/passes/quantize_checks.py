@@ -82,10 +82,13 @@ def target_semantics(target: Target, profile: Profile) -> SimpleNamespace:
     """The spike/reset semantics ``target`` runs with ``profile``: the target's reset modes, and
     snnTorch's timings and ``v >= θ`` only where its neurons are programmable, i.e. where its
     ``reset_modes`` list more than ``zero`` (loihi2 via neurocc's Lava process model, edge-cpu);
-    a zero-only target (loihi1, spinnaker) has fixed-function neurons."""
+    a zero-only target (loihi1, spinnaker) has fixed-function neurons. Spike counts (Sinabs
+    ``MultiSpike``) need programmable neurons and graded spikes: the int8 profile's integers, or
+    a loihi target whose ``limits.message_bits`` carries payloads (loihi2, not loihi1)."""
     modes = tuple(m for m in target.reset_modes if m in profile.reset_modes)
     fixed = modes == ("zero",)
+    graded = profile.name != "loihi" or bool(target.limits.message_bits)
     return SimpleNamespace(name=profile.name, reset_modes=modes,
                            reset_timings=("after_spike",) if fixed else profile.reset_timings,
                            fire_at_threshold=profile.fire_at_threshold and not fixed,
-                           v_min=profile.v_min and not fixed)
+                           v_min=profile.v_min and not fixed, multi_spike=graded and not fixed)

@@ -16,6 +16,9 @@ One step, with ``vth`` the scaled threshold (``vth << 6``) and ``fire(v) = v > v
         reset_now (snnTorch reset_delay=False): d = z − r;  v ← sat24(v − d·vth) (subtract)
                                                  | sat24(v − d·v) (zero)
         after_spike:            v ← v − vth (subtract) | 0 (zero) where z;  none: v kept
+        multi_spike (Sinabs MultiSpike; after_spike only):
+                                n = ⌊v / vth⌋ where fire(v), else 0 (a spike count, sent as a
+                                graded payload);  v ← v − n·vth (subtract) | 0 where n > 0 (zero)
         v_min (int8):           v ← max(v, v_min), last
 
 The periodic reset of a whole layer (netx's ``reset_interval``, Lava's ``LIFReset``;
@@ -96,9 +99,22 @@ def post(v: np.ndarray, r: np.ndarray | None, vth: np.ndarray, node: Any) -> tup
             nsat += n
         return z, _floor(v, node), nsat
     z = _fire(v, vth, node)
+    if getattr(node, "multi_spike", False):
+        return _multi(v, z, vth, node)
     if z.any() and node.reset is not ResetMode.NONE:
         v = np.where(z, v - vth if sub else 0, v).astype(v.dtype)
     return z, _floor(v, node), nsat
+
+
+def _multi(v: np.ndarray, z: np.ndarray, vth: np.ndarray, node: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    """Sinabs MultiSpike: ``n = ⌊v / vth⌋`` where ``z`` (v > 0 there, vth >= 1: floor = trunc),
+    the reset by ``n·vth`` (subtract: 0 <= v − n·vth < vth, no saturation) or to 0 (zero)."""
+    n = np.where(z, v // np.maximum(vth, 1), 0).astype(v.dtype)
+    if node.reset is ResetMode.SUBTRACT:
+        v = v - n * vth
+    elif node.reset is ResetMode.ZERO:
+        v = np.where(z, 0, v).astype(v.dtype)
+    return n, _floor(v, node), 0
 
 
 def _floor(v: np.ndarray, node: Any) -> np.ndarray:
@@ -126,9 +142,13 @@ def semantics_problems(node: Any, where: str, target: str, profile: Any) -> list
     if node.fire_at_threshold and not profile.fire_at_threshold:
         found.append(f"{where}: spikes at v >= threshold (Sinabs) but {profile.name} fires at v > threshold; fix: "
                      "compile for loihi2, edge-cpu or edge-cpu-f32")
-    if node.multi_spike:
-        found.append(f"{where}: several spikes per step (Sinabs MultiSpike) have no integer target; fix: build "
+    if node.multi_spike and not getattr(profile, "multi_spike", False):
+        found.append(f"{where}: several spikes per step (Sinabs MultiSpike) need graded spikes, which target "
+                     f"'{target}' does not send (binary spikes only); fix: compile for loihi2 or edge-cpu, or build "
                      "the layer with spike_fn=sinabs.activation.SingleSpike (and retrain)")
+    if node.multi_spike and node.reset_timing.value != "after_spike":
+        found.append(f"{where}: several spikes per step (MultiSpike) with the reset timing "
+                     f"'{node.reset_timing.value}' have no integer rule; fix: reset right after the spike (Sinabs' own)")
     if node.v_min is not None and not getattr(profile, "v_min", False):
         found.append(f"{where}: min_v_mem = {node.v_min:g} (a membrane floor) is not in the integer numerics; fix: "
                      "min_v_mem=None (and retrain), or compile for edge-cpu or edge-cpu-f32")
