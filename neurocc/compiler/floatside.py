@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from neurocc.compiler.pipeline import Options, _no_neurons, run_passes
+from neurocc.compiler.float_passes import Options, run_passes
+from neurocc.compiler.float_passes import no_neurons as _no_neurons
 from neurocc.ir.graph import Graph
 from neurocc.ir.types import Method
 from neurocc.targets import Target
