@@ -1,7 +1,8 @@
 """``bias_from_step_zero``: biases from the run's first step, as netx files and Lava's own LIF do.
 
 On loihi2 the quantizer starts a biased QLIF/QLI layer's bias with its Dense-delayed input
-(``bias_start`` = the layer's input latency in steps, :meth:`_Quantizer._bias_starts`): at steps
+(``bias_start`` = the layer's input latency in steps,
+:meth:`neurocc.compiler.passes.qlayers.Quantizer._bias_starts`): at steps
 ``t < bias_start`` the layer integrates no bias, like the trained model, whose bias and input
 arrive together. lava-dl netx's CUBA neuron adds its bias from step 0, so a graph with a bias
 start has no ``network.net``. This option drops every ``bias_start`` (biases act from step 0);
