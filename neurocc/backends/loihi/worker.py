@@ -113,13 +113,45 @@ def build(L: SimpleNamespace, net: LavaNet, names: list[str], data: dict[str, np
     return objs, recorders
 
 
+_CHOSEN: dict[type, type] = {}
+"""Process class → the process model Lava's compiler chose for it under ``fixed_pt`` (this worker's
+one run configuration), learned from the runs so far; see :func:`model_map`."""
+
+
+def model_map(L: SimpleNamespace, procs: list[Any]) -> dict[Any, type]:
+    """``exception_proc_model_map`` for a run of ``procs``: neurocc's models by process class (as
+    Lava documents it) plus, keyed by process *instance*, the model already known for each
+    process: neurocc's (:data:`.lava_models.MODEL_MAP`) or the one Lava chose for its class in an
+    earlier run of this worker.
+
+    Why instances: Lava 0.10's compiler (``ProcGroupDiGraphs._map_proc_to_model``) skips its model
+    search only for a process found *itself* in that map; for any other it runs
+    ``_find_proc_models``, which executes afresh every module of the process's package directory
+    and of its parent package's sub-packages. For ``NeuroccLIF`` that is all of neurocc's
+    backends, ~0.5 s per neuron process per run (the cause of loihi2's 2.4x slower digits); for
+    Lava's own processes ~20 ms each. The models are the ones Lava selects, so the run is the same."""
+    known = {**_CHOSEN, **L.MODEL_MAP}
+    found: dict[Any, type] = dict(L.MODEL_MAP)
+    found.update({p: known[type(p)] for p in procs if type(p) in known})
+    return found
+
+
+def _learn_models(procs: list[Any]) -> None:
+    for p in procs:
+        model = getattr(p, "model_class", None)
+        if model is not None:
+            _CHOSEN.setdefault(type(p), model)
+
+
 def run_one(L: SimpleNamespace, net: LavaNet, names: list[str], data: dict[str, np.ndarray], steps: int
             ) -> dict[str, np.ndarray]:
     """Build, run ``steps`` steps in fixed_pt, read every probe (time first), stop the runtime."""
     objs, recorders = build(L, net, names, data, steps)
+    procs = [*objs.values(), *recorders.values()]
     first = objs[names[0]]
     first.run(condition=L.RunSteps(num_steps=steps),
-              run_cfg=L.Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=L.MODEL_MAP))
+              run_cfg=L.Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=model_map(L, procs)))
+    _learn_models(procs)
     try:
         out = {}
         for (proc, var), rec in recorders.items():
