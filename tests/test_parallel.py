@@ -195,3 +195,24 @@ def test_kept_lava_worker_serves_many_calls(digits: dict, lava_ok: None) -> None
         assert sorted(got) == sorted(fresh)
         for k in fresh:
             np.testing.assert_array_equal(got[k], fresh[k], err_msg=k)
+
+
+def test_sigterm_during_a_ray_wait_exits_143(digits: dict, local_ray: object, lava_ok: None) -> None:
+    """SIGTERM while the driver waits on its Ray workers: Ray's wait turns neurocc's Terminated
+    into a plain KeyboardInterrupt, and the command still reports SIGTERM (143, not Ctrl-C's 130);
+    the workers are ended and no result is returned."""
+    import signal
+    import threading
+
+    from neurocc._signals import exit_code, terminate_cleanly
+
+    timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGTERM))   # the actors are still starting Lava
+    with terminate_cleanly():
+        timer.start()
+        try:
+            with pytest.raises(KeyboardInterrupt) as err:
+                evaluate(digits["art"], digits["data"], "loihi", batch_size=2, workers=2)
+        finally:
+            timer.cancel()
+    print(f"raised {type(err.value).__name__}")
+    assert exit_code(err.value) == 143
