@@ -23,7 +23,11 @@ the 2-worker run spent beyond the samples: a simulator import per batch, worker 
 machine's load), and a start cost ``T0`` (Ray start + actor start):
 ``T(N) = T0 + (n * t_s + k * (o + c_task)) / N`` for ``N`` up to ``k`` (one task per worker at a
 time; a batch's samples run one after another in its worker). ``cores busy``: CPU seconds of the
-1-worker run (this process and its Lava/NEST processes) per wall second.
+1-worker run (this process and its Lava/NEST processes) per wall second; on 2 cores the 2-worker
+speedup cannot exceed ``2 / cores busy`` (one Lava worker is itself ~10 processes working in
+parallel). ``CPU ceiling``: measured before each pair, a pure-Python CPU loop run once alone and
+twice at once, ``2 * T_alone / T_both``: the speedup the machine has room for at that moment (2.0
+on two free cores, ~1.0 while other jobs fill one); read every speedup against it.
 
 The load average counts runnable processes, and one Lava run is ~10 of them (a process per Lava
 process), so during the Lava rows it also shows this benchmark's own processes; the value printed
@@ -60,6 +64,18 @@ def cpu_s() -> float:
 
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+_SPIN = "sum(range(3 * 10**7))"   # ~0.5-1 s of pure-Python CPU work, no I/O, no memory traffic
+
+
+def cpu_ceiling() -> float:
+    """The most any 2-worker run can gain at this moment: (1 process of pure CPU work) vs (2 at once)
+    as a throughput ratio, ``2 * T_1 / T_2`` (2.0 on 2 free cores; ~1.0 when others' jobs fill a core)."""
+    cmd = [sys.executable, "-c", _SPIN]
+    t1, _ = timed(lambda: subprocess.run(cmd, check=True))
+    t2, _ = timed(lambda: [p.wait() for p in [subprocess.Popen(cmd), subprocess.Popen(cmd)]])
+    return 2 * t1 / t2
 
 
 def ray_costs(art: Path, tasks: int) -> tuple[float, float, float]:
@@ -108,28 +124,28 @@ def main() -> None:
         data = {"x": x[:n], "y": y[:n]}
         art = qs / "artifacts" / name
         t1 = t2 = math.inf
-        same, loads = True, []
+        same, loads, ceilings = True, [], []
         for rep in range(args.reps):
-            load = os.getloadavg()[0]
+            load, ceiling = os.getloadavg()[0], cpu_ceiling()
             c0 = cpu_s()
             d1, r1 = timed(lambda a=art, d=data, b=backend: evaluate(a, d, b, workers=1))
             cores = (cpu_s() - c0) / d1
             d2, r2 = timed(lambda a=art, d=data, b=backend: evaluate(a, d, b, workers=2))
             t1, t2 = min(t1, d1), min(t2, d2)
-            same, loads = same and r1 == r2, loads + [load]
-            print(f"  {backend} pair {rep + 1}: load {load:.2f} before; 1 worker {d1:.2f} s, 2 workers {d2:.2f} s "
-                  f"({d1 / d2:.2f}x)", file=sys.stderr, flush=True)
+            same, loads, ceilings = same and r1 == r2, loads + [load], ceilings + [ceiling]
+            print(f"  {backend} pair {rep + 1}: load {load:.2f} before, CPU ceiling {ceiling:.2f}x; 1 worker {d1:.2f} s, "
+                  f"2 workers {d2:.2f} s ({d1 / d2:.2f}x)", file=sys.stderr, flush=True)
         k = len(chunks(n, Layout(2), None, [backend]))
         c_task = max(0.0, (2 * t2 - t1) / k)   # work per task beyond the samples' own (imports, set-up)
         rows.append((backend, n, t1 / n, c_task))
         lines.append(f"| {backend} | {name} | {n} | {t1:.2f} | {cores:.2f} | {t2:.2f} | **{t1 / t2:.2f}x** | "
                      f"{t1 / n:.4f} | {k} | {c_task:.2f} | {'yes' if same else 'NO'} | "
-                     f"{min(loads):.1f}-{max(loads):.1f} |")
+                     f"{min(loads):.1f}-{max(loads):.1f} | {min(ceilings):.2f}-{max(ceilings):.2f}x |")
     print(f"load average {os.getloadavg()[0]:.2f} at end\n")
     print(f"best of {args.reps} interleaved pairs (1 worker in-process, then 2 Ray workers):")
     print("| path | artifact | samples | 1 worker s | cores busy (1 worker) | 2 workers s | speedup | 1-worker s/sample "
-          "| tasks | c_task s | identical | load before |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| tasks | c_task s | identical | load before | CPU ceiling |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(lines))
     t0 = t_init + t_first
     print(f"\nscaling model T(N) = T0 + (n*t_s + k*(o + c_task))/N, T0 = {t0:.1f} s (Ray + actors), o = "
