@@ -66,7 +66,8 @@ def cpu_s() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-_SPIN = "sum(range(3 * 10**7))"   # ~0.5-1 s of pure-Python CPU work, no I/O, no memory traffic
+_SPIN = "sum(range(15 * 10**7))"  # ~3.5 s of pure-Python CPU work, no I/O, no memory traffic (a 1-s loop
+#                                  read 1.8-1.95x where 7-s loops read 1.1-1.25x: bursts are not sustained)
 
 
 def cpu_ceiling() -> float:
