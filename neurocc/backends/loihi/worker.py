@@ -122,7 +122,7 @@ def build(L: SimpleNamespace, net: LavaNet, names: list[str], data: dict[str, np
 def run_series(L: SimpleNamespace, net: LavaNet, names: list[str], datas: list[dict[str, np.ndarray]], steps: int
                ) -> list[dict[str, np.ndarray]]:
     """Run each sample of ``datas`` for ``steps`` steps in fixed_pt, one after another in ONE Lava
-    runtime (one compile, one set of processes: a fresh runtime costs ~3x a digit's steps), and
+    runtime (one compile, one set of processes: a fresh runtime costs 1-2x a digit's 67 steps), and
     return each sample's probes (time first).
 
     The samples are independent, as in separate runtimes: the sources hold the samples' data back
