@@ -10,9 +10,11 @@ converted with 64 timesteps, compiled for ``emulator`` (emulator path), ``loihi2
   worker actors' start (artifact shipped, loaded, sessions opened) with the first no-op round trip;
 * ``per-task overhead``: ``--tasks`` no-op tasks (``operator.is_``) through the same scheduler as
   the real work (one task per free actor, results back in order), wall / tasks;
-* per path, ``--samples`` test digits (the emulator: all 450): ``evaluate(workers=1)`` (in this
-  process, one batch, no Ray) and ``evaluate(workers=2)`` (the Ray instance above, already
-  running; batches of ``ceil(n / 8)``, ``ceil(n / 2)`` on NEST), best of ``--reps``, interleaved; results checked identical.
+* per path, ``--samples`` test digits (default all 450; the emulator: always all): ``evaluate(workers=1)``
+  (in this process, one batch, no Ray) and ``evaluate(workers=2)`` (the Ray instance above, already
+  running; fresh actors per call, as a command starts them; batches of ``ceil(n / 8)``,
+  ``ceil(n / 4)`` on Lava, ``ceil(n / 2)`` on NEST), 1 and 2 workers interleaved ``--reps`` times
+  (best of each kept; every pair printed with the load average before it); results checked identical.
 
 The scaling model printed at the end: with ``N`` workers, ``n`` samples of ``t_s`` seconds each
 (the 1-worker time / n), ``k`` batches each costing Ray's per-task overhead ``o`` plus the
@@ -21,9 +23,17 @@ the 2-worker run spent beyond the samples: a simulator import per batch, worker 
 machine's load), and a start cost ``T0`` (Ray start + actor start):
 ``T(N) = T0 + (n * t_s + k * (o + c_task)) / N`` for ``N`` up to ``k`` (one task per worker at a
 time; a batch's samples run one after another in its worker). ``cores busy``: CPU seconds of the
-1-worker run (this process and its Lava/NEST processes) per wall second.
+1-worker run (this process and its Lava/NEST processes) per wall second; on 2 cores the 2-worker
+speedup cannot exceed ``2 / cores busy`` (one Lava worker is itself ~10 processes working in
+parallel). ``CPU ceiling``: measured before each pair, a pure-Python CPU loop run once alone and
+twice at once, ``2 * T_alone / T_both``: the speedup the machine has room for at that moment (2.0
+on two free cores, ~1.0 while other jobs fill one); read every speedup against it.
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_parallel.py [--qs DIR] [--samples 64] [--reps 1]
+The load average counts runnable processes, and one Lava run is ~10 of them (a process per Lava
+process), so during the Lava rows it also shows this benchmark's own processes; the value printed
+before each pair is the machine's load left by the previous run and by others.
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_parallel.py [--qs DIR] [--samples 450] [--reps 2]
 """
 from __future__ import annotations
 
@@ -56,6 +66,19 @@ def cpu_s() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+_SPIN = "sum(range(15 * 10**7))"  # ~3.5 s of pure-Python CPU work, no I/O, no memory traffic (a 1-s loop
+#                                  read 1.8-1.95x where 7-s loops read 1.1-1.25x: bursts are not sustained)
+
+
+def cpu_ceiling() -> float:
+    """The most any 2-worker run can gain at this moment: (1 process of pure CPU work) vs (2 at once)
+    as a throughput ratio, ``2 * T_1 / T_2`` (2.0 on 2 free cores; ~1.0 when others' jobs fill a core)."""
+    cmd = [sys.executable, "-c", _SPIN]
+    t1, _ = timed(lambda: subprocess.run(cmd, check=True))
+    t2, _ = timed(lambda: [p.wait() for p in [subprocess.Popen(cmd), subprocess.Popen(cmd)]])
+    return 2 * t1 / t2
+
+
 def ray_costs(art: Path, tasks: int) -> tuple[float, float, float]:
     """(ray.init s, actor start + first round trip s, per-task overhead s); Ray stays running."""
     from neurocc.ir.artifact import load_artifact
@@ -78,9 +101,9 @@ def ray_costs(art: Path, tasks: int) -> tuple[float, float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--qs", default="neurocc-quickstart-parallel")
-    ap.add_argument("--samples", type=int, default=64, help="test digits on Lava and NEST (emulator: all 450)")
+    ap.add_argument("--samples", type=int, default=450, help="test digits on Lava and NEST (emulator: all 450)")
     ap.add_argument("--tasks", type=int, default=300, help="no-op tasks for the per-task overhead")
-    ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--paths", default="emulator,loihi,spinnaker")
     args = ap.parse_args()
     qs = Path(args.qs)
@@ -96,27 +119,35 @@ def main() -> None:
     t_init, t_first, o_task = ray_costs(qs / "artifacts" / "emulator", args.tasks)
     print(f"ray.init {t_init:.2f} s; 2 actors started + first round trip {t_first:.2f} s; "
           f"per-task overhead {o_task * 1e3:.1f} ms ({args.tasks} no-op tasks)")
-    print("| path | artifact | samples | 1 worker s | cores busy (1 worker) | 2 workers s | speedup | 1-worker s/sample "
-          "| tasks | c_task s | identical |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    rows = []
+    rows, lines = [], []
     for backend, name in [p for p in PATHS if p[0] in args.paths.split(",")]:
         n = len(x) if backend == "emulator" else min(args.samples, len(x))
         data = {"x": x[:n], "y": y[:n]}
         art = qs / "artifacts" / name
         t1 = t2 = math.inf
-        for _ in range(args.reps):
+        same, loads, ceilings = True, [], []
+        for rep in range(args.reps):
+            load, ceiling = os.getloadavg()[0], cpu_ceiling()
             c0 = cpu_s()
             d1, r1 = timed(lambda a=art, d=data, b=backend: evaluate(a, d, b, workers=1))
             cores = (cpu_s() - c0) / d1
             d2, r2 = timed(lambda a=art, d=data, b=backend: evaluate(a, d, b, workers=2))
             t1, t2 = min(t1, d1), min(t2, d2)
+            same, loads, ceilings = same and r1 == r2, loads + [load], ceilings + [ceiling]
+            print(f"  {backend} pair {rep + 1}: load {load:.2f} before, CPU ceiling {ceiling:.2f}x; 1 worker {d1:.2f} s, "
+                  f"2 workers {d2:.2f} s ({d1 / d2:.2f}x)", file=sys.stderr, flush=True)
         k = len(chunks(n, Layout(2), None, [backend]))
         c_task = max(0.0, (2 * t2 - t1) / k)   # work per task beyond the samples' own (imports, set-up)
         rows.append((backend, n, t1 / n, c_task))
-        print(f"| {backend} | {name} | {n} | {t1:.2f} | {cores:.2f} | {t2:.2f} | {t1 / t2:.2f}x | {t1 / n:.4f} | "
-              f"{k} | {c_task:.2f} | {r1 == r2} |")
-    print(f"load average {os.getloadavg()[0]:.2f} at end")
+        lines.append(f"| {backend} | {name} | {n} | {t1:.2f} | {cores:.2f} | {t2:.2f} | **{t1 / t2:.2f}x** | "
+                     f"{t1 / n:.4f} | {k} | {c_task:.2f} | {'yes' if same else 'NO'} | "
+                     f"{min(loads):.1f}-{max(loads):.1f} | {min(ceilings):.2f}-{max(ceilings):.2f}x |")
+    print(f"load average {os.getloadavg()[0]:.2f} at end\n")
+    print(f"best of {args.reps} interleaved pairs (1 worker in-process, then 2 Ray workers):")
+    print("| path | artifact | samples | 1 worker s | cores busy (1 worker) | 2 workers s | speedup | 1-worker s/sample "
+          "| tasks | c_task s | identical | load before | CPU ceiling |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(lines))
     t0 = t_init + t_first
     print(f"\nscaling model T(N) = T0 + (n*t_s + k*(o + c_task))/N, T0 = {t0:.1f} s (Ray + actors), o = "
           f"{o_task * 1e3:.1f} ms; predicted speedup over 1 worker (no Ray) for 10,000 samples, batches of b:")

@@ -23,8 +23,19 @@ class Terminated(KeyboardInterrupt):
     exit_code = 143  # 128 + SIGTERM, as a shell reports a process killed by SIGTERM
 
 
+_RECEIVED: list[int] = []   # SIGTERMs turned into Terminated inside the current terminate_cleanly block
+
+
 def _raise(signum: int, _frame: Any) -> None:
+    _RECEIVED.append(signum)
     raise Terminated(f"terminated by signal {signum}")
+
+
+def exit_code(err: KeyboardInterrupt) -> int:
+    """The exit status for an interrupted command: 143 after SIGTERM, 130 after Ctrl-C. A SIGTERM
+    counts even when a library re-raised its :class:`Terminated` as a plain KeyboardInterrupt
+    (Ray's ``ray.wait`` does: its signal check maps any KeyboardInterrupt to its own)."""
+    return int(getattr(err, "exit_code", 0) or (Terminated.exit_code if _RECEIVED else 130))
 
 
 @contextlib.contextmanager
@@ -41,6 +52,7 @@ def terminate_cleanly() -> Iterator[None]:
     if previous not in (signal.SIG_DFL, None):
         yield  # someone else's handler (or an enclosing terminate_cleanly): leave it
         return
+    _RECEIVED.clear()
     signal.signal(signal.SIGTERM, _raise)
     try:
         yield

@@ -474,8 +474,9 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                        help="fewer timesteps and samples (a smoke test, as the tests run it; not the real figures)")
         p.add_argument("--only", type=_names, metavar="T,T", help="only these targets (default: every target)")
         p.add_argument("--samples", type=_samples, metavar="N|all",
-                       help="test digits the slow simulators (Lava, NEST) score: N, or all 450 (default: 64 per "
-                            "worker, to stay near the 10-minute budget; the fast backends always score all)")
+                       help="test digits the slow simulators (Lava, NEST) score: N, or all 450 (default: 225 per "
+                            "worker, all 450 from 2 workers, within the 10-minute budget; the fast backends always "
+                            "score all)")
         _workers_flags(p)
     elif name == "export-nir":
         p.add_argument("out", metavar="OUT.nir", help="the NIR file to write")
@@ -663,8 +664,11 @@ def _dispatch(args: argparse.Namespace) -> int:
               "it into this environment.", file=sys.stderr)
         return 1
     except KeyboardInterrupt as err:
-        print("terminated" if hasattr(err, "exit_code") else "interrupted", file=sys.stderr)
-        return int(getattr(err, "exit_code", 130))
+        from neurocc._signals import exit_code
+
+        code = exit_code(err)
+        print("terminated" if code == 143 else "interrupted", file=sys.stderr)
+        return code
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

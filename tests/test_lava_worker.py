@@ -114,6 +114,42 @@ def test_failing_run_reports_the_log_tail(lava_ok, tmp_path):
     assert not json.loads((tmp_path / "r_status.json").read_text())["ok"]
 
 
+@pytest.mark.lava
+def test_neurocc_neurons_skip_lavas_model_search(lava_ok, tmp_path):
+    """A loihi2 neuron (neurocc's ``NeuroccLIF``, here with a bias start) runs with the model
+    named for it: Lava's compiler never executes neurocc's modules looking for one (that search
+    cost ~0.5 s per neuron process per digit), and each run equals the emulator."""
+    import dataclasses
+
+    from neurocc.backends.emulator import simulate
+    from neurocc.backends.loihi.runner import assemble, feed_data
+
+    g = small_graph()
+    n = dataclasses.replace(g.nodes["n"], bias_mant=np.full(2, 3, np.int32), bias_exp=np.full(2, 6, np.int32),
+                            bias_start=2)
+    g = Graph({**g.nodes, "n": n}, g.edges, numerics="loihi", name="biased")
+    x = np.zeros((6, 2, 3), np.int32)
+    x[0, 0], x[1:3, 1] = 1, 1
+    net = lower(g, record=False)
+    assert net.proc("n").params["semantics"]["bias_start"] == 2
+    save_net(net, tmp_path, "net0")
+    runs = []
+    for b in range(2):
+        np.savez(tmp_path / f"r{b}_in.npz", **feed_data(net, {"x": x}, b))
+        runs.append({"id": f"r{b}", "net": "net0", "procs": net.components()[0], "steps": 6, "data": f"r{b}_in.npz"})
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": JOB_FORMAT, "runs": runs}))
+    invoke_worker(tmp_path, timeout_s=300)
+    log = (tmp_path / "worker.log").read_text()
+    assert "searching ProcessModels" not in log, log
+    em = simulate(g, {"x": x}).outputs["o"]
+    assert em.sum() > 0
+    per_batch = []
+    for b in range(2):
+        with np.load(tmp_path / f"r{b}_out.npz") as z:
+            per_batch.append({k: z[k] for k in z.files})
+    np.testing.assert_array_equal(assemble(net, per_batch)["o"], em)
+
+
 def test_worker_rejects_a_foreign_job_dir(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "something-else", "runs": []}))
     with pytest.raises(BackendError) as err:

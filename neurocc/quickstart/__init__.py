@@ -7,7 +7,7 @@ backend, validate every backend, and print one table (docs/quickstart.md explain
    order: compile it (ANN → SNN conversion with the training split as calibration data,
    ``timesteps`` steps per digit; integer targets are quantized to their numerics), then evaluate
    and evaluate each backend (:mod:`.target`) on the 450 test digits: the slow simulators (Lava,
-   NEST) on the first ``slow_samples`` (default: 64 per Ray worker, the time budget; ``--samples
+   NEST) on the first ``slow_samples`` (default: 225 per Ray worker, all 450 from 2; ``--samples
    N|all``) in sample batches on Ray workers, the machine's cores by default (one Ray instance for
    every target); every compared
    backend is validated on the first ``validate_samples`` digits with every state variable recorded (exact against the emulator for integer targets, cosine against the

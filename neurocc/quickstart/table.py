@@ -28,9 +28,10 @@ class Settings:
     ray_address: str | None = None   # join this Ray cluster (None: $RAY_ADDRESS, else a local Ray)
 
 
-# Lava costs ~0.6-1.1 s per digit per worker here (docs/quickstart.md): 64 digits per worker keeps
-# the two Lava targets and NEST near 3 minutes whatever the worker count; 8 workers score all 450.
-SLOW_PER_WORKER = 64
+# The slow rows cost ~0.3 s per digit per worker on each Lava target and ~0.2-0.5 s on NEST here
+# (docs/quickstart.md): 225 digits per worker keeps the whole quickstart within its 10-minute budget
+# on one core, and 2 workers (a 2-core machine) score all 450 (552 s measured at load 5-17).
+SLOW_PER_WORKER = 225
 FULL = Settings()
 FAST = Settings(timesteps=32, slow_samples=8, validate_samples=2)
 

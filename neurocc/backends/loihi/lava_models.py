@@ -8,7 +8,9 @@ model. ``NeuroccLIF`` is Lava's ``LIF`` process with two more parameters, ``sema
 ``PyNeuroccLifModelBitAcc`` is Lava's bit-accurate ``PyLifModelBitAcc`` (same u/v update, same
 registers) whose spike and reset are neurocc's integer rule, step by step (Lava step t = 1, 2, ...)::
 
-    bias, bias_u = 0, 0 while t <= bias_start  (the layer's bias starts with its delayed input)
+    bias, bias_u = 0, 0 while t <= bias_start  (the layer's bias starts with its delayed input;
+                                             t counts from 1 again every ``period`` steps when the
+                                             worker runs samples back to back: worker.run_series)
     r, v_in = reset.pre(v, vth << 6)       (the previous step's spike for snnTorch's timings)
     v = v_in;  Lava's subthr_dynamics(a_in)  (u ← wrap24(...), v ← sat24(...): unchanged)
         with bias_u: its shifted input a << 6 is wrap32(wrap32(a << 6) + bias_u)
@@ -63,6 +65,7 @@ class PyNeuroccLifModelBitAcc(PyLifModelBitAcc):
                                          fire_at_threshold=bool(s.get("fire_at_threshold", False)),
                                          multi_spike=bool(s.get("multi_spike", False)))
         self.bias_start = int(s.get("bias_start", 0))
+        self.period = int(s.get("period", 0))   # steps per sample when samples run back to back (0: one)
         bu = proc_params.get("bias_u", None)
         self.bias_u = None if bu is None else np.asarray(bu, np.int64)
 
@@ -71,7 +74,8 @@ class PyNeuroccLifModelBitAcc(PyLifModelBitAcc):
         self.scale_bias()
         if not self.isthrscaled:
             self.scale_threshold()
-        on = self.time_step > self.bias_start
+        step = (self.time_step - 1) % self.period + 1 if self.period else self.time_step
+        on = step > self.bias_start
         if not on:
             self.effective_bias = np.zeros_like(self.effective_bias)
         vth = np.asarray(self.effective_vth, np.int64)

@@ -13,6 +13,10 @@ For every run the worker builds the named processes of the net (one connected pa
 writes ``<run>_out.npz`` holding ``"<proc>/<var>"`` → int32 array ``(steps, *lava_shape)``, then
 ``<run>_status.json`` (``{"ok": true, "seconds": ...}`` or ``{"ok": false, "error": ...}``).
 Networks are loaded once and Lava is imported once for all runs, which amortises the start-up.
+The runs of one net's same processes and steps (the batch elements of a call) run back to back in
+one Lava runtime (:func:`run_series`: one compile and one set of processes per batch instead of
+per sample, the state Vars set back to their initial values between samples), each still with its
+own output and status files.
 
 A run with ``"kind": "netx"`` instead loads a lava-dl netx HDF5 file (``"file"``) with
 ``lava.lib.dl.netx.hdf5.Network`` (imported without torch: :func:`.shim.import_netx`), feeds the
@@ -46,10 +50,12 @@ from neurocc.backends.loihi.plan import (
     LProc,
     load_net,
 )
+from neurocc.backends.loihi.reuse import learn_models, model_map, restart, serial
 
 
-def _make(L: SimpleNamespace, p: LProc, data: dict[str, np.ndarray]) -> Any:
-    """Construct the Lava process for ``p`` (see :mod:`.lower` for the mapping)."""
+def _make(L: SimpleNamespace, p: LProc, data: dict[str, np.ndarray], period: int = 0) -> Any:
+    """Construct the Lava process for ``p`` (see :mod:`.lower` for the mapping); ``period``: the
+    steps per sample when several samples run one after another (:func:`run_series`)."""
     q, a = dict(p.params), p.arrays
     if p.kind == "source":
         return L.Source(data=data[p.name].astype(np.int32))
@@ -81,7 +87,7 @@ def _make(L: SimpleNamespace, p: LProc, data: dict[str, np.ndarray]) -> Any:
                                         **q["learning"], **per)
         if q.get("semantics"):  # soft reset, snnTorch's timings, v >= vth: neurocc's Lava process model
             return L.NeuroccLIF(shape=tuple(p.shape), bias_mant=a["bias_mant"], bias_exp=a["bias_exp"], name=p.name,
-                                semantics=q["semantics"], bias_u=a.get("bias_u"), **per)
+                                semantics={**q["semantics"], "period": int(period)}, bias_u=a.get("bias_u"), **per)
         if q.get("reset_interval"):   # netx's periodic reset: Lava's LIFReset (t mod T == offset mod T)
             return L.LIFReset(shape=tuple(p.shape), bias_mant=a["bias_mant"], bias_exp=a["bias_exp"], name=p.name,
                               reset_interval=q["reset_interval"], reset_offset=q["reset_offset"], **per)
@@ -96,12 +102,12 @@ def _port(obj: Any, port: str, ops: tuple) -> Any:
     return out
 
 
-def build(L: SimpleNamespace, net: LavaNet, names: list[str], data: dict[str, np.ndarray], steps: int
-          ) -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
-    """Create the processes ``names`` of ``net``, connect them, attach probes; return
-    (processes by name, recorder by (proc, var))."""
+def build(L: SimpleNamespace, net: LavaNet, names: list[str], data: dict[str, np.ndarray], steps: int,
+          period: int = 0) -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
+    """Create the processes ``names`` of ``net``, connect them, attach probes recording ``steps``
+    steps; return (processes by name, recorder by (proc, var))."""
     wanted = set(names)
-    objs = {p.name: _make(L, p, data) for p in net.procs if p.name in wanted}
+    objs = {p.name: _make(L, p, data, period) for p in net.procs if p.name in wanted}
     for c in net.conns:
         if c.src in wanted:
             _port(objs[c.src], c.src_port, c.ops).connect(getattr(objs[c.dst], c.dst_port))
@@ -120,14 +126,29 @@ def build(L: SimpleNamespace, net: LavaNet, names: list[str], data: dict[str, np
     return objs, recorders
 
 
-def run_one(L: SimpleNamespace, net: LavaNet, names: list[str], data: dict[str, np.ndarray], steps: int
-            ) -> dict[str, np.ndarray]:
-    """Build, run ``steps`` steps in fixed_pt, read every probe (time first), stop the runtime."""
-    objs, recorders = build(L, net, names, data, steps)
+def run_series(L: SimpleNamespace, net: LavaNet, names: list[str], datas: list[dict[str, np.ndarray]], steps: int
+               ) -> list[dict[str, np.ndarray]]:
+    """Run each sample of ``datas`` for ``steps`` steps in fixed_pt, one after another in ONE Lava
+    runtime (one compile, one set of processes: a fresh runtime costs 1-2x a digit's 67 steps), and
+    return each sample's probes (time first).
+
+    The samples are independent, as in separate runtimes: the sources hold the samples' data back
+    to back, the recorders record all ``len(datas) * steps`` steps, and before each sample after
+    the first every state Var (:data:`.reuse.STATE_VARS`: u, v, the synapses' one-step buffers) is set
+    back to its initial value; neurocc's neurons count their ``bias_start`` from each sample's
+    first step (``period``). Several samples need :func:`.reuse.serial` processes."""
+    n = len(datas)
+    data = {k: np.concatenate([d[k] for d in datas], axis=-1) for k in datas[0]}
+    objs, recorders = build(L, net, names, data, n * steps, period=steps if n > 1 else 0)
+    procs = [*objs.values(), *recorders.values()]
     first = objs[names[0]]
     first.run(condition=L.RunSteps(num_steps=steps),
-              run_cfg=L.Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=L.MODEL_MAP))
+              run_cfg=L.Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=model_map(L, procs)))
+    learn_models(procs)
     try:
+        for _ in range(1, n):
+            restart(net, objs)
+            first.run(condition=L.RunSteps(num_steps=steps))
         out = {}
         for (proc, var), rec in recorders.items():
             if var == "s":
@@ -137,10 +158,16 @@ def run_one(L: SimpleNamespace, net: LavaNet, names: list[str], data: dict[str, 
             out[f"{proc}/{var}"] = np.rint(arr).astype(np.int32) if arr.dtype.kind == "f" else arr.astype(np.int32)
         from neurocc.backends.loihi.plastic import read_weights
 
-        out.update(read_weights(net, objs))
-        return out
+        weights = read_weights(net, objs)
+        return [{**{k: v[i * steps:(i + 1) * steps] for k, v in out.items()}, **weights} for i in range(n)]
     finally:
         first.stop()
+
+
+def run_one(L: SimpleNamespace, net: LavaNet, names: list[str], data: dict[str, np.ndarray], steps: int
+            ) -> dict[str, np.ndarray]:
+    """Build, run ``steps`` steps in fixed_pt, read every probe (time first), stop the runtime."""
+    return run_series(L, net, names, [data], steps)[0]
 
 
 def run_netx(L: SimpleNamespace, hdf5: Any, job: Path, run: dict, data: dict[str, np.ndarray]
@@ -178,17 +205,36 @@ def run_netx(L: SimpleNamespace, hdf5: Any, job: Path, run: dict, data: dict[str
         net.stop()
 
 
-def _one(L: SimpleNamespace, job: Path, run: dict, nets: dict[str, LavaNet], netx: list) -> dict[str, np.ndarray]:
+def _load(job: Path, run: dict) -> dict[str, np.ndarray]:
     with np.load(job / run["data"], allow_pickle=False) as z:
-        data = {k: z[k] for k in z.files}
+        return {k: z[k] for k in z.files}
+
+
+def _groups(job: Path, runs: list[dict], nets: dict[str, LavaNet]) -> list[list[dict]]:
+    """The runs in groups that run back to back in one runtime (:func:`run_series`): the runs of
+    one net's same processes and steps (the batch elements of a call) when :func:`serial`; every
+    other run (netx, plastic, large) alone. Groups in the order of their first run."""
+    groups: dict[Any, list[dict]] = {}
+    for i, run in enumerate(runs):
+        key: Any = i
+        if run.get("kind") != "netx":
+            net = nets.get(run["net"]) or nets.setdefault(run["net"], load_net(job, run["net"]))
+            if serial(net, run["procs"]):
+                key = (run["net"], tuple(run["procs"]), int(run["steps"]))
+        groups.setdefault(key, []).append(run)
+    return list(groups.values())
+
+
+def _group(L: SimpleNamespace, job: Path, group: list[dict], nets: dict[str, LavaNet], netx: list
+           ) -> list[dict[str, np.ndarray]]:
+    run = group[0]
     if run.get("kind") == "netx":
         if not netx:
             from neurocc.backends.loihi.shim import import_netx
 
             netx.append(import_netx())
-        return run_netx(L, netx[0], job, run, data)
-    net = nets.get(run["net"]) or nets.setdefault(run["net"], load_net(job, run["net"]))
-    return run_one(L, net, run["procs"], data, int(run["steps"]))
+        return [run_netx(L, netx[0], job, run, _load(job, run))]
+    return run_series(L, nets[run["net"]], run["procs"], [_load(job, r) for r in group], int(run["steps"]))
 
 
 def _write_json(path: Path, doc: dict) -> None:
@@ -207,18 +253,21 @@ def run_job(L: SimpleNamespace, job: Path) -> int:
     nets: dict[str, LavaNet] = {}
     netx: list = []
     failed = 0
-    for run in manifest["runs"]:
+    for group in _groups(job, manifest["runs"], nets):
         t = time.perf_counter()
         try:
-            out = _one(L, job, run, nets, netx)
-            np.savez(job / f"{run['id']}_out.npz", **out)
-            status = {"ok": True, "seconds": time.perf_counter() - t}
+            outs = _group(L, job, group, nets, netx)
+            for run, out in zip(group, outs):
+                np.savez(job / f"{run['id']}_out.npz", **out)
+            status = {"ok": True, "seconds": (time.perf_counter() - t) / len(group)}
         except Exception:  # one failing run must not hide the others; the parent reports it
-            failed += 1
+            failed += len(group)
             status = {"ok": False, "error": traceback.format_exc()}
-            print(f"run {run['id']} failed:\n{status['error']}", file=sys.stderr, flush=True)
-        _write_json(job / f"{run['id']}_status.json", status)
-        print(f"run {run['id']}: {'ok' if status['ok'] else 'FAILED'} in {time.perf_counter() - t:.2f} s", flush=True)
+            print(f"run {group[0]['id']} failed:\n{status['error']}", file=sys.stderr, flush=True)
+        for run in group:
+            _write_json(job / f"{run['id']}_status.json", status)
+        ids = group[0]["id"] + (f" .. {group[-1]['id']} ({len(group)} back to back)" if len(group) > 1 else "")
+        print(f"run {ids}: {'ok' if status['ok'] else 'FAILED'} in {time.perf_counter() - t:.2f} s", flush=True)
     return 1 if failed else 0
 
 
