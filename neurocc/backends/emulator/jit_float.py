@@ -19,35 +19,24 @@ Compilation is lazy (first call) and cached on disk (``cache=True``), as :mod:`.
 """
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
+
+from neurocc.backends.emulator.jit import active as _active
 
 
 @njit(cache=True, nogil=True)
 def active(x):
     """(cols, bounds, binary): column indices of the non-zeros of ``x`` (R, in), row by row
-    (row r's are ``cols[bounds[r]:bounds[r + 1]]``), and whether every non-zero is exactly 1
-    (spikes). Branch-free, as :func:`.jit.active`."""
+    (row r's are ``cols[bounds[r]:bounds[r + 1]]``, :func:`.jit.active`), and whether every
+    non-zero is exactly 1 (spikes)."""
+    cols, bounds = _active(x)
     R, n = x.shape
-    bounds = np.zeros(R + 1, np.int64)
     ones = 0
     for r in range(R):
-        c = 0
-        o = 0
         xr = x[r]
         for j in range(n):
-            c += xr[j] != 0
-            o += xr[j] == 1
-        bounds[r + 1] = bounds[r] + c
-        ones += o
-    cols = np.empty(bounds[R] + 1, np.int64)
-    for r in range(R):
-        p = bounds[r]
-        xr = x[r]
-        for j in range(n):
-            cols[p] = j
-            p += xr[j] != 0
-    return cols[:bounds[R]], bounds, ones == bounds[R]
+            ones += xr[j] == 1
+    return cols, bounds, ones == bounds[R]
 
 
 @njit(cache=True, nogil=True)
