@@ -20,17 +20,29 @@ def nir_paper() -> Path:
     return LOCAL_FIXTURES
 
 
-@pytest.fixture(scope="session")
-def ca3():
-    """examples/ca3_memory.py as a module (the CA3 memory built with neurocc's API)."""
+def example_module(stem: str):
+    """examples/<stem>.py imported as a module (registered in sys.modules: its frozen
+    dataclasses look their module up)."""
     import importlib.util
     import sys
 
-    spec = importlib.util.spec_from_file_location("ca3_memory", REPO / "examples" / "ca3_memory.py")
+    spec = importlib.util.spec_from_file_location(stem, REPO / "examples" / f"{stem}.py")
     mod = importlib.util.module_from_spec(spec)
-    sys.modules["ca3_memory"] = mod   # its frozen dataclasses look their module up
+    sys.modules[stem] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+@pytest.fixture(scope="session")
+def ca3():
+    """examples/ca3_memory.py as a module (the CA3 memory built with neurocc's API)."""
+    return example_module("ca3_memory")
+
+
+@pytest.fixture(scope="session")
+def rstdp():
+    """examples/reward_stdp.py as a module (reward-modulated STDP built with neurocc's API)."""
+    return example_module("reward_stdp")
 
 
 @pytest.fixture(scope="session")

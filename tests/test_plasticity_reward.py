@@ -130,17 +130,6 @@ def test_reward_input_is_checked_and_saved(tmp_path):
     assert a.weights["syn/w"][0, 0, 0] > 100 and np.array_equal(a.weights["syn/w"], b.weights["syn/w"])
 
 
-@pytest.fixture(scope="module")
-def rstdp():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("reward_stdp_example", ROOT / "examples" / "reward_stdp.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["reward_stdp_example"] = mod   # its frozen dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_rewarded_pattern_is_preferred_on_the_emulator(rstdp):
     from neurocc.backends.emulator import run as emulate
 
