@@ -110,10 +110,10 @@ def random_net(seed: int, edge: bool) -> tuple[list[dict], np.ndarray]:
     return layers, x
 
 
-def mismatches(layers, x, graph=None) -> int:
+def mismatches(layers, x, graph=None, kernels: str = "auto") -> int:
     want = lava_oracle(layers, x)
     g = graph or build_graph(layers, x.shape[1])
-    got = simulate(g, {"input": x[:, None]}, record=True).traces
+    got = simulate(g, {"input": x[:, None]}, record=True, kernels=kernels).traces
     bad = 0
     for k, w in enumerate(want):
         bad += int(np.sum(got[f"l{k}/out"][:, 0] != w["s"]))
@@ -132,7 +132,9 @@ MUTANT_SEEDS = (0, 2, 4)
 
 
 def _total(seeds=MUTANT_SEEDS) -> int:
-    return sum(mismatches(*random_net(s, edge=False)) for s in seeds)
+    """Mismatches on the numpy kernels, where the mutated numerics functions run (``auto`` may
+    switch to the compiled kernels once the process has spent a while in numpy: order-dependent)."""
+    return sum(mismatches(*random_net(s, edge=False), kernels="numpy") for s in seeds)
 
 
 def test_mutant_du_instead_of_du_plus_1(monkeypatch):

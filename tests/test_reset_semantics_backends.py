@@ -162,8 +162,12 @@ def test_edge_cpu_f32_reproduces_the_reference_with_the_new_semantics(tmp_path: 
     from sinabs.activation import SingleSpike
 
     torch.manual_seed(1)
-    sin = nn.Sequential(nn.Linear(12, 16), sinabs.IAF(spike_fn=SingleSpike, min_v_mem=-0.5), nn.Linear(16, 5),
-                        sinabs.LIF(tau_mem=6.0, spike_fn=SingleSpike, norm_input=False))
+    # own threshold tensors: Sinabs' default spike_threshold is one tensor shared by every layer
+    # built without one, and the p.mul_ below would double it for the rest of the process
+    sin = nn.Sequential(nn.Linear(12, 16), sinabs.IAF(spike_fn=SingleSpike, min_v_mem=-0.5,
+                                                      spike_threshold=torch.tensor(1.0)), nn.Linear(16, 5),
+                        sinabs.LIF(tau_mem=6.0, spike_fn=SingleSpike, norm_input=False,
+                                   spike_threshold=torch.tensor(1.0)))
     with torch.no_grad():
         for p in sin.parameters():
             p.mul_(2.0)
