@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -102,10 +101,10 @@ def main() -> None:
     ap.add_argument("--qs", default="neurocc-quickstart-bench")
     ap.add_argument("--seeds", type=int, default=3)
     args = ap.parse_args()
-    qs = Path(args.qs)
-    if not (qs / "data" / "test.npz").is_file():
-        subprocess.run([sys.executable, "-m", "neurocc", "quickstart", "--only", "emulator,edge-cpu", "--out", str(qs)],
-                       check=True, stdout=subprocess.DEVNULL)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_quickstart_eval import quickstart_folder
+
+    qs = quickstart_folder(Path(args.qs))
     digits(qs)
     networks(args.seeds)
 

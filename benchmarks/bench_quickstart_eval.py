@@ -35,15 +35,20 @@ def best(f, reps: int) -> float:
     return min(ts)
 
 
+def quickstart_folder(qs: Path) -> Path:
+    """``qs``, made by ``neurocc quickstart --only emulator,edge-cpu`` unless it holds the digits."""
+    if not (qs / "data" / "test.npz").is_file():
+        subprocess.run([sys.executable, "-m", "neurocc", "quickstart", "--only", "emulator,edge-cpu", "--out", str(qs)],
+                       check=True, stdout=subprocess.DEVNULL)
+    return qs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--qs", default="neurocc-quickstart-bench")
     ap.add_argument("--reps", type=int, default=5)
     args = ap.parse_args()
-    qs = Path(args.qs)
-    if not (qs / "data" / "test.npz").is_file():
-        subprocess.run([sys.executable, "-m", "neurocc", "quickstart", "--only", "emulator,edge-cpu", "--out", str(qs)],
-                       check=True, stdout=subprocess.DEVNULL)
+    qs = quickstart_folder(Path(args.qs))
     import neurocc
     from neurocc.backends.emulator import prepare, simulate
     from neurocc.ir.encoding import encode
