@@ -10,24 +10,31 @@ converted with 64 timesteps, compiled for ``emulator`` (emulator path), ``loihi2
   worker actors' start (artifact shipped, loaded, sessions opened) with the first no-op round trip;
 * ``per-task overhead``: ``--tasks`` no-op tasks (``operator.is_``) through the same scheduler as
   the real work (one task per free actor, results back in order), wall / tasks;
-* per path, ``--samples`` test digits (default all 450; the emulator: always all): ``evaluate(workers=1)``
-  (in this process, one batch, no Ray) and ``evaluate(workers=2)`` (the Ray instance above, already
-  running; fresh actors per call, as a command starts them; batches of ``ceil(n / 8)``,
-  ``ceil(n / 4)`` on Lava, ``ceil(n / 2)`` on NEST), 1 and 2 workers interleaved ``--reps`` times
-  (best of each kept; every pair printed with the load average before it); results checked identical.
+* per path, at ``n/2`` and ``n`` samples (``--samples``, default all 450; the emulator: always
+  all): ``evaluate(workers=1)`` (in this process, one batch, no Ray) and ``evaluate(workers=2)``
+  (the Ray instance above, already running, as in the quickstart; fresh actors per call, as a
+  command starts them; batches of ``ceil(n / 8)``, ``ceil(n / 4)`` on Lava, ``ceil(n / 2)`` on
+  NEST), 1 and 2 workers interleaved ``--reps`` times (best of each kept; every pair printed with
+  the load average before it); results checked identical.
 
-The scaling model printed at the end: with ``N`` workers, ``n`` samples of ``t_s`` seconds each
-(the 1-worker time / n), ``k`` batches each costing Ray's per-task overhead ``o`` plus the
-backend's own per-batch cost ``c_task`` (measured: ``(2 * T_2workers - T_1worker) / k``, i.e. what
-the 2-worker run spent beyond the samples: a simulator import per batch, worker start, and the
-machine's load), and a start cost ``T0`` (Ray start + actor start):
-``T(N) = T0 + (n * t_s + k * (o + c_task)) / N`` for ``N`` up to ``k`` (one task per worker at a
-time; a batch's samples run one after another in its worker). ``cores busy``: CPU seconds of the
-1-worker run (this process and its Lava/NEST processes) per wall second; on 2 cores the 2-worker
-speedup cannot exceed ``2 / cores busy`` (one Lava worker is itself ~10 processes working in
-parallel). ``CPU ceiling``: measured before each pair, a pure-Python CPU loop run once alone and
-twice at once, ``2 * T_alone / T_both``: the speedup the machine has room for at that moment (2.0
-on two free cores, ~1.0 while other jobs fill one); read every speedup against it.
+Two speedups are printed: **at n** (end to end: the 2-worker run includes its actors' start, its
+backends' set-up per batch and the actors' end; ``ray.init`` is printed apart, paid once per
+command or quickstart) and **marginal** (the slope between ``n/2`` and ``n``: seconds per extra
+sample, 1 worker over 2 workers: the throughput a large test set sees once every worker runs).
+``cores busy``: the machine's busy CPU seconds (``/proc/stat``, every process) per wall second of
+the 1-worker run: on 2 cores the 2-worker speedup cannot exceed ``2 / cores busy`` at equal CPU
+per sample (one Lava worker is itself ~10 processes working in parallel). ``CPU ceiling``:
+measured before each rep, a pure-Python CPU loop run once alone and twice at once, ``2 * T_alone /
+T_both``: the speedup the machine has room for at that moment (2.0 on two free cores, ~1.0 while
+other jobs fill one); read every speedup against it.
+
+The scaling model printed at the end: with ``N`` workers, ``n`` samples, ``t_w`` seconds per
+sample per worker while every core is busy (twice the 2-worker marginal cost), ``k`` batches each
+costing Ray's per-task overhead ``o`` plus the backend's own per-batch set-up ``c_task`` (from the
+2-worker fixed cost, less the actors' start), and a start cost ``T0`` (``ray.init`` + actor
+start): ``T(N) = T0 + (n * t_w + k * (o + c_task)) / N`` for ``N`` up to ``k`` (one task per
+worker at a time, one worker per core), against one worker's ``n * t_1`` (its marginal cost per
+sample).
 
 The load average counts runnable processes, and one Lava run is ~10 of them (a process per Lava
 process), so during the Lava rows it also shows this benchmark's own processes; the value printed
@@ -58,12 +65,14 @@ def timed(f):  # type: ignore[no-untyped-def]
     return time.perf_counter() - t, value
 
 
-def cpu_s() -> float:
-    """CPU seconds of this process and its finished children (Lava's and NEST's processes)."""
-    import resource
-
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+def machine_cpu() -> tuple[float, float]:
+    """(busy, idle) CPU seconds of the whole machine so far (``/proc/stat``: user + nice + system +
+    irq + softirq, and idle + iowait): counts every process, the Lava and NEST workers' own
+    subprocesses included (``getrusage`` misses a child still running or not yet waited for)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat") as f:
+        v = [int(t) for t in f.readline().split()[1:]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6]) / ticks, (v[3] + v[4]) / ticks
 
 
 _SPIN = "sum(range(15 * 10**7))"  # ~3.5 s of pure-Python CPU work, no I/O, no memory traffic (a 1-s loop
@@ -122,44 +131,51 @@ def main() -> None:
     rows, lines = [], []
     for backend, name in [p for p in PATHS if p[0] in args.paths.split(",")]:
         n = len(x) if backend == "emulator" else min(args.samples, len(x))
-        data = {"x": x[:n], "y": y[:n]}
+        sizes = (n // 2, n)
         art = qs / "artifacts" / name
-        t1 = t2 = math.inf
-        same, loads, ceilings = True, [], []
+        best: dict[tuple[int, int], float] = {}
+        same, loads, ceilings, cores = True, [], [], []
         for rep in range(args.reps):
             load, ceiling = os.getloadavg()[0], cpu_ceiling()
-            c0 = cpu_s()
-            d1, r1 = timed(lambda a=art, d=data, b=backend: evaluate(a, d, b, workers=1))
-            cores = (cpu_s() - c0) / d1
-            d2, r2 = timed(lambda a=art, d=data, b=backend: evaluate(a, d, b, workers=2))
-            t1, t2 = min(t1, d1), min(t2, d2)
-            same, loads, ceilings = same and r1 == r2, loads + [load], ceilings + [ceiling]
-            print(f"  {backend} pair {rep + 1}: load {load:.2f} before, CPU ceiling {ceiling:.2f}x; 1 worker {d1:.2f} s, "
-                  f"2 workers {d2:.2f} s ({d1 / d2:.2f}x)", file=sys.stderr, flush=True)
+            for m in sizes:
+                data = {"x": x[:m], "y": y[:m]}
+                b0 = machine_cpu()[0]
+                d1, r1 = timed(lambda a=art, d=data, b=backend: evaluate(a, d, b, workers=1))
+                cores.append((machine_cpu()[0] - b0) / d1)
+                d2, r2 = timed(lambda a=art, d=data, b=backend: evaluate(a, d, b, workers=2))
+                best[(1, m)], best[(2, m)] = min(best.get((1, m), math.inf), d1), min(best.get((2, m), math.inf), d2)
+                same = same and r1 == r2
+                print(f"  {backend} rep {rep + 1}, {m} samples: load {load:.2f} before, CPU ceiling {ceiling:.2f}x; "
+                      f"1 worker {d1:.2f} s, 2 workers {d2:.2f} s ({d1 / d2:.2f}x)", file=sys.stderr, flush=True)
+            loads, ceilings = loads + [load], ceilings + [ceiling]
+        t1, t2 = best[(1, n)], best[(2, n)]
+        s1, s2 = [(best[(w, n)] - best[(w, sizes[0])]) / (n - sizes[0]) for w in (1, 2)]   # marginal s/sample
+        a2 = best[(2, n)] - n * s2                                                        # 2 workers' fixed cost
         k = len(chunks(n, Layout(2), None, [backend]))
-        c_task = max(0.0, (2 * t2 - t1) / k)   # work per task beyond the samples' own (imports, set-up)
-        rows.append((backend, n, t1 / n, c_task))
-        lines.append(f"| {backend} | {name} | {n} | {t1:.2f} | {cores:.2f} | {t2:.2f} | **{t1 / t2:.2f}x** | "
-                     f"{t1 / n:.4f} | {k} | {c_task:.2f} | {'yes' if same else 'NO'} | "
-                     f"{min(loads):.1f}-{max(loads):.1f} | {min(ceilings):.2f}-{max(ceilings):.2f}x |")
+        c_task = max(0.0, 2 * (a2 - t_first) / k)   # per batch: a backend's set-up (imports, compile, start)
+        rows.append((backend, s1, 2 * s2, c_task))
+        lines.append(f"| {backend} | {name} | {n} | {t1:.2f} | {max(cores):.2f} | {t2:.2f} | {t2 + t_init:.2f} | "
+                     f"**{t1 / t2:.2f}x** | {s1 * 1e3:.1f} | {s2 * 1e3:.1f} | **{s1 / s2:.2f}x** | {a2:.1f} | "
+                     f"{'yes' if same else 'NO'} | {min(loads):.1f}-{max(loads):.1f} | "
+                     f"{min(ceilings):.2f}-{max(ceilings):.2f}x |")
     print(f"load average {os.getloadavg()[0]:.2f} at end\n")
-    print(f"best of {args.reps} interleaved pairs (1 worker in-process, then 2 Ray workers):")
-    print("| path | artifact | samples | 1 worker s | cores busy (1 worker) | 2 workers s | speedup | 1-worker s/sample "
-          "| tasks | c_task s | identical | load before | CPU ceiling |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print(f"best of {args.reps} interleaved pairs (1 worker in-process, then 2 Ray workers) at n/2 and n samples:")
+    print("| path | artifact | n | 1 worker s | cores busy, 1 worker | 2 workers s | 2 workers + ray.init s | "
+          "speedup at n | marginal ms/sample, 1 worker | marginal ms/sample, 2 workers | marginal speedup | "
+          "2-worker fixed cost s | identical | load before | CPU ceiling |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(lines))
     t0 = t_init + t_first
-    print(f"\nscaling model T(N) = T0 + (n*t_s + k*(o + c_task))/N, T0 = {t0:.1f} s (Ray + actors), o = "
+    print(f"\nscaling model T(N) = T0 + (n*t_w + k*(o + c_task))/N, T0 = {t0:.1f} s (Ray + actors), o = "
           f"{o_task * 1e3:.1f} ms; predicted speedup over 1 worker (no Ray) for 10,000 samples, batches of b:")
-    print("| path | t_s s | c_task s | b | N=2 | N=8 | N=32 | N=128 |")
+    print("| path | t_w s | c_task s | b | N=2 | N=8 | N=32 | N=128 |")
     print("|---|---|---|---|---|---|---|---|")
-    for backend, _, t_s, c_task in rows:
+    for backend, s1, t_w, c_task in rows:
         n = 10_000
         for b in (32, 256):
             k = math.ceil(n / b)
-            ser = n * t_s
-            cells = [f"{ser / (t0 + (ser + k * (o_task + c_task)) / min(w, k)):.1f}x" for w in (2, 8, 32, 128)]
-            print(f"| {backend} | {t_s:.4f} | {c_task:.2f} | {b} | " + " | ".join(cells) + " |")
+            cells = [f"{n * s1 / (t0 + (n * t_w + k * (o_task + c_task)) / min(w, k)):.1f}x" for w in (2, 8, 32, 128)]
+            print(f"| {backend} | {t_w:.4f} | {c_task:.2f} | {b} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
