@@ -78,7 +78,8 @@ def search(graph: Graph, tgt: Target, budget: float, *, calibration: Any, dt: fl
     shared = runner.share({"graph": graph, "tgt": tgt, "budget": budget, "stats": stats, "per_channel": per_channel,
                            "kw": {"dt": dt, "method": method, "calibration": preload(calibration),
                                   "encoding": encoding}})
-    runs = runner.first(_configuration, shared, steps, lambda r: r["found"] is not None)
+    runs = runner.first(_configuration, shared, steps, lambda r: r["found"] is not None,
+                        [f"at {t} timesteps" if t else "at the data's timesteps" for t in steps])
     trials = [doc for r in runs for doc in r["trials"]]
     if runs[-1]["found"] is None:
         raise _unmet(graph, budget, trials)
@@ -120,7 +121,7 @@ def _lower_bits(prep: Any, budget: float, trials: list[dict[str, Any]], pc: bool
     last = None
     for layer in (n for n in g.order() if isinstance(g.nodes[n], NEURON_TYPES)):
         runs = runner.first(_bits_trial, shared, [{**bits, layer: b} for b in BIT_STEPS],
-                            lambda r: r[1] > budget)
+                            lambda r: r[1] > budget, [f"with layer '{layer}' at {b}-bit weights" for b in BIT_STEPS])
         for (c, loss, doc), b in zip(runs, BIT_STEPS):
             trials.append(doc)
             if loss <= budget:
@@ -162,7 +163,8 @@ def fraction_search(trial: Any, shared: Any, fractions: tuple[float, ...], budge
     if not math.isfinite(budget) or budget < 0:
         raise InputError(f"accuracy budget {budget} is not a number of points >= 0", where="--accuracy-budget",
                          fix="pass e.g. --accuracy-budget 1 (one percentage point)")
-    runs = (runner or InProcess()).first(trial, shared, fractions, lambda t: t["loss"] <= budget)
+    runs = (runner or InProcess()).first(trial, shared, fractions, lambda t: t["loss"] <= budget,
+                                         [f"at threshold fraction {f:g}" for f in fractions])
     trials = [{"threshold_fraction": f, "loss_points": round(t["loss"], 4), "within": t["loss"] <= budget}
               for f, t in zip(fractions, runs)]
     t, f = runs[-1], fractions[len(runs) - 1]

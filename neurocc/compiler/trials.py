@@ -10,7 +10,8 @@ writes the same artifact and report, with 1 or N workers.
 
 ``fn`` is a module-level function (pickled by reference) and must be deterministic;
 ``shared`` is what every item needs (a float model, calibration data): :meth:`Runner.share`
-sends it to the workers once (``ray.put``) and returns the handle to pass as ``shared``.
+sends it to the workers once (``ray.put``) and returns the handle to pass as ``shared``;
+``labels`` name the items in errors (a worker that died on one).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ class Runner(Protocol):
     def share(self, obj: Any) -> Any: ...
 
     def first(self, fn: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any],
-              stop: Callable[[Any], bool]) -> list[Any]: ...
+              stop: Callable[[Any], bool], labels: Sequence[str] | None = None) -> list[Any]: ...
 
 
 class InProcess:
@@ -36,7 +37,7 @@ class InProcess:
         return obj
 
     def first(self, fn: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any],
-              stop: Callable[[Any], bool]) -> list[Any]:
+              stop: Callable[[Any], bool], labels: Sequence[str] | None = None) -> list[Any]:
         out = []
         for item in items:
             out.append(fn(shared, item))

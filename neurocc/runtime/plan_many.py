@@ -39,7 +39,9 @@ def plan_models(models: Sequence[Any], targets: Sequence[Any], *, workers: int |
             options = {**options, "calibration": preload(options["calibration"])}
         shared = runner.share(options)
         pairs = [(_portable(m), t) for m in models for t in targets]
-        rows = runner.first(_plan_pair, shared, pairs, never)
+        rows = runner.first(_plan_pair, shared, pairs, never,
+                            [f"of model {i + 1} ({_name(m)}) for target '{t.name}'" for i, m in enumerate(models)
+                             for t in targets])
     per = len(targets)
     return [[r for pair in rows[i * per:(i + 1) * per] for r in pair] for i in range(len(models))]
 
@@ -48,6 +50,10 @@ def _portable(model: Any) -> Any:
     """An existing path as an absolute path (Ray workers may run in another folder); other models
     (a Graph, ``pkg.module:factory``) as they are."""
     return Path(model).resolve() if isinstance(model, (str, Path)) and Path(model).exists() else model
+
+
+def _name(model: Any) -> str:
+    return str(model) if isinstance(model, (str, Path)) else getattr(model, "name", type(model).__name__)
 
 
 def _plan_pair(options: dict[str, Any], pair: tuple[Any, Any]) -> list[Any]:

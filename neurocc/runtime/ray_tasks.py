@@ -77,11 +77,12 @@ class RayTasks:
         return self._start().put(obj)
 
     def first(self, fn: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any],
-              stop: Callable[[Any], bool]) -> list[Any]:
+              stop: Callable[[Any], bool], labels: Sequence[str] | None = None) -> list[Any]:
         ray = self._start()
         base, self._next = self._next, self._next + len(items)
-        tasks = [TrialTask(base + i, self.what, i, i + 1, label=f"{self.what} {i + 1} of {len(items)} "
-                           f"(task {base + i})") for i in range(len(items))]
+        labels = labels or [f"{i + 1} of {len(items)}" for i in range(len(items))]
+        tasks = [TrialTask(base + i, self.what, i, i + 1, label=f"{self.what} {label}")
+                 for i, label in enumerate(labels)]
         outcome = _Outcomes(len(items), stop)
         spec = os.environ.get(FAULT_ENV) or None
         cpus = int(ray.cluster_resources().get("CPU", 1))
@@ -102,8 +103,8 @@ class RayTasks:
                 if died is not None:
                     from neurocc.runtime.ray_pool import _died
 
-                    value = _died(tasks[i], died, fix=f"compile with --workers 1 to see the {self.what}'s own "
-                                                      "error; a worker killed for memory needs fewer workers")
+                    value = _died(tasks[i], died, fix=f"run the command with --workers 1 to see the {self.what}'s "
+                                                      "own error; a worker killed for memory needs fewer workers")
                 outcome.set(i, value)
         finally:
             for ref in running:   # speculative trials the loop would not have run, or the rest after an error
