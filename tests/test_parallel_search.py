@@ -76,8 +76,8 @@ def test_budget_search_same_artifact_for_1_and_2_workers(digits: dict, sequentia
     assert any(t["phase"] == 2 and not t["within"] for t in doc["trials"])                # phase 2 stopped a layer
     two = _files(_compile(digits, tmp_path / "b", workers=2))
     assert sorted(two) == sorted(sequential)
-    for name in sequential:
-        assert two[name] == sequential[name], name
+    for name, data in sequential.items():
+        assert two[name] == data, name
     # an unreachable budget fails with the same trials listed
     msgs = []
     for w in (1, 2):
@@ -152,9 +152,9 @@ def test_bad_worker_counts_are_clear_errors(digits: dict, tmp_path: Path, capsys
         assert exit_.value.code == 2
         assert "is not a positive integer" in capsys.readouterr().err
     for bad in (0, -1, 1.5, "2", True):
-        with pytest.raises(InputError, match="workers must be a positive integer") as err:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                _compile(digits, tmp_path / "never", workers=bad)   # type: ignore[arg-type]
+        with pytest.raises(InputError, match="workers must be a positive integer") as err, \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _compile(digits, tmp_path / "never", workers=bad)   # type: ignore[arg-type]
         assert err.value.where == "--workers"
     assert not (tmp_path / "never").exists()

@@ -18,9 +18,9 @@ import dataclasses
 import hashlib
 import types
 from collections.abc import Iterable, Mapping
-from typing import Any
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
