@@ -141,6 +141,32 @@ def test_plan_many_models_same_for_1_and_2_workers(digits: dict, sequential: dic
     assert f"\n\n{art}:\n" in texts[0]
 
 
+def test_cli_compile_with_2_workers_writes_the_same_artifact(digits: dict, tmp_path: Path) -> None:
+    """The real CLI with its own Ray (`compile --accuracy-budget 2 --workers 2`) writes the artifact
+    that `--workers 1` writes, file by file, and keeps Ray's messages (a cancelled speculative
+    trial, the raylet's) off the terminal."""
+    import os
+    import subprocess
+    import sys
+
+    model = tmp_path / "mlp.pt2"
+    torch.export.save(torch.export.export(digits["net"], (torch.zeros(1, 64),)), model)
+    np.savez(tmp_path / "cal.npz", **digits["cal"])
+    args = [str(model), "--target", "edge-cpu", "--calibration", str(tmp_path / "cal.npz"), "--timesteps", "4",
+            "--accuracy-budget", "2", "--no-source-check"]
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.run([sys.executable, "-m", "neurocc", "compile", *args, "-o", str(tmp_path / "two"),
+                           "--workers", "2"], check=False, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    for noise in ("Unhandled error", "Traceback", "raylet", "TaskCancelled"):
+        assert noise not in proc.stderr + proc.stdout, noise
+    from neurocc.cli import main
+
+    assert main(["compile", *args, "-o", str(tmp_path / "one"), "--workers", "1"]) == 0
+    assert _files(tmp_path / "two") == _files(tmp_path / "one")
+
+
 def test_bad_worker_counts_are_clear_errors(digits: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
                                             ) -> None:
     from neurocc.cli import main

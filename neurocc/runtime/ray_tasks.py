@@ -30,6 +30,8 @@ from neurocc.runtime.parallel import FAULT_ENV, Layout, Task, resolve_workers
 
 __all__ = ["RayTasks", "runner_for"]
 
+CANCEL_WAIT_S = 10.0   # seconds a cancelled task may take to stop at the end, before it is ended by force
+
 
 @dataclass(frozen=True)
 class TrialTask(Task):
@@ -58,12 +60,34 @@ class RayTasks:
         self._ray: Any = None
         self._remote: Any = None
         self._next = 0            # task index of the next item (NEUROCC_TEST_FAULT counts these)
+        self._cancelled: list[Any] = []   # refs of cancelled tasks, until their end is collected
 
     def __enter__(self) -> RayTasks:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stack.close()
+        try:
+            if self._ray is not None and exc[0] is None:
+                self._collect(CANCEL_WAIT_S)
+        finally:
+            self._stack.close()
+
+    def _collect(self, timeout: float) -> None:
+        """Collect the end of cancelled tasks (Ray logs an "Unhandled error" on the terminal for a
+        failed task whose result nobody read); after ``timeout`` s the rest are ended by force."""
+        if not self._cancelled:
+            return
+        ray = self._ray
+        done, self._cancelled = ray.wait(self._cancelled, num_returns=len(self._cancelled), timeout=timeout)
+        if self._cancelled and timeout:
+            for ref in self._cancelled:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+            more, _ = ray.wait(self._cancelled, num_returns=len(self._cancelled), timeout=timeout)
+            done, self._cancelled = done + more, []
+        for ref in done:
+            with contextlib.suppress(Exception):
+                ray.get(ref)
 
     def _start(self) -> Any:
         if self._ray is None:
@@ -110,6 +134,8 @@ class RayTasks:
             for ref in running:   # speculative trials the loop would not have run, or the rest after an error
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=False)
+            self._cancelled += list(running)
+            self._collect(0)
         return outcome.results()
 
 
