@@ -185,8 +185,8 @@ def _args_compile(p: argparse.ArgumentParser) -> None:
                         "calibrated for a spiking model with --calibration, else nearest")
     _compile_conversion_flags(p)
     _workers_flags(p, "Ray workers running the --accuracy-budget search's trials in parallel (default 1: in this "
-                      "process, no Ray; Ray's start costs ~3 s, worth it when a trial takes seconds); the "
-                      "artifact is the same for any number")
+                      "process, no Ray; Ray's start costs 2-5 s, worth it when trials take seconds and cores are "
+                      "idle); the artifact is the same for any number")
 
 
 def _compile_conversion_flags(p: argparse.ArgumentParser) -> None:
@@ -282,7 +282,7 @@ def _args_plan(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="TEST.npz", help="with an artifact DIR: measure the activity on these samples "
                                                       "on the emulator's run of the integer network")
     _workers_flags(p, "Ray workers planning the (model, target) pairs in parallel (default 1: in this process, no "
-                      "Ray; Ray's start costs ~3 s); the report is the same for any number")
+                      "Ray; Ray's start costs 2-5 s); the report is the same for any number")
 
 
 def _args_deploy(p: argparse.ArgumentParser) -> None:
