@@ -114,7 +114,7 @@ def compile(model: Any, target: "str | Target" = "loihi2", out_dir: str | Path |
             dt: float | None = None, calibration: Any = None, timesteps: int | None = None,
             accuracy_budget: float | None = None, targets_file: str | Path | None = None,
             source: Any = None, check_source: bool = True, allow_source_mismatch: bool = False,
-            **load_kw: Any) -> Any:
+            workers: int | None = None, ray_address: str | None = None, **load_kw: Any) -> Any:
     """Compile ``model`` for ``target`` into the artifact directory ``out_dir`` (``neurocc compile``).
 
     ``out_dir`` defaults to ``out/<graph name>-<target>``; ``dt`` overrides the target's step.
@@ -123,7 +123,9 @@ def compile(model: Any, target: "str | Target" = "loihi2", out_dir: str | Path |
     needs it: it is converted to a spiking network), time-major ``(steps, samples, *shape)`` for
     a spiking model. ``timesteps``: steps per sample (ANN default 64). ``accuracy_budget``:
     points of calibration accuracy the emulator may lose against the float model; per-layer
-    weight bits and timesteps are searched to stay within it. Other keywords: ``per_channel``,
+    weight bits and timesteps are searched to stay within it; ``workers``/``ray_address``: its trials
+    run as Ray tasks (default 1: in this process; the same artifact for any number,
+    docs/user-guide.md#parallel-runs). Other keywords: ``per_channel``,
     ``method``, ``encoding``, ``stats``, ``bias_from_step_zero`` (loihi2: biases act from step 0,
     not with each layer's delayed input, so that lava-dl netx can express them and ``network.net``
     is written; the first steps then differ from the trained model) (to the pipeline) and the
@@ -152,8 +154,11 @@ def compile(model: Any, target: "str | Target" = "loihi2", out_dir: str | Path |
         hook = feature("neurocc.runtime.source", "compile_check", "the source check")
         compile_kw["source_check"] = hook(_open_source(src, load_kw), allow_mismatch=allow_source_mismatch,
                                           echo=compile_kw.get("echo"))
-    return compile_model(graph, tgt, out, dt=dt, calibration=calibration, timesteps=timesteps,
-                         accuracy_budget=accuracy_budget, targets_file=targets_file, **compile_kw)
+    runner_for = feature("neurocc.runtime.ray_tasks", "runner_for", "parallel search trials (--workers)")
+    with runner_for(workers, ray_address, "accuracy-budget trial") as runner:
+        return compile_model(graph, tgt, out, dt=dt, calibration=calibration, timesteps=timesteps,
+                             accuracy_budget=accuracy_budget, targets_file=targets_file, runner=runner,
+                             **compile_kw)
 
 
 def _check_options(timesteps: Any, method: Any) -> None:

@@ -184,6 +184,9 @@ def _args_compile(p: argparse.ArgumentParser) -> None:
                         "input-current error on the calibration data (needs --calibration); auto (default): "
                         "calibrated for a spiking model with --calibration, else nearest")
     _compile_conversion_flags(p)
+    _workers_flags(p, "Ray workers running the --accuracy-budget search's trials in parallel (default 1: in this "
+                      "process, no Ray; Ray's start costs 2-5 s, worth it when trials take seconds and cores are "
+                      "idle); the artifact is the same for any number")
 
 
 def _compile_conversion_flags(p: argparse.ArgumentParser) -> None:
@@ -265,6 +268,8 @@ def _args_evaluate(p: argparse.ArgumentParser) -> None:
 
 
 def _args_plan(p: argparse.ArgumentParser) -> None:
+    p.add_argument("more_models", nargs="*", metavar="MODEL",
+                   help="more models (or artifact DIRs) to plan, each reported in turn")
     p.add_argument("--target", type=_names, metavar="a,b", help="targets to plan for (default: all)")
     p.add_argument("--steps", type=_positive_int, metavar="N", help="steps per inference (default 100, or the "
                                                                    "artifact's / calibration data's)")
@@ -276,6 +281,8 @@ def _args_plan(p: argparse.ArgumentParser) -> None:
                                                                         "latency; NIR files carry no dt)")
     p.add_argument("--data", metavar="TEST.npz", help="with an artifact DIR: measure the activity on these samples "
                                                       "on the emulator's run of the integer network")
+    _workers_flags(p, "Ray workers planning the (model, target) pairs in parallel (default 1: in this process, no "
+                      "Ray; Ray's start costs 2-5 s); the report is the same for any number")
 
 
 def _args_deploy(p: argparse.ArgumentParser) -> None:
@@ -296,10 +303,11 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         adder(p)
 
 
-def _workers_flags(p: argparse.ArgumentParser) -> None:
+def _workers_flags(p: argparse.ArgumentParser, workers_help: str | None = None) -> None:
     p.add_argument("--workers", type=_positive_int, metavar="N",
-                   help="Ray workers running sample batches in parallel (1: in this process, no Ray; default: "
-                        "the machine's cores for loihi and spinnaker, 1 for the software backends)")
+                   help=workers_help or "Ray workers running sample batches in parallel (1: in this process, no Ray; "
+                                        "default: the machine's cores for loihi and spinnaker, 1 for the software "
+                                        "backends)")
     p.add_argument("--ray-address", metavar="ADDR",
                    help="join this Ray cluster (default: $RAY_ADDRESS, else a local Ray started for the command)")
 

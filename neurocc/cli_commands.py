@@ -154,7 +154,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
                           timesteps=args.timesteps, accuracy_budget=args.accuracy_budget,
                           targets_file=args.targets, per_channel=args.per_channel, echo=print,
                           allow_source_mismatch=args.allow_source_mismatch,
-                          bias_from_step_zero=args.bias_from_step_zero, **extra)
+                          bias_from_step_zero=args.bias_from_step_zero, workers=args.workers,
+                          ray_address=args.ray_address, **extra)
     print(f"compiled '{graph.name}' for {target.name} into {out}")
     return 0
 
@@ -277,13 +278,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    is_dir = Path(args.model).is_dir()
-    model = Path(args.model) if is_dir else _graph(args)
-    rows = neurocc.plan(model, targets=args.target, targets_file=args.targets, steps=args.steps, rate=args.rate,
-                        calibration=Path(args.calibration) if args.calibration else None, dt=args.dt,
-                        data=Path(args.data) if args.data else None)
+    names = [args.model, *args.more_models]
+    models = [Path(m) if Path(m).is_dir() else neurocc.load(m, **_load_kw(args)) for m in names]
+    opts = {"steps": args.steps, "rate": args.rate, "calibration": Path(args.calibration) if args.calibration else None,
+            "dt": args.dt, "data": Path(args.data) if args.data else None}
     format_plan = neurocc.feature("neurocc.runtime.plan", "format_plan", "resource planning (neurocc plan)")
-    print(format_plan(rows))
+    if len(names) == 1 and args.workers is None and args.ray_address is None:
+        print(format_plan(neurocc.plan(models[0], targets=args.target, targets_file=args.targets, **opts)))
+        return 0
+    from neurocc.runtime.plan_many import plan_models
+
+    chosen = [neurocc.get_target(t, args.targets) for t in args.target] if args.target else \
+        list(neurocc.load_targets(args.targets).values())
+    per_model = plan_models(models, chosen, workers=args.workers, ray_address=args.ray_address, **opts)
+    print("\n\n".join(f"{name}:\n{format_plan(rows)}" if len(names) > 1 else format_plan(rows)
+                      for name, rows in zip(names, per_model)))
     return 0
 
 

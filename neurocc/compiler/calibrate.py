@@ -80,7 +80,27 @@ class Calibration:
                 "steps": self.steps}
 
 
+@dataclass(frozen=True)
+class CalibrationFile:
+    """An .npz calibration file read into memory (:func:`preload`): its arrays and its path."""
+
+    arrays: dict[str, Any]
+    path: str
+
+
+def preload(data: Any) -> Any:
+    """``data`` with a calibration file read into a :class:`CalibrationFile` (read like the path
+    itself, and reported as that file), so that it can be sent to workers without a shared file
+    system; other forms unchanged."""
+    if isinstance(data, (str, Path)):
+        arrays, where = _read(data)
+        return CalibrationFile(arrays, where)
+    return data
+
+
 def _read(data: Any) -> tuple[dict[str, Any], str]:
+    if isinstance(data, CalibrationFile):
+        return dict(data.arrays), data.path
     if isinstance(data, (str, Path)):
         from neurocc._files import read_npz
 
@@ -128,7 +148,7 @@ def read_calibration(data: Any, graph: Graph, *, static: bool) -> Calibration:
                               "labels y: numpy.savez('cal.npz', x=x, y=y)") if static else
                              ("save time-major inputs x (steps, samples, *input shape), and optionally labels y "
                               "(samples,): numpy.savez('cal.npz', x=x, y=y)"))
-    return Calibration(x, y, static, where if isinstance(data, (str, Path)) else None)
+    return Calibration(x, y, static, where if isinstance(data, (str, Path, CalibrationFile)) else None)
 
 
 def _labels(y: Any, x: dict[str, np.ndarray], static: bool, problems: list[str]) -> np.ndarray | None:

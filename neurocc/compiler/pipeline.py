@@ -82,7 +82,7 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
                   stats: dict[str, LayerStats] | None = None, echo: Callable[[str], None] | None = None,
                   prune: Any = None, source_check: Callable[[Any], dict[str, Any]] | None = None,
                   delta_threshold: float | None = None, sd_variant: str = "lava-0.10",
-                  bias_from_step_zero: bool = False, weight_rounding: str = "auto") -> Path:
+                  bias_from_step_zero: bool = False, weight_rounding: str = "auto", runner: Any = None) -> Path:
     """Compile ``graph`` for ``target`` into the artifact directory ``out_dir`` (written atomically).
 
     ``dt`` (seconds) overrides the target's step (NIR files carry none). ``calibration``: a path
@@ -105,6 +105,8 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     (loihi2), so that netx can write ``network.net``; the first steps then differ from the trained
     model (:mod:`neurocc.compiler.bias_start`; not with ``accuracy_budget``).
     ``weight_rounding``: ``auto`` (default), ``nearest`` or ``calibrated`` (:func:`quantize_prepared`).
+    ``runner``: where the accuracy-budget search's trials run (:mod:`neurocc.compiler.trials`; default
+    here, one after the other; the runtime's Ray runner gives the same artifact).
     """
     from neurocc.compiler.prequantized import integer_target
     from neurocc.compiler.prune import parse_spec, prune_graph
@@ -127,7 +129,7 @@ def compile_model(graph: Graph, target: Target | str, out_dir: str | Path, *, dt
     kwargs = {"dt": dt, "method": method, "calibration": calibration, "timesteps": timesteps, "encoding": encoding,
                   "per_channel": per_channel, "stats": stats, "bias_from_step_zero": bias_from_step_zero,
                   "weight_rounding": weight_rounding}
-    compiled, budget_doc = _compile(graph, tgt, kwargs, accuracy_budget, delta_threshold, sd_variant)
+    compiled, budget_doc = _compile(graph, tgt, kwargs, accuracy_budget, delta_threshold, sd_variant, runner)
     report = mapping(compiled.graph, tgt, targets_file, recompiler(graph, tgt, kwargs), calibrated_rates(compiled))
     extra = manifest_extra(graph, compiled, report, budget_doc, calibration, timesteps)
     _extra_options(extra, compiled, spec, source_doc, bias_from_step_zero)
@@ -149,7 +151,8 @@ def _sigma_delta(encoding: Any) -> bool:
 
 
 def _compile(graph: Graph, tgt: Target, kwargs: dict[str, Any], accuracy_budget: float | None,
-             delta_threshold: float | None, sd_variant: str) -> tuple[Compiled, dict[str, Any] | None]:
+             delta_threshold: float | None, sd_variant: str, runner: Any = None
+             ) -> tuple[Compiled, dict[str, Any] | None]:
     """The compile route: sigma-delta conversion, the accuracy-budget search, or the plain passes
     (``kwargs``: :func:`compile_graph`'s); the compiled model and the budget report (or None)."""
     encoding = kwargs["encoding"]
@@ -157,7 +160,7 @@ def _compile(graph: Graph, tgt: Target, kwargs: dict[str, Any], accuracy_budget:
         from neurocc.compiler.sdnn_compile import compile_ann
 
         return compile_ann(graph, tgt, kwargs["calibration"], kwargs["timesteps"], delta_threshold,
-                           accuracy_budget, sd_variant)
+                           accuracy_budget, sd_variant, runner)
     if accuracy_budget is not None:
         from neurocc.compiler.budget import search
 
@@ -167,7 +170,7 @@ def _compile(graph: Graph, tgt: Target, kwargs: dict[str, Any], accuracy_budget:
                                fix="compile with one of the two options")
         return search(graph, tgt, float(accuracy_budget), dt=kwargs["dt"], method=kwargs["method"],
                       calibration=kwargs["calibration"], timesteps=kwargs["timesteps"], encoding=encoding,
-                      per_channel=kwargs["per_channel"], stats=kwargs["stats"])
+                      per_channel=kwargs["per_channel"], stats=kwargs["stats"], runner=runner)
     return compile_graph(graph, tgt, **kwargs), None
 
 

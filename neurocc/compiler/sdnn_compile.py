@@ -53,7 +53,7 @@ def check_target(tgt: Target) -> None:
 
 
 def compile_ann(graph: Graph, tgt: Target, calibration: Any, timesteps: int | None, threshold: float | None,
-                budget: float | None, variant: str) -> tuple[Any, dict[str, Any] | None]:
+                budget: float | None, variant: str, runner: Any = None) -> tuple[Any, dict[str, Any] | None]:
     """The pipeline's sigma-delta route: check the target and the model, read the (static)
     calibration data, :func:`compile_sdnn`."""
     from neurocc.compiler import calibrate
@@ -66,7 +66,7 @@ def compile_ann(graph: Graph, tgt: Target, calibration: Any, timesteps: int | No
                            fix="pass a ReLU network and --calibration cal.npz (x: static samples, y: labels)")
     cal = calibrate.read_calibration(calibration, normalize(graph), static=True)
     return compile_sdnn(graph, tgt, cal, timesteps=timesteps, threshold=threshold, accuracy_budget=budget,
-                        variant=variant)
+                        variant=variant, runner=runner)
 
 
 def readout_scores(out: np.ndarray) -> np.ndarray:
@@ -95,11 +95,14 @@ def chain_latency(g: Graph) -> int:
     return int(sum(e.delay for e in g.edges))
 
 
-def _trial(graph: Graph, x: np.ndarray, y: np.ndarray | None, ann_pred: np.ndarray, fraction: float,
-           variant: str, mbits: int, window: int | None) -> dict[str, Any]:
-    """Convert at ``fraction`` and measure it on (x, y): graph, quantization report, measurement,
-    loss in points against the ANN (accuracy with labels, else agreement)."""
+def _trial(shared: dict[str, Any], fraction: float) -> dict[str, Any]:
+    """Convert ``shared["graph"]`` at ``fraction`` and measure it on (x, y): graph, quantization
+    report, measurement, loss in points against the ANN (accuracy with labels, else agreement).
+    ``shared``: graph, x, y, ann_pred, variant, mbits, window (one dict: sent to workers once)."""
     from neurocc.compiler.sdnn import convert_sdnn
+
+    graph, x, y, ann_pred = shared["graph"], shared["x"], shared["y"], shared["ann_pred"]
+    variant, mbits, window = shared["variant"], shared["mbits"], shared["window"]
 
     g, quant = convert_sdnn(graph, x, threshold=fraction, variant=variant, message_bits=mbits)
     (inp,) = g.inputs
@@ -115,9 +118,10 @@ def _trial(graph: Graph, x: np.ndarray, y: np.ndarray | None, ann_pred: np.ndarr
 
 def compile_sdnn(graph: Graph, tgt: Target, cal: Any, *, timesteps: int | None = None,
                  threshold: float | None = None, accuracy_budget: float | None = None,
-                 variant: str = "lava-0.10") -> tuple[Any, dict[str, Any] | None]:
+                 variant: str = "lava-0.10", runner: Any = None) -> tuple[Any, dict[str, Any] | None]:
     """(Compiled, accuracy-budget report or None) of the ANN ``graph`` as a sigma-delta network.
-    ``cal`` is the checked static calibration data (:class:`neurocc.compiler.calibrate.Calibration`)."""
+    ``cal`` is the checked static calibration data (:class:`neurocc.compiler.calibrate.Calibration`);
+    ``runner``: where the budget's trials run (:mod:`neurocc.compiler.trials`; default here)."""
     from neurocc.compiler.budget import fraction_search
     from neurocc.compiler.passes.convert import ann_forward
     from neurocc.compiler.passes.normalize import normalize
@@ -134,14 +138,14 @@ def compile_sdnn(graph: Graph, tgt: Target, cal: Any, *, timesteps: int | None =
     y = None if cal.y is None else np.asarray(cal.y)[sub]
     mbits = int(tgt.limits.message_bits)
 
-    def trial(fraction: float) -> dict[str, Any]:
-        return _trial(graph, x[sub], y, ann_pred, fraction, variant, mbits, window)
-
+    shared = {"graph": graph, "x": x[sub], "y": y, "ann_pred": ann_pred, "variant": variant, "mbits": mbits,
+              "window": window}
     budget_doc = None
     if accuracy_budget is not None:
-        best, budget_doc = fraction_search(trial, FRACTIONS, float(accuracy_budget), graph.name)
+        shared = runner.share(shared) if runner is not None else shared
+        best, budget_doc = fraction_search(_trial, shared, FRACTIONS, float(accuracy_budget), graph.name, runner)
     else:
-        best = trial(DEFAULT_THRESHOLD if threshold is None else float(threshold))
+        best = _trial(shared, DEFAULT_THRESHOLD if threshold is None else float(threshold))
     g, quant = best["graph"], best["quant"]
     _check_payloads(best["measure"]["activity"], mbits, tgt.name)
     conv = conversion_report(best, cal, len(ann_pred))

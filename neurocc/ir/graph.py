@@ -20,6 +20,7 @@ import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -55,6 +56,11 @@ class Graph:
             object.__setattr__(self, "method", Method(self.method))
         if self.dt is not None:
             object.__setattr__(self, "dt", float(self.dt))
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled as its fields with ``nodes`` a plain dict (a mappingproxy does not pickle): graphs
+        travel to Ray workers (the accuracy-budget search, ``plan``)."""
+        return (type(self), (dict(self.nodes), self.edges, self.dt, self.method, self.numerics, self.name))
 
     # ----- construction helpers -----------------------------------------------------------------
     @classmethod

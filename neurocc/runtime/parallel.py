@@ -17,6 +17,9 @@ time Ray takes to start).
 ``--ray-address ADDR`` (or ``$RAY_ADDRESS``) joins an existing Ray cluster; by default a Ray
 instance is started for the command, embedded and quiet, and shut down at its end.
 
+Searches (the accuracy-budget trials of ``compile``, ``plan`` over many models) run their trials
+as Ray tasks through :mod:`neurocc.runtime.ray_tasks` (same Ray instance helper, same retry rule).
+
 A worker that dies (its process killed, out of memory) has its task retried once on a fresh
 worker; a second death stops the command with a :class:`~neurocc.errors.BackendError` naming the
 backend and the sample range. Nothing is written as if complete in either case: the commands

@@ -260,12 +260,13 @@ def _schedule(ray: Any, fn: str, tasks: Sequence[Task], actors: list[Any], fresh
     return [results[t.index] for t in tasks]
 
 
-def _died(task: Task, err: Exception) -> BackendError:
+def _died(task: Task, err: Exception, fix: str | None = None) -> BackendError:
+    """The error of a task whose worker died twice (``fix``: other advice than the sample batch's)."""
     detail = (str(err).strip().splitlines() or ["(no detail)"])[0]
     return BackendError(f"a worker died while running {task.where()}, and again on a fresh worker",
                         where=f"task {task.index}", problems=[detail],
-                        fix="run these samples alone with --workers 1 to see the backend's own error; a worker "
-                            "killed for memory needs a smaller batch")
+                        fix=fix or "run these samples alone with --workers 1 to see the backend's own error; a "
+                                   "worker killed for memory needs a smaller batch")
 
 
 def _close(ray: Any, actors: list[Any], graceful: bool = True) -> None:
