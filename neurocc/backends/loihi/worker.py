@@ -50,6 +50,7 @@ from neurocc.backends.loihi.plan import (
     LProc,
     load_net,
 )
+from neurocc.backends.loihi.lanes import lane_count, split, stack, widen
 from neurocc.backends.loihi.reuse import learn_models, model_map, restart, serial
 
 
@@ -128,6 +129,18 @@ def build(L: SimpleNamespace, net: LavaNet, names: list[str], data: dict[str, np
 
 def run_series(L: SimpleNamespace, net: LavaNet, names: list[str], datas: list[dict[str, np.ndarray]], steps: int
                ) -> list[dict[str, np.ndarray]]:
+    """Run each sample of ``datas`` for ``steps`` steps in fixed_pt and return each sample's
+    probes (time first): k samples side by side in lanes (:mod:`.lanes`) where
+    :func:`.lanes.lane_count` gives k > 1, groups of lanes (or single samples) back to back in one
+    runtime (:func:`_series`)."""
+    k = lane_count(net, names, len(datas))
+    if k > 1:
+        return split(net, _series(L, widen(net, names, k), names, stack(datas, k), steps), k, len(datas))
+    return _series(L, net, names, datas, steps)
+
+
+def _series(L: SimpleNamespace, net: LavaNet, names: list[str], datas: list[dict[str, np.ndarray]], steps: int
+            ) -> list[dict[str, np.ndarray]]:
     """Run each sample of ``datas`` for ``steps`` steps in fixed_pt, one after another in ONE Lava
     runtime (one compile, one set of processes: a fresh runtime costs 1-2x a digit's 67 steps), and
     return each sample's probes (time first).
