@@ -158,14 +158,18 @@ def test_the_fallback_predicate():
 
 
 def test_lane_count_rule(monkeypatch):
-    net, names = _net(_lproc("s", "source", (64,)), _lproc("d", "dense", (10, 64)), _lproc("n", "lif", (10,))), ["s", "d", "n"]
+    names = ["s", "d", "n"]
+    net = _net(_lproc("s", "source", (64,)), _lproc("d", "dense", (10, 64)), _lproc("n", "lif", (10,)))
     monkeypatch.delenv(lanes.ENV, raising=False)
     assert lanes.lane_count(net, names, 1) == 1
-    assert lanes.lane_count(net, names, 20) == 20                 # one group, no silent lane
-    assert lanes.lane_count(net, names, 450) == 30                # 15 groups of 30 (not 32 + a short one)
-    assert lanes.lane_count(net, names, 450) <= lanes.MAX_LANES
-    big = _net(_lproc("s", "source", (3000,)), _lproc("d", "dense", (10, 3000)), _lproc("n", "lif", (10,)))
-    assert lanes.lane_count(big, names, 450) == 1                 # 2 lanes would pass MAX_LANE_NEURONS
+    assert lanes.lane_count(net, names, 20) == 20                 # one group
+    assert lanes.lane_count(net, names, 450) == 225               # 2 groups of 225 (not 256 + 194)
+    many = _net(_lproc("s", "source", (3000,)), _lproc("d", "dense", (10, 3000)), _lproc("n", "lif", (10,)))
+    assert lanes.lane_count(many, names, 450) == 21               # 2**16 neurons: 22 groups of 21 lanes
+    heavy = _net(_lproc("s", "source", (3000,)), _lproc("d", "dense", (1000, 3000)), _lproc("n", "lif", (1000,)))
+    assert lanes.lane_count(heavy, names, 450) == 1               # 2 lanes would pass 2**22 weights
+    monkeypatch.setenv(lanes.ENV, "8")
+    assert lanes.lane_count(net, names, 450) == 8                 # 57 groups: 56 of 8 and one of 2 + 6 silent
     monkeypatch.setenv(lanes.ENV, "1")
     assert lanes.lane_count(net, names, 450) == 1
 

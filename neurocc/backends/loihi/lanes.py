@@ -21,7 +21,7 @@ last group short of k lanes is padded with silent lanes whose results are droppe
 
 Where: :func:`lanes_ok` (dense/sparse/LIF/source processes of one-axis populations, no port
 operations, and :func:`.reuse.serial`); everything else runs one sample per lane as before.
-How many: :func:`lane_count`.
+How many: :func:`lane_count`. ``NEUROCC_LAVA_LANES=1`` in the environment turns lanes off.
 """
 from __future__ import annotations
 
@@ -35,10 +35,12 @@ from neurocc.backends.loihi.plan import LavaNet, LProc
 from neurocc.backends.loihi.reuse import serial
 
 LANE_KINDS = ("source", "dense", "sparse", "lif")
-MAX_LANES = 32
-"""At most this many lanes (measured on the quickstart's digits MLP: docs/benchmarks.md)."""
-MAX_LANE_NEURONS = 4096
-"""Lanes are added while the widened network has at most this many neurons (sources and LIFs)."""
+MAX_LANES = 256
+"""At most this many lanes (``evaluate``'s default batch: one group, so no state restore)."""
+MAX_LANE_NEURONS = 1 << 16
+"""... and the widened network at most this many neurons (sources and LIFs) ..."""
+MAX_LANE_WEIGHTS = 1 << 22
+"""... and at most this many non-zero weights (4 Mi: ~34 MB of CSR arrays in the Lava processes)."""
 ENV = "NEUROCC_LAVA_LANES"
 """Environment variable of the worker: the most lanes to use (``1`` turns lanes off)."""
 
@@ -58,15 +60,23 @@ def lanes_ok(net: LavaNet, names: Sequence[str]) -> bool:
 
 
 def lane_count(net: LavaNet, names: Sequence[str], samples: int) -> int:
-    """Lanes for ``samples`` samples: 1 when :func:`lanes_ok` fails, else the most lanes (at
-    most :data:`MAX_LANES`, :envvar:`NEUROCC_LAVA_LANES`, and the widened network within
-    :data:`MAX_LANE_NEURONS` neurons) spread evenly over the groups the samples need."""
+    """Lanes for ``samples`` samples: 1 when :func:`lanes_ok` fails, else the most lanes within
+    :data:`MAX_LANES`, :data:`MAX_LANE_NEURONS`, :data:`MAX_LANE_WEIGHTS` and ``NEUROCC_LAVA_LANES``,
+    spread evenly over the groups the samples then need (450 samples, at most 256 lanes: 2 groups
+    of 225).
+
+    Why as many as fit (docs/benchmarks.md, the quickstart's digits): a step of 450 lanes costs
+    10 ms where a step of one costs 4–6 ms, while each group after the first restores every state
+    value one Lava message at a time (the per-sample cost of a restore does not shrink with k)."""
     if samples < 2 or not lanes_ok(net, names):
         return 1
-    wanted = set(names)
-    neurons = sum(p.shape[0] for p in net.procs if p.name in wanted and p.kind in ("source", "lif"))
-    most = min(MAX_LANES, _env_max(), max(1, MAX_LANE_NEURONS // max(1, neurons)), samples)
-    groups = -(-samples // max(1, most))
+    procs = [p for p in net.procs if p.name in set(names)]
+    neurons = sum(p.shape[0] for p in procs if p.kind in ("source", "lif"))
+    weights = sum(int(np.count_nonzero(p.arrays["weights"])) for p in procs if p.kind in ("dense", "sparse"))
+    most = min(MAX_LANES, _env_max(), samples, MAX_LANE_NEURONS // max(1, neurons), MAX_LANE_WEIGHTS // max(1, weights))
+    if most < 2:
+        return 1
+    groups = -(-samples // most)
     return -(-samples // groups)
 
 
