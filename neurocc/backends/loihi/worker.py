@@ -16,7 +16,9 @@ Networks are loaded once and Lava is imported once for all runs, which amortises
 The runs of one net's same processes and steps (the batch elements of a call) run back to back in
 one Lava runtime (:func:`run_series`: one compile and one set of processes per batch instead of
 per sample, the state Vars set back to their initial values between samples), each still with its
-own output and status files.
+own output and status files; where :func:`.lanes.lanes_ok`, k of them side by side in one
+widened network (:mod:`.lanes`), the groups of k back to back. Probes record with neurocc's
+recorders (:mod:`.lava_recorders`: one file per recording instead of one Lava message per value).
 
 A run with ``"kind": "netx"`` instead loads a lava-dl netx HDF5 file (``"file"``) with
 ``lava.lib.dl.netx.hdf5.Network`` (imported without torch: :func:`.shim.import_netx`), feeds the
