@@ -36,11 +36,11 @@ from neurocc.backends.loihi.reuse import serial
 
 LANE_KINDS = ("source", "dense", "sparse", "lif")
 MAX_LANES = 256
-"""At most this many lanes (``evaluate``'s default batch: one group, so no state restore)."""
+"""The most lanes (``evaluate``'s default batch of 256 runs as one group: no state restore)."""
 MAX_LANE_NEURONS = 1 << 16
-"""... and the widened network at most this many neurons (sources and LIFs) ..."""
+"""The most neurons (sources and LIFs) of a widened part."""
 MAX_LANE_WEIGHTS = 1 << 22
-"""... and at most this many non-zero weights (4 Mi: ~34 MB of CSR arrays in the Lava processes)."""
+"""The most non-zero weights of a widened part (4 Mi: ~34 MB of CSR arrays in the Lava processes)."""
 ENV = "NEUROCC_LAVA_LANES"
 """Environment variable of the worker: the most lanes to use (``1`` turns lanes off)."""
 
