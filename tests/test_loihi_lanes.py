@@ -97,6 +97,10 @@ def test_lanes_equal_one_sample_per_lane_and_the_emulator(lava_ok, monkeypatch):
     # at most 4 lanes: 7 samples → 2 groups of 4 (one silent lane), 6 → 2 groups of 3, 3 → one group
     assert [lanes.lane_count(lower(g), sorted(p.name for p in lower(g).procs), x["x"].shape[1])
             for g, x in cases] == [4, 3, 3]
+    # one sample per lane runs Lava's Dense, lanes run Sparse: equal integers below check that too
+    assert all({p.kind for p in lower(g).procs} == {"source", "dense", "lif"} for g, _ in cases)
+    assert {p.kind for p in lanes.widen(lower(cases[0][0]), [p.name for p in lower(cases[0][0]).procs], 4).procs} == {
+        "source", "sparse", "lif"}
     laned, single = _run(cases, monkeypatch, 4), _run(cases, monkeypatch, 1)
     for (g, x), got, one in zip(cases, laned, single):
         em = simulate(g, x, record=True)
