@@ -12,7 +12,7 @@ one file:
 * :class:`NeuroccProbe` (as ``Monitor.probe(var)``): a RefPort on the Var; row ``t − 1`` ← the
   Var read after step t (``run_post_mgmt``, after the neuron's update and reset, as the Monitor).
 
-Recordings are time-first ``(buffer, *shape)``, int32 (a Monitor keeps floats; the worker rounds them).
+Recordings are time-first ``(buffer, *shape)`` int32 (a Monitor keeps floats; these are rounded).
 """
 from __future__ import annotations
 

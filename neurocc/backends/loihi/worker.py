@@ -107,11 +107,10 @@ def _port(obj: Any, port: str, ops: tuple) -> Any:
 
 
 def build(L: SimpleNamespace, net: LavaNet, names: list[str], data: dict[str, np.ndarray], steps: int,
-          period: int = 0, folder: Path | None = None) -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
-    """Create the processes ``names`` of ``net``, connect them, attach probes recording ``steps``
-    steps; return (processes by name, recorder by (proc, var)). With ``folder`` the recorders are
-    neurocc's (:mod:`.lava_recorders`), each writing ``folder/<i>.npy`` at its last step (read
-    them with :func:`recordings`); without, Lava's Sink and Monitor."""
+          folder: Path, period: int = 0) -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
+    """Create the processes ``names`` of ``net``, connect them, attach a recorder per probe
+    (:mod:`.lava_recorders`) recording ``steps`` steps into ``folder/<i>.npy``; return (processes
+    by name, recorder by (proc, var))."""
     wanted = set(names)
     objs = {p.name: _make(L, p, data, period) for p in net.procs if p.name in wanted}
     for c in net.conns:
@@ -119,34 +118,21 @@ def build(L: SimpleNamespace, net: LavaNet, names: list[str], data: dict[str, np
             _port(objs[c.src], c.src_port, c.ops).connect(getattr(objs[c.dst], c.dst_port))
     recorders: dict[tuple[str, str], Any] = {}
     for i, pr in enumerate(pr for pr in net.probes if pr.proc in wanted):
-        target, shape = objs[pr.proc], tuple(net.proc(pr.proc).shape)
-        if folder is not None:
-            rec = (L.NeuroccSpikes if pr.var == "s" else L.NeuroccProbe)(shape=shape, buffer=steps,
-                                                                          path=str(folder / f"{i}.npy"))
-            target.s_out.connect(rec.a_in) if pr.var == "s" else rec.connect_var(getattr(target, pr.var))
-        elif pr.var == "s":
-            rec = L.Sink(shape=shape, buffer=steps)
+        target, path = objs[pr.proc], str(folder / f"{i}.npy")
+        if pr.var == "s":
+            rec = L.NeuroccSpikes(shape=tuple(net.proc(pr.proc).shape), buffer=steps, path=path)
             target.s_out.connect(rec.a_in)
         else:
-            rec = L.Monitor()
-            rec.probe(getattr(target, pr.var), steps)
+            rec = L.NeuroccProbe(shape=tuple(net.proc(pr.proc).shape), buffer=steps, path=path)
+            rec.connect_var(getattr(target, pr.var))
         recorders[(pr.proc, pr.var)] = rec
     return objs, recorders
 
 
-def recordings(L: SimpleNamespace, recorders: dict[tuple[str, str], Any]) -> dict[str, np.ndarray]:
-    """``"<proc>/<var>"`` → the int32 recording (time first) of each recorder :func:`build` made:
-    a neurocc recorder's file, or Lava's Sink/Monitor Var (read one value per message)."""
-    out = {}
-    for (proc, var), rec in recorders.items():
-        if isinstance(rec, (L.NeuroccSpikes, L.NeuroccProbe)):
-            arr = np.load(rec.proc_params["path"], allow_pickle=False)
-        elif var == "s":
-            arr = np.moveaxis(np.asarray(rec.data.get()), -1, 0)
-        else:
-            arr = np.asarray(rec.get_data()[proc][var])
-        out[f"{proc}/{var}"] = np.rint(arr).astype(np.int32) if arr.dtype.kind == "f" else arr.astype(np.int32)
-    return out
+def recordings(recorders: dict[tuple[str, str], Any]) -> dict[str, np.ndarray]:
+    """``"<proc>/<var>"`` → the int32 recording (time first) each recorder of :func:`build` wrote."""
+    return {f"{proc}/{var}": np.load(rec.proc_params["path"], allow_pickle=False).astype(np.int32)
+            for (proc, var), rec in recorders.items()}
 
 
 def run_series(L: SimpleNamespace, net: LavaNet, names: list[str], datas: list[dict[str, np.ndarray]], steps: int
@@ -175,7 +161,7 @@ def _series(L: SimpleNamespace, net: LavaNet, names: list[str], datas: list[dict
     n = len(datas)
     data = {k: np.concatenate([d[k] for d in datas], axis=-1) for k in datas[0]}
     with tempfile.TemporaryDirectory(prefix="neurocc-rec-") as folder:
-        objs, recorders = build(L, net, names, data, n * steps, period=steps if n > 1 else 0, folder=Path(folder))
+        objs, recorders = build(L, net, names, data, n * steps, Path(folder), period=steps if n > 1 else 0)
         procs = [*objs.values(), *recorders.values()]
         first = objs[names[0]]
         first.run(condition=L.RunSteps(num_steps=steps),
@@ -185,7 +171,7 @@ def _series(L: SimpleNamespace, net: LavaNet, names: list[str], datas: list[dict
             for _ in range(1, n):
                 restart(net, objs)
                 first.run(condition=L.RunSteps(num_steps=steps))
-            out = recordings(L, recorders)
+            out = recordings(recorders)
             from neurocc.backends.loihi.plastic import read_weights
 
             weights = read_weights(net, objs)
