@@ -7,6 +7,7 @@ worker that cuts the lanes back in the wrong order is caught; the fallback predi
 Lava runs in worker subprocesses only (``NEUROCC_LAVA_LANES`` sets the worker's most lanes)."""
 from __future__ import annotations
 
+import itertools
 import sys
 
 import numpy as np
@@ -23,7 +24,7 @@ from neurocc.ir.types import ResetMode, ResetTiming
 
 
 def _lif(rng, n, **kw):
-    r = lambda lo, hi: rng.integers(lo, hi, n).astype(np.int32)  # noqa: E731
+    r = lambda lo, hi: rng.integers(lo, hi, n).astype(np.int32)
     return QLIF(du=r(0, 4096), dv=r(0, 1500), vth=r(20, 200), bias_mant=kw.pop("bias", np.zeros(n, np.int32)),
                 bias_exp=np.full(n, kw.pop("exp", 3), np.int32), **kw)
 
@@ -32,7 +33,7 @@ def recurrent_net(seed: int) -> Graph:
     """x(12) → fc → lif ⟲ rec → fc2 (inhibitory, 6 weight bits) → lif2 → fc3 → QLI; biases start
     with each layer's latency (bias_start 1, 2, 3)."""
     rng = np.random.default_rng(seed)
-    w = lambda lo, hi, shape: rng.integers(lo, hi, shape).astype(np.int32)  # noqa: E731
+    w = lambda lo, hi, shape: rng.integers(lo, hi, shape).astype(np.int32)
     nodes = {"x": Input(shape=(12,)), "fc": QDense(weight=w(-100, 128, (16, 12))),
              "lif": _lif(rng, 16, bias=w(-30, 60, 16), bias_start=1),
              "rec": QDense(weight=w(-60, 60, (16, 16))),
@@ -51,7 +52,7 @@ def recurrent_net(seed: int) -> Graph:
 def subtract_net(seed: int) -> Graph:
     """snnTorch's Leaky: subtract reset at the next step, v >= vth, a bias on the current (bias_u)."""
     rng = np.random.default_rng(seed)
-    sem = dict(reset=ResetMode.SUBTRACT, reset_timing=ResetTiming.NEXT_STEP, fire_at_threshold=True)
+    sem = {"reset": ResetMode.SUBTRACT, "reset_timing": ResetTiming.NEXT_STEP, "fire_at_threshold": True}
     nodes = {"x": Input(shape=(10,)), "fc": QDense(weight=rng.integers(-90, 128, (14, 10)).astype(np.int32)),
              "lif": _lif(rng, 14, bias_u=rng.integers(-3000, 9000, 14).astype(np.int32), bias_start=1, **sem),
              "fc2": QDense(weight=rng.integers(-128, 128, (5, 14)).astype(np.int32)),
@@ -75,7 +76,7 @@ def graded_net(seed: int) -> Graph:
 
 def _cases() -> list[tuple[Graph, dict[str, np.ndarray]]]:
     rng = np.random.default_rng(7)
-    spikes = lambda t, b, n, p: (rng.random((t, b, n)) < p).astype(np.int32)  # noqa: E731
+    spikes = lambda t, b, n, p: (rng.random((t, b, n)) < p).astype(np.int32)
     return [(recurrent_net(1), {"x": spikes(30, 7, 12, 0.3)}),
             (subtract_net(3), {"x": spikes(30, 6, 10, 0.4)}),
             (graded_net(4), {"x": rng.integers(-3000, 3000, (20, 3, 9)).astype(np.int32)})]
@@ -136,7 +137,7 @@ def test_a_worker_that_reverses_the_lanes_is_caught(lava_ok, monkeypatch):
 
 def _net(*procs: LProc, ops=()) -> LavaNet:
     conns = tuple(LConn(a.name, "s_out" if a.kind != "dense" else "a_out", b.name, "s_in" if b.kind == "dense" else "a_in",
-                        ops if i == 0 else ()) for i, (a, b) in enumerate(zip(procs, procs[1:])))
+                        ops if i == 0 else ()) for i, (a, b) in enumerate(itertools.pairwise(procs)))
     return LavaNet("n", procs, conns, (), (), ())
 
 

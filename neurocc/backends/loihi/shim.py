@@ -90,7 +90,9 @@ def import_lava() -> types.SimpleNamespace:
         from neurocc.backends.loihi.lava_learning import MODEL_MAP as LEARNING_MODEL_MAP
         from neurocc.backends.loihi.lava_learning import NeuroccLearningLIF
         from neurocc.backends.loihi.lava_models import MODEL_MAP, NeuroccLIF
-        from neurocc.backends.loihi.lava_recorders import MODEL_MAP as RECORDER_MODEL_MAP
+        from neurocc.backends.loihi.lava_recorders import (
+            MODEL_MAP as RECORDER_MODEL_MAP,
+        )
         from neurocc.backends.loihi.lava_recorders import NeuroccProbe, NeuroccSpikes
     except ModuleNotFoundError as err:
         raise BackendError(f"Lava is not installed (missing module '{err.name}')",

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from neurocc.backends.loihi.lanes import lane_count, split, stack, widen
 from neurocc.backends.loihi.plan import (
     JOB_FORMAT,
     LAVA_MISSING,
@@ -53,7 +54,6 @@ from neurocc.backends.loihi.plan import (
     LProc,
     load_net,
 )
-from neurocc.backends.loihi.lanes import lane_count, split, stack, widen
 from neurocc.backends.loihi.reuse import learn_models, model_map, restart, serial
 
 
