@@ -2,8 +2,9 @@
 
 Lava is never imported here (see :mod:`.shim`). One worker process runs every (network, connected
 part, batch element) of a call, so Lava is imported and started once per call. Lava has no batch
-axis: each batch element is its own run (the worker runs them back to back in one Lava runtime,
-:func:`.worker.run_series`) and the results are stacked on axis 1.
+axis: each batch element is its own run (the worker runs them side by side in lanes and back to
+back in one Lava runtime, :func:`.worker.run_series`, :mod:`.lanes`) and the results are stacked
+on axis 1.
 
 Index mapping: neurocc step t (0-based, the emulator's index and the row of every array here) is
 Lava step t + 1. A RingBuffer sends column t at Lava step t + 1; sinks and Monitors store Lava

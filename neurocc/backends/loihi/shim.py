@@ -90,6 +90,10 @@ def import_lava() -> types.SimpleNamespace:
         from neurocc.backends.loihi.lava_learning import MODEL_MAP as LEARNING_MODEL_MAP
         from neurocc.backends.loihi.lava_learning import NeuroccLearningLIF
         from neurocc.backends.loihi.lava_models import MODEL_MAP, NeuroccLIF
+        from neurocc.backends.loihi.lava_recorders import (
+            MODEL_MAP as RECORDER_MODEL_MAP,
+        )
+        from neurocc.backends.loihi.lava_recorders import NeuroccProbe, NeuroccSpikes
     except ModuleNotFoundError as err:
         raise BackendError(f"Lava is not installed (missing module '{err.name}')",
                            where="backend 'loihi'", fix=INSTALL_HINT) from err
@@ -97,7 +101,9 @@ def import_lava() -> types.SimpleNamespace:
     return types.SimpleNamespace(RunSteps=RunSteps, Loihi2SimCfg=Loihi2SimCfg, Conv=Conv, Dense=Dense,
                                  DelayDense=DelayDense, Sink=Sink, Source=Source, LIF=LIF, LIFReset=LIFReset,
                                  Monitor=Monitor, Sparse=Sparse, NeuroccLIF=NeuroccLIF,
-                                 MODEL_MAP={**MODEL_MAP, **LEARNING_MODEL_MAP}, NeuroccLearningLIF=NeuroccLearningLIF,
+                                 MODEL_MAP={**MODEL_MAP, **LEARNING_MODEL_MAP, **RECORDER_MODEL_MAP},
+                                 NeuroccLearningLIF=NeuroccLearningLIF, NeuroccSpikes=NeuroccSpikes,
+                                 NeuroccProbe=NeuroccProbe,
                                  LearningDense=LearningDense, Loihi2FLearningRule=Loihi2FLearningRule,
                                  SignMode=SignMode)
 

@@ -16,7 +16,9 @@ Networks are loaded once and Lava is imported once for all runs, which amortises
 The runs of one net's same processes and steps (the batch elements of a call) run back to back in
 one Lava runtime (:func:`run_series`: one compile and one set of processes per batch instead of
 per sample, the state Vars set back to their initial values between samples), each still with its
-own output and status files.
+own output and status files; where :func:`.lanes.lanes_ok`, k of them side by side in one
+widened network (:mod:`.lanes`), the groups of k back to back. Probes record with neurocc's
+recorders (:mod:`.lava_recorders`: one file per recording instead of one Lava message per value).
 
 A run with ``"kind": "netx"`` instead loads a lava-dl netx HDF5 file (``"file"``) with
 ``lava.lib.dl.netx.hdf5.Network`` (imported without torch: :func:`.shim.import_netx`), feeds the
@@ -35,6 +37,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -43,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from neurocc.backends.loihi.lanes import lane_count, split, stack, widen
 from neurocc.backends.loihi.plan import (
     JOB_FORMAT,
     LAVA_MISSING,
@@ -103,31 +107,48 @@ def _port(obj: Any, port: str, ops: tuple) -> Any:
 
 
 def build(L: SimpleNamespace, net: LavaNet, names: list[str], data: dict[str, np.ndarray], steps: int,
-          period: int = 0) -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
-    """Create the processes ``names`` of ``net``, connect them, attach probes recording ``steps``
-    steps; return (processes by name, recorder by (proc, var))."""
+          folder: Path, period: int = 0) -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
+    """Create the processes ``names`` of ``net``, connect them, attach a recorder per probe
+    (:mod:`.lava_recorders`) recording ``steps`` steps into ``folder/<i>.npy``; return (processes
+    by name, recorder by (proc, var))."""
     wanted = set(names)
     objs = {p.name: _make(L, p, data, period) for p in net.procs if p.name in wanted}
     for c in net.conns:
         if c.src in wanted:
             _port(objs[c.src], c.src_port, c.ops).connect(getattr(objs[c.dst], c.dst_port))
     recorders: dict[tuple[str, str], Any] = {}
-    for pr in net.probes:
-        if pr.proc not in wanted:
-            continue
-        target = objs[pr.proc]
+    for i, pr in enumerate(pr for pr in net.probes if pr.proc in wanted):
+        target, path = objs[pr.proc], str(folder / f"{i}.npy")
         if pr.var == "s":
-            rec = L.Sink(shape=tuple(net.proc(pr.proc).shape), buffer=steps)
+            rec = L.NeuroccSpikes(shape=tuple(net.proc(pr.proc).shape), buffer=steps, path=path)
             target.s_out.connect(rec.a_in)
         else:
-            rec = L.Monitor()
-            rec.probe(getattr(target, pr.var), steps)
+            rec = L.NeuroccProbe(shape=tuple(net.proc(pr.proc).shape), buffer=steps, path=path)
+            rec.connect_var(getattr(target, pr.var))
         recorders[(pr.proc, pr.var)] = rec
     return objs, recorders
 
 
+def recordings(recorders: dict[tuple[str, str], Any]) -> dict[str, np.ndarray]:
+    """``"<proc>/<var>"`` → the int32 recording (time first) each recorder of :func:`build` wrote."""
+    return {f"{proc}/{var}": np.load(rec.proc_params["path"], allow_pickle=False).astype(np.int32)
+            for (proc, var), rec in recorders.items()}
+
+
 def run_series(L: SimpleNamespace, net: LavaNet, names: list[str], datas: list[dict[str, np.ndarray]], steps: int
                ) -> list[dict[str, np.ndarray]]:
+    """Run each sample of ``datas`` for ``steps`` steps in fixed_pt and return each sample's
+    probes (time first): k samples side by side in lanes (:mod:`.lanes`) where
+    :func:`.lanes.lane_count` gives k > 1, groups of lanes (or single samples) back to back in one
+    runtime (:func:`_series`)."""
+    k = lane_count(net, names, len(datas))
+    if k > 1:
+        return split(net, _series(L, widen(net, names, k), names, stack(datas, k), steps), k, len(datas))
+    return _series(L, net, names, datas, steps)
+
+
+def _series(L: SimpleNamespace, net: LavaNet, names: list[str], datas: list[dict[str, np.ndarray]], steps: int
+            ) -> list[dict[str, np.ndarray]]:
     """Run each sample of ``datas`` for ``steps`` steps in fixed_pt, one after another in ONE Lava
     runtime (one compile, one set of processes: a fresh runtime costs 1-2x a digit's 67 steps), and
     return each sample's probes (time first).
@@ -139,29 +160,24 @@ def run_series(L: SimpleNamespace, net: LavaNet, names: list[str], datas: list[d
     first step (``period``). Several samples need :func:`.reuse.serial` processes."""
     n = len(datas)
     data = {k: np.concatenate([d[k] for d in datas], axis=-1) for k in datas[0]}
-    objs, recorders = build(L, net, names, data, n * steps, period=steps if n > 1 else 0)
-    procs = [*objs.values(), *recorders.values()]
-    first = objs[names[0]]
-    first.run(condition=L.RunSteps(num_steps=steps),
-              run_cfg=L.Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=model_map(L, procs)))
-    learn_models(procs)
-    try:
-        for _ in range(1, n):
-            restart(net, objs)
-            first.run(condition=L.RunSteps(num_steps=steps))
-        out = {}
-        for (proc, var), rec in recorders.items():
-            if var == "s":
-                arr = np.moveaxis(np.asarray(rec.data.get()), -1, 0)
-            else:
-                arr = np.asarray(rec.get_data()[proc][var])
-            out[f"{proc}/{var}"] = np.rint(arr).astype(np.int32) if arr.dtype.kind == "f" else arr.astype(np.int32)
-        from neurocc.backends.loihi.plastic import read_weights
+    with tempfile.TemporaryDirectory(prefix="neurocc-rec-") as folder:
+        objs, recorders = build(L, net, names, data, n * steps, Path(folder), period=steps if n > 1 else 0)
+        procs = [*objs.values(), *recorders.values()]
+        first = objs[names[0]]
+        first.run(condition=L.RunSteps(num_steps=steps),
+                  run_cfg=L.Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=model_map(L, procs)))
+        learn_models(procs)
+        try:
+            for _ in range(1, n):
+                restart(net, objs)
+                first.run(condition=L.RunSteps(num_steps=steps))
+            out = recordings(recorders)
+            from neurocc.backends.loihi.plastic import read_weights
 
-        weights = read_weights(net, objs)
-        return [{**{k: v[i * steps:(i + 1) * steps] for k, v in out.items()}, **weights} for i in range(n)]
-    finally:
-        first.stop()
+            weights = read_weights(net, objs)
+        finally:
+            first.stop()
+    return [{**{k: v[i * steps:(i + 1) * steps] for k, v in out.items()}, **weights} for i in range(n)]
 
 
 def run_one(L: SimpleNamespace, net: LavaNet, names: list[str], data: dict[str, np.ndarray], steps: int
