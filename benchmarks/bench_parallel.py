@@ -21,6 +21,10 @@ Two speedups are printed: **at n** (end to end: the 2-worker run includes its ac
 backends' set-up per batch and the actors' end; ``ray.init`` is printed apart, paid once per
 command or quickstart) and **marginal** (the slope between ``n/2`` and ``n``: seconds per extra
 sample, 1 worker over 2 workers: the throughput a large test set sees once every worker runs).
+A third run per pair, **1 worker on 1 core** (this process and the backend processes it starts
+restricted to CPU 0 with ``sched_setaffinity``), is the scaling baseline per core: Ray schedules a
+worker as one CPU (``num_cpus=1``), so 2 workers on 2 cores against it is the gain per added
+core, while 2 workers against the unrestricted 1 worker is what a user of this machine gains.
 ``cores busy``: the machine's busy CPU seconds (``/proc/stat``, every process) per wall second of
 the 1-worker run: on 2 cores the 2-worker speedup cannot exceed ``2 / cores busy`` at equal CPU
 per sample (one Lava worker is itself ~10 processes working in parallel). ``CPU ceiling``:
@@ -63,6 +67,17 @@ def timed(f):  # type: ignore[no-untyped-def]
     t = time.perf_counter()
     value = f()
     return time.perf_counter() - t, value
+
+
+def on_one_core(f):  # type: ignore[no-untyped-def]
+    """``f()`` with this process (and every process it starts: the Lava and NEST workers) allowed
+    on CPU 0 only: one worker given one core, the unit Ray schedules (``num_cpus=1``)."""
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})
+    try:
+        return f()
+    finally:
+        os.sched_setaffinity(0, allowed)
 
 
 def machine_cpu() -> tuple[float, float]:
@@ -143,10 +158,12 @@ def main() -> None:
                 d1, r1 = timed(lambda a=art, d=data, b=backend: evaluate(a, d, b, workers=1))
                 cores.append((machine_cpu()[0] - b0) / d1)
                 d2, r2 = timed(lambda a=art, d=data, b=backend: evaluate(a, d, b, workers=2))
-                best[(1, m)], best[(2, m)] = min(best.get((1, m), math.inf), d1), min(best.get((2, m), math.inf), d2)
-                same = same and r1 == r2
+                d0, r0 = timed(lambda a=art, d=data, b=backend: on_one_core(lambda: evaluate(a, d, b, workers=1)))
+                for key, d in (((1, m), d1), ((2, m), d2), ((0, m), d0)):
+                    best[key] = min(best.get(key, math.inf), d)
+                same = same and r1 == r2 == r0
                 print(f"  {backend} rep {rep + 1}, {m} samples: load {load:.2f} before, CPU ceiling {ceiling:.2f}x; "
-                      f"1 worker {d1:.2f} s, 2 workers {d2:.2f} s ({d1 / d2:.2f}x)", file=sys.stderr, flush=True)
+                      f"1 worker {d1:.2f} s, 2 workers {d2:.2f} s ({d1 / d2:.2f}x), 1 worker on 1 core {d0:.2f} s", file=sys.stderr, flush=True)
             loads, ceilings = loads + [load], ceilings + [ceiling]
         t1, t2 = best[(1, n)], best[(2, n)]
         s1, s2 = [(best[(w, n)] - best[(w, sizes[0])]) / (n - sizes[0]) for w in (1, 2)]   # marginal s/sample
@@ -154,16 +171,18 @@ def main() -> None:
         k = len(chunks(n, Layout(2), None, [backend]))
         c_task = max(0.0, 2 * (a2 - t_first) / k)   # per batch: a backend's set-up (imports, compile, start)
         rows.append((backend, s1, 2 * s2, c_task))
+        t0c = best[(0, n)]
+        s0 = (best[(0, n)] - best[(0, sizes[0])]) / (n - sizes[0])
         lines.append(f"| {backend} | {name} | {n} | {t1:.2f} | {max(cores):.2f} | {t2:.2f} | {t2 + t_init:.2f} | "
-                     f"**{t1 / t2:.2f}x** | {s1 * 1e3:.1f} | {s2 * 1e3:.1f} | **{s1 / s2:.2f}x** | {a2:.1f} | "
+                     f"**{t1 / t2:.2f}x** | {t0c:.2f} | **{t0c / t2:.2f}x** | **{s0 / s2:.2f}x** | {s1 * 1e3:.1f} | {s2 * 1e3:.1f} | **{s1 / s2:.2f}x** | {a2:.1f} | "
                      f"{'yes' if same else 'NO'} | {min(loads):.1f}-{max(loads):.1f} | "
                      f"{min(ceilings):.2f}-{max(ceilings):.2f}x |")
     print(f"load average {os.getloadavg()[0]:.2f} at end\n")
     print(f"best of {args.reps} interleaved pairs (1 worker in-process, then 2 Ray workers) at n/2 and n samples:")
     print("| path | artifact | n | 1 worker s | cores busy, 1 worker | 2 workers s | 2 workers + ray.init s | "
-          "speedup at n | marginal ms/sample, 1 worker | marginal ms/sample, 2 workers | marginal speedup | "
+          "speedup at n | 1 worker on 1 core s | 2 workers vs 1 on 1 core | marginal, vs 1 on 1 core | marginal ms/sample, 1 worker | marginal ms/sample, 2 workers | marginal speedup | "
           "2-worker fixed cost s | identical | load before | CPU ceiling |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(lines))
     t0 = t_init + t_first
     print(f"\nscaling model T(N) = T0 + (n*t_w + k*(o + c_task))/N, T0 = {t0:.1f} s (Ray + actors), o = "
