@@ -39,6 +39,7 @@ START_SHIFT = {"spiNNaker": 0, "nest": -2, "brian2": 0}
 # ^ a set() after run(T·dt) first acts on the tick stamped T + 2 on nest (its spikes carry the end
 #   of their update step, and PyNN's set() takes effect one step after the run ends: measured with
 #   one neuron), T on brian2 (measured) and on sPyNNaker (its tick T starts the next run: assumed)
+MAX_BATCH = {"nest": 16}   # batch items per NEST session (measured, docs/benchmarks.md)
 DRIVE = ("i_offset", "v_rest")   # held at 0 until the population's first tick (start_ticks)
 
 
@@ -94,8 +95,9 @@ def spike_times(x, t0, dt_ms):
     return out
 
 
-def build(sim, name, meta, arrays, inputs, batch):
-    """Populations and projections (dicts by name); ``inputs`` maps input names to spike arrays."""
+def build(sim, name, meta, arrays, inputs, batch, connector=None):
+    """Populations and projections (dicts by name); ``inputs`` maps input names to spike arrays;
+    ``connector``: see :func:`connect`."""
     from pyNN.parameters import Sequence
 
     dt, t0 = meta["dt_ms"], meta["t0"]
@@ -124,17 +126,38 @@ def build(sim, name, meta, arrays, inputs, batch):
         pop.record(["spikes"] if mp["spiking"] else ["spikes", "v"])
         pops[mp["name"]] = pop
     for mj in meta["projections"]:
-        pre, post = (int(np.prod(_pop(meta, k)["shape"])) for k in (mj["pre"], mj["post"]))
-        i, j = arrays[f"proj/{mj['name']}/pre"], arrays[f"proj/{mj['name']}/post"]
-        w = arrays[f"proj/{mj['name']}/weight"]
-        scale = arrays.get(f"float/{mj['post']}/psc_scale")
-        if name != "spiNNaker" and scale is not None:
-            w = w * scale[j]
-        rows = np.concatenate([np.column_stack([i + b * pre, j + b * post, w, np.full(w.shape, mj["delay"] * dt)])
-                               for b in range(batch)])
-        projs[mj["name"]] = sim.Projection(pops[mj["pre"]], pops[mj["post"]], sim.FromListConnector(rows),
-                                           receptor_type=mj["receptor"], label=mj["name"])
+        projs[mj["name"]] = connect(sim, name, pops, meta, arrays, mj, batch, connector)
     return pops, projs
+
+
+def connect(sim, name, pops, meta, arrays, mj, batch, connector=None):
+    """One connection list of ``network.npz`` for every batch copy. ``connector`` "array" (the
+    default on NEST): one ``ArrayConnector`` projection per batch item between population views,
+    its weights a (pre, post) matrix: the same synapses, weights, delay and receptor as "list",
+    one ``FromListConnector`` over all copies (the default elsewhere: sPyNNaker, brian2), without
+    that connector's per-target parameter copies. A list with repeated (pre, post) pairs is
+    always a ``FromListConnector``."""
+    pre, post = (int(np.prod(_pop(meta, k)["shape"])) for k in (mj["pre"], mj["post"]))
+    i, j = arrays[f"proj/{mj['name']}/pre"], arrays[f"proj/{mj['name']}/post"]
+    w = arrays[f"proj/{mj['name']}/weight"]
+    scale = arrays.get(f"float/{mj['post']}/psc_scale")
+    if name != "spiNNaker" and scale is not None:
+        w = w * scale[j]
+    delay = mj["delay"] * meta["dt_ms"]
+    src, dst = pops[mj["pre"]], pops[mj["post"]]
+    kind = connector or ("array" if name == "nest" else "list")
+    if kind == "array" and np.unique(i.astype(np.int64) * post + j).size == i.size:   # no multapses
+        mask = np.zeros((pre, post), bool)
+        mask[i, j] = True
+        weight = np.zeros((pre, post))
+        weight[i, j] = w
+        synapse = sim.StaticSynapse(weight=weight, delay=delay)
+        return [sim.Projection(src[b * pre:(b + 1) * pre], dst[b * post:(b + 1) * post], sim.ArrayConnector(mask),
+                               synapse, receptor_type=mj["receptor"], label=f"{mj['name']}#{b}")
+                for b in range(batch)]
+    rows = np.concatenate([np.column_stack([i + b * pre, j + b * post, w, np.full(w.shape, delay)])
+                           for b in range(batch)])
+    return sim.Projection(src, dst, sim.FromListConnector(rows), receptor_type=mj["receptor"], label=mj["name"])
 
 
 def _pop(meta, name):
@@ -203,11 +226,10 @@ def collect(pops, meta, name, steps, batch, aligned=True):
         shift = t0 + (extra[mp["name"]] if aligned else 0)
         seg = pops[mp["name"]].get_data().segments[0]
         z = np.zeros((steps, batch * n), np.uint8)
-        for st in seg.spiketrains:
-            idx = int(st.annotations.get("source_index", 0))
-            ticks = np.rint(np.asarray(st.magnitude, np.float64) / dt).astype(np.int64) - shift
-            ok = (ticks >= 0) & (ticks < steps) & (idx < batch * n)
-            z[ticks[ok], idx] = 1
+        idx, times = spike_events(pops[mp["name"]], seg, name)
+        ticks = np.rint(times / dt).astype(np.int64) - shift
+        ok = (ticks >= 0) & (ticks < steps) & (idx < batch * n)
+        z[ticks[ok], idx[ok]] = 1
         out[f"{mp['name']}/spikes"] = z.reshape(steps, batch, *mp["shape"])
         if not mp["spiking"]:
             sig = seg.filter(name="v")
@@ -222,6 +244,21 @@ def collect(pops, meta, name, steps, batch, aligned=True):
     return out
 
 
+def spike_events(pop, seg, name):
+    """(neuron index, time in ms) of every spike in ``seg``. On NEST from PyNN's arrays as they
+    are (``SpikeTrainList.multiplexed``: no neo SpikeTrain per neuron), elsewhere per train."""
+    if name == "nest":
+        ids, times = seg.spiketrains.multiplexed
+        ids = np.asarray(ids, np.int64)
+        idx = pop.id_to_index(ids) if ids.size else ids
+        return np.asarray(idx, np.int64), np.asarray(getattr(times, "magnitude", times), np.float64)
+    idx, times = [], []
+    for st in seg.spiketrains:
+        idx.append(np.full(len(st), int(st.annotations.get("source_index", 0)), np.int64))
+        times.append(np.asarray(st.magnitude, np.float64))
+    return (np.concatenate(idx), np.concatenate(times)) if idx else (np.zeros(0, np.int64), np.zeros(0))
+
+
 def outputs(meta, collected):
     """Y arrays keyed by graph output name (spikes, or the membrane of a non-spiking readout)."""
     y = {}
@@ -232,39 +269,120 @@ def outputs(meta, collected):
     return y
 
 
-def run(directory, name, inputs, steps=None, setup_kwargs=None):
-    """Build, run and read back; returns ``collected`` plus the graph outputs."""
+def run(directory, name, inputs, steps=None, setup_kwargs=None, max_batch=None, connector=None):
+    """Build, run and read back; returns ``collected`` plus the graph outputs. The batch runs in
+    parts of at most ``max_batch`` items (default :data:`MAX_BATCH` by simulator; 0: all at
+    once), each in a fresh simulator session (``sim.setup`` … ``sim.end``): the items are
+    independent copies of the network, and pyNN.nest's build and read-back grow faster than
+    linearly with the population size. ``connector``: see :func:`connect`."""
     meta, arrays = load_network(directory)
     first = next(iter(inputs.values()))
     steps = int(steps or first.shape[0])
     batch = int(first.shape[1])
     sim = import_simulator(name)
-    longest = max((int(j["delay"]) for j in meta["projections"]), default=1)
-    extra = {"max_delay": max(longest, 10) * meta["dt_ms"]} if name == "nest" else {}
-    setup(sim, name, meta["dt_ms"], **{**extra, **(setup_kwargs or {})})
-    pops, _ = build(sim, name, meta, arrays, inputs, batch)
-    gated_run(sim, pops, meta, arrays, name, batch, run_steps(meta, name, steps))
-    got = collect(pops, meta, name, steps, batch)
-    sim.end()
+    size = batch if max_batch == 0 else int(max_batch or MAX_BATCH.get(name) or batch)
+    parts = []
+    for a in range(0, batch, size):
+        part = {k: v[:, a:a + size] for k, v in inputs.items()}
+        parts.append(run_part(sim, name, meta, arrays, part, steps, setup_kwargs, connector))
+    got = {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
     got.update(outputs(meta, got))
     return got
 
 
-def main(argv=None):
+def run_part(sim, name, meta, arrays, inputs, steps, setup_kwargs=None, connector=None):
+    """One simulator session (``setup`` … ``end``) for ``inputs``' batch items: ``collected``."""
+    batch = int(next(iter(inputs.values())).shape[1])
+    longest = max((int(j["delay"]) for j in meta["projections"]), default=1)
+    extra = {"max_delay": max(longest, 10) * meta["dt_ms"]} if name == "nest" else {}
+    setup(sim, name, meta["dt_ms"], **{**extra, **(setup_kwargs or {})})
+    pops, _ = build(sim, name, meta, arrays, inputs, batch, connector)
+    gated_run(sim, pops, meta, arrays, name, batch, run_steps(meta, name, steps))
+    got = collect(pops, meta, name, steps, batch)
+    sim.end()
+    return got
+
+
+def parser():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--simulator", default="spiNNaker", choices=SIMULATORS)
     ap.add_argument("--input", required=True, help="X.npz: one (steps, batch, *shape) 0/1 array per input")
     ap.add_argument("--output", default="Y.npz")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--network", default=str(Path(__file__).resolve().parent), help="folder of network.json/.npz")
-    args = ap.parse_args(argv)
+    ap.add_argument("--max-batch", type=int, default=None,
+                    help=f"batch items per simulator session (default: {MAX_BATCH} by simulator, else all; "
+                         "0: all)")
+    ap.add_argument("--connector", choices=("array", "list"), default=None,
+                    help="array: an ArrayConnector per batch item (default on nest); list: one "
+                         "FromListConnector for all items (default elsewhere)")
+    return ap
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     with np.load(args.input, allow_pickle=False) as z:
         inputs = {k: z[k] for k in z.files}
-    got = run(args.network, args.simulator, inputs, args.steps)
+    got = run(args.network, args.simulator, inputs, args.steps, max_batch=args.max_batch, connector=args.connector)
     np.savez(args.output, **got)
     print(f"wrote {args.output}: " + ", ".join(f"{k} {v.shape}" for k, v in got.items()))
     return 0
 
 
+def serve(reply_fd):
+    """Session mode (``--serve FD``; neurocc keeps one such process per Ray worker): import the
+    simulator once, then run one job per line on stdin (a JSON list of this script's arguments)
+    as :func:`main` would, its messages in ``<output>.log``, and answer ``"<exit status>\\n"`` on
+    the file descriptor ``FD``; end at the end of stdin. Jobs are independent: every simulator
+    session starts with ``sim.setup`` (on NEST a kernel reset) and ends with ``sim.end``."""
+    _die_with_parent()
+    with os.fdopen(reply_fd, "w", buffering=1) as reply:
+        for line in sys.stdin:
+            argv = [str(a) for a in json.loads(line)]
+            output = argv[argv.index("--output") + 1] if "--output" in argv[:-1] else "Y.npz"
+            reply.write(f"{_logged(output + '.log', main, argv)}\n")
+    return 0
+
+
+def _logged(log, fn, *args):
+    """``fn(*args)``'s exit status, with file descriptors 1 and 2 (NEST prints from C++) in ``log``."""
+    import traceback
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "ab") as fh:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        try:
+            rc = fn(*args)
+        except SystemExit as err:     # argparse
+            rc = err.code if isinstance(err.code, int) else 2
+        except Exception:             # noqa: BLE001  (one bad job must not end the session)
+            traceback.print_exc()
+            rc = 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+    return rc
+
+
+def _die_with_parent():
+    """Ask Linux to SIGKILL this process when its parent dies (``PR_SET_PDEATHSIG``); elsewhere a no-op."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve"]:
+        sys.exit(serve(int(sys.argv[2])))
     sys.exit(main())
