@@ -1,8 +1,8 @@
-"""pyNN.nest runs fast and kept: the emitted script's NEST path (an ArrayConnector per batch item,
-the batch in parts of ``--max-batch`` items, each in a fresh NEST kernel) gives exactly the spikes
-and membranes of one FromListConnector over the whole batch (the path sPyNNaker runs); a kept
-``--serve`` worker (inside :func:`neurocc.backends.sessions`) gives what fresh processes give,
-and a worker that dies or hangs is reported and replaced."""
+"""pyNN.nest runs fast and kept: the emitted script's NEST path (the batch in parts of
+``--max-batch`` items, each in a fresh NEST kernel; spikes read from PyNN's arrays) gives exactly
+the spikes and membranes of the whole batch in one session read per neo SpikeTrain (what it did
+before); a kept ``--serve`` worker (inside :func:`neurocc.backends.sessions`) gives what fresh
+processes give, and a worker that dies or hangs is reported and replaced."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,7 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_numerics_spinnaker import ff_graph, spikes  # tests/ is on sys.path (rootdir conftest)
+from test_numerics_spinnaker import (  # tests/ is on sys.path (rootdir conftest)
+    ff_graph,
+    spikes,
+)
 
 from neurocc.backends import sessions
 from neurocc.backends.spinnaker import lower, pynn_run
@@ -62,16 +65,48 @@ def _script(job: Path, x: np.ndarray, tag: str, *extra: str) -> dict[str, np.nda
         return {k: z[k] for k in z.files}
 
 
-def test_array_connectors_in_parts_give_the_from_list_results(net, tmp_path):
-    """Same spikes of every population and the readout membrane, bit for bit."""
+# one pyNN.nest session of the whole batch, read back twice: PyNN's spike arrays and neo SpikeTrains
+READ_BOTH = """
+import importlib.util, sys
+import numpy as np
+spec = importlib.util.spec_from_file_location("T", sys.argv[1])
+T = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(T)
+meta, arrays = T.load_network(sys.argv[2])
+with np.load(sys.argv[3]) as z:
+    x = {k: z[k] for k in z.files}
+steps, batch = x["in"].shape[:2]
+sim = T.import_simulator("nest")
+T.setup(sim, "nest", meta["dt_ms"], max_delay=10 * meta["dt_ms"])
+pops, _ = T.build(sim, "nest", meta, arrays, x, batch)
+T.gated_run(sim, pops, meta, arrays, "nest", batch, T.run_steps(meta, "nest", steps))
+a, b = T.collect(pops, meta, "nest", steps, batch), T.collect(pops, meta, "nest", steps, batch, trains=True)
+np.savez(sys.argv[4], **{f"arrays:{k}": v for k, v in a.items()}, **{f"trains:{k}": v for k, v in b.items()})
+"""
+
+
+def test_batch_parts_and_spike_arrays_give_the_whole_batch_results(net, tmp_path):
+    """The batch in parts of 2 items (a fresh NEST kernel each) == all 5 items in one session,
+    and spikes read from PyNN's arrays == spikes read per neo SpikeTrain: every population's
+    spikes and the readout membrane, bit for bit."""
     save_network(net, tmp_path)
     x = spikes((60, 5, 20), rate=0.15, seed=13)
-    listed = _script(tmp_path, x, "list", "--connector", "list", "--max-batch", "0")
-    fast = _script(tmp_path, x, "fast", "--max-batch", "2")    # the default connector on nest: array
-    assert sorted(listed) == sorted(fast)
-    for k in listed:
-        np.testing.assert_array_equal(fast[k], listed[k], err_msg=k)
-    counts = {k: int(v.sum()) for k, v in listed.items() if k.endswith("/spikes")}
+    whole = _script(tmp_path, x, "whole", "--max-batch", "0")
+    parts = _script(tmp_path, x, "parts", "--max-batch", "2")
+    assert sorted(whole) == sorted(parts)
+    for k in whole:
+        np.testing.assert_array_equal(parts[k], whole[k], err_msg=k)
+    r = subprocess.run([sys.executable, "-c", READ_BOTH, str(pynn_run.TEMPLATE), str(tmp_path), str(tmp_path / "x.npz"),
+                        str(tmp_path / "both.npz")], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                       check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    with np.load(tmp_path / "both.npz") as z:
+        both = {k: z[k] for k in z.files}
+    for k, v in both.items():
+        if k.startswith("arrays:"):
+            np.testing.assert_array_equal(v, both["trains:" + k[7:]], err_msg=k)
+            np.testing.assert_array_equal(v, whole[k[7:]], err_msg=k)
+    counts = {k: int(v.sum()) for k, v in whole.items() if k.endswith("/spikes")}
     print("spikes per population:", counts)
     assert all(n > 20 for n in counts.values())              # every layer is active
 
@@ -93,10 +128,9 @@ def test_kept_worker_equals_fresh_processes(net):
 def test_a_kept_worker_that_dies_or_hangs_is_reported_and_replaced(net):
     x = spikes((40, 2, 20), rate=0.15, seed=16)
     big = spikes((40, 64, 20), rate=0.15, seed=17)
-    want = pynn_run.run_network(net, {"in": x}, "nest")
     with sessions():
         first = pynn_run._KEPT.get("nest")
-        pynn_run.run_network(net, {"in": x}, "nest")
+        want = pynn_run.run_network(net, {"in": x}, "nest")      # == a fresh process (test above)
         worker = pynn_run._KEPT["nest"]
         assert first is None and worker is not None
         os.kill(worker.proc.pid, signal.SIGKILL)                   # dies between jobs: replaced

@@ -36,9 +36,9 @@ from neurocc.errors import InputError
 TOOLCHAIN_BACKENDS = ("loihi", "spinnaker")   # seconds per sample: parallel by default
 MIN_PARALLEL_SAMPLES = 32                     # default: fewer samples run in-process (Ray starts in ~6 s)
 TASKS_PER_WORKER = 4                          # batches per worker for load balancing (parallel runs)
-# ... except where every batch starts a simulator process (pyNN.nest: ~3 s of imports per batch) or
-# a runtime (Lava: one compile and ~10 processes per batch, whose samples then run back to back)
-TASKS_PER_WORKER_OF = {"spinnaker": 1, "loihi": 2}
+# ... except where every batch starts a runtime (Lava: one compile and ~10 processes per batch, whose
+# samples then run back to back); pyNN.nest imports once per worker (its kept process, sessions())
+TASKS_PER_WORKER_OF = {"loihi": 2}
 ADDRESS_ENV = "RAY_ADDRESS"                   # Ray's own variable: join this cluster
 FAULT_ENV = "NEUROCC_TEST_FAULT"              # tests only: make a worker die (see ray_pool.fault)
 

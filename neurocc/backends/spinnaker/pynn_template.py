@@ -95,9 +95,8 @@ def spike_times(x, t0, dt_ms):
     return out
 
 
-def build(sim, name, meta, arrays, inputs, batch, connector=None):
-    """Populations and projections (dicts by name); ``inputs`` maps input names to spike arrays;
-    ``connector``: see :func:`connect`."""
+def build(sim, name, meta, arrays, inputs, batch):
+    """Populations and projections (dicts by name); ``inputs`` maps input names to spike arrays."""
     from pyNN.parameters import Sequence
 
     dt, t0 = meta["dt_ms"], meta["t0"]
@@ -126,38 +125,17 @@ def build(sim, name, meta, arrays, inputs, batch, connector=None):
         pop.record(["spikes"] if mp["spiking"] else ["spikes", "v"])
         pops[mp["name"]] = pop
     for mj in meta["projections"]:
-        projs[mj["name"]] = connect(sim, name, pops, meta, arrays, mj, batch, connector)
+        pre, post = (int(np.prod(_pop(meta, k)["shape"])) for k in (mj["pre"], mj["post"]))
+        i, j = arrays[f"proj/{mj['name']}/pre"], arrays[f"proj/{mj['name']}/post"]
+        w = arrays[f"proj/{mj['name']}/weight"]
+        scale = arrays.get(f"float/{mj['post']}/psc_scale")
+        if name != "spiNNaker" and scale is not None:
+            w = w * scale[j]
+        rows = np.concatenate([np.column_stack([i + b * pre, j + b * post, w, np.full(w.shape, mj["delay"] * dt)])
+                               for b in range(batch)])
+        projs[mj["name"]] = sim.Projection(pops[mj["pre"]], pops[mj["post"]], sim.FromListConnector(rows),
+                                           receptor_type=mj["receptor"], label=mj["name"])
     return pops, projs
-
-
-def connect(sim, name, pops, meta, arrays, mj, batch, connector=None):
-    """One connection list of ``network.npz`` for every batch copy. ``connector`` "array" (the
-    default on NEST): one ``ArrayConnector`` projection per batch item between population views,
-    its weights a (pre, post) matrix: the same synapses, weights, delay and receptor as "list",
-    one ``FromListConnector`` over all copies (the default elsewhere: sPyNNaker, brian2), without
-    that connector's per-target parameter copies. A list with repeated (pre, post) pairs is
-    always a ``FromListConnector``."""
-    pre, post = (int(np.prod(_pop(meta, k)["shape"])) for k in (mj["pre"], mj["post"]))
-    i, j = arrays[f"proj/{mj['name']}/pre"], arrays[f"proj/{mj['name']}/post"]
-    w = arrays[f"proj/{mj['name']}/weight"]
-    scale = arrays.get(f"float/{mj['post']}/psc_scale")
-    if name != "spiNNaker" and scale is not None:
-        w = w * scale[j]
-    delay = mj["delay"] * meta["dt_ms"]
-    src, dst = pops[mj["pre"]], pops[mj["post"]]
-    kind = connector or ("array" if name == "nest" else "list")
-    if kind == "array" and np.unique(i.astype(np.int64) * post + j).size == i.size:   # no multapses
-        mask = np.zeros((pre, post), bool)
-        mask[i, j] = True
-        weight = np.zeros((pre, post))
-        weight[i, j] = w
-        synapse = sim.StaticSynapse(weight=weight, delay=delay)
-        return [sim.Projection(src[b * pre:(b + 1) * pre], dst[b * post:(b + 1) * post], sim.ArrayConnector(mask),
-                               synapse, receptor_type=mj["receptor"], label=f"{mj['name']}#{b}")
-                for b in range(batch)]
-    rows = np.concatenate([np.column_stack([i + b * pre, j + b * post, w, np.full(w.shape, delay)])
-                           for b in range(batch)])
-    return sim.Projection(src, dst, sim.FromListConnector(rows), receptor_type=mj["receptor"], label=mj["name"])
 
 
 def _pop(meta, name):
@@ -213,9 +191,10 @@ def run_steps(meta, name, steps):
     return steps + meta["t0"] + max((p["lag"] + extra[p["name"]] for p in meta["populations"]), default=0) + 2
 
 
-def collect(pops, meta, name, steps, batch, aligned=True):
+def collect(pops, meta, name, steps, batch, aligned=True, trains=False):
     """Per neuron population: ``spikes`` (steps, batch, *shape) uint8 (and ``v`` in IR units for
-    non-spiking ones) on the SpiNNaker timeline (``aligned``) or the simulator's own ticks."""
+    non-spiking ones) on the SpiNNaker timeline (``aligned``) or the simulator's own ticks; spikes
+    from PyNN's spike arrays on NEST, from neo SpikeTrains elsewhere or with ``trains``."""
     dt, t0 = meta["dt_ms"], meta["t0"]
     extra = extra_lags(meta, name)
     out = {}
@@ -226,7 +205,7 @@ def collect(pops, meta, name, steps, batch, aligned=True):
         shift = t0 + (extra[mp["name"]] if aligned else 0)
         seg = pops[mp["name"]].get_data().segments[0]
         z = np.zeros((steps, batch * n), np.uint8)
-        idx, times = spike_events(pops[mp["name"]], seg, name)
+        idx, times = spike_events(pops[mp["name"]], seg, name == "nest" and not trains)
         ticks = np.rint(times / dt).astype(np.int64) - shift
         ok = (ticks >= 0) & (ticks < steps) & (idx < batch * n)
         z[ticks[ok], idx[ok]] = 1
@@ -244,10 +223,11 @@ def collect(pops, meta, name, steps, batch, aligned=True):
     return out
 
 
-def spike_events(pop, seg, name):
-    """(neuron index, time in ms) of every spike in ``seg``. On NEST from PyNN's arrays as they
-    are (``SpikeTrainList.multiplexed``: no neo SpikeTrain per neuron), elsewhere per train."""
-    if name == "nest":
+def spike_events(pop, seg, multiplexed):
+    """(neuron index, time in ms) of every spike in ``seg``: with ``multiplexed`` from the arrays
+    pyNN.nest fills the SpikeTrainList with (``.multiplexed``: no neo SpikeTrain object per neuron),
+    else per SpikeTrain (its ``source_index``)."""
+    if multiplexed:
         ids, times = seg.spiketrains.multiplexed
         ids = np.asarray(ids, np.int64)
         idx = pop.id_to_index(ids) if ids.size else ids
@@ -269,12 +249,12 @@ def outputs(meta, collected):
     return y
 
 
-def run(directory, name, inputs, steps=None, setup_kwargs=None, max_batch=None, connector=None):
+def run(directory, name, inputs, steps=None, setup_kwargs=None, max_batch=None):
     """Build, run and read back; returns ``collected`` plus the graph outputs. The batch runs in
     parts of at most ``max_batch`` items (default :data:`MAX_BATCH` by simulator; 0: all at
     once), each in a fresh simulator session (``sim.setup`` … ``sim.end``): the items are
     independent copies of the network, and pyNN.nest's build and read-back grow faster than
-    linearly with the population size. ``connector``: see :func:`connect`."""
+    linearly with the population size."""
     meta, arrays = load_network(directory)
     first = next(iter(inputs.values()))
     steps = int(steps or first.shape[0])
@@ -284,19 +264,19 @@ def run(directory, name, inputs, steps=None, setup_kwargs=None, max_batch=None, 
     parts = []
     for a in range(0, batch, size):
         part = {k: v[:, a:a + size] for k, v in inputs.items()}
-        parts.append(run_part(sim, name, meta, arrays, part, steps, setup_kwargs, connector))
+        parts.append(run_part(sim, name, meta, arrays, part, steps, setup_kwargs))
     got = {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
     got.update(outputs(meta, got))
     return got
 
 
-def run_part(sim, name, meta, arrays, inputs, steps, setup_kwargs=None, connector=None):
+def run_part(sim, name, meta, arrays, inputs, steps, setup_kwargs=None):
     """One simulator session (``setup`` … ``end``) for ``inputs``' batch items: ``collected``."""
     batch = int(next(iter(inputs.values())).shape[1])
     longest = max((int(j["delay"]) for j in meta["projections"]), default=1)
     extra = {"max_delay": max(longest, 10) * meta["dt_ms"]} if name == "nest" else {}
     setup(sim, name, meta["dt_ms"], **{**extra, **(setup_kwargs or {})})
-    pops, _ = build(sim, name, meta, arrays, inputs, batch, connector)
+    pops, _ = build(sim, name, meta, arrays, inputs, batch)
     gated_run(sim, pops, meta, arrays, name, batch, run_steps(meta, name, steps))
     got = collect(pops, meta, name, steps, batch)
     sim.end()
@@ -313,9 +293,6 @@ def parser():
     ap.add_argument("--max-batch", type=int, default=None,
                     help=f"batch items per simulator session (default: {MAX_BATCH} by simulator, else all; "
                          "0: all)")
-    ap.add_argument("--connector", choices=("array", "list"), default=None,
-                    help="array: an ArrayConnector per batch item (default on nest); list: one "
-                         "FromListConnector for all items (default elsewhere)")
     return ap
 
 
@@ -323,7 +300,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
     with np.load(args.input, allow_pickle=False) as z:
         inputs = {k: z[k] for k in z.files}
-    got = run(args.network, args.simulator, inputs, args.steps, max_batch=args.max_batch, connector=args.connector)
+    got = run(args.network, args.simulator, inputs, args.steps, max_batch=args.max_batch)
     np.savez(args.output, **got)
     print(f"wrote {args.output}: " + ", ".join(f"{k} {v.shape}" for k, v in got.items()))
     return 0
