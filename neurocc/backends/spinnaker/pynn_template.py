@@ -10,7 +10,10 @@ This file is copied verbatim into the artifact next to ``network.json`` and ``ne
 ``Y.npz`` gets one array per graph output in the same layout, on the SpiNNaker timeline (the
 one ``neurocc run --backend emulator`` uses): step ``t`` of an input is a spike at
 ``(t + t0)·dt``; a population spike at tick ``τ`` is step ``τ − t0``. Batch items are
-independent copies of the network inside one run.
+independent copies of the network inside one run; on nest the batch runs in parts of
+``--max-batch`` items (default 16; 0: all at once), each in a fresh kernel (same results).
+``--serve FD`` keeps one process for many runs (one JSON list of these arguments per stdin line,
+the exit status answered on file descriptor FD): neurocc's Ray workers use it (:func:`serve`).
 
 Per simulator (measured, docs/backends/spinnaker.md):
 * spiNNaker: each population gets ``max_expected_summed_weight`` (so neurocc knows the ring-buffer
