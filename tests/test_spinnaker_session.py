@@ -1,8 +1,8 @@
-"""pyNN.nest runs fast and kept: the emitted script's NEST path (the batch in parts of
-``--max-batch`` items, each in a fresh NEST kernel; spikes read from PyNN's arrays) gives exactly
-the spikes and membranes of the whole batch in one session read per neo SpikeTrain (what it did
-before); a kept ``--serve`` worker (inside :func:`neurocc.backends.sessions`) gives what fresh
-processes give, and a worker that dies or hangs is reported and replaced."""
+"""pyNN.nest, fast and kept: the emitted script with its batch in parts (``--max-batch``, a fresh
+NEST kernel each) and spikes read from PyNN's spike arrays gives exactly the spikes and
+membranes of the whole batch in one session read per neo SpikeTrain (what it did before); a kept
+``--serve`` worker (inside :func:`neurocc.backends.sessions`) gives what fresh processes give,
+and a worker that dies or hangs is reported and replaced."""
 from __future__ import annotations
 
 import dataclasses
@@ -91,7 +91,7 @@ def test_batch_parts_and_spike_arrays_give_the_whole_batch_results(net, tmp_path
     spikes and the readout membrane, bit for bit."""
     save_network(net, tmp_path)
     x = spikes((60, 5, 20), rate=0.15, seed=13)
-    whole = _script(tmp_path, x, "whole", "--max-batch", "0")
+    whole = _script(tmp_path, x, "whole")
     parts = _script(tmp_path, x, "parts", "--max-batch", "2")
     assert sorted(whole) == sorted(parts)
     for k in whole:

@@ -10,8 +10,8 @@ This file is copied verbatim into the artifact next to ``network.json`` and ``ne
 ``Y.npz`` gets one array per graph output in the same layout, on the SpiNNaker timeline (the
 one ``neurocc run --backend emulator`` uses): step ``t`` of an input is a spike at
 ``(t + t0)·dt``; a population spike at tick ``τ`` is step ``τ − t0``. Batch items are
-independent copies of the network inside one run; on nest the batch runs in parts of
-``--max-batch`` items (default 16; 0: all at once), each in a fresh kernel (same results).
+independent copies of the network inside one run (``--max-batch N``: in parts of N items, each
+in a fresh simulator session; same results).
 ``--serve FD`` keeps one process for many runs (one JSON list of these arguments per stdin line,
 the exit status answered on file descriptor FD): neurocc's Ray workers use it (:func:`serve`).
 
@@ -42,7 +42,6 @@ START_SHIFT = {"spiNNaker": 0, "nest": -2, "brian2": 0}
 # ^ a set() after run(T·dt) first acts on the tick stamped T + 2 on nest (its spikes carry the end
 #   of their update step, and PyNN's set() takes effect one step after the run ends: measured with
 #   one neuron), T on brian2 (measured) and on sPyNNaker (its tick T starts the next run: assumed)
-MAX_BATCH = {"nest": 16}   # batch items per NEST session (measured, docs/benchmarks.md)
 DRIVE = ("i_offset", "v_rest")   # held at 0 until the population's first tick (start_ticks)
 
 
@@ -253,17 +252,16 @@ def outputs(meta, collected):
 
 
 def run(directory, name, inputs, steps=None, setup_kwargs=None, max_batch=None):
-    """Build, run and read back; returns ``collected`` plus the graph outputs. The batch runs in
-    parts of at most ``max_batch`` items (default :data:`MAX_BATCH` by simulator; 0: all at
-    once), each in a fresh simulator session (``sim.setup`` … ``sim.end``): the items are
-    independent copies of the network, and pyNN.nest's build and read-back grow faster than
-    linearly with the population size."""
+    """Build, run and read back; returns ``collected`` plus the graph outputs. With ``max_batch``
+    the batch runs in parts of that many items, each in a fresh simulator session (``sim.setup``
+    … ``sim.end``; the items are independent copies of the network): the same results with less
+    memory (no faster on pyNN.nest: 123 vs 122 ms per digit, docs/backends/spinnaker.md)."""
     meta, arrays = load_network(directory)
     first = next(iter(inputs.values()))
     steps = int(steps or first.shape[0])
     batch = int(first.shape[1])
     sim = import_simulator(name)
-    size = batch if max_batch == 0 else int(max_batch or MAX_BATCH.get(name) or batch)
+    size = int(max_batch or batch)
     parts = []
     for a in range(0, batch, size):
         part = {k: v[:, a:a + size] for k, v in inputs.items()}
@@ -294,8 +292,7 @@ def parser():
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--network", default=str(Path(__file__).resolve().parent), help="folder of network.json/.npz")
     ap.add_argument("--max-batch", type=int, default=None,
-                    help=f"batch items per simulator session (default: {MAX_BATCH} by simulator, else all; "
-                         "0: all)")
+                    help="batch items per simulator session (default, or 0: all at once)")
     return ap
 
 
