@@ -4,8 +4,8 @@ A command cuts its work into :class:`Task` s (one backend on one range of sample
 to :func:`run_tasks` with a task function ``"module:function"`` called as ``fn(artifact, task)``.
 With one worker the tasks run here, in order, in this process (no Ray). With more, Ray runs them
 (:mod:`neurocc.runtime.ray_pool`): one actor per worker loads the artifact once and keeps its
-backend sessions (the Lava worker subprocess, ONNX Runtime sessions) for every batch it is given;
-the results come back in task order, so what a command computes from them (accuracies,
+backend sessions (the Lava worker subprocess, the pyNN.nest process, ONNX Runtime sessions) for
+every batch it is given; the results come back in task order, so what a command computes from them (accuracies,
 mismatches, the first divergence, ``validation.json``) does not depend on the number of workers
 or on the batch size: every backend runs each sample independently of the others in its batch.
 
