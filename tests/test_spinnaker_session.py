@@ -136,7 +136,7 @@ def test_a_kept_worker_that_dies_or_hangs_is_reported_and_replaced(net):
         os.kill(worker.proc.pid, signal.SIGKILL)                   # dies between jobs: replaced
         worker.proc.wait()
         got = pynn_run.run_network(net, {"in": x}, "nest")
-        assert pynn_run._KEPT["nest"] is not worker
+        assert pynn_run._KEPT["nest"] is not worker and not worker.home.exists()   # its folder removed
         np.testing.assert_array_equal(got["out"], want["out"])
         worker = pynn_run._KEPT["nest"]                            # dies during a job: reported
         killer = threading.Timer(1.0, os.kill, (worker.proc.pid, signal.SIGKILL))
@@ -144,7 +144,7 @@ def test_a_kept_worker_that_dies_or_hangs_is_reported_and_replaced(net):
         with pytest.raises(BackendError, match=r"pyNN.nest failed \(exit -9\)"):
             pynn_run.run_network(net, {"in": big}, "nest")
         killer.join()
-        assert pynn_run._KEPT["nest"] is None
+        assert pynn_run._KEPT["nest"] is None and not worker.home.exists()
         with pytest.raises(BackendError, match="did not finish in 1 s"):   # hangs: stopped
             pynn_run.run_network(net, {"in": big}, "nest", timeout_s=1.0)
         assert pynn_run._KEPT["nest"] is None

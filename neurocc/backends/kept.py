@@ -16,7 +16,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 
@@ -55,6 +55,7 @@ class KeptProcess:
                                          pass_fds=(write_fd,), start_new_session=True)
         os.close(write_fd)
         self.replies = os.fdopen(read_fd, "r")
+        self.closed = False
 
     def run(self, line: str, timeout_s: float) -> int | None:
         """The job's exit status (the worker's exit status when it died on it); None when it
@@ -77,7 +78,10 @@ class KeptProcess:
 
     def close(self, force: bool = False) -> None:
         """End of stdin (the worker then exits), or the process group stopped (``force``, or
-        when it has not exited 30 s later); the temporary folder removed."""
+        when it has not exited 30 s later); the temporary folder removed. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
         if self.proc.stdin is not None and not self.proc.stdin.closed:
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()
@@ -90,3 +94,19 @@ class KeptProcess:
                 stop_group(self.proc)
         self.replies.close()
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+def run_kept(kept: KeptProcess | None, start: Callable[[], KeptProcess], line: str, timeout_s: float
+             ) -> tuple[int | None, KeptProcess | None]:
+    """(the job's exit status, the worker for the next job): ``kept`` while it runs, else a new one
+    from ``start``; a worker that died or timed out is cleaned up (its folder removed) and None
+    is returned for it, so the next job starts a fresh one."""
+    if kept is not None and not kept.alive():
+        kept.close(force=True)
+        kept = None
+    kept = kept or start()
+    rc = kept.run(line, timeout_s)
+    if rc is None or not kept.alive():
+        kept.close(force=True)
+        return rc, None
+    return rc, kept

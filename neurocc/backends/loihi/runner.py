@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neurocc.backends.kept import KeptProcess
+from neurocc.backends.kept import KeptProcess, run_kept
 from neurocc.backends.kept import stop_group as _stop_group
 from neurocc.errors import BackendError, InputError
 from neurocc.ir.graph import Graph
@@ -188,12 +188,8 @@ class KeptWorker(KeptProcess):
         super().__init__([sys.executable, "-m", "neurocc.backends.loihi.worker", "--serve"], _worker_env(),
                          prefix="neurocc-lava-session-")
 
-    def run(self, job_dir: Path, timeout_s: float) -> int | None:  # type: ignore[override]
-        """The job's exit status; None when it outlived ``timeout_s`` (the worker is then stopped)."""
-        return super().run(str(job_dir), timeout_s)
 
-
-_KEPT: dict[str, KeptWorker | None] = {}   # present while keep_worker() is active in this process
+_KEPT: dict[str, KeptProcess | None] = {}   # present while keep_worker() is active in this process
 
 
 @contextlib.contextmanager
@@ -217,12 +213,7 @@ def _worker_env() -> dict[str, str]:
 
 
 def _kept_run(job_dir: Path, timeout_s: float) -> int | None:
-    kept = _KEPT.get("worker")
-    if kept is None or not kept.alive():
-        kept = _KEPT["worker"] = KeptWorker()
-    rc = kept.run(job_dir, timeout_s)
-    if rc is None or not kept.alive():
-        _KEPT["worker"] = None
+    rc, _KEPT["worker"] = run_kept(_KEPT.get("worker"), KeptWorker, str(job_dir), timeout_s)
     return rc
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neurocc.backends.kept import KeptProcess
+from neurocc.backends.kept import KeptProcess, run_kept
 from neurocc.errors import BackendError
 
 from .network import Network, save_network
@@ -108,14 +108,12 @@ def keep_session() -> Iterator[None]:
 def _kept_run(args: list[str], timeout_s: float) -> int | None:
     """The job's exit status on the kept worker (None: it timed out and was stopped). A worker
     that died, on this job or before, is replaced by a fresh one for the next job."""
-    kept = _KEPT.get("nest")
-    if kept is None or not kept.alive():
-        kept = _KEPT["nest"] = KeptProcess([sys.executable, str(TEMPLATE), "--serve"], _env(),
-                                           prefix="neurocc-nest-session-")
-    rc = kept.run(json.dumps(args), timeout_s)
-    if rc is None or not kept.alive():
-        _KEPT["nest"] = None
+    rc, _KEPT["nest"] = run_kept(_KEPT.get("nest"), _start_kept, json.dumps(args), timeout_s)
     return rc
+
+
+def _start_kept() -> KeptProcess:
+    return KeptProcess([sys.executable, str(TEMPLATE), "--serve"], _env(), prefix="neurocc-nest-session-")
 
 
 def available(simulator: str) -> str | None:
