@@ -147,7 +147,8 @@ def test_cli_killed_worker_writes_nothing(digits: dict, tmp_path: Path) -> None:
 @pytest.mark.long
 @pytest.mark.pynn
 def test_nest_validate_and_evaluate_same_for_any_layout(digits: dict, local_ray: object, tmp_path: Path) -> None:
-    """The spinnaker backend (pyNN.nest, one subprocess per batch): 1 worker == 2 workers."""
+    """The spinnaker backend (pyNN.nest: a fresh process per batch in this process, a kept one per
+    Ray worker): 1 worker == 2 workers."""
     from sklearn.datasets import load_digits
 
     from neurocc.runtime.validate import validate_artifact

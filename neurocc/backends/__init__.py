@@ -70,8 +70,10 @@ def get_backend(name: str) -> ModuleType:
 def sessions() -> Iterator[None]:
     """Keep the toolchains' sessions open in this process for the block (a Ray worker's life, see
     :mod:`neurocc.runtime.ray_pool`): the ``loihi`` backend then runs every call in one kept Lava
-    worker subprocess instead of starting one per call. Nothing starts before it is needed."""
+    worker subprocess, the ``spinnaker`` backend every pyNN.nest call in one kept PyNN process,
+    instead of starting one per call. Nothing starts before it is needed."""
     from neurocc.backends.loihi.runner import keep_worker
+    from neurocc.backends.spinnaker.pynn_run import keep_session
 
-    with keep_worker():
+    with keep_worker(), keep_session():
         yield

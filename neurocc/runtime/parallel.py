@@ -4,8 +4,8 @@ A command cuts its work into :class:`Task` s (one backend on one range of sample
 to :func:`run_tasks` with a task function ``"module:function"`` called as ``fn(artifact, task)``.
 With one worker the tasks run here, in order, in this process (no Ray). With more, Ray runs them
 (:mod:`neurocc.runtime.ray_pool`): one actor per worker loads the artifact once and keeps its
-backend sessions (the Lava worker subprocess, ONNX Runtime sessions) for every batch it is given;
-the results come back in task order, so what a command computes from them (accuracies,
+backend sessions (the Lava worker subprocess, the pyNN.nest process, ONNX Runtime sessions) for
+every batch it is given; the results come back in task order, so what a command computes from them (accuracies,
 mismatches, the first divergence, ``validation.json``) does not depend on the number of workers
 or on the batch size: every backend runs each sample independently of the others in its batch.
 
@@ -39,9 +39,9 @@ from neurocc.errors import InputError
 TOOLCHAIN_BACKENDS = ("loihi", "spinnaker")   # seconds per sample: parallel by default
 MIN_PARALLEL_SAMPLES = 32                     # default: fewer samples run in-process (Ray starts in ~6 s)
 TASKS_PER_WORKER = 4                          # batches per worker for load balancing (parallel runs)
-# ... except where every batch starts a simulator process (pyNN.nest: ~3 s of imports per batch) or
-# a runtime (Lava: one compile and ~10 processes per batch, whose samples then run back to back)
-TASKS_PER_WORKER_OF = {"spinnaker": 1, "loihi": 2}
+# ... except where every batch starts a runtime (Lava: one compile and ~10 processes per batch, whose
+# samples then run back to back); pyNN.nest imports once per worker (its kept process, sessions())
+TASKS_PER_WORKER_OF = {"loihi": 2}
 ADDRESS_ENV = "RAY_ADDRESS"                   # Ray's own variable: join this cluster
 FAULT_ENV = "NEUROCC_TEST_FAULT"              # tests only: make a worker die (see ray_pool.fault)
 

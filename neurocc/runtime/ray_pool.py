@@ -8,7 +8,8 @@ is and left running.
 Each :class:`Session` actor (``num_cpus=1``) receives the artifact directory as bytes (so a worker
 on another machine needs no shared file system), unpacks it into a private temporary folder,
 loads it once, and opens its backend sessions (:func:`neurocc.backends.sessions`): the Lava
-backend keeps one worker subprocess for all of the actor's batches, so Lava (which switches
+backend keeps one worker subprocess for all of the actor's batches, the spinnaker backend one
+pyNN.nest process (PyNN imported once, the NEST kernel reset per batch), so Lava (which switches
 its interpreter to the ``fork`` start method) is never imported into a Ray worker. Tasks are
 handed out one per free actor, so a slow batch never holds back the others.
 

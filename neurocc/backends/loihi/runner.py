@@ -17,17 +17,17 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from neurocc.backends.kept import KeptProcess, run_kept
+from neurocc.backends.kept import stop_group as _stop_group
 from neurocc.errors import BackendError, InputError
 from neurocc.ir.graph import Graph
 
@@ -181,81 +181,16 @@ def _tail(path: Path) -> list[str]:
     return lines[-LOG_TAIL_LINES:] or ["(the worker wrote nothing)"]
 
 
-def _stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
-    """End the worker's process group: SIGTERM first (Lava's processes exit and the
-    multiprocessing resource tracker, which ignores SIGTERM, then unlinks their shared memory),
-    SIGKILL whatever is left after ``grace_s``."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            break
-        proc.poll()
-        time.sleep(0.1)
-    else:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait()
-
-
-class KeptWorker:
+class KeptWorker(KeptProcess):
     """One ``worker --serve`` subprocess (its own process group) running job directories in turn:
     Lava is imported once for all of them. Used inside :func:`keep_worker` (a Ray worker's life)."""
 
     def __init__(self) -> None:
-        self.home = Path(tempfile.mkdtemp(prefix="neurocc-lava-session-"))
-        read_fd, write_fd = os.pipe()
-        with open(self.home / "session.log", "wb") as fh:
-            self.proc = subprocess.Popen([sys.executable, "-m", "neurocc.backends.loihi.worker", "--serve",
-                                          str(write_fd)], stdin=subprocess.PIPE, stdout=fh, stderr=subprocess.STDOUT,
-                                         cwd=self.home, env=_worker_env(), pass_fds=(write_fd,),
-                                         start_new_session=True)
-        os.close(write_fd)
-        self.replies = os.fdopen(read_fd, "r")
-
-    def run(self, job_dir: Path, timeout_s: float) -> int | None:
-        """The job's exit status; None when it outlived ``timeout_s`` (the worker is then stopped)."""
-        import select
-
-        try:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(f"{job_dir}\n".encode())
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            return self.proc.wait()
-        ready, _, _ = select.select([self.replies], [], [], timeout_s)
-        if not ready:
-            self.close(force=True)
-            return None
-        line = self.replies.readline()
-        return int(line) if line.strip() else self.proc.wait()   # no answer: the worker exited
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def close(self, force: bool = False) -> None:
-        if self.proc.stdin is not None and not self.proc.stdin.closed:
-            with contextlib.suppress(OSError):
-                self.proc.stdin.close()
-        if force:
-            _stop_group(self.proc)
-        else:
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                _stop_group(self.proc)
-        self.replies.close()
-        shutil.rmtree(self.home, ignore_errors=True)
+        super().__init__([sys.executable, "-m", "neurocc.backends.loihi.worker", "--serve"], _worker_env(),
+                         prefix="neurocc-lava-session-")
 
 
-_KEPT: dict[str, KeptWorker | None] = {}   # present while keep_worker() is active in this process
+_KEPT: dict[str, KeptProcess | None] = {}   # present while keep_worker() is active in this process
 
 
 @contextlib.contextmanager
@@ -279,12 +214,7 @@ def _worker_env() -> dict[str, str]:
 
 
 def _kept_run(job_dir: Path, timeout_s: float) -> int | None:
-    kept = _KEPT.get("worker")
-    if kept is None or not kept.alive():
-        kept = _KEPT["worker"] = KeptWorker()
-    rc = kept.run(job_dir, timeout_s)
-    if rc is None or not kept.alive():
-        _KEPT["worker"] = None
+    rc, _KEPT["worker"] = run_kept(_KEPT.get("worker"), KeptWorker, str(job_dir), timeout_s)
     return rc
 
 

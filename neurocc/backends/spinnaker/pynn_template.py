@@ -10,7 +10,10 @@ This file is copied verbatim into the artifact next to ``network.json`` and ``ne
 ``Y.npz`` gets one array per graph output in the same layout, on the SpiNNaker timeline (the
 one ``neurocc run --backend emulator`` uses): step ``t`` of an input is a spike at
 ``(t + t0)·dt``; a population spike at tick ``τ`` is step ``τ − t0``. Batch items are
-independent copies of the network inside one run.
+independent copies of the network inside one run (``--max-batch N``: in parts of N items, each
+in a fresh simulator session; same results).
+``--serve FD`` keeps one process for many runs (one JSON list of these arguments per stdin line,
+the exit status answered on file descriptor FD): neurocc's Ray workers use it (:func:`serve`).
 
 Per simulator (measured, docs/backends/spinnaker.md):
 * spiNNaker: each population gets ``max_expected_summed_weight`` (so neurocc knows the ring-buffer
@@ -190,9 +193,10 @@ def run_steps(meta, name, steps):
     return steps + meta["t0"] + max((p["lag"] + extra[p["name"]] for p in meta["populations"]), default=0) + 2
 
 
-def collect(pops, meta, name, steps, batch, aligned=True):
+def collect(pops, meta, name, steps, batch, aligned=True, trains=False):
     """Per neuron population: ``spikes`` (steps, batch, *shape) uint8 (and ``v`` in IR units for
-    non-spiking ones) on the SpiNNaker timeline (``aligned``) or the simulator's own ticks."""
+    non-spiking ones) on the SpiNNaker timeline (``aligned``) or the simulator's own ticks; spikes
+    from PyNN's spike arrays on NEST, from neo SpikeTrains elsewhere or with ``trains``."""
     dt, t0 = meta["dt_ms"], meta["t0"]
     extra = extra_lags(meta, name)
     out = {}
@@ -203,11 +207,10 @@ def collect(pops, meta, name, steps, batch, aligned=True):
         shift = t0 + (extra[mp["name"]] if aligned else 0)
         seg = pops[mp["name"]].get_data().segments[0]
         z = np.zeros((steps, batch * n), np.uint8)
-        for st in seg.spiketrains:
-            idx = int(st.annotations.get("source_index", 0))
-            ticks = np.rint(np.asarray(st.magnitude, np.float64) / dt).astype(np.int64) - shift
-            ok = (ticks >= 0) & (ticks < steps) & (idx < batch * n)
-            z[ticks[ok], idx] = 1
+        idx, times = spike_events(pops[mp["name"]], seg, name == "nest" and not trains)
+        ticks = np.rint(times / dt).astype(np.int64) - shift
+        ok = (ticks >= 0) & (ticks < steps) & (idx < batch * n)
+        z[ticks[ok], idx[ok]] = 1
         out[f"{mp['name']}/spikes"] = z.reshape(steps, batch, *mp["shape"])
         if not mp["spiking"]:
             sig = seg.filter(name="v")
@@ -222,6 +225,22 @@ def collect(pops, meta, name, steps, batch, aligned=True):
     return out
 
 
+def spike_events(pop, seg, multiplexed):
+    """(neuron index, time in ms) of every spike in ``seg``: with ``multiplexed`` from the arrays
+    pyNN.nest fills the SpikeTrainList with (``.multiplexed``: no neo SpikeTrain object per neuron),
+    else per SpikeTrain (its ``source_index``)."""
+    if multiplexed:
+        ids, times = seg.spiketrains.multiplexed
+        ids = np.asarray(ids, np.int64)
+        idx = pop.id_to_index(ids) if ids.size else ids
+        return np.asarray(idx, np.int64), np.asarray(getattr(times, "magnitude", times), np.float64)
+    idx, times = [], []
+    for st in seg.spiketrains:
+        idx.append(np.full(len(st), int(st.annotations.get("source_index", 0)), np.int64))
+        times.append(np.asarray(st.magnitude, np.float64))
+    return (np.concatenate(idx), np.concatenate(times)) if idx else (np.zeros(0, np.int64), np.zeros(0))
+
+
 def outputs(meta, collected):
     """Y arrays keyed by graph output name (spikes, or the membrane of a non-spiking readout)."""
     y = {}
@@ -232,13 +251,29 @@ def outputs(meta, collected):
     return y
 
 
-def run(directory, name, inputs, steps=None, setup_kwargs=None):
-    """Build, run and read back; returns ``collected`` plus the graph outputs."""
+def run(directory, name, inputs, steps=None, setup_kwargs=None, max_batch=None):
+    """Build, run and read back; returns ``collected`` plus the graph outputs. With ``max_batch``
+    the batch runs in parts of that many items, each in a fresh simulator session (``sim.setup``
+    … ``sim.end``; the items are independent copies of the network): the same results with less
+    memory (no faster on pyNN.nest: 123 vs 122 ms per digit, docs/backends/spinnaker.md)."""
     meta, arrays = load_network(directory)
     first = next(iter(inputs.values()))
     steps = int(steps or first.shape[0])
     batch = int(first.shape[1])
     sim = import_simulator(name)
+    size = int(max_batch or batch)
+    parts = []
+    for a in range(0, batch, size):
+        part = {k: v[:, a:a + size] for k, v in inputs.items()}
+        parts.append(run_part(sim, name, meta, arrays, part, steps, setup_kwargs))
+    got = {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
+    got.update(outputs(meta, got))
+    return got
+
+
+def run_part(sim, name, meta, arrays, inputs, steps, setup_kwargs=None):
+    """One simulator session (``setup`` … ``end``) for ``inputs``' batch items: ``collected``."""
+    batch = int(next(iter(inputs.values())).shape[1])
     longest = max((int(j["delay"]) for j in meta["projections"]), default=1)
     extra = {"max_delay": max(longest, 10) * meta["dt_ms"]} if name == "nest" else {}
     setup(sim, name, meta["dt_ms"], **{**extra, **(setup_kwargs or {})})
@@ -246,25 +281,85 @@ def run(directory, name, inputs, steps=None, setup_kwargs=None):
     gated_run(sim, pops, meta, arrays, name, batch, run_steps(meta, name, steps))
     got = collect(pops, meta, name, steps, batch)
     sim.end()
-    got.update(outputs(meta, got))
     return got
 
 
-def main(argv=None):
+def parser():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--simulator", default="spiNNaker", choices=SIMULATORS)
     ap.add_argument("--input", required=True, help="X.npz: one (steps, batch, *shape) 0/1 array per input")
     ap.add_argument("--output", default="Y.npz")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--network", default=str(Path(__file__).resolve().parent), help="folder of network.json/.npz")
-    args = ap.parse_args(argv)
+    ap.add_argument("--max-batch", type=int, default=None,
+                    help="batch items per simulator session (default, or 0: all at once)")
+    return ap
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     with np.load(args.input, allow_pickle=False) as z:
         inputs = {k: z[k] for k in z.files}
-    got = run(args.network, args.simulator, inputs, args.steps)
+    got = run(args.network, args.simulator, inputs, args.steps, max_batch=args.max_batch)
     np.savez(args.output, **got)
     print(f"wrote {args.output}: " + ", ".join(f"{k} {v.shape}" for k, v in got.items()))
     return 0
 
 
+def serve(reply_fd):
+    """Session mode (``--serve FD``; neurocc keeps one such process per Ray worker): import the
+    simulator once, then run one job per line on stdin (a JSON list of this script's arguments)
+    as :func:`main` would, its messages in ``<output>.log``, and answer ``"<exit status>\\n"`` on
+    the file descriptor ``FD``; end at the end of stdin. Jobs are independent: every simulator
+    session starts with ``sim.setup`` (on NEST a kernel reset) and ends with ``sim.end``."""
+    _die_with_parent()
+    with os.fdopen(reply_fd, "w", buffering=1) as reply:
+        for line in sys.stdin:
+            argv = [str(a) for a in json.loads(line)]
+            output = argv[argv.index("--output") + 1] if "--output" in argv[:-1] else "Y.npz"
+            reply.write(f"{_logged(output + '.log', main, argv)}\n")
+    return 0
+
+
+def _logged(log, fn, *args):
+    """``fn(*args)``'s exit status, with file descriptors 1 and 2 (NEST prints from C++) in ``log``."""
+    import traceback
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "ab") as fh:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        try:
+            rc = fn(*args)
+        except SystemExit as err:     # argparse
+            rc = err.code if isinstance(err.code, int) else 2
+        except Exception:             # noqa: BLE001  (one bad job must not end the session)
+            traceback.print_exc()
+            rc = 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+    return rc
+
+
+def _die_with_parent():
+    """Ask Linux to SIGKILL this process when its parent dies (``PR_SET_PDEATHSIG``); elsewhere a no-op."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve"]:
+        sys.exit(serve(int(sys.argv[2])))
     sys.exit(main())
