@@ -154,9 +154,8 @@ def _args_quickstart(p: argparse.ArgumentParser) -> None:
                    help="fewer timesteps and samples (a smoke test, as the tests run it; not the real figures)")
     p.add_argument("--only", type=_names, metavar="T,T", help="only these targets (default: every target)")
     p.add_argument("--samples", type=_samples, metavar="N|all",
-                   help="test digits the slow simulators (Lava, NEST) score: N, or all 450 (default: 225 per "
-                        "worker, all 450 from 2 workers, within the 10-minute budget; the fast backends always "
-                        "score all)")
+                   help="test digits the slow simulators (Lava, NEST) score: N, or all 450 (default: all 450; "
+                        "the fast backends always score all)")
     _workers_flags(p)
 
 

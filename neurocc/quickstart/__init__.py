@@ -7,9 +7,9 @@ backend, validate every backend, and print one table (docs/quickstart.md explain
    order: compile it (ANN → SNN conversion with the training split as calibration data,
    ``timesteps`` steps per digit; integer targets are quantized to their numerics), then evaluate
    and evaluate each backend (:mod:`.target`) on the 450 test digits: the slow simulators (Lava,
-   NEST) on the first ``slow_samples`` (default: 225 per Ray worker, all 450 from 2; ``--samples
-   N|all``) in sample batches on Ray workers, the machine's cores by default (one Ray instance for
-   every target); every compared
+   NEST) on the first ``slow_samples`` (default: all 450; ``--samples N|all``), NEST in sample
+   batches on Ray workers, the machine's cores by default (one Ray instance for every target),
+   Lava in-process where its net runs in lanes (faster than Ray's start); every compared
    backend is validated on the first ``validate_samples`` digits with every state variable recorded (exact against the emulator for integer targets, cosine against the
    float reference for float ones).
 3. Write the HTML report of one artifact (the first of :data:`REPORT_TARGETS` that compiled),
@@ -123,8 +123,10 @@ def quickstart(targets_file: str | Path | None = None, out_dir: str | Path = DEF
 
 @contextlib.contextmanager
 def shared_workers(chosen: Sequence[Target], cfg: Settings, digits: int) -> Iterator[Settings]:
-    """One Ray instance for every target's slow simulators (started once, ~6 s), when they run in
-    parallel (:func:`neurocc.runtime.parallel.resolve_workers`); ``cfg`` with the worker count fixed."""
+    """One Ray instance for every target's slow simulators (started once, ~3-6 s), when they run in
+    parallel (:func:`neurocc.runtime.parallel.resolve_workers`); ``cfg`` with ``workers`` 1 when
+    nothing runs in parallel, else as given (None: each ``evaluate`` applies its default, so NEST
+    uses every core and a Lava net in lanes runs in-process, where it is faster)."""
     from neurocc.quickstart.target import SLOW_BACKENDS
     from neurocc.runtime.parallel import resolve_workers
 
@@ -137,8 +139,8 @@ def shared_workers(chosen: Sequence[Target], cfg: Settings, digits: int) -> Iter
         return
     from neurocc.runtime.ray_pool import ray_instance
 
-    with ray_instance(layout):
-        yield replace(cfg, workers=layout.workers, ray_address=layout.address)
+    with ray_instance(layout):   # workers left None: each evaluate's own default (a Lava net in lanes runs in-process)
+        yield replace(cfg, ray_address=layout.address)
 
 
 def choose(targets: dict[str, Target], only: Sequence[str] | None) -> list[Target]:

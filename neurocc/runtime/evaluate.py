@@ -167,7 +167,7 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
     enc = None if sequence else artifact_encoding(art.manifest)
     window = int(x.shape[1]) if sequence else enc.timesteps  # type: ignore[union-attr]
     lag = latency(graph)
-    layout = resolve_workers(workers, [backend], ray_address, len(x))
+    layout = resolve_workers(workers, [backend], ray_address, len(x), _min_parallel(art, backend, workers))
     want = metrics and backend in METRIC_BACKENDS
     size = int(batch_size) if not want else min(int(batch_size), METRIC_BATCH)
     args = {"enc": enc, "window": window, "lag": lag, "readout": readout, "device": device, "metrics": want,
@@ -195,6 +195,18 @@ def evaluate(artifact_dir: str | Path, data: str | Path | Mapping[str, Any] | tu
             "per_class": per_class, "confusion": confusion(y, pred).tolist(), "timesteps": window,
             "latency_steps": lag, "encoding": None if enc is None else enc.to_dict(),
             "overflow": overflow.to_json(counts), **_cost(art, measured)}
+
+
+def _min_parallel(art: Any, backend: str, workers: int | None) -> int:
+    """Samples from which ``evaluate`` runs in parallel by default (:func:`.parallel.resolve_workers`)."""
+    from neurocc.runtime.parallel import LANES_MIN_PARALLEL_SAMPLES, MIN_PARALLEL_SAMPLES
+
+    if workers is None and backend == "loihi":
+        from neurocc.backends.loihi import in_lanes
+
+        if in_lanes(art):
+            return LANES_MIN_PARALLEL_SAMPLES
+    return MIN_PARALLEL_SAMPLES
 
 
 def _cost(art: Any, measured: list[Any]) -> dict[str, Any]:

@@ -13,7 +13,9 @@ Workers (:func:`resolve_workers`): ``--workers N`` (Python ``workers=N``); by de
 machine's cores for the toolchain backends (``loihi``, ``spinnaker``: seconds per sample, where
 Ray's start-up of about 6 s pays for itself from :data:`MIN_PARALLEL_SAMPLES` samples) and 1 for
 the software backends (``emulator``, ``reference``, ``edge-cpu``: a whole test set in about the
-time Ray takes to start).
+time Ray takes to start). A Lava net whose samples run side by side in lanes
+(:func:`neurocc.backends.loihi.in_lanes`: a few ms per sample, and one Lava worker already keeps
+two cores busy) runs in-process below :data:`LANES_MIN_PARALLEL_SAMPLES` samples.
 ``--ray-address ADDR`` (or ``$RAY_ADDRESS``) joins an existing Ray cluster; by default a Ray
 instance is started for the command, embedded and quiet, and shut down at its end.
 
@@ -38,10 +40,11 @@ from neurocc.errors import InputError
 
 TOOLCHAIN_BACKENDS = ("loihi", "spinnaker")   # seconds per sample: parallel by default
 MIN_PARALLEL_SAMPLES = 32                     # default: fewer samples run in-process (Ray starts in ~6 s)
+LANES_MIN_PARALLEL_SAMPLES = 4096             # ... on Lava nets that run in lanes (a few ms per sample)
 TASKS_PER_WORKER = 4                          # batches per worker for load balancing (parallel runs)
 # ... except where every batch starts a runtime (Lava: one compile and ~10 processes per batch, whose
 # samples then run back to back); pyNN.nest imports once per worker (its kept process, sessions())
-TASKS_PER_WORKER_OF = {"loihi": 2}
+TASKS_PER_WORKER_OF = {"loihi": 1}
 ADDRESS_ENV = "RAY_ADDRESS"                   # Ray's own variable: join this cluster
 FAULT_ENV = "NEUROCC_TEST_FAULT"              # tests only: make a worker die (see ray_pool.fault)
 
@@ -82,17 +85,18 @@ class Task:
 
 
 def resolve_workers(workers: int | None, backends: Sequence[str], address: str | None = None,
-                    samples: int | None = None) -> Layout:
+                    samples: int | None = None, min_samples: int = MIN_PARALLEL_SAMPLES) -> Layout:
     """The :class:`Layout` for ``workers`` (None: the default in the module docstring, parallel
-    only from :data:`MIN_PARALLEL_SAMPLES` samples) and ``address`` (None: ``$RAY_ADDRESS`` when
-    set). InputError for a count below 1."""
+    only from ``min_samples`` samples: :data:`MIN_PARALLEL_SAMPLES`, or
+    :data:`LANES_MIN_PARALLEL_SAMPLES` for a Lava net in lanes) and ``address`` (None:
+    ``$RAY_ADDRESS`` when set). InputError for a count below 1."""
     address = address or os.environ.get(ADDRESS_ENV) or None
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise InputError(f"workers must be a positive integer, got {workers!r}", where="--workers",
                          fix="pass --workers N with N >= 1 (1 runs in this process, without Ray)")
     if workers is None:
         slow = any(b in TOOLCHAIN_BACKENDS for b in backends)
-        enough = samples is None or samples >= MIN_PARALLEL_SAMPLES
+        enough = samples is None or samples >= min_samples
         workers = (os.cpu_count() or 1) if ((slow and enough) or address) else 1
     return Layout(int(workers), address)
 
