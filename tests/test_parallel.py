@@ -211,12 +211,15 @@ def test_sigterm_during_a_ray_wait_exits_143(digits: dict, local_ray: object, la
 
     from neurocc._signals import exit_code, terminate_cleanly
 
-    timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGTERM))   # the actors are still starting Lava
+    # 64 one-digit batches: a Lava start per batch (~0.3 s even with lanes) keeps the workers busy
+    # well past the signal, which comes while the actors are still starting Lava or running batches
+    data = {k: np.concatenate([v] * 8) for k, v in digits["data"].items()}
+    timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGTERM))
     with terminate_cleanly():
         timer.start()
         try:
             with pytest.raises(KeyboardInterrupt) as err:
-                evaluate(digits["art"], digits["data"], "loihi", batch_size=2, workers=2)
+                evaluate(digits["art"], data, "loihi", batch_size=1, workers=2)
         finally:
             timer.cancel()
     print(f"raised {type(err.value).__name__}")
