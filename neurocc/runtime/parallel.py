@@ -2,7 +2,8 @@
 
 A command cuts its work into :class:`Task` s (one backend on one range of samples) and hands them
 to :func:`run_tasks` with a task function ``"module:function"`` called as ``fn(artifact, task)``.
-With one worker the tasks run here, in order, in this process (no Ray). With more, Ray runs them
+With one worker the tasks run here, in order, in this process (no Ray), the toolchains' sessions
+kept open across them (:func:`neurocc.backends.sessions`, as in a Ray worker). With more, Ray runs them
 (:mod:`neurocc.runtime.ray_pool`): one actor per worker loads the artifact once and keeps its
 backend sessions (the Lava worker subprocess, the pyNN.nest process, ONNX Runtime sessions) for
 every batch it is given; the results come back in task order, so what a command computes from them (accuracies,
@@ -126,7 +127,12 @@ def run_tasks(artifact: Any, fn: str, tasks: Sequence[Task], layout: Layout,
     each finishes (in any order: progress). ``artifact``: a loaded Artifact (its directory is
     shipped to Ray workers). Exceptions of a task propagate as they were raised."""
     if not layout.parallel or len(tasks) <= 1:
-        return list(_in_process(artifact, fn, tasks, on_result))
+        if len(tasks) <= 1:
+            return list(_in_process(artifact, fn, tasks, on_result))
+        from neurocc.backends import sessions
+
+        with sessions():   # as a Ray worker does: one Lava worker / pyNN.nest process for every batch
+            return list(_in_process(artifact, fn, tasks, on_result))
     from neurocc.runtime.ray_pool import run_on_ray
 
     return run_on_ray(artifact, fn, tasks, layout, on_result)
