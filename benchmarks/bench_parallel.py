@@ -11,11 +11,12 @@ converted with 64 timesteps, compiled for ``emulator`` (emulator path), ``loihi2
 * ``per-task overhead``: ``--tasks`` no-op tasks (``operator.is_``) through the same scheduler as
   the real work (one task per free actor, results back in order), wall / tasks;
 * per path, at ``n/2`` and ``n`` samples (``--samples``, default all 450, more repeat the test
-  set; the emulator: always the 450): ``evaluate(workers=1)`` (in this process, one batch, no Ray) and ``evaluate(workers=2)``
-  (the Ray instance above, already running, as in the quickstart; fresh actors per call, as a
-  command starts them; batches of ``ceil(n / 8)``, ``ceil(n / 4)`` on Lava, ``ceil(n / 2)`` on
-  NEST), 1 and 2 workers interleaved ``--reps`` times (best of each kept; every pair printed with
-  the load average before it); results checked identical.
+  set; the emulator: always the 450): ``evaluate(workers=1)`` (in this process, no Ray, batches of
+  at most 256 with the toolchain's session kept across them) and ``evaluate(workers=2)`` (the Ray
+  instance above, already running, as in the quickstart; fresh actors per call, as a command
+  starts them; batches of at most 256, and at most ``ceil(n / 2)`` on Lava, ``ceil(n / 8)``
+  elsewhere), 1 and 2 workers interleaved ``--reps`` times (best of each kept; every pair printed
+  with the load average before it); results checked identical.
 
 Two speedups are printed: **at n** (end to end: the 2-worker run includes its actors' start, its
 backends' set-up per batch and the actors' end; ``ray.init`` is printed apart, paid once per
@@ -49,6 +50,7 @@ before each pair is the machine's load left by the previous run and by others.
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import os
 import subprocess
@@ -138,6 +140,8 @@ def main() -> None:
     from neurocc.runtime.evaluate import evaluate
     from neurocc.runtime.parallel import Layout, chunks
 
+    batch = inspect.signature(evaluate).parameters["batch_size"].default   # evaluate's batches
+
     with np.load(qs / "data" / "test.npz") as z:
         x, y = z["x"], z["y"]
     reps = -(-args.samples // len(x))   # --samples beyond the test set: the digits again (a larger test set's cost)
@@ -171,7 +175,7 @@ def main() -> None:
         t1, t2 = best[(1, n)], best[(2, n)]
         s1, s2 = [(best[(w, n)] - best[(w, sizes[0])]) / (n - sizes[0]) for w in (1, 2)]   # marginal s/sample
         a2 = best[(2, n)] - n * s2                                                        # 2 workers' fixed cost
-        k = len(chunks(n, Layout(2), None, [backend]))
+        k = len(chunks(n, Layout(2), batch, [backend]))   # the batches evaluate(workers=2) ran
         c_task = max(0.0, 2 * (a2 - t_first) / k)   # per batch: a backend's set-up (imports, compile, start)
         rows.append((backend, s1, 2 * s2, c_task))
         t0c = best[(0, n)]
