@@ -54,3 +54,25 @@ def lava_ok() -> None:
     if reason:
         print(f"SKIP: {reason}")
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def digits_mlp() -> dict:
+    """A 64-16-10 ReLU torch MLP trained (seed 0, 60 full-batch Adam steps) on the first 1000 of
+    scikit-learn's digits: ``{"net", "x", "y"}`` (x scaled to 0..1, float32). Read-only: tests
+    compile it, none trains it further."""
+    import numpy as np
+    import torch
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x, y = (d.data / 16.0).astype(np.float32), d.target
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
+    opt = torch.optim.Adam(net.parameters(), 1e-2)
+    for _ in range(60):
+        loss = torch.nn.functional.cross_entropy(net(torch.from_numpy(x[:1000])), torch.from_numpy(y[:1000]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return {"net": net.eval(), "x": x, "y": y}

@@ -29,13 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def digits(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def digits(tmp_path_factory: pytest.TempPathFactory, digits_mlp: dict) -> dict:
     """A 64-16-10 ReLU MLP trained on digits, compiled for loihi2 (8 timesteps); 8 test digits."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x, y = (d.data / 16.0).astype(np.float32), d.target
-    net = _mlp(x, y)
+    x, y, net = digits_mlp["x"], digits_mlp["y"], digits_mlp["net"]
     root = tmp_path_factory.mktemp("parallel")
     # netx cannot express fractional weights (the Lava-process path runs it): a UserWarning, issued
     # once per graph name and process (loihi/emit.py), so not on every run of this fixture
@@ -146,17 +142,15 @@ def test_cli_killed_worker_writes_nothing(digits: dict, tmp_path: Path) -> None:
 
 @pytest.mark.long
 @pytest.mark.pynn
-def test_nest_validate_and_evaluate_same_for_any_layout(digits: dict, local_ray: object, tmp_path: Path) -> None:
-    """The spinnaker backend (pyNN.nest: a fresh process per batch in this process, a kept one per
+def test_nest_validate_and_evaluate_same_for_any_layout(digits: dict, digits_mlp: dict, local_ray: object,
+                                                        tmp_path: Path) -> None:
+    """The spinnaker backend (pyNN.nest: a kept process per batch series, in this process and per
     Ray worker): 1 worker == 2 workers."""
-    from sklearn.datasets import load_digits
-
     from neurocc.runtime.validate import validate_artifact
 
-    d = load_digits()
-    x = (d.data / 16.0).astype(np.float32)
-    art = neurocc.compile(_mlp(x, d.target),
-                          "spinnaker", tmp_path / "spinnaker", calibration={"x": x[:200], "y": d.target[:200]},
+    x, y = digits_mlp["x"], digits_mlp["y"]
+    art = neurocc.compile(digits_mlp["net"],
+                          "spinnaker", tmp_path / "spinnaker", calibration={"x": x[:200], "y": y[:200]},
                           timesteps=8, input_shape=(64,))
     kw = {"backends": ["spinnaker"], "samples": 4}
     one = validate_artifact(art, json_path=tmp_path / "one.json", workers=1, **kw)
@@ -166,16 +160,6 @@ def test_nest_validate_and_evaluate_same_for_any_layout(digits: dict, local_ray:
                                                                              workers=2, batch_size=2)
 
 
-def _mlp(x: np.ndarray, y: np.ndarray) -> object:
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
-    opt = torch.optim.Adam(net.parameters(), 1e-2)
-    for _ in range(60):
-        loss = torch.nn.functional.cross_entropy(net(torch.from_numpy(x[:1000])), torch.from_numpy(y[:1000]))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return net.eval()
 
 
 @pytest.mark.lava

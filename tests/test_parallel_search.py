@@ -26,20 +26,9 @@ ray = pytest.importorskip("ray", reason="ray is not installed (requirements/base
 
 
 @pytest.fixture(scope="module")
-def digits() -> dict:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x, y = (d.data / 16.0).astype(np.float32), d.target
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
-    opt = torch.optim.Adam(net.parameters(), 1e-2)
-    for _ in range(60):
-        loss = torch.nn.functional.cross_entropy(net(torch.from_numpy(x[:1000])), torch.from_numpy(y[:1000]))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    graph = neurocc.load(net.eval(), input_shape=(64,))
+def digits(digits_mlp: dict) -> dict:
+    x, y, net = digits_mlp["x"], digits_mlp["y"], digits_mlp["net"]
+    graph = neurocc.load(net, input_shape=(64,))
     return {"graph": graph, "net": net, "cal": {"x": x[:200], "y": y[:200]}}
 
 
