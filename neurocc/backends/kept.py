@@ -16,7 +16,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
 
 
@@ -110,3 +110,20 @@ def run_kept(kept: KeptProcess | None, start: Callable[[], KeptProcess], line: s
         kept.close(force=True)
         return rc, None
     return rc, kept
+
+
+@contextlib.contextmanager
+def session(slots: MutableMapping[str, KeptProcess | None], key: str) -> Iterator[None]:
+    """Within the block ``slots[key]`` is present: None until a run starts the kept worker
+    (:func:`run_kept` then keeps it there); at the end of the block the worker is closed and the
+    key removed. A nested block uses the outer one's worker."""
+    if key in slots:
+        yield
+        return
+    slots[key] = None
+    try:
+        yield
+    finally:
+        kept = slots.pop(key, None)
+        if kept is not None:
+            kept.close()

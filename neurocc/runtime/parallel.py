@@ -126,9 +126,9 @@ def run_tasks(artifact: Any, fn: str, tasks: Sequence[Task], layout: Layout,
     """``fn(artifact, task)`` for every task, results in task order; ``on_result`` is called as
     each finishes (in any order: progress). ``artifact``: a loaded Artifact (its directory is
     shipped to Ray workers). Exceptions of a task propagate as they were raised."""
-    if not layout.parallel or len(tasks) <= 1:
-        if len(tasks) <= 1:
-            return list(_in_process(artifact, fn, tasks, on_result))
+    if len(tasks) <= 1:
+        return list(_in_process(artifact, fn, tasks, on_result))
+    if not layout.parallel:
         from neurocc.backends import sessions
 
         with sessions():   # as a Ray worker does: one Lava worker / pyNN.nest process for every batch

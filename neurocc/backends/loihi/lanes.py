@@ -124,10 +124,8 @@ def split(net: LavaNet, outs: Sequence[dict[str, np.ndarray]], k: int, samples: 
     sample order; the padding lanes are dropped."""
     result = []
     for out in outs:
+        width = {key: net.proc(key.rsplit("/", 1)[0]).shape[0] for key in out}   # one lane's neurons
         for j in range(k):
-            lane = {}
-            for key, arr in out.items():
-                n = net.proc(key.rsplit("/", 1)[0]).shape[0]
-                lane[key] = np.ascontiguousarray(arr[:, j * n:(j + 1) * n])
-            result.append(lane)
+            result.append({key: np.ascontiguousarray(arr[:, j * width[key]:(j + 1) * width[key]])
+                           for key, arr in out.items()})
     return result[:samples]

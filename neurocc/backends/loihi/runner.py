@@ -20,13 +20,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from neurocc.backends.kept import KeptProcess, run_kept
+from neurocc.backends.kept import KeptProcess, run_kept, session
 from neurocc.backends.kept import stop_group as _stop_group
 from neurocc.errors import BackendError, InputError
 from neurocc.ir.graph import Graph
@@ -193,20 +193,10 @@ class KeptWorker(KeptProcess):
 _KEPT: dict[str, KeptProcess | None] = {}   # present while keep_worker() is active in this process
 
 
-@contextlib.contextmanager
-def keep_worker() -> Iterator[None]:
+def keep_worker() -> contextlib.AbstractContextManager[None]:
     """Within the block, Lava runs go to one kept ``worker --serve`` subprocess (started on the
-    first run, restarted if it died), closed at the end of the block."""
-    if "worker" in _KEPT:
-        yield
-        return
-    _KEPT["worker"] = None
-    try:
-        yield
-    finally:
-        kept = _KEPT.pop("worker", None)
-        if kept is not None:
-            kept.close()
+    first run, restarted if it died), closed at the end of the block (:func:`.kept.session`)."""
+    return session(_KEPT, "worker")
 
 
 def _worker_env() -> dict[str, str]:

@@ -19,12 +19,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from neurocc.backends.kept import KeptProcess, run_kept
+from neurocc.backends.kept import KeptProcess, run_kept, session
 from neurocc.errors import BackendError
 
 from .network import Network, save_network
@@ -51,8 +51,7 @@ def run_network(net: Network, inputs: Mapping[str, np.ndarray], simulator: str =
         args = ["--simulator", simulator, "--network", str(job), "--input", str(job / "inputs.npz"),
                 "--output", str(job / "out.npz")] + ([] if steps is None else ["--steps", str(int(steps))])
         if simulator == "nest" and "nest" in _KEPT:
-            rc, log = _kept_run(args, timeout), (job / "out.npz.log").read_text(errors="replace") \
-                if (job / "out.npz.log").exists() else ""
+            rc, log = _kept_run(args, timeout), _read(job / "out.npz.log")
         else:
             rc, log = _fresh_run(args, job, timeout)
         if rc is None:
@@ -65,6 +64,11 @@ def run_network(net: Network, inputs: Mapping[str, np.ndarray], simulator: str =
                                problems=[tail], fix="see the simulator's message above")
         with np.load(job / "out.npz", allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
+
+
+def _read(path: Path) -> str:
+    """What the kept worker wrote for this job (its messages), or nothing."""
+    return path.read_text(errors="replace") if path.exists() else ""
 
 
 def _env() -> dict[str, str]:
@@ -88,21 +92,11 @@ def _fresh_run(args: list[str], job: Path, timeout_s: float) -> tuple[int | None
 _KEPT: dict[str, KeptProcess | None] = {}   # "nest" present while keep_session() is active here
 
 
-@contextlib.contextmanager
-def keep_session() -> Iterator[None]:
+def keep_session() -> contextlib.AbstractContextManager[None]:
     """Within the block, pyNN.nest runs go to one kept ``pynn_template.py --serve`` process
-    (started on the first run, restarted after it died), closed at the end of the block: PyNN and
-    NEST are imported once instead of once per call."""
-    if "nest" in _KEPT:
-        yield
-        return
-    _KEPT["nest"] = None
-    try:
-        yield
-    finally:
-        kept = _KEPT.pop("nest", None)
-        if kept is not None:
-            kept.close()
+    (started on the first run, restarted after it died), closed at the end of the block
+    (:func:`.kept.session`): PyNN and NEST are imported once instead of once per call."""
+    return session(_KEPT, "nest")
 
 
 def _kept_run(args: list[str], timeout_s: float) -> int | None:
